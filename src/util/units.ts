@@ -1,0 +1,77 @@
+// Parsing of the sizes and durations users type: "64M", "16G", "4k", "256KiB", "10s", "2m".
+// One parser for flags, environment variables, the kernel command line and fio job files.
+import { InputError } from '../errors.js';
+
+const SIZE_FORM = 'a whole number of bytes with an optional suffix k, K, KiB, m, M, MiB, g, G, GiB, t, T or TiB (binary multiples, as fio and the kernel read them), e.g. 4k, 64M, 16G';
+
+const SIZE_MULTIPLIERS: Readonly<Record<string, number>> = {
+  '': 1,
+  b: 1,
+  k: 1024, kb: 1024, kib: 1024,
+  m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3,
+  t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4,
+};
+
+/**
+ * Parse a size in bytes. Suffixes are binary multiples whatever their case ("4k" is 4096, as in
+ * fio with its default kb_base=1024 and in the kernel's memparse). Fractions are accepted only when
+ * the result is a whole number of bytes ("1.5k" is 1536).
+ */
+export function parseSize(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (!m) throw new InputError('EBADSIZE', `${what}: "${text}" is not a size; expected ${SIZE_FORM}`);
+  const mult = SIZE_MULTIPLIERS[m[2]!.toLowerCase()];
+  if (mult === undefined) {
+    throw new InputError('EBADSIZE', `${what}: unknown size suffix "${m[2]}" in "${text}"; expected ${SIZE_FORM}`);
+  }
+  const bytes = Number(m[1]) * mult;
+  if (!Number.isSafeInteger(bytes)) {
+    throw new InputError('EBADSIZE', `${what}: "${text}" is not a whole number of bytes; expected ${SIZE_FORM}`);
+  }
+  return bytes;
+}
+
+const DURATION_FORM = 'a number with an optional unit us, ms, s, m or h (seconds when none), e.g. 500ms, 10s, 2m';
+
+const DURATION_MS: Readonly<Record<string, number>> = {
+  '': 1000, s: 1000, sec: 1000, us: 0.001, usec: 0.001, ms: 1, msec: 1, m: 60_000, min: 60_000, h: 3_600_000,
+};
+
+/** Parse a duration into milliseconds. A bare number means seconds, as in fio's runtime. */
+export function parseDuration(text: string, what: string, defaultUnitMs = 1000): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = m ? m[2]!.toLowerCase() : '';
+  const mult = unit === '' ? defaultUnitMs : DURATION_MS[unit];
+  if (!m || mult === undefined) {
+    throw new InputError('EBADDURATION', `${what}: "${text}" is not a duration; expected ${DURATION_FORM}`);
+  }
+  return Number(m[1]) * mult;
+}
+
+/** Parse an integer within [min, max] inclusive. */
+export function parseIntInRange(text: string, what: string, min: number, max: number): number {
+  const t = text.trim();
+  const v = /^-?\d+$/.test(t) ? Number(t) : NaN;
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new InputError('EBADINT', `${what}: "${text}" is not valid; expected a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+/** Format a byte count the way the kernel prints pool sizes (whole MiB). */
+export function formatMiB(bytes: number): string {
+  return `${Math.floor(bytes / (1024 * 1024))}MB`;
+}
+
+/** Human-readable binary size for reports: 4KiB, 1.5MiB, 64MiB. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)}${units[u]}`;
+}
