@@ -1,0 +1,154 @@
+// dma-direct over the swiotlb: the streaming DMA API a driver calls (reference §14). In a CoCo VM the
+// allocator has force_bounce set, so every mapping bounces; otherwise only buffers the device cannot
+// reach do. The calling thread's allocator handle (`mem`) stands for the kernel's dev->dma_io_tlb_mem
+// plus the current CPU.
+import { assert } from '../errors.js';
+import {
+  DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DMA_NONE, EIO, type DmaDirection,
+} from '../swiotlb/constants.js';
+import { MEM_ADDR_OVERFLOW_WARNED, STAT_MAP_FAIL_NOT_CAPABLE } from '../swiotlb/layout.js';
+import type { IoTlbMem } from '../swiotlb/mem.js';
+import type { DmaDevice } from './device.js';
+
+/** dma_capable: can the device address [addr, addr + size)? */
+export function dmaCapable(dev: DmaDevice, addr: number, size: number): boolean {
+  if (addr === DMA_MAPPING_ERROR) return false;
+  return addr + size - 1 <= dev.dmaMask;
+}
+
+/** is_swiotlb_force_bounce. */
+export function isSwiotlbForceBounce(mem: IoTlbMem): boolean {
+  return mem.forceBounce;
+}
+
+/** dma_max_mapping_size: the swiotlb limit for force-bounced devices, unlimited otherwise. */
+export function dmaMaxMappingSize(mem: IoTlbMem, dev: DmaDevice): number {
+  return mem.forceBounce && mem.nslabs > 0 ? mem.maxMappingSize(dev) : Number.MAX_SAFE_INTEGER;
+}
+
+/** swiotlb_map: bounce, then check the bounce address is reachable (undoing the mapping if not). */
+export function swiotlbMap(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: number, dir: DmaDirection, attrs: number): number {
+  const tlbAddr = mem.tblMapSingle(dev, paddr, size, 0, dir, attrs);
+  if (tlbAddr === DMA_MAPPING_ERROR) return DMA_MAPPING_ERROR;
+  const dmaAddr = tlbAddr; // phys_to_dma_unencrypted: the emulated bus has no offset and no C-bit
+  if (!dmaCapable(dev, dmaAddr, size)) {
+    mem.tblUnmapSingle(dev, tlbAddr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+    mem.stats[STAT_MAP_FAIL_NOT_CAPABLE]!++;
+    if (Atomics.compareExchange(mem.header, MEM_ADDR_OVERFLOW_WARNED, 0, 1) === 0) {
+      mem.events?.({
+        event: 'swiotlb_warn', device: dev.name, vcpu: mem.cpu,
+        msg: `swiotlb addr 0x${dmaAddr.toString(16).padStart(16, '0')}+${size} overflow (mask ${dev.dmaMask.toString(16)}, bus limit 0).`,
+      });
+    }
+    return DMA_MAPPING_ERROR;
+  }
+  return dmaAddr;
+}
+
+/** dma_map_single / dma_map_page_attrs through dma_direct_map_page. */
+export function dmaMapSingle(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: number, dir: DmaDirection, attrs = 0): number {
+  assert(dir !== DMA_NONE, 'dma_map with DMA_NONE is a BUG');
+  if (mem.forceBounce) return swiotlbMap(mem, dev, paddr, size, dir, attrs);
+  if (dmaCapable(dev, paddr, size)) return paddr;
+  if (mem.nslabs > 0) return swiotlbMap(mem, dev, paddr, size, dir, attrs);
+  return DMA_MAPPING_ERROR;
+}
+
+/** dma_unmap_single: CPU sync (copy back) unless SKIP_CPU_SYNC, then release without a second copy. */
+export function dmaUnmapSingle(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection, attrs = 0): void {
+  if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0) mem.syncSingleForCpu(dev, dmaAddr, size, dir);
+  mem.tblUnmapSingle(dev, dmaAddr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+}
+
+/** dma_sync_single_for_cpu: make the device's writes visible to the CPU (bounce -> original). */
+export function dmaSyncSingleForCpu(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection): void {
+  mem.syncSingleForCpu(dev, dmaAddr, size, dir);
+}
+
+/** dma_sync_single_for_device: hand the CPU's writes to the device (original -> bounce). */
+export function dmaSyncSingleForDevice(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection): void {
+  mem.syncSingleForDevice(dev, dmaAddr, size, dir);
+}
+
+/**
+ * A scatter-gather list with room for `capacity` entries, sized up front so mapping allocates
+ * nothing. Entry i: (orig address, length) in, (dma address, dma length) out.
+ */
+export class ScatterList {
+  readonly origAddr: Float64Array;
+  readonly length: Int32Array;
+  readonly dmaAddress: Float64Array;
+  readonly dmaLength: Int32Array;
+  nents = 0;
+
+  constructor(readonly capacity: number) {
+    this.origAddr = new Float64Array(capacity);
+    this.length = new Int32Array(capacity);
+    this.dmaAddress = new Float64Array(capacity).fill(DMA_MAPPING_ERROR);
+    this.dmaLength = new Int32Array(capacity);
+  }
+
+  /** Set entry i (sg_set_buf). */
+  set(i: number, origAddr: number, length: number): void {
+    assert(i < this.capacity, 'scatterlist entry within capacity');
+    this.origAddr[i] = origAddr;
+    this.length[i] = length;
+    if (i >= this.nents) this.nents = i + 1;
+  }
+
+  /**
+   * Describe [addr, addr + total) as entries of at most `maxSeg` bytes (how a block driver splits a
+   * request at dma_max_mapping_size). Returns the entry count.
+   */
+  fill(addr: number, total: number, maxSeg: number): number {
+    const n = Math.ceil(total / maxSeg);
+    assert(n <= this.capacity, 'request fits the scatterlist');
+    for (let i = 0; i < n; i++) {
+      this.origAddr[i] = addr + i * maxSeg;
+      this.length[i] = Math.min(maxSeg, total - i * maxSeg);
+    }
+    this.nents = n;
+    return n;
+  }
+}
+
+/**
+ * dma_direct_map_sg: map each entry independently, in list order. If entry i fails, entries
+ * 0..i-1 are unmapped with SKIP_CPU_SYNC (no copy back) and the result is -EIO; otherwise nents.
+ */
+export function dmaMapSgtable(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs = 0): number {
+  for (let i = 0; i < nents; i++) {
+    const dma = dmaMapSingle(mem, dev, sgl.origAddr[i]!, sgl.length[i]!, dir, attrs);
+    if (dma === DMA_MAPPING_ERROR) {
+      dmaUnmapSg(mem, dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+      return -EIO;
+    }
+    sgl.dmaAddress[i] = dma;
+    sgl.dmaLength[i] = sgl.length[i]!;
+  }
+  return nents;
+}
+
+/** dma_map_sg_attrs: like dma_map_sgtable, but every error is a return value of 0. */
+export function dmaMapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs = 0): number {
+  const r = dmaMapSgtable(mem, dev, sgl, nents, dir, attrs);
+  return r < 0 ? 0 : r;
+}
+
+/** dma_direct_unmap_sg: entries 0..nents-1 in order. */
+export function dmaUnmapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs = 0): void {
+  for (let i = 0; i < nents; i++) {
+    dmaUnmapSingle(mem, dev, sgl.dmaAddress[i]!, sgl.dmaLength[i]!, dir, attrs);
+    sgl.dmaAddress[i] = DMA_MAPPING_ERROR;
+  }
+}
+
+/** dma_sync_sg_for_cpu: every entry, by its own length. */
+export function dmaSyncSgForCpu(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection): void {
+  for (let i = 0; i < nents; i++) mem.syncSingleForCpu(dev, sgl.dmaAddress[i]!, sgl.length[i]!, dir);
+}
+
+/** dma_sync_sg_for_device: every entry, by its own length. */
+export function dmaSyncSgForDevice(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection): void {
+  for (let i = 0; i < nents; i++) mem.syncSingleForDevice(dev, sgl.dmaAddress[i]!, sgl.length[i]!, dir);
+}

@@ -1,0 +1,58 @@
+// The io_tlb_area spinlock, on an Int32 lock word in shared memory.
+//
+// Departure from the kernel: the kernel's spin_lock disables preemption, so a holder is never
+// descheduled. Here 32 vCPU threads share 2 cores and the OS preempts lock holders freely, so a lock
+// that only spins burns whole time slices waiting for a holder that is not running. We spin a bounded
+// number of times and then park on the lock word with Atomics.wait (Drepper's three-state futex
+// mutex: 0 free, 1 held, 2 held and someone may be parked). Unlock notifies only when the word says 2,
+// so the uncontended path is one compare-exchange to lock and one exchange to unlock.
+//
+// Invariant: a thread returns from areaLock only with the word non-zero and owned by it; every parked
+// thread is woken by the unlock that follows its park or by its own timeout (a lost wakeup costs at
+// most MEM_PARK_TIMEOUT_MS and is counted in AREA_PARK_TIMEOUTS, never a hang).
+import {
+  AREA_ACQUIRED, AREA_CONTENDED, AREA_LOCK, AREA_PARK_TIMEOUTS, AREA_PARKED,
+} from './layout.js';
+
+const FREE = 0;
+const HELD = 1;
+const HELD_WAITERS = 2;
+
+/** Take the lock of the area record at `base` in `areas`. */
+export function areaLock(areas: Int32Array, base: number, spins: number, parkTimeoutMs: number): void {
+  if (Atomics.compareExchange(areas, base + AREA_LOCK, FREE, HELD) === FREE) {
+    areas[base + AREA_ACQUIRED]!++;
+    return;
+  }
+  areaLockSlow(areas, base, spins, parkTimeoutMs);
+}
+
+function areaLockSlow(areas: Int32Array, base: number, spins: number, parkTimeoutMs: number): void {
+  const word = base + AREA_LOCK;
+  for (let i = 0; i < spins; i++) {
+    // Read before the compare-exchange so spinning does not keep stealing the cache line.
+    if (Atomics.load(areas, word) === FREE && Atomics.compareExchange(areas, word, FREE, HELD) === FREE) {
+      areas[base + AREA_ACQUIRED]!++;
+      areas[base + AREA_CONTENDED]!++;
+      return;
+    }
+  }
+  let parks = 0;
+  let timeouts = 0;
+  // From here on we may have parked, so we take the lock in state 2: our unlock must wake the others.
+  while (Atomics.exchange(areas, word, HELD_WAITERS) !== FREE) {
+    parks++;
+    if (Atomics.wait(areas, word, HELD_WAITERS, parkTimeoutMs) === 'timed-out') timeouts++;
+  }
+  areas[base + AREA_ACQUIRED]!++;
+  areas[base + AREA_CONTENDED]!++;
+  areas[base + AREA_PARKED]! += parks;
+  areas[base + AREA_PARK_TIMEOUTS]! += timeouts;
+}
+
+/** Release the lock; wake one parked thread if the word says someone may be parked. */
+export function areaUnlock(areas: Int32Array, base: number): void {
+  if (Atomics.exchange(areas, base + AREA_LOCK, FREE) === HELD_WAITERS) {
+    Atomics.notify(areas, base + AREA_LOCK, 1);
+  }
+}

@@ -1,0 +1,98 @@
+// io_tlb_pool: one contiguous bounce region, its areas and its slot metadata, as views over the
+// pool's SharedArrayBuffers (layout.ts). Creating a pool initialises it (swiotlb_init_io_tlb_pool);
+// attaching rebuilds the views in another thread without touching the contents.
+import { assert } from '../errors.js';
+import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, ioTlbOffset } from './constants.js';
+import {
+  AREA_INTS, POOL_KIND_TRANSIENT, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
+  slotListOffset, slotOrigAddrOffset, slotPadSlotsOffset, slotThrottledOffset, slotsBytes,
+} from './layout.js';
+
+/** The SharedArrayBuffers of one pool; with its table entry in the header, all a thread needs. */
+export interface IoTlbPoolShared {
+  areas: SharedArrayBuffer;
+  slots: SharedArrayBuffer;
+  data: SharedArrayBuffer;
+}
+
+/** Geometry of a pool, as recorded in the allocator's pool table. */
+export interface IoTlbPoolDesc {
+  start: number;
+  nslabs: number;
+  nareas: number;
+  kind: PoolKind;
+}
+
+export class IoTlbPool {
+  readonly start: number;
+  /** Exclusive end address. */
+  readonly end: number;
+  readonly nslabs: number;
+  readonly nareas: number;
+  /** nslabs / nareas; trailing slots beyond nareas * area_nslabs are never searched. */
+  readonly areaNslabs: number;
+  readonly kind: PoolKind;
+  readonly transient: boolean;
+  readonly shared: IoTlbPoolShared;
+
+  /** Area records, AREA_INTS each (layout.ts AREA_*). */
+  readonly areas: Int32Array;
+  readonly list: Uint16Array;
+  readonly padSlots: Uint8Array;
+  readonly throttled: Uint8Array;
+  /** Unsigned, wrapping like the kernel's size_t: see invariant 10 of the reference. */
+  readonly allocSize: Uint32Array;
+  readonly origAddr: Float64Array;
+  /** The bounce buffers: shared (decrypted) memory that devices may read and write. */
+  readonly data: Uint8Array;
+
+  constructor(desc: IoTlbPoolDesc, shared: IoTlbPoolShared) {
+    assert(desc.nslabs > 0 && desc.nareas > 0, 'a pool has slots and areas');
+    assert((desc.nareas & (desc.nareas - 1)) === 0, 'pool.nareas is a power of two');
+    assert(desc.start % PAGE_SIZE === 0, 'a pool starts on a page boundary');
+    assert(shared.areas.byteLength === areasBytes(desc.nareas), 'area region matches nareas');
+    assert(shared.slots.byteLength === slotsBytes(desc.nslabs), 'slot region matches nslabs');
+    assert(shared.data.byteLength === dataBytes(desc.nslabs), 'data region matches nslabs');
+    this.start = desc.start;
+    this.nslabs = desc.nslabs;
+    this.end = desc.start + desc.nslabs * IO_TLB_SIZE;
+    this.nareas = desc.nareas;
+    this.areaNslabs = Math.floor(desc.nslabs / desc.nareas);
+    this.kind = desc.kind;
+    this.transient = desc.kind === POOL_KIND_TRANSIENT;
+    this.shared = shared;
+    const n = desc.nslabs;
+    this.areas = new Int32Array(shared.areas);
+    this.list = new Uint16Array(shared.slots, slotListOffset(n), n);
+    this.padSlots = new Uint8Array(shared.slots, slotPadSlotsOffset(n), n);
+    this.throttled = new Uint8Array(shared.slots, slotThrottledOffset(n), n);
+    this.allocSize = new Uint32Array(shared.slots, slotAllocSizeOffset(n), n);
+    this.origAddr = new Float64Array(shared.slots, slotOrigAddrOffset(n), n);
+    this.data = new Uint8Array(shared.data);
+  }
+
+  /** Allocate and initialise a pool (swiotlb_init_io_tlb_pool). */
+  static create(desc: IoTlbPoolDesc): IoTlbPool {
+    const shared: IoTlbPoolShared = {
+      areas: new SharedArrayBuffer(areasBytes(desc.nareas)),
+      slots: new SharedArrayBuffer(slotsBytes(desc.nslabs)),
+      data: new SharedArrayBuffer(dataBytes(desc.nslabs)), // zero-filled once, never re-zeroed
+    };
+    const pool = new IoTlbPool(desc, shared);
+    for (let i = 0; i < pool.nslabs; i++) {
+      pool.list[i] = initialList(i, pool.nslabs);
+      pool.origAddr[i] = INVALID_PHYS_ADDR;
+    }
+    return pool;
+  }
+
+  /** Base index of area `a`'s record in `areas`. */
+  areaBase(a: number): number {
+    return a * AREA_INTS;
+  }
+}
+
+/** A slot's list value in a fresh pool: free slots to the segment end, capped by the pool end. */
+export function initialList(i: number, nslabs: number): number {
+  return Math.min(IO_TLB_SEGSIZE - ioTlbOffset(i), nslabs - i);
+}
