@@ -1,7 +1,7 @@
 // Private (encrypted) guest memory: the vCPUs' own buffers. It lives in its own SharedArrayBuffer so
 // that vCPU threads can share it, and it is never handed to a device thread: in a CoCo VM the host
 // cannot read private pages, which is the whole reason bounce buffers exist.
-import { InputError, assert } from '../errors.js';
+import { InputError, InvariantError, assert } from '../errors.js';
 
 export class GuestMemory {
   readonly bytes: Uint8Array;
@@ -24,7 +24,10 @@ export class GuestMemory {
   /** Byte offset of guest-physical `addr` in `bytes`; the range must lie inside this memory. */
   offsetOf(addr: number, size: number): number {
     const off = addr - this.base;
-    assert(off >= 0 && off + size <= this.size, `guest address 0x${addr.toString(16)}+${size} is outside private memory`);
+    // Not assert(): the message would be built on every call of the hot path.
+    if (off < 0 || off + size > this.size) {
+      throw new InvariantError(`guest address 0x${addr.toString(16)}+${size} is outside private memory`);
+    }
     return off;
   }
 

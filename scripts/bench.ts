@@ -1,0 +1,104 @@
+// npm run bench: the core's throughput figures, printed as a table and as one JSON line.
+// Targets (read from here, never asserted in tests): allocator alone >= 5M pairs/s on 1 thread;
+// 4 KiB bounce on 1 thread >= 70% of the copy-only ceiling; 32 threads >= 80% of the 2-thread total
+// with the slowest thread >= 25% of the fastest.
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
+  STATE_RUN, STATE_STOP,
+} from '../src/bench/core-bench.js';
+import { configValue, envOrigin } from '../src/config.js';
+import { runMain } from '../src/cli/main.js';
+import { IoTlbMem } from '../src/swiotlb/mem.js';
+import { runWorkers } from '../src/util/threads.js';
+import { parseDuration } from '../src/util/units.js';
+
+const POOL_START = 0x8000_0000;
+const GUEST_BASE = 0x1_0000_0000;
+const SIZE = 4096;
+
+interface Row {
+  name: string;
+  threads: number;
+  nareas: number;
+  mode: CoreBenchMode;
+  pairs_per_s: number;
+  slowest_over_fastest: number;
+  failures: number;
+}
+
+async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number): Promise<Row> {
+  const nslabs = Math.max(nareas * 128, 4096);
+  const mem = IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true });
+  const guest = new SharedArrayBuffer(threads * 2 * SIZE + SIZE);
+  const control = new SharedArrayBuffer(8);
+  const ctl = new Int32Array(control);
+  const cfgs: CoreBenchThreadConfig[] = Array.from({ length: threads }, (_, cpu) => ({
+    mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE,
+  }));
+  const done = runWorkers<CoreBenchThreadResult>('bench-core', cfgs);
+  while (Atomics.load(ctl, CONTROL_READY) < threads) await sleep(5);
+  await sleep(50); // let thread start-up settle before the window opens
+  const t0 = performance.now();
+  Atomics.store(ctl, CONTROL_STATE, STATE_RUN);
+  Atomics.notify(ctl, CONTROL_STATE);
+  await sleep(seconds * 1000);
+  Atomics.store(ctl, CONTROL_STATE, STATE_STOP);
+  const elapsed = (performance.now() - t0) / 1000;
+  const results = await done;
+  const per = results.map((r) => r.pairs);
+  const total = per.reduce((a, b) => a + b, 0);
+  return {
+    name, threads, nareas, mode,
+    pairs_per_s: Math.round(total / elapsed),
+    slowest_over_fastest: Math.min(...per) / Math.max(...per),
+    failures: results.reduce((a, r) => a + r.failures, 0),
+  };
+}
+
+async function main(): Promise<number> {
+  const seconds = parseDuration(configValue('COCO_BENCH_SECONDS'), envOrigin('COCO_BENCH_SECONDS')) / 1000;
+  const rows: Row[] = [];
+  const plan: [string, CoreBenchMode, number, number][] = [
+    ['alloc only, 1 thread', 'alloc', 1, 1],
+    ['copy only (ceiling), 1 thread', 'copy', 1, 1],
+    ['4K bounce, 1 thread', 'bounce', 1, 1],
+    ['4K bounce, 2 threads', 'bounce', 2, 2],
+    ['4K bounce, 8 threads', 'bounce', 8, 8],
+    ['4K bounce, 32 threads', 'bounce', 32, 32],
+    ['4K bounce, 32 threads, 1 area', 'bounce', 32, 1],
+  ];
+  for (const [name, mode, threads, nareas] of plan) {
+    const row = await measure(name, mode, threads, nareas, seconds);
+    rows.push(row);
+    if (process.stdout.isTTY) process.stderr.write(`  ${name}: ${row.pairs_per_s.toLocaleString()} pairs/s\n`);
+  }
+  const by = (n: string) => rows.find((r) => r.name === n)!;
+  const ratios = {
+    alloc_1t_pairs_per_s: by('alloc only, 1 thread').pairs_per_s,
+    bounce_1t_over_copy_ceiling: by('4K bounce, 1 thread').pairs_per_s / by('copy only (ceiling), 1 thread').pairs_per_s,
+    bounce_32t_over_2t: by('4K bounce, 32 threads').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
+    slowest_over_fastest_32t: by('4K bounce, 32 threads').slowest_over_fastest,
+    one_area_32t_over_2t: by('4K bounce, 32 threads, 1 area').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
+  };
+  const targets = {
+    alloc_1t_pairs_per_s: ratios.alloc_1t_pairs_per_s >= 5e6,
+    bounce_1t_over_copy_ceiling: ratios.bounce_1t_over_copy_ceiling >= 0.7,
+    bounce_32t_over_2t: ratios.bounce_32t_over_2t >= 0.8,
+    slowest_over_fastest_32t: ratios.slowest_over_fastest_32t >= 0.25,
+  };
+  const w = Math.max(...rows.map((r) => r.name.length));
+  console.log(`${'configuration'.padEnd(w)}  ${'pairs/s'.padStart(12)}  ${'slowest/fastest'.padStart(15)}  failures`);
+  for (const r of rows) {
+    console.log(`${r.name.padEnd(w)}  ${r.pairs_per_s.toLocaleString('en-US').padStart(12)}  ${r.slowest_over_fastest.toFixed(2).padStart(15)}  ${r.failures}`);
+  }
+  console.log('');
+  for (const [k, v] of Object.entries(ratios)) {
+    const t = (targets as Record<string, boolean>)[k];
+    console.log(`${k.padEnd(30)} ${Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(2)}${t === undefined ? '' : t ? '  (target met)' : '  (TARGET MISSED)'}`);
+  }
+  console.log(JSON.stringify({ bench: 'core', seconds_per_config: seconds, size_bytes: SIZE, rows, ratios, targets }));
+  return 0;
+}
+
+runMain(main);

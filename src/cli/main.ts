@@ -1,0 +1,46 @@
+// The one way a command-line tool starts and ends: bad input is one line and exit 2, a crash is one
+// line naming the error and exit 1, never a stack trace unless COCO_DEBUG is set.
+import { InputError } from '../errors.js';
+
+const cleanups: (() => void | Promise<void>)[] = [];
+
+/** Run before the process exits, whatever the outcome (flush logs, stop workers). */
+export function atExit(fn: () => void | Promise<void>): void {
+  cleanups.push(fn);
+}
+
+async function runCleanups(): Promise<void> {
+  while (cleanups.length > 0) {
+    const fn = cleanups.pop()!;
+    try {
+      await fn();
+    } catch {
+      // A failing cleanup must not hide the real outcome.
+    }
+  }
+}
+
+export function describeError(e: unknown): string {
+  if (e instanceof Error) return process.env.COCO_DEBUG ? (e.stack ?? e.message) : e.message;
+  return String(e);
+}
+
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    async (status) => {
+      await runCleanups();
+      process.exitCode = status;
+    },
+    async (e: unknown) => {
+      await runCleanups();
+      const name = process.argv[1]?.split('/').pop()?.replace(/\.js$/, '') ?? 'coco-swiotlb';
+      if (e instanceof InputError) {
+        process.stderr.write(`${name}: ${e.message}\n`);
+        process.exitCode = 2;
+      } else {
+        process.stderr.write(`${name}: error: ${describeError(e)}\n`);
+        process.exitCode = 1;
+      }
+    },
+  );
+}
