@@ -2,7 +2,7 @@
 // One parser for flags, environment variables, the kernel command line and fio job files.
 import { InputError } from '../errors.js';
 
-const SIZE_FORM = 'a whole number of bytes with an optional suffix k, K, KiB, m, M, MiB, g, G, GiB, t, T or TiB (binary multiples, as fio and the kernel read them), e.g. 4k, 64M, 16G';
+export const SIZE_FORM = 'a whole number of bytes with an optional suffix k, K, KiB, m, M, MiB, g, G, GiB, t, T or TiB (binary multiples, as fio and the kernel read them), e.g. 4k, 64M, 16G';
 
 const SIZE_MULTIPLIERS: Readonly<Record<string, number>> = {
   '': 1,
@@ -32,10 +32,11 @@ export function parseSize(text: string, what: string): number {
   return bytes;
 }
 
-const DURATION_FORM = 'a number with an optional unit us, ms, s, m or h (seconds when none), e.g. 500ms, 10s, 2m';
+export const DURATION_FORM = 'a number with an optional unit us, ms, s, m, h or d (seconds when none), e.g. 500ms, 10s, 2m';
 
 const DURATION_MS: Readonly<Record<string, number>> = {
   '': 1000, s: 1000, sec: 1000, us: 0.001, usec: 0.001, ms: 1, msec: 1, m: 60_000, min: 60_000, h: 3_600_000,
+  d: 86_400_000,
 };
 
 /** Parse a duration into milliseconds. A bare number means seconds, as in fio's runtime. */
@@ -47,6 +48,18 @@ export function parseDuration(text: string, what: string, defaultUnitMs = 1000):
     throw new InputError('EBADDURATION', `${what}: "${text}" is not a duration; expected ${DURATION_FORM}`);
   }
   return Number(m[1]) * mult;
+}
+
+const PERCENT_FORM = 'a whole-number percentage followed by %, e.g. 20%';
+
+/** Parse a percentage written "N%" (fio's size=20%) and return N, a whole number within [min, max]. */
+export function parsePercent(text: string, what: string, min = 1, max = 100): number {
+  const m = /^\s*(\d+)\s*%\s*$/.exec(text);
+  const v = m ? Number(m[1]) : NaN;
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new InputError('EBADPERCENT', `${what}: "${text}" is not a percentage from ${min}% to ${max}%; expected ${PERCENT_FORM}`);
+  }
+  return v;
 }
 
 /** Parse an integer within [min, max] inclusive. */
