@@ -1,5 +1,6 @@
 // The parts of struct device that the DMA API and swiotlb look at.
 import { InputError } from '../errors.js';
+import { getMaxSlots } from '../swiotlb/constants.js';
 
 /** dma_get_seg_boundary's value for PCI devices (the PCI core sets 0xFFFFFFFF). */
 export const PCI_SEG_BOUNDARY_MASK = 0xffffffff;
@@ -21,6 +22,8 @@ export class DmaDevice {
   readonly minAlignMask: number;
   readonly segBoundaryMask: number;
   readonly dmaMask: number;
+  /** get_max_slots(seg_boundary_mask): slots per boundary window, computed once. */
+  readonly maxSlots: number;
 
   constructor(readonly name: string, opts: DmaDeviceOptions = {}) {
     this.minAlignMask = opts.minAlignMask ?? 0;
@@ -32,6 +35,7 @@ export class DmaDevice {
         throw new InputError('EBADMASK', `${name}: ${what} 0x${m.toString(16)} is not of the form 2^k-1`);
       }
     }
+    this.maxSlots = getMaxSlots(this.segBoundaryMask);
     if (this.minAlignMask >= 2 ** 31) {
       throw new InputError('EBADMASK', `${name}: min_align_mask 0x${this.minAlignMask.toString(16)} is too large; expected at most 0x7fffffff`);
     }

@@ -69,3 +69,9 @@ export function roundupPowOfTwo(n: number): number {
 export function alignUp(x: number, a: number): number {
   return Math.ceil(x / a) * a;
 }
+
+/** get_max_slots: slots per boundary window; ULONG_MAX (or any mask beyond 2^52) has no boundary. */
+export function getMaxSlots(boundaryMask: number): number {
+  if (boundaryMask >= 2 ** 52) return 2 ** (53 - IO_TLB_SHIFT);
+  return Math.floor(boundaryMask / IO_TLB_SIZE) + 1;
+}

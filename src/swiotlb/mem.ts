@@ -14,7 +14,7 @@ import { areaLock, areaUnlock } from './area-lock.js';
 import {
   DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_DIRECTION_NAMES, DMA_FROM_DEVICE,
   DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE,
-  type DmaDirection, nrSlots,
+  type DmaDirection, getMaxSlots, nrSlots,
 } from './constants.js';
 import {
   AREA_INDEX, AREA_USED, MAX_POOLS, MEM_ALIGN_WARNED, MEM_CAN_GROW, MEM_DEFAULT_NAREAS, MEM_ENCRYPTION_WARNED,
@@ -313,9 +313,8 @@ export class IoTlbMem {
    * and total_used / used_hiwater raised after the lock is dropped.
    */
   searchPoolArea(dev: DmaDevice, pool: IoTlbPool, areaIndex: number, origAddr: number, allocSize: number, allocAlignMask: number): number {
-    const boundaryMask = dev.segBoundaryMask;
-    const tblDmaAddr = boundaryAnd(pool.start, boundaryMask);
-    const maxSlots = getMaxSlots(boundaryMask);
+    const tblDmaAddr = boundaryAnd(pool.start, dev.segBoundaryMask);
+    const maxSlots = dev.maxSlots;
     let iotlbAlignMask = dev.minAlignMask;
     const nslots = nrSlots(allocSize);
     const subOffset = origAddr & dev.minAlignMask & SLOT_MASK;
@@ -367,10 +366,7 @@ export class IoTlbMem {
       allocSizes[slotIndex + j] = allocSize - (subOffset + j * IO_TLB_SIZE); // wraps like size_t
     }
     // Back-propagation: the free run in front now ends at slotIndex.
-    let count = 0;
-    for (let i = slotIndex - 1; (i & (IO_TLB_SEGSIZE - 1)) !== IO_TLB_SEGSIZE - 1 && list[i] !== 0; i--) {
-      list[i] = ++count;
-    }
+    renumberFreeRunBefore(list, slotIndex, 0);
     const next = index + nslots;
     areas[base + AREA_INDEX] = next >= areaNslabs ? 0 : next;
     areas[base + AREA_USED]! += nslots;
@@ -447,9 +443,7 @@ export class IoTlbMem {
       pool.padSlots[i] = 0;
     }
     // Merge with the free run in front, up to the segment start.
-    for (let i = index - 1; (i & (IO_TLB_SEGSIZE - 1)) !== IO_TLB_SEGSIZE - 1 && list[i] !== 0; i--) {
-      list[i] = ++count;
-    }
+    renumberFreeRunBefore(list, index, count);
     const used = areas[base + AREA_USED]! - nslots;
     assert(used >= 0, 'area.used stays within 0..area_nslabs');
     areas[base + AREA_USED] = used;
@@ -545,20 +539,30 @@ export function alignOffset(dev: DmaDevice, allocAlignMask: number, origAddr: nu
   return origAddr & dev.minAlignMask & (allocAlignMask | SLOT_MASK);
 }
 
-/** get_max_slots: slots per boundary window; ULONG_MAX (or any mask beyond 2^52) has none. */
-export function getMaxSlots(boundaryMask: number): number {
-  if (boundaryMask >= 2 ** 52) return 2 ** (53 - IO_TLB_SHIFT);
-  return Math.floor(boundaryMask / IO_TLB_SIZE) + 1;
-}
 
-/** addr & boundary_mask for masks of the form 2^k - 1 of any width. */
+/** addr & boundary_mask for masks of the form 2^k - 1 of any width (JS bit operators are 32-bit). */
 function boundaryAnd(addr: number, mask: number): number {
+  if (mask <= 0xffffffff) return (addr & mask) >>> 0;
   return mask >= 2 ** 52 ? addr : addr % (mask + 1);
 }
 
 /** iommu_is_span_boundary: would nslots slots from s cross a boundary window? */
 function isSpanBoundary(s: number, nslots: number, shift: number, maxSlots: number): boolean {
   return ((shift + s) % maxSlots) + nslots > maxSlots;
+}
+
+/**
+ * Walk back from slot `index - 1` to the start of its segment while slots are free, numbering them
+ * count + 1, count + 2, ... (the kernel's loop "while io_tlb_offset(i) != IO_TLB_SEGSIZE - 1 &&
+ * slots[i].list"). Written with a precomputed bound: this walk is the allocator's hottest loop.
+ */
+function renumberFreeRunBefore(list: Uint16Array, index: number, count: number): void {
+  const segStart = index - (index & (IO_TLB_SEGSIZE - 1));
+  let i = index - 1;
+  while (i >= segStart && list[i] !== 0) {
+    list[i] = ++count;
+    i--;
+  }
 }
 
 function rangeInUse(list: Uint16Array, index: number, nslots: number): boolean {
