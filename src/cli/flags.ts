@@ -1,0 +1,46 @@
+// Command-line flags: `--name value` or `--name=value`; booleans as `--name`, `--name=on|off`.
+// Unknown flags and missing values are InputErrors naming the accepted flags.
+import { InputError } from '../errors.js';
+
+export interface FlagSpec {
+  name: string;
+  kind: 'string' | 'boolean';
+  help: string;
+}
+
+export type ParsedFlags = Map<string, string>;
+
+export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], tool: string): ParsedFlags {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const out: ParsedFlags = new Map();
+  const accepted = () => specs.map((s) => `--${s.name}`).join(', ');
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      throw new InputError('EBADFLAG', `unexpected argument "${arg}"; ${tool} accepts only flags: ${accepted()}`);
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = byName.get(name);
+    if (spec === undefined) throw new InputError('EBADFLAG', `unknown flag --${name}; accepted: ${accepted()}`);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (spec.kind === 'boolean') value = 'on';
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new InputError('EBADFLAG', `--${name} needs a value (${spec.help})`);
+      value = next;
+      i++;
+    }
+    out.set(name, value);
+  }
+  return out;
+}
+
+/** on/off, true/false, 1/0, yes/no. */
+export function parseOnOff(text: string, what: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (['on', 'true', '1', 'yes'].includes(t)) return true;
+  if (['off', 'false', '0', 'no'].includes(t)) return false;
+  throw new InputError('EBADBOOL', `${what}: "${text}" is not valid; expected on or off`);
+}

@@ -1,0 +1,84 @@
+// The VM's options: .env.example defaults, overridden by the environment, then by flags; validated
+// once here so the rest of the VM can trust them.
+import { configValue, envOrigin } from '../config.js';
+import { InputError } from '../errors.js';
+import { type FlagSpec, parseFlags } from '../cli/flags.js';
+import { parseDuration, parseIntInRange, parseSize } from '../util/units.js';
+
+export interface VmOptions {
+  vcpus: number;
+  memBytes: number;
+  swiotlbBytes: number | undefined;
+  cmdline: string;
+  runtimeMs: number;
+  sizeCapBytes: number;
+  jobFile: string | undefined;
+  seed: number;
+  outputFormat: 'normal' | 'json';
+  logFile: string | undefined;
+  logLevel: string;
+  sampleIntervalMs: number;
+  nvmeLatencyUs: number;
+  nvmeBandwidth: number;
+  stallMs: number;
+}
+
+export const VM_FLAGS: readonly FlagSpec[] = [
+  { name: 'vcpus', kind: 'string', help: 'vCPU threads, 1..256' },
+  { name: 'mem', kind: 'string', help: 'guest memory, e.g. 16G' },
+  { name: 'swiotlb', kind: 'string', help: 'pool size, e.g. 64M (default: the CoCo rule)' },
+  { name: 'cmdline', kind: 'string', help: 'kernel command line, e.g. "swiotlb=32768,16,force"' },
+  { name: 'runtime', kind: 'string', help: 'run length or cap, e.g. 10s, 2m' },
+  { name: 'size', kind: 'string', help: 'cap on each job\'s size, e.g. 64M' },
+  { name: 'job', kind: 'string', help: 'fio job file' },
+  { name: 'seed', kind: 'string', help: 'seed of the workload\'s random choices' },
+  { name: 'output-format', kind: 'string', help: 'normal or json' },
+  { name: 'log-file', kind: 'string', help: 'NDJSON log file' },
+  { name: 'log-level', kind: 'string', help: 'trace, debug, info, warn, error' },
+  { name: 'nvme-latency', kind: 'string', help: 'per-command latency, e.g. 20us' },
+  { name: 'nvme-bandwidth', kind: 'string', help: 'bytes per second, e.g. 2G' },
+];
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export function parseVmOptions(argv: readonly string[]): VmOptions {
+  const f = parseFlags(argv, VM_FLAGS, 'vm');
+  const get = (flag: string, env: string): [string, string] =>
+    f.has(flag) ? [f.get(flag)!, `--${flag}`] : [configValue(env), envOrigin(env)];
+  const [vcpus, vcpusWhat] = get('vcpus', 'COCO_VCPUS');
+  const [mem, memWhat] = get('mem', 'COCO_MEM');
+  const [swiotlb, swWhat] = get('swiotlb', 'COCO_SWIOTLB');
+  const [cmdline] = get('cmdline', 'COCO_CMDLINE');
+  const [runtime, rtWhat] = get('runtime', 'COCO_RUNTIME');
+  const [seed, seedWhat] = get('seed', 'COCO_SEED');
+  const [fmt, fmtWhat] = get('output-format', 'COCO_OUTPUT_FORMAT');
+  const [logFile] = get('log-file', 'COCO_LOG_FILE');
+  const [level, levelWhat] = get('log-level', 'COCO_LOG_LEVEL');
+  const [sample, sampleWhat] = [configValue('COCO_SAMPLE_INTERVAL'), envOrigin('COCO_SAMPLE_INTERVAL')];
+  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
+  if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS.join(', ')}`);
+  if (f.has('swiotlb') && f.has('cmdline')) {
+    throw new InputError('EBADFLAG', '--swiotlb and --cmdline both size the pool; give one of them');
+  }
+  const memBytes = parseSize(mem, memWhat);
+  if (memBytes < 256 * 1024 * 1024) throw new InputError('EBADSIZE', `${memWhat}: "${mem}" is too small; expected at least 256M`);
+  const runtimeMs = parseDuration(runtime, rtWhat);
+  if (!(runtimeMs > 0)) throw new InputError('EBADDURATION', `${rtWhat}: "${runtime}" must be longer than 0; expected e.g. 10s`);
+  return {
+    vcpus: parseIntInRange(vcpus, vcpusWhat, 1, 256),
+    memBytes,
+    swiotlbBytes: swiotlb === '' ? undefined : parseSize(swiotlb, swWhat),
+    cmdline,
+    runtimeMs,
+    sizeCapBytes: f.has('size') ? parseSize(f.get('size')!, '--size') : Infinity,
+    jobFile: f.get('job'),
+    seed: parseIntInRange(seed, seedWhat, 0, 2 ** 31 - 1),
+    outputFormat: fmt,
+    logFile: logFile === '' ? undefined : logFile,
+    logLevel: level,
+    sampleIntervalMs: parseDuration(sample, sampleWhat),
+    nvmeLatencyUs: f.has('nvme-latency') ? parseDuration(f.get('nvme-latency')!, '--nvme-latency', 1) * 1000 : 20,
+    nvmeBandwidth: f.has('nvme-bandwidth') ? parseSize(f.get('nvme-bandwidth')!, '--nvme-bandwidth') : 2 * 1024 ** 3,
+    stallMs: 15_000,
+  };
+}

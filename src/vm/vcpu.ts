@@ -1,0 +1,427 @@
+// A vCPU: one worker thread running the drivers' side of every job instance placed on it. The hot path
+// (pick a block, fill, dma_map, submit, reap, dma_unmap, verify) works on shared memory only; the
+// message ports are touched only at the ~10 ms yields (log batches, control-plane requests).
+//
+// Drivers, as the kernel's do it:
+// - storage (NVMe-like): maps data with min_align_mask 0xFFF; a request larger than
+//   dma_max_mapping_size becomes a scatter-gather list; a map failure fails that request with an I/O
+//   error (never a crash);
+// - NIC: maps from atomic context (no blocking, NO_WARN-free like most drivers) and drops the packet
+//   when the map fails.
+// Completions arrive as interrupts (the queue's CQ_IRQ word); unmap happens in interrupt context and
+// never blocks.
+import type { MessagePort } from 'node:worker_threads';
+import { DmaDevice } from '../dma/device.js';
+import {
+  ScatterList, dmaMapSgtable, dmaMapSingle, dmaMaxMappingSize, dmaUnmapSg, dmaUnmapSingle,
+} from '../dma/direct.js';
+import { ringDoorbell } from '../devices/device.js';
+import {
+  CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR, MAX_SG,
+  OP_READ, OP_WRITE, QP_CQ_HEAD, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_TAIL, QP_VCPU_PARKED, QueuePair, STATUS_OK,
+} from '../devices/queue.js';
+import { GuestMemory } from '../memory/guest.js';
+import { LatencyHistogram } from '../report/histogram.js';
+import { DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, type DmaDirection } from '../swiotlb/constants.js';
+import { Rng } from '../swiotlb/exerciser.js';
+import { STATS_FIELDS } from '../swiotlb/layout.js';
+import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
+import { nowMs } from '../util/clock.js';
+import type { FioBlockSize } from '../workload/fio.js';
+import {
+  I_DROPS, I_END_MS, I_INFLIGHT, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
+  I_VERIFY_OK, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, histogramOffset,
+  minBlockSize,
+} from './jobs.js';
+import { SECTOR_BYTES, type VerifyCounts, fillSectors, verifySectors } from './verify.js';
+
+// Run control block (Int32): stop request, and per stonewall group the clones that have finished.
+export const RUN_STOP = 0;
+export const RUN_GROUP_DONE = 8;
+export const RUN_CONTROL_INTS = 8 + 64;
+
+export interface VcpuTask {
+  cpu: number;
+  mem: IoTlbMemShared;
+  guest: SharedArrayBuffer;
+  guestBase: number;
+  /** This vCPU's slice of private memory. */
+  guestOffset: number;
+  guestBytes: number;
+  nvmeQueue: SharedArrayBuffer;
+  nvmeControl: SharedArrayBuffer;
+  nicQueue: SharedArrayBuffer;
+  nicControl: SharedArrayBuffer;
+  instances: JobInstance[];
+  groupSizes: number[];
+  instanceStats: SharedArrayBuffer;
+  histograms: SharedArrayBuffer;
+  /** This vCPU's swiotlb statistics block (STATS_FIELDS float64s at cpu * STATS_FIELDS). */
+  swiotlbStats: SharedArrayBuffer;
+  run: SharedArrayBuffer;
+  /** Batches of log records go here. */
+  logPort: MessagePort;
+}
+
+export interface VcpuEvent {
+  event: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export interface VcpuResult {
+  cpu: number;
+  firstErrors: Record<number, string>;
+  events: number;
+}
+
+const YIELD_EVERY_MS = 10;
+const POLL_SPINS = 50;
+const MAX_PARK_MS = 5;
+const NVME_MIN_ALIGN_MASK = 0xfff;
+
+/** In-flight request state, per instance slot (cid = instance's base slot + i). */
+class Request {
+  busy = false;
+  dir: DmaDirection = DMA_TO_DEVICE;
+  len = 0;
+  devOffset = 0;
+  startMs = 0;
+  dma = DMA_MAPPING_ERROR;
+  nents = 0;
+  constructor(readonly bufOffset: number, readonly sgl: ScatterList) {}
+}
+
+class InstanceRun {
+  readonly rng: Rng;
+  readonly reqs: Request[];
+  readonly stats: Float64Array;
+  readonly readHist: LatencyHistogram;
+  readonly writeHist: LatencyHistogram;
+  readonly readAlign: number;
+  readonly writeAlign: number;
+  started = false;
+  finished = false;
+  startAt = 0;
+  endAt = Infinity;
+  nextSubmitAt = 0;
+  seqOffset = 0;
+  bytesIssued = 0;
+  inflight = 0;
+  firstError: string | null = null;
+
+  constructor(readonly spec: JobInstance, readonly cidBase: number, bufBase: number, bufStride: number, stats: Float64Array, hists: SharedArrayBuffer) {
+    this.rng = new Rng(spec.seed);
+    this.stats = stats;
+    this.reqs = Array.from({ length: spec.iodepth }, (_, i) => new Request(bufBase + i * bufStride, new ScatterList(MAX_SG)));
+    this.readHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'read'));
+    this.writeHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'write'));
+    this.readAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.read);
+    this.writeAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.write);
+  }
+}
+
+/** Bytes of private memory one instance needs for its buffers. */
+export function instanceBufferBytes(spec: JobInstance): number {
+  return spec.iodepth * bufferStride(spec);
+}
+function bufferStride(spec: JobInstance): number {
+  return Math.ceil((spec.maxBs + 4096) / 4096) * 4096;
+}
+
+export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
+  const guest = new GuestMemory(task.guest, task.guestBase);
+  const words = new Int32Array(task.guest);
+  const events: VcpuEvent[] = [];
+  let eventCount = 0;
+  const lastMapFailure: { msg: string | null } = { msg: null };
+  const sink = (e: SwiotlbEvent) => {
+    if (e.event === 'map_failure') lastMapFailure.msg = e.msg;
+    events.push(e as unknown as VcpuEvent);
+  };
+  const mem = IoTlbMem.attach(task.mem, {
+    cpu: task.cpu, guest, events: sink,
+    stats: new Float64Array(task.swiotlbStats, task.cpu * STATS_FIELDS * 8, STATS_FIELDS),
+  });
+  const nvme = new DmaDevice('nvme0', { minAlignMask: NVME_MIN_ALIGN_MASK });
+  const nic = new DmaDevice('eth0');
+  const nvmeMax = dmaMaxMappingSize(mem, nvme);
+  const run = new Int32Array(task.run);
+  const qps = { storage: new QueuePair(task.nvmeQueue), net: new QueuePair(task.nicQueue) };
+  const dbs = { storage: new Int32Array(task.nvmeControl), net: new Int32Array(task.nicControl) };
+  const allStats = new Float64Array(task.instanceStats);
+
+  // Queue slots and private buffers, handed out per instance.
+  const runs: InstanceRun[] = [];
+  const cidNext = { storage: 0, net: 0 };
+  let bufAt = task.guestOffset;
+  for (const spec of task.instances) {
+    const stride = bufferStride(spec);
+    const r = new InstanceRun(spec, cidNext[spec.engine], bufAt, stride,
+      allStats.subarray(spec.id * INST_FIELDS, (spec.id + 1) * INST_FIELDS), task.histograms);
+    cidNext[spec.engine] += spec.iodepth;
+    bufAt += spec.iodepth * stride;
+    runs.push(r);
+  }
+  const owner = { storage: new Array<InstanceRun>(qps.storage.depth), net: new Array<InstanceRun>(qps.net.depth) };
+  for (const r of runs) for (let i = 0; i < r.spec.iodepth; i++) owner[r.spec.engine][r.cidBase + i] = r;
+
+  const emit = (e: VcpuEvent) => {
+    events.push(e);
+  };
+  const flushEvents = () => {
+    if (events.length === 0) return;
+    eventCount += events.length;
+    task.logPort.postMessage(events.splice(0, events.length));
+  };
+
+  const pickSize = (bs: FioBlockSize, align: number, rng: Rng): number => {
+    if (bs.kind === 'fixed') return bs.bytes;
+    if (bs.kind === 'range') {
+      const n = bs.minBytes + rng.below(bs.maxBytes - bs.minBytes + 1);
+      return Math.max(bs.minBytes, n - (n % align));
+    }
+    let p = rng.below(100);
+    for (const e of bs.entries) {
+      if (p < e.percent) return e.bytes;
+      p -= e.percent;
+    }
+    return bs.entries[bs.entries.length - 1]!.bytes;
+  };
+
+  const isRead = (r: InstanceRun): boolean => {
+    const rw = r.spec.rw;
+    if (rw === 'read' || rw === 'randread') return true;
+    if (rw === 'write' || rw === 'randwrite') return false;
+    return r.rng.below(100) < r.spec.rwmixread;
+  };
+
+  /** Issue one request; false when it failed before reaching the device. */
+  const submit = (r: InstanceRun, req: Request, cid: number, now: number): void => {
+    const spec = r.spec;
+    const read = isRead(r);
+    const align = read ? r.readAlign : r.writeAlign;
+    let len = pickSize(read ? spec.bs.read : spec.bs.write, align, r.rng);
+    if (spec.engine === 'storage') len = Math.min(len, spec.regionBytes);
+    let off: number;
+    if (spec.engine === 'net') off = r.bytesIssued;
+    else if (spec.rw === 'randread' || spec.rw === 'randwrite' || spec.rw === 'randrw') {
+      const blocks = Math.max(1, Math.floor((spec.regionBytes - len) / align) + 1);
+      off = r.rng.below(blocks) * align;
+    } else {
+      if (r.seqOffset + len > spec.regionBytes) r.seqOffset = 0;
+      off = r.seqOffset;
+      r.seqOffset += len;
+    }
+    req.dir = read ? DMA_FROM_DEVICE : DMA_TO_DEVICE;
+    req.len = len;
+    req.devOffset = spec.regionOffset + off;
+    req.startMs = now;
+    r.bytesIssued += len;
+
+    // The buffer: verifiable sectors for writes, stale bytes for reads (the map copies them anyway).
+    const buf = req.bufOffset;
+    if (!read) {
+      if (spec.verify && req.devOffset % SECTOR_BYTES === 0 && len % SECTOR_BYTES === 0) {
+        fillSectors(words, buf >> 2, len / SECTOR_BYTES, req.devOffset / SECTOR_BYTES, r.rng.next() | 0);
+      } else {
+        guest.bytes.fill(spec.id & 0xff, buf, buf + len);
+      }
+    }
+    const addr = guest.addrOf(buf);
+    const dev = spec.engine === 'storage' ? nvme : nic;
+    const qp = qps[spec.engine];
+    const c = cid * CMD_INTS;
+    const f = cid * CMD_F64;
+    if (spec.engine === 'storage' && len > nvmeMax) {
+      const n = req.sgl.fill(addr, len, nvmeMax);
+      const rc = dmaMapSgtable(mem, dev, req.sgl, n, req.dir);
+      if (rc < 0) return mapFailed(r, req, read);
+      req.nents = n;
+      for (let e = 0; e < n; e++) {
+        qp.cmdf[f + CMDF_SG_ADDR + e] = req.sgl.dmaAddress[e]!;
+        qp.cmd[c + CMD_SG_LEN + e] = req.sgl.dmaLength[e]!;
+      }
+    } else {
+      const dma = dmaMapSingle(mem, dev, addr, len, req.dir);
+      if (dma === DMA_MAPPING_ERROR) return mapFailed(r, req, read);
+      req.dma = dma;
+      req.nents = 1;
+      qp.cmdf[f + CMDF_SG_ADDR] = dma;
+      qp.cmd[c + CMD_SG_LEN] = len;
+    }
+    qp.cmd[c + CMD_OPCODE] = read ? OP_READ : OP_WRITE;
+    qp.cmd[c + CMD_NENTS] = req.nents;
+    qp.cmd[c + CMD_LEN] = len;
+    qp.cmd[c + CMD_STATUS] = -1;
+    qp.cmdf[f + CMDF_OFFSET] = req.devOffset;
+    const tail = qp.header[QP_SQ_TAIL]!;
+    qp.sq[tail % qp.depth] = cid;
+    Atomics.store(qp.header, QP_SQ_TAIL, tail + 1);
+    req.busy = true;
+    r.inflight++;
+  };
+
+  const mapFailed = (r: InstanceRun, req: Request, read: boolean): void => {
+    const spec = r.spec;
+    if (spec.engine === 'net') {
+      r.stats[I_DROPS]!++;
+      emit({ event: 'packet_dropped', msg: 'packet dropped: DMA map failed', nic: 'eth0', vcpu: task.cpu, size: req.len, reason: 'map_failed' });
+      return;
+    }
+    r.stats[read ? I_READ_ERRORS : I_WRITE_ERRORS]!++;
+    const why = lastMapFailure.msg ?? 'DMA map failed';
+    if (r.firstError === null) r.firstError = why;
+    emit({ event: 'io_error', msg: `nvme0: I/O error, dev nvme0n1, sector ${Math.floor(req.devOffset / 512)} op 0x${read ? 0 : 1}:(${read ? 'READ' : 'WRITE'}) flags 0x0 phys_seg ${Math.ceil(req.len / nvmeMax)} prio class 0`, device: 'nvme0', vcpu: task.cpu, op: read ? 'read' : 'write', offset: req.devOffset, size: req.len, reason: why });
+  };
+
+  const verifyCounts: VerifyCounts = { ok: 0, unwritten: 0, bad: 0, firstBad: null };
+  const complete = (r: InstanceRun, req: Request, cid: number, qp: QueuePair, now: number): void => {
+    const spec = r.spec;
+    const status = qp.cmd[cid * CMD_INTS + CMD_STATUS]!;
+    const dev = spec.engine === 'storage' ? nvme : nic;
+    // Interrupt context: unmap (copy back for reads) and never block.
+    if (req.nents > 1) dmaUnmapSg(mem, dev, req.sgl, req.nents, req.dir);
+    else dmaUnmapSingle(mem, dev, req.dma, req.len, req.dir);
+    req.busy = false;
+    r.inflight--;
+    const read = req.dir === DMA_FROM_DEVICE;
+    if (status !== STATUS_OK) {
+      r.stats[read ? I_READ_ERRORS : I_WRITE_ERRORS]!++;
+      if (r.firstError === null) r.firstError = 'device reported a DMA error';
+      return;
+    }
+    if (read && spec.verify && spec.engine === 'storage' && req.devOffset % SECTOR_BYTES === 0 && req.len % SECTOR_BYTES === 0) {
+      verifyCounts.ok = 0; verifyCounts.unwritten = 0; verifyCounts.bad = 0; verifyCounts.firstBad = null;
+      verifySectors(words, req.bufOffset >> 2, req.len / SECTOR_BYTES, req.devOffset / SECTOR_BYTES, verifyCounts);
+      r.stats[I_VERIFY_OK]! += verifyCounts.ok;
+      r.stats[I_UNWRITTEN]! += verifyCounts.unwritten;
+      if (verifyCounts.bad > 0) {
+        r.stats[I_VERIFY_BAD]! += verifyCounts.bad;
+        const msg = `verify: bad data at offset ${req.devOffset}: ${verifyCounts.firstBad}`;
+        if (r.firstError === null) r.firstError = msg;
+        r.stats[I_READ_ERRORS]!++;
+        emit({ event: 'io_error', msg, device: 'nvme0', vcpu: task.cpu, op: 'read', offset: req.devOffset, size: req.len, reason: 'verify' });
+        return;
+      }
+    }
+    if (now >= r.startAt + spec.rampTimeMs) {
+      const ns = (now - req.startMs) * 1e6;
+      if (read) {
+        r.stats[I_READ_IOS]!++;
+        r.stats[I_READ_BYTES]! += req.len;
+        r.readHist.record(ns);
+      } else {
+        r.stats[I_WRITE_IOS]!++;
+        r.stats[I_WRITE_BYTES]! += req.len;
+        r.writeHist.record(ns);
+      }
+    }
+  };
+
+  const reap = (engine: 'storage' | 'net', now: number): number => {
+    const qp = qps[engine];
+    let head = qp.header[QP_CQ_HEAD]!;
+    const tail = Atomics.load(qp.header, QP_CQ_TAIL);
+    let n = 0;
+    while (head !== tail) {
+      const cid = qp.cq[head % qp.depth]!;
+      head++;
+      const r = owner[engine][cid]!;
+      complete(r, r.reqs[cid - r.cidBase]!, cid, qp, now);
+      n++;
+    }
+    Atomics.store(qp.header, QP_CQ_HEAD, head);
+    return n;
+  };
+
+  const groupStarted = (g: number): boolean => {
+    for (let k = 0; k < g; k++) if (Atomics.load(run, RUN_GROUP_DONE + k) < task.groupSizes[k]!) return false;
+    return true;
+  };
+
+  let lastYield = nowMs();
+  let active = runs.length;
+  while (active > 0) {
+    const now = nowMs();
+    const stop = Atomics.load(run, RUN_STOP) !== 0;
+    let progressed = reap('storage', now) + reap('net', now);
+    let nextWake = now + MAX_PARK_MS;
+    const rung = { storage: false, net: false };
+    for (const r of runs) {
+      if (r.finished) continue;
+      const spec = r.spec;
+      if (!r.started) {
+        if (stop) { finish(r, now); continue; }
+        if (!groupStarted(spec.group)) continue;
+        r.started = true;
+        r.startAt = now + spec.startdelayMs;
+        r.nextSubmitAt = r.startAt;
+        r.endAt = r.startAt + spec.runtimeMs;
+        r.stats[I_START_MS] = r.startAt;
+      }
+      const out = stop || now >= r.endAt || (!spec.timeBased && r.bytesIssued >= spec.ioLimitBytes);
+      if (out) {
+        if (r.inflight === 0) finish(r, now);
+        continue;
+      }
+      while (r.inflight < spec.iodepth && now >= r.nextSubmitAt && (spec.timeBased || r.bytesIssued < spec.ioLimitBytes)) {
+        let i = 0;
+        while (r.reqs[i]!.busy) i++;
+        const before = r.bytesIssued;
+        submit(r, r.reqs[i]!, r.cidBase + i, now);
+        rung[spec.engine] = true;
+        progressed++;
+        const len = r.bytesIssued - before;
+        const rate = spec.rateBytesPerSec.write ?? spec.rateBytesPerSec.read;
+        const iops = spec.rateIops.write ?? spec.rateIops.read;
+        if (rate !== undefined) r.nextSubmitAt = Math.max(r.nextSubmitAt, now) + (len / rate) * 1000;
+        if (iops !== undefined) r.nextSubmitAt = Math.max(r.nextSubmitAt, now) + 1000 / iops;
+        if (spec.thinktimeUs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now + spec.thinktimeUs / 1000);
+      }
+      r.stats[I_INFLIGHT] = r.inflight;
+      if (r.nextSubmitAt > now) nextWake = Math.min(nextWake, r.nextSubmitAt);
+    }
+    if (rung.storage) ringDoorbell(dbs.storage);
+    if (rung.net) ringDoorbell(dbs.net);
+
+    if (now - lastYield >= YIELD_EVERY_MS) {
+      flushEvents();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastYield = nowMs();
+    }
+    if (progressed > 0 || active === 0) continue;
+    idle(nextWake);
+  }
+  flushEvents();
+  const firstErrors: Record<number, string> = {};
+  for (const r of runs) if (r.firstError !== null) firstErrors[r.spec.id] = r.firstError;
+  return { cpu: task.cpu, firstErrors, events: eventCount };
+
+  function finish(r: InstanceRun, now: number): void {
+    r.finished = true;
+    r.stats[I_END_MS] = now;
+    if (!r.started) r.stats[I_START_MS] = now;
+    active--;
+    Atomics.add(run, RUN_GROUP_DONE + r.spec.group, 1);
+    Atomics.notify(run, RUN_GROUP_DONE + r.spec.group);
+  }
+
+  /** Wait for an interrupt: poll briefly, then park on the CQ_IRQ words (storage first). */
+  function idle(until: number): void {
+    const s = qps.storage.header;
+    const n = qps.net.header;
+    const seqS = Atomics.load(s, QP_CQ_IRQ);
+    const seqN = Atomics.load(n, QP_CQ_IRQ);
+    for (let i = 0; i < POLL_SPINS; i++) {
+      if (Atomics.load(s, QP_CQ_IRQ) !== seqS || Atomics.load(n, QP_CQ_IRQ) !== seqN) return;
+    }
+    const wait = Math.min(until - nowMs(), MAX_PARK_MS);
+    if (wait <= 0) return;
+    const useNet = runs.every((r) => r.finished || r.spec.engine === 'net');
+    const h = useNet ? n : s;
+    Atomics.store(h, QP_VCPU_PARKED, 1);
+    Atomics.wait(h, QP_CQ_IRQ, useNet ? seqN : seqS, wait);
+    Atomics.store(h, QP_VCPU_PARKED, 0);
+  }
+}

@@ -1,0 +1,5 @@
+// Thread entry point: one emulated device (src/devices/device.ts).
+import { parentPort, workerData } from 'node:worker_threads';
+import { type DeviceConfig, runDevice } from '../src/devices/device.js';
+
+parentPort!.postMessage(runDevice(workerData as DeviceConfig));
