@@ -79,6 +79,7 @@ const YIELD_EVERY_MS = 10;
 const POLL_SPINS = 50;
 const MAX_PARK_MS = 5;
 const NVME_MIN_ALIGN_MASK = 0xfff;
+const FAILED_MAP_BACKOFF_MS = 0.05;
 
 /** In-flight request state, per instance slot (cid = instance's base slot + i). */
 class Request {
@@ -196,8 +197,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     return r.rng.below(100) < r.spec.rwmixread;
   };
 
-  /** Issue one request; false when it failed before reaching the device. */
-  const submit = (r: InstanceRun, req: Request, cid: number, now: number): void => {
+  /** Issue one request; false when it failed before reaching the device (I/O error or drop). */
+  const submit = (r: InstanceRun, req: Request, cid: number, now: number): boolean => {
     const spec = r.spec;
     const read = isRead(r);
     const align = read ? r.readAlign : r.writeAlign;
@@ -260,19 +261,21 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     Atomics.store(qp.header, QP_SQ_TAIL, tail + 1);
     req.busy = true;
     r.inflight++;
+    return true;
   };
 
-  const mapFailed = (r: InstanceRun, req: Request, read: boolean): void => {
+  const mapFailed = (r: InstanceRun, req: Request, read: boolean): false => {
     const spec = r.spec;
     if (spec.engine === 'net') {
       r.stats[I_DROPS]!++;
       emit({ event: 'packet_dropped', msg: 'packet dropped: DMA map failed', nic: 'eth0', vcpu: task.cpu, size: req.len, reason: 'map_failed' });
-      return;
+      return false;
     }
     r.stats[read ? I_READ_ERRORS : I_WRITE_ERRORS]!++;
     const why = lastMapFailure.msg ?? 'DMA map failed';
     if (r.firstError === null) r.firstError = why;
     emit({ event: 'io_error', msg: `nvme0: I/O error, dev nvme0n1, sector ${Math.floor(req.devOffset / 512)} op 0x${read ? 0 : 1}:(${read ? 'READ' : 'WRITE'}) flags 0x0 phys_seg ${Math.ceil(req.len / nvmeMax)} prio class 0`, device: 'nvme0', vcpu: task.cpu, op: read ? 'read' : 'write', offset: req.devOffset, size: req.len, reason: why });
+    return false;
   };
 
   const verifyCounts: VerifyCounts = { ok: 0, unwritten: 0, bad: 0, firstBad: null };
@@ -369,9 +372,14 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         let i = 0;
         while (r.reqs[i]!.busy) i++;
         const before = r.bytesIssued;
-        submit(r, r.reqs[i]!, r.cidBase + i, now);
-        rung[spec.engine] = true;
+        // A failed map frees nothing by itself: back off and reap completions before trying again,
+        // so that a full pool does not turn into a busy loop that starves the other vCPUs.
+        if (!submit(r, r.reqs[i]!, r.cidBase + i, now)) {
+          r.nextSubmitAt = now + FAILED_MAP_BACKOFF_MS;
+          break;
+        }
         progressed++;
+        rung[spec.engine] = true;
         const len = r.bytesIssued - before;
         const rate = spec.rateBytesPerSec.write ?? spec.rateBytesPerSec.read;
         const iops = spec.rateIops.write ?? spec.rateIops.read;
