@@ -13,6 +13,7 @@ import {
   DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE, type DmaDirection, nrSlots,
 } from './constants.js';
 import { IoTlbMem, type IoTlbMemShared } from './mem.js';
+import { Rng } from '../util/rng.js';
 
 export interface ExerciserConfig {
   shared: IoTlbMemShared;
@@ -40,30 +41,6 @@ export interface ExerciserResult {
   violations: string[];
   maxUsedSeen: number;
   bytesChecked: number;
-}
-
-/** xorshift32: a small seeded generator, so a run replays from its seed. */
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = (seed >>> 0) || 0x9e3779b9;
-  }
-  next(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x >>> 0;
-    return this.s;
-  }
-  /** Uniform integer in [0, n). */
-  below(n: number): number {
-    return this.next() % n;
-  }
-  /** Log-uniform integer in [1, max]: small and large sizes both get exercised. */
-  logUniform(max: number): number {
-    return Math.max(1, Math.min(max, Math.floor(Math.exp((this.next() / 2 ** 32) * Math.log(max + 1)))));
-  }
 }
 
 const GUARD = 16; // untouched bytes on each side of a mapping's private buffer

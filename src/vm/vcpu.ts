@@ -23,7 +23,7 @@ import {
 import { GuestMemory } from '../memory/guest.js';
 import { LatencyHistogram } from '../report/histogram.js';
 import { DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, type DmaDirection } from '../swiotlb/constants.js';
-import { Rng } from '../swiotlb/exerciser.js';
+import { Rng } from '../util/rng.js';
 import { STATS_FIELDS } from '../swiotlb/layout.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
 import { nowMs } from '../util/clock.js';

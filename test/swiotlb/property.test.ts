@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { DmaDevice } from '../../src/dma/device.js';
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_BIDIRECTIONAL } from '../../src/swiotlb/constants.js';
-import { Rng } from '../../src/swiotlb/exerciser.js';
+import { Rng } from '../../src/util/rng.js';
 import { AREA_INDEX, AREA_USED } from '../../src/swiotlb/layout.js';
 import { fixture } from '../helpers.js';
 
