@@ -1,0 +1,224 @@
+// The analyzer's text output: sections in the order a reader asks the questions (what ran, how full
+// the pool got, what failed, who waited, what stuck, how it ended), tables aligned like fio's.
+import { formatBytes } from '../util/units.js';
+import type { Analysis, At, ErrorGroup } from './analyzer.js';
+
+/** "+1.234s": when, relative to the run's start. */
+export function fmtAt(at: At): string {
+  const s = at.t_ms / 1000;
+  return `${s < 0 ? '-' : '+'}${Math.abs(s).toFixed(3)}s`;
+}
+
+/** A duration given in ms, in the unit that reads best. */
+export function fmtMs(ms: number): string {
+  if (ms >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  return `${Number.isInteger(ms) ? ms : ms.toFixed(1)} ms`;
+}
+
+/** A duration given in microseconds. */
+export function fmtUs(us: number): string {
+  if (us >= 1_000_000) return `${(us / 1_000_000).toFixed(2)} s`;
+  if (us >= 1000) return `${(us / 1000).toFixed(2)} ms`;
+  return `${Math.round(us)} us`;
+}
+
+function pct(part: number, whole: number): string {
+  return whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '-';
+}
+
+function num(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+}
+
+/** Rows under headers; columns whose header starts with '>' are right-aligned (numbers). */
+export function table(headers: string[], rows: string[][], indent = '  '): string[] {
+  const right = headers.map((h) => h.startsWith('>'));
+  const heads = headers.map((h) => (h.startsWith('>') ? h.slice(1) : h));
+  const widths = heads.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]): string =>
+    indent + cells.map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [fmt(heads), ...rows.map(fmt)];
+}
+
+/** A value for the key/value listings: sizes and durations get a readable form alongside. */
+function fmtValue(key: string, v: unknown): string {
+  if (typeof v === 'number') {
+    if (/_bytes$|^size$|bytes_bounced$/.test(key)) return `${v} (${formatBytes(v)})`;
+    if (/_ms$/.test(key)) return `${v} ms`;
+    if (/_us$/.test(key)) return `${v} us`;
+    return num(v);
+  }
+  if (typeof v === 'string') return v === '' ? '""' : v;
+  return JSON.stringify(v);
+}
+
+/** Flatten an object into "key  value" lines (nested keys dotted, arrays of objects one per line). */
+export function keyValues(obj: Record<string, unknown>, prefix = ''): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix === '' ? k : `${prefix}.${k}`;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      out.push(...keyValues(v as Record<string, unknown>, key));
+    } else if (Array.isArray(v) && v.some((e) => e !== null && typeof e === 'object')) {
+      v.forEach((e, i) => {
+        const line = e !== null && typeof e === 'object'
+          ? Object.entries(e as Record<string, unknown>).map(([ek, ev]) => `${ek}=${typeof ev === 'object' ? JSON.stringify(ev) : String(ev)}`).join(' ')
+          : String(e);
+        out.push([`${key}[${i}]`, line]);
+      });
+    } else if (Array.isArray(v)) {
+      out.push([key, v.length > 16 ? `[${v.slice(0, 16).join(', ')}, ... ${v.length} items]` : `[${v.join(', ')}]`]);
+    } else {
+      out.push([key, fmtValue(k, v)]);
+    }
+  }
+  return out;
+}
+
+function kvLines(pairs: Array<[string, string]>, indent = '  '): string[] {
+  const w = Math.max(0, ...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${indent}${k.padEnd(w)}  ${v}`);
+}
+
+function errorGroupRows(groups: ErrorGroup[], limit: number): string[][] {
+  return groups.slice(0, limit).map((g) => [g.device, g.kind, g.reason, String(g.count), formatBytes(g.bytes), fmtAt(g.first), fmtAt(g.last)]);
+}
+
+/** Rows shown per table in text output (JSON output has them all). */
+const TEXT_ROWS = 20;
+
+export function formatText(a: Analysis): string {
+  const L: string[] = [];
+  const i = a.input;
+  const start = i.run_start_time !== null ? new Date(i.run_start_time).toISOString() : 'unknown';
+  L.push(`Run log ${i.source}: ${i.records} records in ${i.lines} lines (${formatBytes(i.bytes)}), started ${start}, spans ${fmtMs(i.duration_ms)}`);
+  if (i.skipped > 0) {
+    const why = Object.entries(i.skipped_by_reason).map(([r, n]) => `${r}: ${n}`).join(', ');
+    L.push(`  skipped ${i.skipped} lines that are not run-log records (${why})`);
+  }
+
+  L.push('', 'Configuration');
+  if (a.config === null) L.push('  (no run_config record)');
+  else L.push(...kvLines(keyValues(a.config)));
+  if (a.config_records > 1) L.push(`  note: ${a.config_records} run_config records; the log holds several runs, shown as one`);
+
+  if (a.boot.lines.length > 0) {
+    L.push('', 'Boot');
+    L.push(...a.boot.lines.map((l) => `  ${l}`));
+    if (a.boot.more > 0) L.push(`  ... ${a.boot.more} more`);
+  }
+  if (a.pools.count > 0) {
+    L.push('', `Pools: ${a.pools.count} (${Object.entries(a.pools.by_kind).map(([k, n]) => `${k} ${n}`).join(', ')})`);
+    L.push(...table(['>pool', 'kind', '>nslabs', 'size', '>areas', '>when'],
+      a.pools.list.slice(0, TEXT_ROWS).map((p) => [String(p.pool), p.kind, String(p.nslabs), formatBytes(p.nslabs * 2048), String(p.nareas), fmtAt(p.at)])));
+    if (a.pools.count > Math.min(TEXT_ROWS, a.pools.list.length)) L.push(`  ... ${a.pools.count - Math.min(TEXT_ROWS, a.pools.list.length)} more`);
+  }
+
+  const t = a.timeline;
+  L.push('', `Timeline: ${t.samples} samples${t.sample_interval_ms !== null ? `, every ${fmtMs(t.sample_interval_ms)}` : ''}, ${fmtMs(t.duration_ms)} covered`);
+  if (t.samples === 0) {
+    L.push('  (no sample records)');
+  } else {
+    const pairs: Array<[string, string]> = [];
+    pairs.push(['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * 2048)})${t.max_nslabs !== t.nslabs ? `, at most ${t.max_nslabs}` : ''}`]);
+    if (t.peak_used) pairs.push(['peak io_tlb_used', `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}% of pool) at ${fmtAt(t.peak_used.at)}`]);
+    pairs.push(['max used_hiwater', String(t.max_hiwater)]);
+    if (t.mean_used !== null) pairs.push(['mean io_tlb_used', `${t.mean_used.toFixed(1)} slots`]);
+    pairs.push(['thresholds', t.time_above_ms.high_throttle === null ? 'throttling off (high_throttle 0)' : `high_throttle ${t.high_throttle}, low_throttle ${t.low_throttle}`]);
+    const d = t.duration_ms;
+    if (t.time_above_ms.low_throttle !== null) pairs.push(['above low_throttle', `${fmtMs(t.time_above_ms.low_throttle)} (${pct(t.time_above_ms.low_throttle, d)})`]);
+    if (t.time_above_ms.high_throttle !== null) pairs.push(['above high_throttle', `${fmtMs(t.time_above_ms.high_throttle)} (${pct(t.time_above_ms.high_throttle, d)})`]);
+    pairs.push(['above 50% of pool', `${fmtMs(t.time_above_ms.pct50)} (${pct(t.time_above_ms.pct50, d)})`]);
+    pairs.push(['above 90% of pool', `${fmtMs(t.time_above_ms.pct90)} (${pct(t.time_above_ms.pct90, d)})`]);
+    pairs.push(['pool full', `${fmtMs(t.time_above_ms.full)} (${pct(t.time_above_ms.full, d)})`]);
+    if (t.peak_throttle_queue_len) pairs.push(['peak throttle queue', `${t.peak_throttle_queue_len.value} at ${fmtAt(t.peak_throttle_queue_len.at)}`]);
+    if (t.iops) pairs.push(['iops', `mean ${t.iops.mean.toFixed(0)}, max ${t.iops.max.toFixed(0)}`]);
+    if (t.area_peak_used.length > 0) {
+      const peak = Math.max(...t.area_peak_used);
+      pairs.push(['area peak used', `${t.area_peak_used.length} areas, busiest ${peak} slots (area ${t.area_peak_used.indexOf(peak)}), least ${Math.min(...t.area_peak_used)}`]);
+    }
+    L.push(...kvLines(pairs));
+  }
+
+  const m = a.map_failures;
+  L.push('', `Map failures ("swiotlb buffer is full"): ${m.total}`);
+  if (m.total > 0) {
+    L.push(...table(['device', '>size', '>count', '>first', '>last', 'direction'],
+      m.groups.slice(0, TEXT_ROWS).map((g) => [g.device, String(g.size), String(g.count), fmtAt(g.first), fmtAt(g.last),
+        Object.entries(g.dirs).map(([k, n]) => `${k} ${n}`).join(', ')])));
+    if (m.groups.length > TEXT_ROWS) L.push(`  ... ${m.groups.length - TEXT_ROWS} more groups (all in --output-format json)`);
+    if (m.groups_dropped > 0) L.push(`  ${m.groups_dropped} failures beyond the group limit are counted only in the total`);
+  }
+
+  const th = a.throttle;
+  L.push('', `Throttle waits: ${th.waits}${th.waits > 0 ? ` (${Object.entries(th.by_reason).map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}`);
+  if (th.waits > 0) {
+    const w = th.wait_us;
+    L.push(`  total ${fmtUs(th.wait_us_total)}, mean ${fmtUs(w.mean)}`);
+    L.push(`  percentiles  min ${fmtUs(w.min)}  p50 ${fmtUs(w.p50)}  p90 ${fmtUs(w.p90)}  p99 ${fmtUs(w.p99)}  p99.9 ${fmtUs(w.p999)}  max ${fmtUs(w.max)}`);
+    if (th.longest) {
+      L.push(`  longest ${fmtUs(th.longest.wait_us)}: ${th.longest.device} on vCPU ${th.longest.vcpu}, ${th.longest.size} bytes, used ${th.longest.used} > ${th.longest.reason}_throttle, admitted at ${fmtAt(th.longest.at)}`);
+    }
+    const devs = Object.entries(th.by_device).sort((x, y) => y[1].wait_us_total - x[1].wait_us_total);
+    L.push(...table(['device', '>waits', '>total', '>longest'], devs.slice(0, TEXT_ROWS).map(([d, v]) => [d, String(v.waits), fmtUs(v.wait_us_total), fmtUs(v.wait_us_max)])));
+  }
+  if (th.unfinished > 0) L.push(`  ${th.unfinished} waits began (throttle_begin) with no throttle_end in the log`);
+
+  if (a.io_errors.total > 0) {
+    L.push('', `I/O errors: ${a.io_errors.total}`);
+    L.push(...table(['device', 'op', 'reason', '>count', '>bytes', '>first', '>last'], errorGroupRows(a.io_errors.groups, TEXT_ROWS)));
+  }
+  if (a.packet_drops.total > 0) {
+    L.push('', `Packets dropped: ${a.packet_drops.total}`);
+    L.push(...table(['device', 'dir', 'reason', '>count', '>bytes', '>first', '>last'], errorGroupRows(a.packet_drops.groups, TEXT_ROWS)));
+  }
+
+  const st = a.stalls;
+  L.push('', `Stalls: ${st.total}${st.total > 0 ? ` (longest parked ${fmtMs(st.longest_parked_ms)}${st.self_deadlocks > 0 ? `, ${st.self_deadlocks} self-deadlocks` : ''})` : ''}`);
+  for (const s of st.list.slice(0, TEXT_ROWS)) {
+    L.push(`  ${fmtAt(s.at)}  holder ${s.holder.device} on vCPU ${s.holder.vcpu} (${s.holder.size} bytes); ${s.waiters.length} ${s.waiters.length === 1 ? 'waiter' : 'waiters'} parked ${fmtMs(s.parked_ms)}${s.kind ? ` [${s.kind}]` : ''}`);
+    for (const w of s.waiters.slice(0, 8)) L.push(`      waiter ${w.device} on vCPU ${w.vcpu} (${w.size} bytes)${w.waited_ms !== undefined ? `, ${fmtMs(w.waited_ms)}` : ''}`);
+  }
+  if (st.total > Math.min(TEXT_ROWS, st.list.length)) L.push(`  ... ${st.total - Math.min(TEXT_ROWS, st.list.length)} more`);
+
+  if (a.tunables.total > 0) {
+    L.push('', `Tunables changed: ${a.tunables.total}`);
+    for (const c of a.tunables.list.slice(0, TEXT_ROWS)) L.push(`  ${fmtAt(c.at)}  ${c.name}: ${String(c.old)} -> ${String(c.new)}`);
+  }
+  const other: Array<[string, string]> = [];
+  if (a.double_unmaps.total > 0) other.push(['double unmaps', `${a.double_unmaps.total} (${Object.entries(a.double_unmaps.by_device).map(([d, n]) => `${d} ${n}`).join(', ')})`]);
+  if (a.bounce_overflows.total > 0) other.push(['bounce overflows', `${a.bounce_overflows.total} (${Object.entries(a.bounce_overflows.by_device).map(([d, n]) => `${d} ${n}`).join(', ')})`]);
+  if (a.log_overflows.records_dropped > 0) other.push(['log records dropped', `${a.log_overflows.records_dropped} (${Object.entries(a.log_overflows.by_source).map(([d, n]) => `${d} ${n}`).join(', ')})`]);
+  if (other.length > 0) L.push('', 'Other events', ...kvLines(other));
+  if (a.worker_errors.total > 0) {
+    L.push('', `Thread errors: ${a.worker_errors.total} (${a.worker_errors.fatal} fatal)`);
+    for (const e of a.worker_errors.list.slice(0, TEXT_ROWS)) L.push(`  ${fmtAt(e.at)}  ${e.level} ${e.thread}: ${e.error.name}: ${e.error.message}`);
+  }
+
+  L.push('', 'Final report');
+  if (a.summary === null) {
+    L.push('  (no run_summary record: the run did not finish, or the log is incomplete)');
+  } else {
+    const { jobs, swiotlb, ...rest } = a.summary;
+    L.push(...kvLines(keyValues(rest)));
+    if (jobs && jobs.length > 0) {
+      L.push(...table(['job', 'device', 'rw', '>ios', '>iops', '>bw', '>errors', '>lat p50', '>lat p99', '>lat max'],
+        jobs.slice(0, 256).map((j) => [j.name, j.device ?? '', j.rw ?? '', j.ios !== undefined ? String(j.ios) : '',
+          j.iops !== undefined ? j.iops.toFixed(0) : '', j.bw_bytes_per_s !== undefined ? `${formatBytes(Math.round(j.bw_bytes_per_s))}/s` : '',
+          j.errors !== undefined ? String(j.errors) : '', j.lat_us?.p50 !== undefined ? fmtUs(j.lat_us.p50) : '',
+          j.lat_us?.p99 !== undefined ? fmtUs(j.lat_us.p99) : '', j.lat_us?.max !== undefined ? fmtUs(j.lat_us.max) : ''])));
+    }
+    if (swiotlb) L.push(...kvLines(keyValues(swiotlb, 'swiotlb')));
+  }
+  return `${L.join('\n')}\n`;
+}
+
+/** The one-line warning about skipped lines, for stderr (undefined when none were skipped). */
+export function skippedWarning(a: Analysis): string | undefined {
+  const i = a.input;
+  if (i.skipped === 0) return undefined;
+  const why = Object.entries(i.skipped_by_reason).map(([r, n]) => `${r} ${n}`).join(', ');
+  const first = i.skipped_examples[0];
+  return `analyze: warning: skipped ${i.skipped} of ${i.lines} lines that are not run-log records (${why})${first ? `; first at line ${first.line}: ${first.reason}: ${first.detail}` : ''}`;
+}

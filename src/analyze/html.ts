@@ -1,0 +1,227 @@
+// The browser report: one self-contained HTML file (uPlot and its CSS inlined, the data embedded as
+// JSON), so it opens from disk with no network. Its size is bounded by the chart's point count and
+// the analyzer's table caps, not by the log's length.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { formatBytes } from '../util/units.js';
+import type { Analysis } from './analyzer.js';
+import { fmtAt, fmtMs, fmtUs, keyValues } from './format.js';
+import type { ChartData } from './series.js';
+
+const require = createRequire(import.meta.url);
+
+/** uPlot's browser build and stylesheet, read from node_modules when a report is written. */
+function uplotAssets(): { js: string; css: string } {
+  return {
+    js: readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8'),
+    css: readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8'),
+  };
+}
+
+function esc(s: unknown): string {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** Text that is safe inside a <script> element. */
+function scriptSafe(s: string): string {
+  return s.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
+}
+
+function tableHtml(headers: string[], rows: Array<Array<string | number>>, cls = ''): string {
+  const right = headers.map((h) => h.startsWith('>'));
+  const th = headers.map((h, i) => `<th${right[i] ? ' class="num"' : ''}>${esc(right[i] ? h.slice(1) : h)}</th>`).join('');
+  const trs = rows.map((r) => `<tr>${r.map((c, i) => `<td${right[i] ? ' class="num"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('\n');
+  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${th}</tr></thead><tbody>\n${trs}\n</tbody></table>`;
+}
+
+function kvTable(pairs: Array<[string, string]>): string {
+  return `<table class="kv"><tbody>${pairs.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n')}</tbody></table>`;
+}
+
+/** Rows per table in the report. */
+const HTML_ROWS = 200;
+
+function sections(a: Analysis): string {
+  const out: string[] = [];
+  const i = a.input;
+  out.push('<h2>Run configuration</h2>');
+  out.push(a.config === null ? '<p>No run_config record.</p>' : kvTable(keyValues(a.config)));
+
+  const t = a.timeline;
+  out.push('<h2>Timeline</h2>');
+  if (t.samples === 0) {
+    out.push('<p>No sample records.</p>');
+  } else {
+    const d = t.duration_ms;
+    const p = (x: number): string => (d > 0 ? `${((100 * x) / d).toFixed(1)}%` : '-');
+    const rows: Array<[string, string]> = [
+      ['samples', `${t.samples}${t.sample_interval_ms !== null ? `, every ${fmtMs(t.sample_interval_ms)}` : ''}`],
+      ['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * 2048)})`],
+      ['peak io_tlb_used', t.peak_used ? `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}%) at ${fmtAt(t.peak_used.at)}` : '-'],
+      ['max used_hiwater', String(t.max_hiwater)],
+      ['thresholds', t.time_above_ms.high_throttle === null ? 'throttling off' : `high_throttle ${t.high_throttle}, low_throttle ${t.low_throttle}`],
+    ];
+    if (t.time_above_ms.low_throttle !== null) rows.push(['time above low_throttle', `${fmtMs(t.time_above_ms.low_throttle)} (${p(t.time_above_ms.low_throttle)})`]);
+    if (t.time_above_ms.high_throttle !== null) rows.push(['time above high_throttle', `${fmtMs(t.time_above_ms.high_throttle)} (${p(t.time_above_ms.high_throttle)})`]);
+    rows.push(['time above 90% of pool', `${fmtMs(t.time_above_ms.pct90)} (${p(t.time_above_ms.pct90)})`]);
+    rows.push(['time pool full', `${fmtMs(t.time_above_ms.full)} (${p(t.time_above_ms.full)})`]);
+    if (t.peak_throttle_queue_len) rows.push(['peak throttle queue', `${t.peak_throttle_queue_len.value} at ${fmtAt(t.peak_throttle_queue_len.at)}`]);
+    if (t.iops) rows.push(['iops', `mean ${t.iops.mean.toFixed(0)}, max ${t.iops.max.toFixed(0)}`]);
+    out.push(kvTable(rows));
+  }
+
+  const m = a.map_failures;
+  out.push(`<h2>Map failures: ${m.total}</h2>`);
+  if (m.total > 0) {
+    out.push(tableHtml(['device', '>size', '>count', '>first', '>last', 'direction'],
+      m.groups.slice(0, HTML_ROWS).map((g) => [g.device, g.size, g.count, fmtAt(g.first), fmtAt(g.last), Object.entries(g.dirs).map(([k, n]) => `${k} ${n}`).join(', ')]), 'failures'));
+  }
+
+  const th = a.throttle;
+  out.push(`<h2>Throttle waits: ${th.waits}</h2>`);
+  if (th.waits > 0) {
+    const w = th.wait_us;
+    out.push(tableHtml(['>count', '>total', '>mean', '>p50', '>p90', '>p99', '>p99.9', '>max'],
+      [[w.count, fmtUs(th.wait_us_total), fmtUs(w.mean), fmtUs(w.p50), fmtUs(w.p90), fmtUs(w.p99), fmtUs(w.p999), fmtUs(w.max)]], 'waits'));
+    if (th.longest) out.push(`<p>Longest: ${esc(fmtUs(th.longest.wait_us))}, ${esc(th.longest.device)} on vCPU ${esc(th.longest.vcpu)}, ${esc(th.longest.size)} bytes, admitted at ${esc(fmtAt(th.longest.at))}.</p>`);
+    out.push(tableHtml(['device', '>waits', '>total', '>longest'],
+      Object.entries(th.by_device).sort((x, y) => y[1].wait_us_total - x[1].wait_us_total).slice(0, HTML_ROWS).map(([dv, v]) => [dv, v.waits, fmtUs(v.wait_us_total), fmtUs(v.wait_us_max)])));
+  }
+
+  for (const [title, g, kind] of [['I/O errors', a.io_errors, 'op'], ['Packets dropped', a.packet_drops, 'dir']] as const) {
+    if (g.total === 0) continue;
+    out.push(`<h2>${title}: ${g.total}</h2>`);
+    out.push(tableHtml(['device', kind, 'reason', '>count', '>bytes', '>first', '>last'],
+      g.groups.slice(0, HTML_ROWS).map((e) => [e.device, e.kind, e.reason, e.count, formatBytes(e.bytes), fmtAt(e.first), fmtAt(e.last)])));
+  }
+
+  const st = a.stalls;
+  out.push(`<h2>Stalls: ${st.total}</h2>`);
+  if (st.total > 0) {
+    out.push(tableHtml(['>when', 'holder', '>waiters', '>parked', 'kind'],
+      st.list.map((s) => [fmtAt(s.at), `${s.holder.device} on vCPU ${s.holder.vcpu} (${s.holder.size} bytes)`, s.waiters.length, fmtMs(s.parked_ms), s.kind ?? ''])));
+  }
+  if (a.tunables.total > 0) {
+    out.push(`<h2>Tunables changed: ${a.tunables.total}</h2>`);
+    out.push(tableHtml(['>when', 'name', 'old', 'new'], a.tunables.list.map((c) => [fmtAt(c.at), c.name, String(c.old), String(c.new)])));
+  }
+  if (a.worker_errors.total > 0) {
+    out.push(`<h2>Thread errors: ${a.worker_errors.total}</h2>`);
+    out.push(tableHtml(['>when', 'level', 'thread', 'error'], a.worker_errors.list.map((e) => [fmtAt(e.at), e.level, e.thread, `${e.error.name}: ${e.error.message}`])));
+  }
+  const other: Array<[string, string]> = [];
+  if (a.double_unmaps.total > 0) other.push(['double unmaps', String(a.double_unmaps.total)]);
+  if (a.bounce_overflows.total > 0) other.push(['bounce overflows', String(a.bounce_overflows.total)]);
+  if (a.log_overflows.records_dropped > 0) other.push(['log records dropped', String(a.log_overflows.records_dropped)]);
+  if (other.length > 0) out.push('<h2>Other events</h2>', kvTable(other));
+
+  out.push('<h2>Final report</h2>');
+  if (a.summary === null) {
+    out.push('<p>No run_summary record: the run did not finish, or the log is incomplete.</p>');
+  } else {
+    const { jobs, swiotlb, ...rest } = a.summary;
+    out.push(kvTable(keyValues(rest)));
+    if (jobs && jobs.length > 0) {
+      out.push(tableHtml(['job', 'device', 'rw', '>ios', '>iops', '>bw', '>errors', '>lat p50', '>lat p99', '>lat max'],
+        jobs.slice(0, HTML_ROWS).map((j) => [j.name, j.device ?? '', j.rw ?? '', j.ios ?? '', j.iops !== undefined ? j.iops.toFixed(0) : '',
+          j.bw_bytes_per_s !== undefined ? `${formatBytes(Math.round(j.bw_bytes_per_s))}/s` : '', j.errors ?? '',
+          j.lat_us?.p50 !== undefined ? fmtUs(j.lat_us.p50) : '', j.lat_us?.p99 !== undefined ? fmtUs(j.lat_us.p99) : '',
+          j.lat_us?.max !== undefined ? fmtUs(j.lat_us.max) : '']), 'jobs'));
+    }
+    if (swiotlb) out.push(kvTable(keyValues(swiotlb, 'swiotlb')));
+  }
+
+  out.push('<h2>Input</h2>');
+  const inputRows: Array<[string, string]> = [
+    ['source', i.source], ['size', formatBytes(i.bytes)], ['lines', String(i.lines)], ['records', String(i.records)],
+    ['skipped lines', i.skipped === 0 ? '0' : `${i.skipped} (${Object.entries(i.skipped_by_reason).map(([r, n]) => `${r} ${n}`).join(', ')})`],
+    ['events', Object.entries(i.events).filter(([, n]) => n > 0).map(([e, n]) => `${e} ${n}`).join(', ')],
+  ];
+  out.push(kvTable(inputRows));
+  return out.join('\n');
+}
+
+const CSS = `
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.4em; margin-bottom: .2em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: .5em 0; } th, td { padding: .15em .7em; text-align: left; border-bottom: 1px solid #eee; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.kv th { font-weight: normal; color: #555; }
+#chart { margin-top: 1em; } .note { color: #666; font-size: .9em; }
+`;
+
+/** The chart script: builds the uPlot chart from the embedded data, and exposes it for tests. */
+const CHART_JS = `
+(function () {
+  var d = JSON.parse(document.getElementById('report-data').textContent);
+  var el = document.getElementById('chart');
+  var marks = function (color) {
+    return { scale: 'events', stroke: color, width: 0, paths: function () { return null; },
+             points: { show: true, size: 7, stroke: color, fill: color } };
+  };
+  var series = [
+    { label: 't (s)' },
+    { label: 'io_tlb_used (max)', scale: 'slots', stroke: '#1f77b4', width: 1.5, spanGaps: true },
+    { label: 'io_tlb_used (min)', scale: 'slots', stroke: '#9ecae1', width: 1, spanGaps: true },
+    { label: 'used_hiwater', scale: 'slots', stroke: '#d62728', width: 1.5, spanGaps: true },
+    { label: 'high_throttle', scale: 'slots', stroke: '#ff7f0e', width: 1.5, dash: [6, 4], spanGaps: true },
+    { label: 'low_throttle', scale: 'slots', stroke: '#bcbd22', width: 1.5, dash: [6, 4], spanGaps: true },
+    { label: 'pool size (nslabs)', scale: 'slots', stroke: '#2ca02c', width: 2, spanGaps: true },
+    Object.assign({ label: 'map failures' }, marks('#e41a1c')),
+    Object.assign({ label: 'throttle waits' }, marks('#ff7f0e')),
+    Object.assign({ label: 'stalls' }, marks('#6a3d9a'))
+  ];
+  var data = [d.x_s, d.used_max, d.used_min, d.hiwater, d.high_throttle, d.low_throttle, d.nslabs,
+              d.map_failures, d.throttle_waits, d.stalls];
+  var opts = {
+    width: Math.max(600, el.clientWidth || 1000), height: 440,
+    scales: { x: { time: false, range: function (u, min, max) { return [Math.min(0, min), Math.max(max, 0.001)]; } }, slots: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.05]; } },
+              events: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; } } },
+    axes: [
+      { scale: 'x', label: 'seconds since the run started' },
+      { scale: 'slots', label: 'slots', size: 70 },
+      { scale: 'events', side: 1, label: 'events per ' + (d.bucket_ms >= 1000 ? (d.bucket_ms / 1000) + ' s' : d.bucket_ms + ' ms'), grid: { show: false }, size: 60 }
+    ],
+    bands: [{ series: [1, 2], fill: 'rgba(31,119,180,0.15)' }],
+    series: series
+  };
+  var u = new uPlot(opts, data, el);
+  window.addEventListener('resize', function () { u.setSize({ width: Math.max(600, el.clientWidth), height: 440 }); });
+  var points = {};
+  series.forEach(function (s, i) {
+    if (i === 0) return;
+    points[s.label] = data[i].filter(function (v) { return v !== null && v !== undefined; }).length;
+  });
+  window.cocoReport = { chart: u, points: points, bucketMs: d.bucket_ms, buckets: d.x_s.length };
+  document.body.setAttribute('data-chart-ready', '1');
+})();
+`;
+
+/** The whole report as one HTML document. */
+export function renderHtml(a: Analysis, chart: ChartData): string {
+  const { js, css } = uplotAssets();
+  const title = `coco-swiotlb run report: ${a.input.source}`;
+  const start = a.input.run_start_time !== null ? new Date(a.input.run_start_time).toISOString() : 'unknown';
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<style>${css}</style>
+<style>${CSS}</style>
+</head>
+<body>
+<h1>${esc(title)}</h1>
+<p class="sub">Started ${esc(start)}; ${esc(a.input.records)} records; ${esc(a.summary ? `status ${a.summary.status}` : 'no final report')}.</p>
+<div id="chart"></div>
+<p class="note">Lines: io_tlb_used (maximum and minimum per ${esc(fmtMs(chart.bucket_ms))} bucket, band between), used_hiwater, the throttle thresholds and the pool size, in slots (left axis). Points: map failures, throttle waits (at the time each wait began) and stalls per bucket (right axis).</p>
+${sections(a)}
+<script type="application/json" id="report-data">${JSON.stringify(chart).replace(/</g, '\\u003c')}</script>
+<script>${scriptSafe(js)}</script>
+<script>${scriptSafe(CHART_JS)}</script>
+</body>
+</html>
+`;
+}

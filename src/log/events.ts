@@ -1,0 +1,556 @@
+// The event catalogue: every record the emulator writes to its run log, in one place.
+//
+// Each event has a stable `event` name (what `jq 'select(.event=="map_failure")'` and the analyzer
+// key on), one pino level, the TypeScript type of its fields, the fields a reader can rely on (checked
+// by the analyzer at run time), and its message. Where the kernel prints a message for the same
+// situation, `msg` is the kernel's wording (../shared/reference/linux-swiotlb.md §11), with the
+// kernel's prefixes: "software IO TLB: " for swiotlb's pr_*() lines and "<device>: " for dev_*()
+// lines, so the log can be grepped the way dmesg is.
+//
+// Levels, and why:
+// - warn: a request did not get what it asked for but the emulator carries on, as the kernel's
+//   dev_warn_ratelimited() does: map_failure, io_error, packet_dropped, bounce_overflow (a WARN_ONCE
+//   in the kernel) and log_overflow (our own log lost records).
+// - error: something is stuck or broken: stall, double_unmap (a driver bug; dma-debug's err_printk),
+//   worker_error (fatal when the thread could not continue, error otherwise).
+// - info: the story of the run: boot_line, pool_created, tunable_changed, run_config, run_summary,
+//   throttle_end, and sample. Samples are info, not debug, because the analyzer's timeline and the
+//   HTML chart are built from them and the default level (COCO_LOG_LEVEL) is info; one sample per
+//   COCO_SAMPLE_INTERVAL (250 ms) costs nothing worth saving.
+// - debug: throttle_begin. A throttled request emits throttle_begin when it starts to wait and
+//   throttle_end (info, carrying every field of the begin plus wait_us) when it is admitted, so at
+//   the default level each wait is one record and nothing the analyzer needs is lost.
+//
+// Every record also carries pino's `level` (number) and `time` (epoch ms), and `msg`. Records that
+// concern one vCPU or one device carry `vcpu` (number) and/or `device` (string) at the top level.
+
+/** pino's level names, lowest first. */
+export type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+/** A logger's threshold: a level, or 'silent' for nothing at all. */
+export type LogLevelSetting = LevelName | 'silent';
+
+/** pino's numeric levels, as they appear in the `level` field of every record. */
+export const LEVEL_VALUES: Readonly<Record<LogLevelSetting, number>> = Object.freeze({
+  trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity,
+});
+
+export const LOG_LEVEL_FORM = 'one of trace, debug, info, warn, error, fatal, silent';
+
+/** True when `s` names a level a logger can be set to. */
+export function isLogLevelSetting(s: string): s is LogLevelSetting {
+  return Object.prototype.hasOwnProperty.call(LEVEL_VALUES, s);
+}
+
+/** The kernel's enum dma_data_direction, spelt as the kernel spells it. */
+export type DmaDirection = 'DMA_BIDIRECTIONAL' | 'DMA_TO_DEVICE' | 'DMA_FROM_DEVICE';
+/** How a pool came to exist: the boot pool, a pool added by the grow worker, a one-mapping pool. */
+export type PoolKind = 'default' | 'dynamic' | 'transient';
+/** Why a request was throttled (RFC §15.4): used > high_throttle, or used > low_throttle while held. */
+export type ThrottleReason = 'high' | 'low';
+/** Block request operations (the kernel's REQ_OP_*), as io_error reports them. */
+export type BlockOp = 'read' | 'write' | 'flush' | 'discard';
+
+// ------------------------------------------------------------------------------------------------
+// Field types, one interface per event.
+
+/** A kernel boot message, verbatim; see `bootText` for the ones the emulator prints. */
+export interface BootLineFields {
+  text: string;
+}
+
+/** An io_tlb_pool was added to the allocator (§4, §12). */
+export interface PoolCreatedFields {
+  pool: number;
+  /** Emulated physical address of the pool's first slot. */
+  start: number;
+  nslabs: number;
+  nareas: number;
+  kind: PoolKind;
+  device?: string;
+}
+
+/** No free slots: the kernel's "swiotlb buffer is full" warning (§11). */
+export interface MapFailureFields {
+  device: string;
+  vcpu: number;
+  /** The §5.2 size in bytes: what the message prints as sz. */
+  size: number;
+  dir: DmaDirection;
+  /** mem->nslabs: slots in the allocator (dynamic pools included, transient pools not). */
+  total: number;
+  /** mem_used(): slots in use when the search failed. */
+  used: number;
+  /** Suppressed repeats since the last printed one (the kernel's ratelimit), when the VM counts them. */
+  suppressed?: number;
+}
+
+/** A block request completed with an error (for us: its DMA mapping could not be made). */
+export interface IoErrorFields {
+  device: string;
+  vcpu: number;
+  op: BlockOp;
+  /** Byte offset on the device; the message prints it as a 512-byte sector, as the kernel does. */
+  offset: number;
+  size: number;
+  /** Why, e.g. "swiotlb buffer is full". */
+  reason: string;
+  phys_seg?: number;
+}
+
+/** A NIC dropped a packet because its buffer could not be mapped. `device` is the NIC's name. */
+export interface PacketDroppedFields {
+  device: string;
+  vcpu: number;
+  size: number;
+  dir: 'tx' | 'rx';
+  reason: string;
+}
+
+/** A MAY_BLOCK request starts to wait on throttle_sem (RFC §15.4 step 5). */
+export interface ThrottleBeginFields {
+  vcpu: number;
+  device: string;
+  size: number;
+  /** total_used read by the throttle decision, in slots. */
+  used: number;
+  high_throttle: number;
+  low_throttle: number;
+  reason: ThrottleReason;
+  /** Waiters already queued when this one joined, when known. */
+  queue_len?: number;
+}
+
+/** The waiting request was admitted (it now holds throttle_sem). */
+export interface ThrottleEndFields extends ThrottleBeginFields {
+  wait_us: number;
+}
+
+/** One party to a stall: the mapping that holds throttle_sem, or a request parked behind it. */
+export interface StallParty {
+  vcpu: number;
+  device: string;
+  size: number;
+  /** How long this waiter has been parked (waiters only). */
+  waited_ms?: number;
+}
+
+/** The watchdog found throttle waiters parked too long behind one holder (RFC §15.9). */
+export interface StallFields {
+  holder: StallParty;
+  waiters: StallParty[];
+  /** How long the longest waiter has been parked. */
+  parked_ms: number;
+  /** 'self_deadlock': the holder's own submitter is among the waiters (§15.9); else 'timeout'. */
+  kind?: 'timeout' | 'self_deadlock';
+}
+
+/** A tunable was changed during the run. `name` is the proposed sysctl path (RFC §15.8). */
+export interface TunableChangedFields {
+  /** e.g. /proc/sys/kernel/dma/swiotlb_default/high_throttle */
+  name: string;
+  old: number | string;
+  new: number | string;
+}
+
+/** Periodic sample of the allocator, every COCO_SAMPLE_INTERVAL. Counters are cumulative. */
+export interface SampleFields {
+  /** Milliseconds since the run started. */
+  t_ms: number;
+  io_tlb_used: number;
+  io_tlb_used_hiwater: number;
+  /** mem->nslabs (io_tlb_nslabs): the pool size in slots, growing with dynamic pools. */
+  nslabs: number;
+  /** area.used for each area of the default pool, in area order. */
+  area_used: number[];
+  /** Requests parked on throttle_sem right now. */
+  throttle_queue_len: number;
+  /** Completed I/Os per second over the last interval, all devices. */
+  iops: number;
+  high_throttle: number;
+  low_throttle: number;
+  // Optional: filled when the VM knows them.
+  io_tlb_transient_nslabs?: number;
+  high_throttle_count?: number;
+  low_throttle_count?: number;
+  /** throttle_sem is held (count 0). */
+  throttle_held?: boolean;
+  map_ok?: number;
+  map_failures?: number;
+  bytes_bounced?: number;
+  /** Bytes per second moved by all devices over the last interval. */
+  bw_bytes_per_s?: number;
+  /** Per-device IOPS over the last interval. */
+  iops_by_device?: Record<string, number>;
+  /** Per-pool used slots, when there is more than one pool. */
+  pool_used?: number[];
+}
+
+/** One emulated device, as run_config describes it. */
+export interface DeviceConfig {
+  name: string;
+  kind: 'nvme' | 'nic' | string;
+  [key: string]: unknown;
+}
+
+/** The run's configuration. The known keys are typed; anything else the VM adds is printed as is. */
+export interface RunConfig {
+  vcpus?: number;
+  mem_bytes?: number;
+  swiotlb_bytes?: number;
+  nslabs?: number;
+  nareas?: number;
+  cmdline?: string;
+  runtime_ms?: number;
+  seed?: number;
+  sample_interval_ms?: number;
+  log_level?: string;
+  throttle?: { enabled: boolean; high_throttle?: number; low_throttle?: number };
+  devices?: DeviceConfig[];
+  [key: string]: unknown;
+}
+
+export interface RunConfigFields {
+  config: RunConfig;
+}
+
+/** Latency summary in microseconds, fio style. */
+export interface LatencySummary {
+  min?: number;
+  mean?: number;
+  p50?: number;
+  p90?: number;
+  p99?: number;
+  p999?: number;
+  max?: number;
+  [key: string]: number | undefined;
+}
+
+/** One job (fio's sense) in the final report. */
+export interface JobSummary {
+  name: string;
+  device?: string;
+  rw?: string;
+  bs_bytes?: number;
+  iodepth?: number;
+  ios?: number;
+  bytes?: number;
+  iops?: number;
+  bw_bytes_per_s?: number;
+  errors?: number;
+  lat_us?: LatencySummary;
+  [key: string]: unknown;
+}
+
+/** The final report, as the VM prints it. */
+export interface RunSummary {
+  status: 'ok' | 'error' | 'interrupted';
+  runtime_ms: number;
+  jobs?: JobSummary[];
+  swiotlb?: {
+    nslabs?: number;
+    used_hiwater?: number;
+    map_ok?: number;
+    map_failures?: number;
+    bytes_bounced?: number;
+    high_throttle_count?: number;
+    low_throttle_count?: number;
+    throttle_wait_us_total?: number;
+    stalls?: number;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+export interface RunSummaryFields {
+  summary: RunSummary;
+}
+
+/** A thread (vCPU, device or main) failed. */
+export interface WorkerErrorFields {
+  /** The thread's name: "vcpu3", "nvme0", "main". */
+  thread: string;
+  vcpu?: number;
+  device?: string;
+  /** The thread could not continue: logged at fatal instead of error. */
+  fatal: boolean;
+  error: { name: string; message: string; code?: string; stack?: string };
+}
+
+/** An unmap of an address that holds no live mapping (dma-debug's wording). */
+export interface DoubleUnmapFields {
+  device: string;
+  vcpu: number;
+  /** The bounce-buffer address passed to unmap. */
+  tlb_addr: number;
+  size: number;
+}
+
+/** A sync or unmap asked for more than the allocation holds (§7): the kernel's WARN_ONCE. */
+export interface BounceOverflowFields {
+  device: string;
+  vcpu: number;
+  alloc_size: number;
+  mapping_size: number;
+}
+
+/** A worker's log ring stayed full past its wait limit, so records were dropped (counted here). */
+export interface LogOverflowFields {
+  /** The channel's name: "vcpu3", "nvme0". */
+  source: string;
+  dropped: number;
+  vcpu?: number;
+  device?: string;
+}
+
+/** Every event name and the type of its fields. */
+export interface EventFields {
+  boot_line: BootLineFields;
+  pool_created: PoolCreatedFields;
+  map_failure: MapFailureFields;
+  io_error: IoErrorFields;
+  packet_dropped: PacketDroppedFields;
+  throttle_begin: ThrottleBeginFields;
+  throttle_end: ThrottleEndFields;
+  stall: StallFields;
+  tunable_changed: TunableChangedFields;
+  sample: SampleFields;
+  run_config: RunConfigFields;
+  run_summary: RunSummaryFields;
+  worker_error: WorkerErrorFields;
+  double_unmap: DoubleUnmapFields;
+  bounce_overflow: BounceOverflowFields;
+  log_overflow: LogOverflowFields;
+}
+
+export type EventName = keyof EventFields;
+
+/** The shape of a field, as the analyzer checks it in records it reads back. */
+export type FieldKind = 'string' | 'number' | 'boolean' | 'object' | 'array';
+
+export interface EventSpec<E extends EventName> {
+  /** The level of every record of this event (unless `levelOf` says otherwise). */
+  readonly level: LevelName;
+  /** A per-record level, for events whose severity depends on a field. */
+  readonly levelOf?: (f: EventFields[E]) => LevelName;
+  /** What the event means, for docs and --help. */
+  readonly doc: string;
+  /** Fields every record of this event carries, and their kinds (checked when reading logs). */
+  readonly required: { readonly [K in keyof EventFields[E]]?: FieldKind };
+  /** The `msg` of the record. */
+  readonly message: (f: EventFields[E]) => string;
+}
+
+/** `0x` and 16 hex digits: how the kernel's %pa prints a phys_addr_t on 64-bit. */
+export function formatPhysAddr(addr: number): string {
+  return `0x${Math.max(0, Math.floor(addr)).toString(16).padStart(16, '0')}`;
+}
+
+const IO_TLB_SHIFT = 11;
+
+const BLOCK_OP_CODE: Readonly<Record<BlockOp, number>> = { read: 0, write: 1, flush: 2, discard: 3 };
+
+/**
+ * The boot messages the emulator prints, in the kernel's words (§11). `boot_line` records carry the
+ * whole line; these build it.
+ */
+export const bootText = {
+  /** swiotlb_adjust_nareas / swiotlb_init_remap */
+  areaNum: (nareas: number): string => `software IO TLB: area num ${nareas}.`,
+  /** swiotlb_print_info: the default pool's range and size. */
+  mapped: (start: number, nslabs: number): string =>
+    `software IO TLB: mapped [mem ${formatPhysAddr(start)}-${formatPhysAddr(start + nslabs * 2 ** IO_TLB_SHIFT)}] (${Math.floor((nslabs * 2 ** IO_TLB_SHIFT) / 2 ** 20)}MB)`,
+  roundup: (mb: number): string => `software IO TLB: SWIOTLB bounce buffer size roundup to ${mb}MB`,
+  adjustedMb: (mb: number): string => `software IO TLB: SWIOTLB bounce buffer size adjusted to ${mb}MB`,
+  adjustedSlabs: (from: number, to: number): string =>
+    `software IO TLB: SWIOTLB bounce buffer size adjusted ${from} -> ${to} slabs`,
+  onlyAble: (mb: number): string => `software IO TLB: only able to allocate ${mb} MB`,
+  /** pr_warn_once in swiotlb_tbl_map_single, at the first bounce on an encrypted platform. */
+  memEncryption: (): string => 'software IO TLB: Memory encryption is active and system is using DMA bounce buffers',
+  /** x86 pci_iommu_alloc. */
+  pciDma: (): string => 'PCI-DMA: Using software bounce buffering for IO (SWIOTLB)',
+} as const;
+
+/** The proposed sysctl path of a per-pool tunable (RFC §15.8 discussion). */
+export function tunablePath(name: string, pool = 'swiotlb_default'): string {
+  return `/proc/sys/kernel/dma/${pool}/${name}`;
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** The catalogue. */
+export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
+  boot_line: {
+    level: 'info',
+    doc: 'A kernel boot message, verbatim (e.g. "software IO TLB: area num 32.").',
+    required: { text: 'string' },
+    message: (f) => f.text,
+  },
+  pool_created: {
+    level: 'info',
+    doc: 'An io_tlb_pool was added: the default pool at boot, a dynamic pool, or a transient pool.',
+    required: { pool: 'number', start: 'number', nslabs: 'number', nareas: 'number', kind: 'string' },
+    message: (f) =>
+      `swiotlb pool ${f.pool} (${f.kind}): [mem ${formatPhysAddr(f.start)}-${formatPhysAddr(f.start + f.nslabs * 2 ** IO_TLB_SHIFT)}] ${f.nslabs} slabs, ${plural(f.nareas, 'area')}`,
+  },
+  map_failure: {
+    level: 'warn',
+    doc: 'A map found no free slots: "swiotlb buffer is full".',
+    required: { device: 'string', vcpu: 'number', size: 'number', dir: 'string', total: 'number', used: 'number' },
+    message: (f) =>
+      `${f.device}: swiotlb buffer is full (sz: ${f.size} bytes), total ${f.total} (slots), used ${f.used} (slots)`,
+  },
+  io_error: {
+    level: 'warn',
+    doc: 'A block request failed; the message is blk_print_req_error()\'s.',
+    required: { device: 'string', vcpu: 'number', op: 'string', offset: 'number', size: 'number', reason: 'string' },
+    message: (f) =>
+      `I/O error, dev ${f.device}, sector ${Math.floor(f.offset / 512)} op 0x${(BLOCK_OP_CODE[f.op] ?? 0).toString(16)}:(${f.op.toUpperCase()}) flags 0x0 phys_seg ${f.phys_seg ?? 1} prio class 0`,
+  },
+  packet_dropped: {
+    level: 'warn',
+    doc: 'A NIC dropped a packet because its DMA mapping failed.',
+    required: { device: 'string', vcpu: 'number', size: 'number', dir: 'string', reason: 'string' },
+    message: (f) => `${f.device}: ${f.dir === 'tx' ? 'TX' : 'RX'} DMA map failed, packet dropped (${f.size} bytes): ${f.reason}`,
+  },
+  throttle_begin: {
+    level: 'debug',
+    doc: 'A MAY_BLOCK map starts waiting on throttle_sem.',
+    required: { vcpu: 'number', device: 'string', size: 'number', used: 'number', high_throttle: 'number', low_throttle: 'number', reason: 'string' },
+    message: (f) =>
+      `${f.device}: swiotlb throttle: ${f.size}-byte map waits, used ${f.used} > ${f.reason}_throttle ${f.reason === 'high' ? f.high_throttle : f.low_throttle}`,
+  },
+  throttle_end: {
+    level: 'info',
+    doc: 'A throttled map was admitted after wait_us microseconds (all throttle_begin fields too).',
+    required: { vcpu: 'number', device: 'string', size: 'number', used: 'number', high_throttle: 'number', low_throttle: 'number', reason: 'string', wait_us: 'number' },
+    message: (f) =>
+      `${f.device}: swiotlb throttle: ${f.size}-byte map admitted after ${f.wait_us} us (used ${f.used} > ${f.reason}_throttle)`,
+  },
+  stall: {
+    level: 'error',
+    doc: 'Throttle waiters parked longer than the watchdog allows behind one holder.',
+    required: { holder: 'object', waiters: 'array', parked_ms: 'number' },
+    message: (f) =>
+      `swiotlb throttle stall${f.kind === 'self_deadlock' ? ' (self-deadlock)' : ''}: ${plural(f.waiters.length, 'waiter')} parked ${f.parked_ms} ms behind ${f.holder.device} on vCPU ${f.holder.vcpu} (${f.holder.size} bytes)`,
+  },
+  tunable_changed: {
+    level: 'info',
+    doc: 'A tunable changed; name is the proposed sysctl path.',
+    required: { name: 'string' },
+    message: (f) => `${f.name}: ${String(f.old)} -> ${String(f.new)}`,
+  },
+  sample: {
+    level: 'info',
+    doc: 'Periodic sample of the allocator (io_tlb_used, hiwater, per-area used, throttle queue, IOPS).',
+    required: {
+      t_ms: 'number', io_tlb_used: 'number', io_tlb_used_hiwater: 'number', nslabs: 'number', area_used: 'array',
+      throttle_queue_len: 'number', iops: 'number', high_throttle: 'number', low_throttle: 'number',
+    },
+    message: (f) =>
+      `io_tlb_used ${f.io_tlb_used}/${f.nslabs} hiwater ${f.io_tlb_used_hiwater} throttle queue ${f.throttle_queue_len} iops ${Math.round(f.iops)}`,
+  },
+  run_config: {
+    level: 'info',
+    doc: 'The run\'s configuration, once at the start.',
+    required: { config: 'object' },
+    message: (f) => {
+      const c = f.config;
+      const parts = [
+        c.vcpus !== undefined ? `${c.vcpus} vCPUs` : undefined,
+        c.nslabs !== undefined ? `${c.nslabs} slabs` : undefined,
+        c.cmdline ? `cmdline "${c.cmdline}"` : undefined,
+      ].filter((p): p is string => p !== undefined);
+      return `run configuration${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
+    },
+  },
+  run_summary: {
+    level: 'info',
+    doc: 'The final report, once at the end.',
+    required: { summary: 'object' },
+    message: (f) => `run ${f.summary.status} after ${f.summary.runtime_ms} ms`,
+  },
+  worker_error: {
+    level: 'error',
+    levelOf: (f) => (f.fatal ? 'fatal' : 'error'),
+    doc: 'A thread failed (fatal when it could not continue).',
+    required: { thread: 'string', fatal: 'boolean', error: 'object' },
+    message: (f) => `${f.thread} ${f.fatal ? 'died' : 'failed'}: ${f.error.name}: ${f.error.message}`,
+  },
+  double_unmap: {
+    level: 'error',
+    doc: 'An unmap of a bounce address that holds no live mapping.',
+    required: { device: 'string', vcpu: 'number', tlb_addr: 'number', size: 'number' },
+    message: (f) =>
+      `${f.device}: DMA-API: device driver tries to free DMA memory it has not allocated [device address=${formatPhysAddr(f.tlb_addr)}] [size=${f.size} bytes]`,
+  },
+  bounce_overflow: {
+    level: 'warn',
+    doc: 'A sync or unmap larger than the remaining allocation.',
+    required: { device: 'string', vcpu: 'number', alloc_size: 'number', mapping_size: 'number' },
+    message: (f) =>
+      `${f.device}: Buffer overflow detected. Allocation size: ${f.alloc_size}. Mapping size: ${f.mapping_size}.`,
+  },
+  log_overflow: {
+    level: 'warn',
+    doc: 'A worker\'s log ring stayed full past COCO_LOG_FULL_WAIT; its records were dropped and counted.',
+    required: { source: 'string', dropped: 'number' },
+    message: (f) => `log: ${plural(f.dropped, 'record')} from ${f.source} dropped (log ring full)`,
+  },
+};
+
+/** Every event name, in catalogue order. */
+export const EVENT_NAMES: readonly EventName[] = Object.freeze(Object.keys(EVENTS) as EventName[]);
+
+/** True when `s` is a catalogue event name. */
+export function isEventName(s: string): s is EventName {
+  return Object.prototype.hasOwnProperty.call(EVENTS, s);
+}
+
+/** The level a record of `event` with these fields is written at. */
+export function levelOf<E extends EventName>(event: E, fields: EventFields[E]): LevelName {
+  const spec = EVENTS[event] as EventSpec<E>;
+  return spec.levelOf ? spec.levelOf(fields) : spec.level;
+}
+
+/** The `msg` of a record of `event` with these fields. */
+export function messageOf<E extends EventName>(event: E, fields: EventFields[E]): string {
+  return (EVENTS[event] as EventSpec<E>).message(fields);
+}
+
+/** The kind of a JSON value, in FieldKind's terms. */
+export function kindOf(v: unknown): FieldKind | 'null' | 'undefined' {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  const t = typeof v;
+  if (t === 'string' || t === 'number' || t === 'boolean' || t === 'object') return t;
+  return 'undefined';
+}
+
+/** Each event's required fields as [key, kind] pairs, computed once (checkRecord runs per record). */
+const REQUIRED: Readonly<Record<string, ReadonlyArray<readonly [string, FieldKind]>>> = Object.freeze(
+  Object.fromEntries(EVENT_NAMES.map((e) => [
+    e,
+    Object.entries(EVENTS[e].required as Readonly<Record<string, FieldKind | undefined>>)
+      .filter((kv): kv is [string, FieldKind] => kv[1] !== undefined),
+  ])),
+);
+
+/**
+ * Check a parsed record against the catalogue: its event is known and its required fields have the
+ * right kinds. Returns undefined when it is fine, else why not (one short phrase).
+ */
+export function checkRecord(rec: Record<string, unknown>): string | undefined {
+  const event = rec['event'];
+  if (typeof event !== 'string') return 'no "event" field';
+  if (!isEventName(event)) return `unknown event "${event}"`;
+  for (const [key, want] of REQUIRED[event]!) {
+    const v = rec[key];
+    // typeof first: the common case needs no call.
+    if (typeof v === want && v !== null && !Array.isArray(v)) continue;
+    const got = kindOf(v);
+    if (got !== want) return `${event}: field "${key}" is ${got}, expected ${want}`;
+  }
+  return undefined;
+}

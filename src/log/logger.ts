@@ -1,0 +1,327 @@
+// The run's logger, main-thread side: one pino logger writing NDJSON to a file and/or stdout, plus a
+// ring per worker thread (see ring.ts) that the workers' own pino loggers write finished lines into.
+//
+// Flow of a record:
+// - main thread: emit() -> pino formats -> FdSink buffer -> write(2) in batches (>= 64 KiB, every
+//   drain tick, or on flush);
+// - worker thread: WorkerLogger.emit() -> pino formats in the worker -> bytes copied into the
+//   worker's ring; the main thread drains every ring on each tick (COCO_LOG_DRAIN_INTERVAL), and
+//   also just before it writes a record of its own so that the file stays close to time order.
+//
+// Completeness: flushSync() drains every ring and writes everything, synchronously. It runs on
+// process 'exit', from 'uncaughtExceptionMonitor' (so before Node prints the error and exits 1, and
+// for unhandled rejections too) and on SIGINT/SIGTERM. On a signal, if nothing else in the process
+// listens for it, the handler then re-raises the signal so the process still dies of it (exit status
+// 130 for Ctrl-C), as it would have without us; if the application has its own handler, it decides.
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import pino from 'pino';
+import type { Logger } from 'pino';
+import { InputError } from '../errors.js';
+import {
+  EVENTS, LEVEL_VALUES, LOG_LEVEL_FORM, isLogLevelSetting, levelOf, messageOf,
+  type EventFields, type EventName, type LogLevelSetting,
+} from './events.js';
+import { RingReader, createRingBuffer, ringStats } from './ring.js';
+import { FdSink } from './sink.js';
+import { logSettings } from './settings.js';
+
+/**
+ * What a worker thread needs in order to log: pass it in workerData or postMessage as is (it is
+ * structured-cloneable: a SharedArrayBuffer and plain values, nothing to transfer). One channel per
+ * worker: attachWorkerLogger() claims it.
+ */
+export interface LogChannel {
+  readonly kind: 'coco-log-channel';
+  /** Names the worker in log_overflow records: "vcpu3", "nvme0". */
+  readonly name: string;
+  readonly level: LogLevelSetting;
+  /** The ring the worker writes into; null when logging is off. */
+  readonly ring: SharedArrayBuffer | null;
+  /** Longest a worker waits for room in a full ring before dropping a record. */
+  readonly fullWaitMs: number;
+}
+
+export interface RunLoggerOptions {
+  /** NDJSON log file; created (with its directory) or truncated. */
+  file?: string;
+  /** Threshold: trace, debug, info, warn, error, fatal or silent. */
+  level: string;
+  /** Also (or only) write the NDJSON to stdout. */
+  stdout?: boolean;
+  /** Bytes of shared memory per worker channel. Default COCO_LOG_RING_SIZE. */
+  ringBytes?: number;
+  /** Drain and write period. Default COCO_LOG_DRAIN_INTERVAL. */
+  drainIntervalMs?: number;
+  /** A worker's longest wait on a full ring. Default COCO_LOG_FULL_WAIT. */
+  fullWaitMs?: number;
+  /** Flush on exit, uncaught exception, SIGINT and SIGTERM. Default true. */
+  exitHandlers?: boolean;
+}
+
+export interface WorkerChannelOptions {
+  ringBytes?: number;
+  fullWaitMs?: number;
+}
+
+export interface RunLoggerStats {
+  /** Bytes written to the log so far. */
+  bytes: number;
+  /** Records written by worker threads (published into their rings). */
+  workerRecords: number;
+  /** Worker records dropped because a ring stayed full. */
+  dropped: number;
+  /** Times a worker had to wait for room in its ring. */
+  fullWaits: number;
+  /** Channels still open. */
+  channels: number;
+}
+
+export interface RunLogger {
+  /** False when there is no destination or the level is silent: every call is then a no-op. */
+  readonly enabled: boolean;
+  readonly level: LogLevelSetting;
+  /** Write one record: `{level, time, event, ...fields, msg}`. */
+  emit<E extends EventName>(event: E, fields: EventFields[E]): void;
+  /** Whether records of this event pass the level (to skip building costly fields). */
+  isEnabled(event: EventName): boolean;
+  /** A new channel for one worker thread; `opts` overrides the logger's ring size and full wait. */
+  workerChannel(name?: string, opts?: WorkerChannelOptions): LogChannel;
+  /** Drain the workers' rings and write everything buffered. */
+  flush(): Promise<void>;
+  /** The same, synchronously: safe in 'exit' and signal handlers. */
+  flushSync(): void;
+  /** Flush, stop the timer, remove the process handlers and close the file. Later emits are ignored. */
+  close(): Promise<void>;
+  stats(): RunLoggerStats;
+}
+
+/** Validate a level setting from a flag or the environment (`what` names it in the error). */
+export function parseLogLevel(text: string, what: string): LogLevelSetting {
+  const t = text.trim().toLowerCase();
+  if (!isLogLevelSetting(t)) throw new InputError('EBADLEVEL', `${what}: "${text}" is not a log level; expected ${LOG_LEVEL_FORM}`);
+  return t;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Process-wide exit handling, shared by every open RunLogger.
+
+const open = new Set<RunLoggerImpl>();
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+let installed = false;
+
+function flushAll(): void {
+  for (const l of open) l.flushSync();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  flushAll();
+  if (process.listenerCount(signal) === 1) {
+    // We were the only listener: behave as if we had never been here, i.e. die of the signal.
+    uninstall();
+    process.kill(process.pid, signal);
+  }
+}
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  process.on('exit', flushAll);
+  process.on('uncaughtExceptionMonitor', flushAll);
+  for (const s of SIGNALS) process.on(s, onSignal);
+}
+
+function uninstall(): void {
+  if (!installed) return;
+  installed = false;
+  process.off('exit', flushAll);
+  process.off('uncaughtExceptionMonitor', flushAll);
+  for (const s of SIGNALS) process.off(s, onSignal);
+}
+
+// ------------------------------------------------------------------------------------------------
+
+class RunLoggerImpl implements RunLogger {
+  readonly enabled = true;
+  private readonly pino: Logger;
+  private readonly sink = new FdSink();
+  private readonly readers: Array<{ reader: RingReader; name: string }> = [];
+  private readonly minLevel: number;
+  private readonly timer: NodeJS.Timeout;
+  private readonly ringBytes: number;
+  private readonly fullWaitMs: number;
+  private closed = false;
+  private burst = false;
+  private burstPending = false;
+  private channelCount = 0;
+  private retired = { workerRecords: 0, dropped: 0, fullWaits: 0 };
+  private readonly handlesExit: boolean;
+
+  constructor(readonly level: Exclude<LogLevelSetting, 'silent'>, opts: RunLoggerOptions) {
+    const settings = opts.ringBytes === undefined || opts.drainIntervalMs === undefined || opts.fullWaitMs === undefined
+      ? logSettings()
+      : undefined;
+    this.ringBytes = opts.ringBytes ?? settings!.ringBytes;
+    this.fullWaitMs = opts.fullWaitMs ?? settings!.fullWaitMs;
+    const drainIntervalMs = opts.drainIntervalMs ?? settings!.drainIntervalMs;
+    if (opts.file !== undefined) {
+      let fd: number;
+      try {
+        mkdirSync(dirname(opts.file), { recursive: true });
+        fd = openSync(opts.file, 'w');
+      } catch (err) {
+        throw new InputError('ELOGFILE', `log file ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; expected a writable path`);
+      }
+      this.sink.addTarget(fd, opts.file, true);
+    }
+    if (opts.stdout === true) this.sink.addTarget(1, 'stdout', false);
+    this.minLevel = LEVEL_VALUES[level];
+    // base: undefined drops pid and hostname: every record of a run has the same ones.
+    this.pino = pino({ level, base: undefined }, { write: (s: string) => this.sink.writeString(s) });
+    this.timer = setInterval(() => this.tick(), drainIntervalMs);
+    this.timer.unref();
+    this.handlesExit = opts.exitHandlers !== false;
+    if (this.handlesExit) {
+      open.add(this);
+      install();
+    }
+  }
+
+  emit<E extends EventName>(event: E, fields: EventFields[E]): void {
+    if (this.closed) return;
+    const level = levelOf(event, fields);
+    if (LEVEL_VALUES[level] < this.minLevel) return;
+    // Worker records already in the rings happened before this one: write them first.
+    this.drainRings();
+    const rec: Record<string, unknown> = { event, ...fields };
+    this.pino[level](rec, messageOf(event, fields));
+  }
+
+  isEnabled(event: EventName): boolean {
+    return !this.closed && LEVEL_VALUES[EVENTS[event].level] >= this.minLevel;
+  }
+
+  workerChannel(name?: string, opts: WorkerChannelOptions = {}): LogChannel {
+    const ring = createRingBuffer(opts.ringBytes ?? this.ringBytes);
+    const channelName = name ?? `worker${this.channelCount}`;
+    this.channelCount++;
+    if (!this.closed) this.readers.push({ reader: new RingReader(ring), name: channelName });
+    return { kind: 'coco-log-channel', name: channelName, level: this.level, ring, fullWaitMs: opts.fullWaitMs ?? this.fullWaitMs };
+  }
+
+  flush(): Promise<void> {
+    this.flushSync();
+    return Promise.resolve();
+  }
+
+  flushSync(): void {
+    if (this.closed) return;
+    this.drainRings();
+    this.sink.flushSync();
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.flushSync();
+    this.closed = true;
+    clearInterval(this.timer);
+    if (this.handlesExit) {
+      open.delete(this);
+      if (open.size === 0) uninstall();
+    }
+    this.sink.close();
+    return Promise.resolve();
+  }
+
+  stats(): RunLoggerStats {
+    const s = { bytes: this.sink.written + this.sink.buffered, ...this.retired, channels: this.readers.length };
+    for (const { reader } of this.readers) {
+      const r = ringStats(reader.sab);
+      s.workerRecords += r.lines;
+      s.dropped += r.dropped;
+      s.fullWaits += r.fullWaits;
+    }
+    return s;
+  }
+
+  private tick(): void {
+    const fill = this.drainRings();
+    this.sink.flushSync();
+    // Under a burst (some ring a quarter full within one interval) drain every millisecond instead
+    // of once per interval, and keep doing so while ticks still find more than 1/64 of a ring, so
+    // that workers rarely find their ring full.
+    this.burst = this.burst ? fill * 64 >= 1 : fill * 4 >= 1;
+    if (this.burst && !this.closed && !this.burstPending) {
+      this.burstPending = true;
+      setTimeout(() => {
+        this.burstPending = false;
+        if (!this.closed) this.tick();
+      }, 1).unref();
+    }
+  }
+
+  /**
+   * Move every finished worker line into the sink; report drops; forget closed channels. Returns
+   * the largest fill found, as a fraction of its ring's capacity.
+   */
+  private drainRings(): number {
+    let fill = 0;
+    for (let i = 0; i < this.readers.length; i++) {
+      const { reader, name } = this.readers[i]!;
+      const closed = reader.closed(); // read before draining, so nothing published after it is missed
+      const bytes = reader.drain();
+      if (bytes !== undefined) {
+        fill = Math.max(fill, bytes.length / reader.capacity);
+        this.sink.writeBytes(bytes);
+      }
+      const dropped = reader.takeDropped();
+      if (dropped > 0) {
+        const f = { source: name, dropped };
+        const rec: Record<string, unknown> = { event: 'log_overflow', ...f };
+        this.pino.warn(rec, messageOf('log_overflow', f));
+      }
+      if (closed && reader.pending() === 0) {
+        const r = ringStats(reader.sab);
+        this.retired.workerRecords += r.lines;
+        this.retired.dropped += r.dropped;
+        this.retired.fullWaits += r.fullWaits;
+        this.readers.splice(i, 1);
+        i--;
+      }
+    }
+    return fill;
+  }
+}
+
+class OffLogger implements RunLogger {
+  readonly enabled = false;
+  constructor(readonly level: LogLevelSetting) {}
+  emit(): void {}
+  isEnabled(): boolean {
+    return false;
+  }
+  workerChannel(name?: string): LogChannel {
+    return { kind: 'coco-log-channel', name: name ?? 'worker', level: 'silent', ring: null, fullWaitMs: 0 };
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  flushSync(): void {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  stats(): RunLoggerStats {
+    return { bytes: 0, workerRecords: 0, dropped: 0, fullWaits: 0, channels: 0 };
+  }
+}
+
+/**
+ * The run's logger. With neither `file` nor `stdout`, or at level silent, logging is off: every
+ * method is a cheap no-op and worker channels carry no ring.
+ */
+export function createRunLogger(opts: RunLoggerOptions): RunLogger {
+  const level = parseLogLevel(opts.level, 'log level');
+  if ((opts.file === undefined || opts.file === '') && opts.stdout !== true) return new OffLogger(level);
+  if (level === 'silent') return new OffLogger(level);
+  return new RunLoggerImpl(level, { ...opts, file: opts.file === '' ? undefined : opts.file });
+}

@@ -1,0 +1,249 @@
+// A single-producer, single-consumer byte ring in a SharedArrayBuffer that carries finished NDJSON
+// lines from one worker thread (the producer: pino writes each record into it) to the main thread
+// (the consumer: it copies whole lines out and writes them to the log file in batches).
+//
+// Why a ring and not postMessage: a message costs a structured clone and a wake-up of the main
+// thread's event loop per send; the ring costs one copy of the line's bytes and one Atomics.store,
+// and the main thread collects everything that has accumulated on its next drain. It can also be
+// drained synchronously from an 'exit' or signal handler, so a crash loses nothing that a worker had
+// finished writing.
+//
+// Protocol. The header holds two byte counters, head (bytes ever written) and tail (bytes ever
+// consumed), as wrapping int32s; a position in the data area is counter & (capacity - 1), and the
+// fill is (head - tail) | 0, valid because capacity <= 2^30. The producer copies a line into the data
+// area and only then publishes it with Atomics.store(head); the consumer copies [tail, head) and then
+// publishes Atomics.store(tail) and notifies the producer. Every record pino writes ends with '\n'
+// and is published whole, so the consumer never sees half a line (a line longer than the whole ring,
+// which the catalogue's records never are, is published in pieces).
+//
+// When the ring is full the producer parks on tail with Atomics.wait, in slices of FULL_WAIT_SLICE_MS,
+// for at most fullWaitMs in total; then it drops the line and counts it in DROPPED, which the
+// consumer turns into a log_overflow record. That bounds how long a log burst can hold up a vCPU.
+
+import { assert } from '../errors.js';
+
+/** Int32 slots of the header, before the data area. */
+const HEAD = 0; // bytes ever published by the producer (wrapping int32)
+const TAIL = 1; // bytes ever consumed (wrapping int32)
+const DROPPED = 2; // lines dropped because the ring stayed full
+const FULL_WAITS = 3; // times the producer had to wait for room
+const LINES = 4; // lines published
+const CLOSED = 5; // 1 once the producer has closed its end
+const CAPACITY = 6; // data area size in bytes (power of two)
+const PRODUCER = 7; // 1 once a RingWriter has claimed the ring (there may be only one)
+const HEADER_INTS = 16; // 64 bytes: the header fills one cache line
+const HEADER_BYTES = HEADER_INTS * 4;
+
+// Atomics.waitAsync is in Node 20 (V8) but not in TypeScript's ES2022 lib.
+type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+const waitAsync = (Atomics as unknown as {
+  waitAsync(ta: Int32Array, index: number, value: number, timeoutMs: number): WaitAsyncResult;
+}).waitAsync.bind(Atomics);
+
+/** Longest single park while the ring is full, before re-checking. */
+const FULL_WAIT_SLICE_MS = 5;
+
+export const MIN_RING_BYTES = 4096;
+export const MAX_RING_BYTES = 2 ** 30;
+
+/** Round a requested ring size to the power of two the ring uses. */
+export function ringCapacity(bytes: number): number {
+  assert(Number.isSafeInteger(bytes) && bytes >= MIN_RING_BYTES && bytes <= MAX_RING_BYTES, `log ring size ${bytes} out of range`);
+  return 2 ** Math.ceil(Math.log2(bytes));
+}
+
+/** Allocate the shared memory of one ring. */
+export function createRingBuffer(bytes: number): SharedArrayBuffer {
+  const capacity = ringCapacity(bytes);
+  const sab = new SharedArrayBuffer(HEADER_BYTES + capacity);
+  new Int32Array(sab, 0, HEADER_INTS)[CAPACITY] = capacity;
+  return sab;
+}
+
+/** Counters of one ring, read without stopping either side. */
+export interface RingStats {
+  capacity: number;
+  used: number;
+  lines: number;
+  dropped: number;
+  fullWaits: number;
+  closed: boolean;
+}
+
+function views(sab: SharedArrayBuffer): { hdr: Int32Array; data: Uint8Array; capacity: number } {
+  const hdr = new Int32Array(sab, 0, HEADER_INTS);
+  const capacity = hdr[CAPACITY]!;
+  assert(capacity >= MIN_RING_BYTES && (capacity & (capacity - 1)) === 0 && sab.byteLength === HEADER_BYTES + capacity, 'not a log ring');
+  return { hdr, data: new Uint8Array(sab, HEADER_BYTES, capacity), capacity };
+}
+
+export function ringStats(sab: SharedArrayBuffer): RingStats {
+  const { hdr, capacity } = views(sab);
+  return {
+    capacity,
+    used: (Atomics.load(hdr, HEAD) - Atomics.load(hdr, TAIL)) | 0,
+    lines: Atomics.load(hdr, LINES),
+    dropped: Atomics.load(hdr, DROPPED),
+    fullWaits: Atomics.load(hdr, FULL_WAITS),
+    closed: Atomics.load(hdr, CLOSED) === 1,
+  };
+}
+
+/** The producer's end. Owned by one thread. */
+export class RingWriter {
+  private readonly hdr: Int32Array;
+  private readonly data: Uint8Array;
+  private readonly capacity: number;
+  private readonly mask: number;
+  /** The data area as a Buffer, for Buffer#write's native UTF-8 encoder. */
+  private readonly view: Buffer;
+  private readonly encoder = new TextEncoder();
+  private scratch = new Uint8Array(4096);
+  private lines = 0;
+
+  constructor(sab: SharedArrayBuffer, private readonly fullWaitMs: number) {
+    const v = views(sab);
+    this.hdr = v.hdr;
+    this.data = v.data;
+    this.capacity = v.capacity;
+    this.mask = v.capacity - 1;
+    this.view = Buffer.from(sab, HEADER_BYTES, v.capacity);
+    // Single producer: a second writer would interleave bytes inside lines.
+    assert(Atomics.compareExchange(this.hdr, PRODUCER, 0, 1) === 0, 'log channel is already attached to a worker logger; create one channel per worker');
+  }
+
+  /** Append a string (normally one finished NDJSON line). Returns false if it was dropped. */
+  write(s: string): boolean {
+    // Fast path: UTF-8 needs at most 3 bytes per UTF-16 unit, so when that much room is free and
+    // contiguous, encode straight into the ring (no scratch copy), then publish.
+    const head = this.hdr[HEAD]!; // only this thread writes head
+    const pos = head & this.mask;
+    const worst = s.length * 3;
+    if (pos + worst <= this.capacity && worst <= this.capacity - ((head - Atomics.load(this.hdr, TAIL)) | 0)) {
+      const n = this.view.write(s, pos, 'utf8');
+      Atomics.store(this.hdr, HEAD, (head + n) | 0);
+      Atomics.store(this.hdr, LINES, ++this.lines);
+      return true;
+    }
+    let r = this.encoder.encodeInto(s, this.scratch);
+    if (r.read! < s.length) {
+      this.scratch = new Uint8Array(Math.max(worst, this.scratch.length * 2));
+      r = this.encoder.encodeInto(s, this.scratch);
+    }
+    return this.publish(this.scratch.subarray(0, r.written!));
+  }
+
+  private publish(bytes: Uint8Array): boolean {
+    let off = 0;
+    while (off < bytes.length) {
+      const n = Math.min(bytes.length - off, this.capacity);
+      if (!this.waitForRoom(n)) {
+        Atomics.add(this.hdr, DROPPED, 1);
+        return false;
+      }
+      const head = this.hdr[HEAD]!; // only this thread writes head
+      const pos = head & this.mask;
+      const first = Math.min(n, this.capacity - pos);
+      this.data.set(bytes.subarray(off, off + first), pos);
+      if (first < n) this.data.set(bytes.subarray(off + first, off + n), 0);
+      Atomics.store(this.hdr, HEAD, (head + n) | 0);
+      off += n;
+    }
+    Atomics.store(this.hdr, LINES, ++this.lines);
+    return true;
+  }
+
+  /** Wait (bounded) until n bytes are free. */
+  private waitForRoom(n: number): boolean {
+    let tail = Atomics.load(this.hdr, TAIL);
+    if (this.capacity - ((this.hdr[HEAD]! - tail) | 0) >= n) return true;
+    Atomics.add(this.hdr, FULL_WAITS, 1);
+    const deadline = performance.now() + this.fullWaitMs;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      Atomics.wait(this.hdr, TAIL, tail, Math.min(FULL_WAIT_SLICE_MS, left));
+      tail = Atomics.load(this.hdr, TAIL);
+      if (this.capacity - ((this.hdr[HEAD]! - tail) | 0) >= n) return true;
+    }
+  }
+
+  /** Resolves once the consumer has taken everything published so far (or after timeoutMs). */
+  async drained(timeoutMs: number): Promise<boolean> {
+    const head = Atomics.load(this.hdr, HEAD);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const tail = Atomics.load(this.hdr, TAIL);
+      if (((head - tail) | 0) <= 0) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const slice = Math.min(50, left);
+      const w = waitAsync(this.hdr, TAIL, tail, slice);
+      if (w.async) {
+        // The promise of Atomics.waitAsync does not keep a thread's event loop alive; a timer does.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([w.value, new Promise<void>((resolve) => { timer = setTimeout(resolve, slice); })]);
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  /** Mark the ring closed: the consumer drains it one last time and forgets it. */
+  close(): void {
+    Atomics.store(this.hdr, CLOSED, 1);
+  }
+}
+
+/** The consumer's end. Owned by the main thread. */
+export class RingReader {
+  private readonly hdr: Int32Array;
+  private readonly data: Uint8Array;
+  readonly capacity: number;
+  private readonly mask: number;
+  private droppedSeen = 0;
+
+  constructor(readonly sab: SharedArrayBuffer) {
+    const v = views(sab);
+    this.hdr = v.hdr;
+    this.data = v.data;
+    this.capacity = v.capacity;
+    this.mask = v.capacity - 1;
+  }
+
+  /** Bytes waiting to be drained. */
+  pending(): number {
+    return (Atomics.load(this.hdr, HEAD) - this.hdr[TAIL]!) | 0;
+  }
+
+  /**
+   * Copy out every published byte (whole lines) into fresh memory, free the space, and wake the
+   * producer if it waits for room. Returns undefined when there is nothing.
+   */
+  drain(): Uint8Array | undefined {
+    const head = Atomics.load(this.hdr, HEAD);
+    const tail = this.hdr[TAIL]!; // only this thread writes tail
+    const n = (head - tail) | 0;
+    if (n === 0) return undefined;
+    assert(n > 0 && n <= this.capacity, `log ring corrupt: ${n} bytes pending in ${this.capacity}`);
+    const pos = tail & this.mask;
+    const first = Math.min(n, this.capacity - pos);
+    const out = new Uint8Array(n);
+    out.set(this.data.subarray(pos, pos + first), 0);
+    if (first < n) out.set(this.data.subarray(0, n - first), first);
+    Atomics.store(this.hdr, TAIL, head);
+    Atomics.notify(this.hdr, TAIL);
+    return out;
+  }
+
+  /** Lines dropped since the last call (for log_overflow records). */
+  takeDropped(): number {
+    const d = Atomics.load(this.hdr, DROPPED);
+    const delta = d - this.droppedSeen;
+    this.droppedSeen = d;
+    return delta;
+  }
+
+  closed(): boolean {
+    return Atomics.load(this.hdr, CLOSED) === 1;
+  }
+}

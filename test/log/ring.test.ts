@@ -1,0 +1,85 @@
+// The worker-to-main ring, in one thread: whole lines, wrap-around, UTF-8, back-pressure and drops.
+import { describe, expect, it } from 'vitest';
+import { RingReader, RingWriter, createRingBuffer, ringCapacity, ringStats } from '../../src/log/ring.js';
+import { InvariantError } from '../../src/errors.js';
+
+const text = (parts: Uint8Array[]): string => Buffer.concat(parts).toString('utf8');
+
+describe('log ring', () => {
+  it('rounds its size up to a power of two', () => {
+    expect(ringCapacity(4096)).toBe(4096);
+    expect(ringCapacity(5000)).toBe(8192);
+    expect(() => ringCapacity(100)).toThrow(InvariantError);
+  });
+
+  it('carries lines in order across many wrap-arounds, including multi-byte UTF-8', () => {
+    const sab = createRingBuffer(4096);
+    const w = new RingWriter(sab, 1000);
+    const r = new RingReader(sab);
+    const got: Uint8Array[] = [];
+    const want: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const line = `{"i":${i},"s":"${'é漢'.repeat(i % 7)}${'x'.repeat(i % 300)}"}\n`;
+      want.push(line);
+      expect(w.write(line)).toBe(true);
+      if (i % 5 === 4) {
+        const b = r.drain();
+        if (b) got.push(b);
+      }
+    }
+    const b = r.drain();
+    if (b) got.push(b);
+    expect(text(got)).toBe(want.join(''));
+    expect(ringStats(sab)).toMatchObject({ lines: 2000, dropped: 0, used: 0 });
+  });
+
+  it('drops (and counts) a line when the ring stays full past the wait limit', () => {
+    const sab = createRingBuffer(4096);
+    const w = new RingWriter(sab, 0);
+    const r = new RingReader(sab);
+    const line = `${'y'.repeat(99)}\n`;
+    let ok = 0;
+    for (let i = 0; i < 100; i++) if (w.write(line)) ok++;
+    expect(ok).toBe(40); // 4096 / 100 whole lines
+    expect(r.takeDropped()).toBe(60);
+    expect(r.takeDropped()).toBe(0);
+    expect(r.drain()!.length).toBe(4000);
+    expect(w.write(line)).toBe(true);
+    expect(ringStats(sab).fullWaits).toBe(60);
+  });
+
+  it('waits (bounded) for the reader instead of dropping when a wait is allowed', async () => {
+    const sab = createRingBuffer(4096);
+    const r = new RingReader(sab);
+    // The writer runs in this thread, so the reader can only drain between writes: a wait that is
+    // never answered must end at the limit (about 30 ms), not hang.
+    const w = new RingWriter(sab, 30);
+    const line = `${'z'.repeat(4095)}\n`;
+    expect(w.write(line)).toBe(true);
+    const t0 = performance.now();
+    expect(w.write(line)).toBe(false);
+    const waited = performance.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(25);
+    expect(waited).toBeLessThan(1000);
+    r.drain();
+    expect(w.write(line)).toBe(true);
+    await expect(w.drained(10)).resolves.toBe(false); // nobody drains: times out
+    r.drain();
+    await expect(w.drained(10)).resolves.toBe(true);
+  });
+
+  it('publishes a line longer than the ring in pieces', () => {
+    const sab = createRingBuffer(4096);
+    const r = new RingReader(sab);
+    const w = new RingWriter(sab, 0);
+    // With no reader running, the second piece cannot fit: the line is dropped after its first piece.
+    expect(w.write(`${'q'.repeat(5000)}\n`)).toBe(false);
+    expect(r.drain()!.length).toBe(4096);
+  });
+
+  it('allows one writer per ring', () => {
+    const sab = createRingBuffer(4096);
+    new RingWriter(sab, 0);
+    expect(() => new RingWriter(sab, 0)).toThrow(/already attached/);
+  });
+});
