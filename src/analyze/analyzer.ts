@@ -105,7 +105,8 @@ export interface Analysis {
     /** Peak area.used per area, in area order. */
     area_peak_used: number[];
   };
-  map_failures: { total: number; groups: FailureGroup[]; groups_dropped: number; by_device: Record<string, number> };
+  /** total counts records; suppressed sums their `suppressed` fields (repeats a ratelimit did not print). */
+  map_failures: { total: number; suppressed: number; groups: FailureGroup[]; groups_dropped: number; by_device: Record<string, number> };
   throttle: {
     begins: number;
     waits: number;
@@ -199,6 +200,7 @@ export class LogAnalyzer {
   private areaPeak: number[] = [];
 
   private mapFailures = 0;
+  private mapFailuresSuppressed = 0;
   private readonly failureGroups = new Map<string, { device: string; size: number; count: number; first: number; last: number; dirs: Record<string, number> }>();
   private failureGroupsDropped = 0;
   private readonly failuresByDevice: Record<string, number> = {};
@@ -331,6 +333,7 @@ export class LogAnalyzer {
       case 'map_failure': {
         const f = r as unknown as MapFailureFields;
         this.mapFailures++;
+        if (typeof f.suppressed === 'number' && f.suppressed > 0) this.mapFailuresSuppressed += f.suppressed;
         incCapped(this.failuresByDevice, f.device, LIMITS.groups);
         const key = `${f.device}\u0000${f.size}`;
         let g = this.failureGroups.get(key);
@@ -553,6 +556,7 @@ export class LogAnalyzer {
       },
       map_failures: {
         total: this.mapFailures,
+        suppressed: this.mapFailuresSuppressed,
         groups: [...this.failureGroups.values()]
           .sort((a, b) => b.count - a.count || a.device.localeCompare(b.device) || a.size - b.size)
           .map((g) => ({ device: g.device, size: g.size, count: g.count, first: at(g.first), last: at(g.last), dirs: g.dirs })),

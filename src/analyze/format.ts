@@ -142,7 +142,7 @@ export function formatText(a: Analysis): string {
   }
 
   const m = a.map_failures;
-  L.push('', `Map failures ("swiotlb buffer is full"): ${m.total}`);
+  L.push('', `Map failures ("swiotlb buffer is full"): ${m.total}${m.suppressed > 0 ? ` (and ${m.suppressed} more suppressed by the ratelimit)` : ''}`);
   if (m.total > 0) {
     L.push(...table(['device', '>size', '>count', '>first', '>last', 'direction'],
       m.groups.slice(0, TEXT_ROWS).map((g) => [g.device, String(g.size), String(g.count), fmtAt(g.first), fmtAt(g.last),

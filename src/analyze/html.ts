@@ -71,7 +71,7 @@ function sections(a: Analysis): string {
   }
 
   const m = a.map_failures;
-  out.push(`<h2>Map failures: ${m.total}</h2>`);
+  out.push(`<h2>Map failures: ${m.total}${m.suppressed > 0 ? ` (and ${m.suppressed} suppressed by the ratelimit)` : ''}</h2>`);
   if (m.total > 0) {
     out.push(tableHtml(['device', '>size', '>count', '>first', '>last', 'direction'],
       m.groups.slice(0, HTML_ROWS).map((g) => [g.device, g.size, g.count, fmtAt(g.first), fmtAt(g.last), Object.entries(g.dirs).map(([k, n]) => `${k} ${n}`).join(', ')]), 'failures'));

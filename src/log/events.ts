@@ -13,7 +13,9 @@
 //   in the kernel) and log_overflow (our own log lost records).
 // - error: something is stuck or broken: stall, double_unmap (a driver bug; dma-debug's err_printk),
 //   worker_error (fatal when the thread could not continue, error otherwise).
-// - info: the story of the run: boot_line, pool_created, tunable_changed, run_config, run_summary,
+// - info: the story of the run: boot_line (all boot messages, including "Memory encryption is active
+//   ...", which the kernel prints with pr_warn_once at the first bounce: here it is part of the boot
+//   story, not a problem), pool_created, tunable_changed, run_config, run_summary,
 //   throttle_end, and sample. Samples are info, not debug, because the analyzer's timeline and the
 //   HTML chart are built from them and the default level (COCO_LOG_LEVEL) is info; one sample per
 //   COCO_SAMPLE_INTERVAL (250 ms) costs nothing worth saving.
@@ -22,7 +24,9 @@
 //   the default level each wait is one record and nothing the analyzer needs is lost.
 //
 // Every record also carries pino's `level` (number) and `time` (epoch ms), and `msg`. Records that
-// concern one vCPU or one device carry `vcpu` (number) and/or `device` (string) at the top level.
+// concern one vCPU or one device carry `vcpu` (number) and/or `device` (string) at the top level (a
+// NIC is a device: packet_dropped names it in `device`); a stall names its parties in `holder` and
+// `waiters`.
 
 /** pino's level names, lowest first. */
 export type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';

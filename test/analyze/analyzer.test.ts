@@ -53,13 +53,14 @@ describe('analyzer', () => {
       failure(30, 'nvme0', 65536, 'DMA_FROM_DEVICE'), failure(25, 'nvme0', 65536, 'DMA_TO_DEVICE'), // out of order, as worker records may be
       failure(40, 'nvme0', 4096, 'DMA_TO_DEVICE'),
     ].join('\n');
-    const { analysis: a } = analyzeText(log);
-    expect(a.map_failures.total).toBe(5);
-    expect(a.map_failures.by_device).toEqual({ nvme0: 4, eth0: 1 });
+    const { analysis: a } = analyzeText(`${log}\n${rec(50, 'map_failure', { device: 'nvme0', vcpu: 1, size: 4096, dir: 'DMA_TO_DEVICE', total: 100, used: 99, suppressed: 7 })}`);
+    expect(a.map_failures.total).toBe(6);
+    expect(a.map_failures.suppressed).toBe(7);
+    expect(a.map_failures.by_device).toEqual({ nvme0: 5, eth0: 1 });
     expect(a.map_failures.groups).toEqual([
       { device: 'nvme0', size: 65536, count: 3, first: { time: T0 + 10, t_ms: 10 }, last: { time: T0 + 30, t_ms: 30 }, dirs: { DMA_TO_DEVICE: 2, DMA_FROM_DEVICE: 1 } },
+      { device: 'nvme0', size: 4096, count: 2, first: { time: T0 + 40, t_ms: 40 }, last: { time: T0 + 50, t_ms: 50 }, dirs: { DMA_TO_DEVICE: 2 } },
       { device: 'eth0', size: 1514, count: 1, first: { time: T0 + 20, t_ms: 20 }, last: { time: T0 + 20, t_ms: 20 }, dirs: { DMA_FROM_DEVICE: 1 } },
-      { device: 'nvme0', size: 4096, count: 1, first: { time: T0 + 40, t_ms: 40 }, last: { time: T0 + 40, t_ms: 40 }, dirs: { DMA_TO_DEVICE: 1 } },
     ]);
   });
 
