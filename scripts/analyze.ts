@@ -1,18 +1,9 @@
-// Entry point of `npm run analyze`: see src/analyze/cli.ts.
-import { InputError } from '../src/errors.js';
+// npm run analyze: read a run log and print (or write as HTML) what happened. See src/analyze/cli.ts.
+import { runMain } from '../src/cli/main.js';
 import { runAnalyzeCli } from '../src/analyze/cli.js';
 
-try {
-  process.exitCode = await runAnalyzeCli(process.argv.slice(2), {
-    stdout: (s) => process.stdout.write(s),
-    stderr: (s) => process.stderr.write(s),
-    stdin: process.stdin,
-  });
-} catch (err) {
-  if (err instanceof InputError) {
-    process.stderr.write(`analyze: ${err.message}\n`);
-    process.exitCode = err.exitStatus;
-  } else {
-    throw err;
-  }
-}
+runMain(() => runAnalyzeCli(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  stdin: process.stdin,
+}));

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { analyzeFile } from '../src/analyze/run.js';
 import { formatText } from '../src/analyze/format.js';
 import { renderHtml } from '../src/analyze/html.js';
+import { runMain } from '../src/cli/main.js';
 import { InputError } from '../src/errors.js';
 import { LEVEL_VALUES, bootText, levelOf, messageOf, type EventFields, type EventName } from '../src/log/events.js';
 import { parseSize } from '../src/util/units.js';
@@ -183,13 +184,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (err) {
-  if (err instanceof InputError) {
-    process.stderr.write(`bench:analyze: ${err.message}\n`);
-    process.exitCode = err.exitStatus;
-  } else {
-    throw err;
-  }
-}
+runMain(() => main(process.argv.slice(2)));

@@ -1,12 +1,13 @@
 // `npm run bench:log [-- --workers N]`: what logging costs a worker thread. See src/log/overhead.ts.
 // Not part of `npm test`.
+import { runMain } from '../src/cli/main.js';
 import { InputError } from '../src/errors.js';
 import { loggingCpuPct, measureLoggingOverhead } from '../src/log/overhead.js';
 import { parseIntInRange } from '../src/util/units.js';
 
 const USAGE = 'npm run bench:log -- [--workers N]';
 
-try {
+runMain(async () => {
   const argv = process.argv.slice(2);
   let workers = 1;
   for (let i = 0; i < argv.length; i++) {
@@ -25,11 +26,5 @@ try {
     lines.push(`  ${row.mode.padEnd(8)}  ${ev.padEnd(24)}  ${`${row.nsPerEmit.toFixed(0)} (${row.nsPerEmitMin.toFixed(0)}-${row.nsPerEmitMax.toFixed(0)})`.padStart(37)}   ${share.padStart(32)}   ${row.burstRecordsPerS.toFixed(0).padStart(26)}   ${String(row.burstStats.fullWaits).padStart(10)}   ${String(row.burstStats.dropped).padStart(7)}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
-} catch (err) {
-  if (err instanceof InputError) {
-    process.stderr.write(`bench:log: ${err.message}\n`);
-    process.exitCode = err.exitStatus;
-  } else {
-    throw err;
-  }
-}
+  return 0;
+});

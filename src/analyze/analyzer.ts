@@ -6,7 +6,7 @@ import {
   EVENT_NAMES, LEVEL_VALUES, checkRecord, isEventName,
   type BounceOverflowFields, type DoubleUnmapFields, type EventName, type IoErrorFields, type LevelName,
   type LogOverflowFields, type MapFailureFields, type PacketDroppedFields, type PoolCreatedFields, type RunConfig,
-  type RunSummary, type SampleFields, type StallFields, type ThrottleEndFields,
+  type RunSummary, type SampleFields, type StallFields, type SwiotlbWarnFields, type ThrottleEndFields,
   type TunableChangedFields, type WorkerErrorFields,
 } from '../log/events.js';
 import { LogHistogram, type Percentiles } from './histogram.js';
@@ -125,6 +125,8 @@ export interface Analysis {
   worker_errors: { total: number; fatal: number; list: Array<WorkerErrorFields & { at: At; level: string }>; more: number };
   double_unmaps: { total: number; by_device: Record<string, number>; list: Array<DoubleUnmapFields & { at: At }> };
   bounce_overflows: { total: number; by_device: Record<string, number>; list: Array<BounceOverflowFields & { at: At }> };
+  /** swiotlb_warn records: counts by text, and the first ones in full. */
+  warnings: { total: number; by_text: Record<string, number>; list: Array<SwiotlbWarnFields & { at: At }> };
   log_overflows: { records_dropped: number; by_source: Record<string, number> };
   summary: RunSummary | null;
 }
@@ -229,6 +231,9 @@ export class LogAnalyzer {
   private overflowTotal = 0;
   private readonly overflowByDevice: Record<string, number> = {};
   private readonly overflows: Array<BounceOverflowFields & { time: number }> = [];
+  private warnTotal = 0;
+  private readonly warnByText: Record<string, number> = {};
+  private readonly warns: Array<SwiotlbWarnFields & { time: number }> = [];
   private logDropped = 0;
   private readonly logDroppedBySource: Record<string, number> = {};
   private summary: RunSummary | null = null;
@@ -386,7 +391,7 @@ export class LogAnalyzer {
       }
       case 'packet_dropped': {
         const f = r as unknown as PacketDroppedFields;
-        addErrorGroup(this.drops, f.device, f.dir, f.reason, f.size, time);
+        addErrorGroup(this.drops, f.device, typeof f.dir === 'string' ? f.dir : '-', f.reason, f.size, time);
         this.series.mark(t, 'packetDrops');
         break;
       }
@@ -422,7 +427,9 @@ export class LogAnalyzer {
         const f = r as unknown as DoubleUnmapFields;
         this.doubleUnmapTotal++;
         incCapped(this.doubleUnmapByDevice, f.device, LIMITS.groups);
-        if (this.doubleUnmaps.length < LIMITS.listed) this.doubleUnmaps.push({ device: f.device, vcpu: f.vcpu, tlb_addr: f.tlb_addr, size: f.size, time });
+        if (this.doubleUnmaps.length < LIMITS.listed) {
+          this.doubleUnmaps.push({ device: f.device, vcpu: f.vcpu, tlb_addr: f.tlb_addr, ...(typeof f.size === 'number' ? { size: f.size } : {}), time });
+        }
         break;
       }
       case 'bounce_overflow': {
@@ -430,6 +437,15 @@ export class LogAnalyzer {
         this.overflowTotal++;
         incCapped(this.overflowByDevice, f.device, LIMITS.groups);
         if (this.overflows.length < LIMITS.listed) this.overflows.push({ device: f.device, vcpu: f.vcpu, alloc_size: f.alloc_size, mapping_size: f.mapping_size, time });
+        break;
+      }
+      case 'swiotlb_warn': {
+        const f = r as unknown as SwiotlbWarnFields;
+        this.warnTotal++;
+        incCapped(this.warnByText, f.text.slice(0, 200), LIMITS.listed);
+        if (this.warns.length < LIMITS.listed) {
+          this.warns.push({ text: f.text.slice(0, 200), ...(typeof f.device === 'string' ? { device: f.device } : {}), ...(typeof f.vcpu === 'number' ? { vcpu: f.vcpu } : {}), time });
+        }
         break;
       }
       case 'log_overflow': {
@@ -605,6 +621,11 @@ export class LogAnalyzer {
         total: this.overflowTotal,
         by_device: { ...this.overflowByDevice },
         list: this.overflows.map(({ time, ...s }) => ({ ...s, at: at(time) })),
+      },
+      warnings: {
+        total: this.warnTotal,
+        by_text: { ...this.warnByText },
+        list: this.warns.map(({ time, ...w }) => ({ ...w, at: at(time) })),
       },
       log_overflows: { records_dropped: this.logDropped, by_source: { ...this.logDroppedBySource } },
       summary: this.summary,

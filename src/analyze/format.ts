@@ -1,6 +1,8 @@
 // The analyzer's text output: sections in the order a reader asks the questions (what ran, how full
 // the pool got, what failed, who waited, what stuck, how it ended), tables aligned like fio's.
 import { formatBytes } from '../util/units.js';
+import type { JobSummary, RunSummary } from '../log/events.js';
+import { formatReport, type RunReport } from '../vm/report.js';
 import type { Analysis, At, ErrorGroup } from './analyzer.js';
 
 /** "+1.234s": when, relative to the run's start. */
@@ -44,9 +46,9 @@ export function table(headers: string[], rows: string[][], indent = '  '): strin
 /** A value for the key/value listings: sizes and durations get a readable form alongside. */
 function fmtValue(key: string, v: unknown): string {
   if (typeof v === 'number') {
-    if (/_bytes$|^size$|bytes_bounced$/.test(key)) return `${v} (${formatBytes(v)})`;
-    if (/_ms$/.test(key)) return `${v} ms`;
-    if (/_us$/.test(key)) return `${v} us`;
+    if (Number.isFinite(v) && /(_bytes|Bytes)$|^size$|bytes_bounced$|^bytes$/.test(key)) return `${v} (${formatBytes(v)})`;
+    if (/(_ms|Ms)$/.test(key)) return `${num(v)} ms`;
+    if (/(_us|Us)$/.test(key)) return `${num(v)} us`;
     return num(v);
   }
   if (typeof v === 'string') return v === '' ? '""' : v;
@@ -61,11 +63,12 @@ export function keyValues(obj: Record<string, unknown>, prefix = ''): Array<[str
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       out.push(...keyValues(v as Record<string, unknown>, key));
     } else if (Array.isArray(v) && v.some((e) => e !== null && typeof e === 'object')) {
+      // Flat objects (a device, a pool) read best on one line; nested ones (a job report) flattened.
       v.forEach((e, i) => {
-        const line = e !== null && typeof e === 'object'
-          ? Object.entries(e as Record<string, unknown>).map(([ek, ev]) => `${ek}=${typeof ev === 'object' ? JSON.stringify(ev) : String(ev)}`).join(' ')
-          : String(e);
-        out.push([`${key}[${i}]`, line]);
+        const k = `${key}[${i}]`;
+        if (e === null || typeof e !== 'object') out.push([k, String(e)]);
+        else if (Object.values(e as object).some((ev) => ev !== null && typeof ev === 'object')) out.push(...keyValues(e as Record<string, unknown>, k));
+        else out.push([k, Object.entries(e as Record<string, unknown>).map(([ek, ev]) => `${ek}=${String(ev)}`).join(' ')]);
       });
     } else if (Array.isArray(v)) {
       out.push([key, v.length > 16 ? `[${v.slice(0, 16).join(', ')}, ... ${v.length} items]` : `[${v.join(', ')}]`]);
@@ -83,6 +86,27 @@ function kvLines(pairs: Array<[string, string]>, indent = '  '): string[] {
 
 function errorGroupRows(groups: ErrorGroup[], limit: number): string[][] {
   return groups.slice(0, limit).map((g) => [g.device, g.kind, g.reason, String(g.count), formatBytes(g.bytes), fmtAt(g.first), fmtAt(g.last)]);
+}
+
+/**
+ * The VM's own fio-style text for a run_summary that is the VM's RunReport (src/vm/report.ts), so
+ * the analyzer prints the final report exactly as the run did; undefined for any other shape.
+ */
+export function vmReportText(summary: RunSummary): string | undefined {
+  const s = summary as Record<string, unknown>;
+  const isObj = (v: unknown): boolean => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!Array.isArray(s['jobs']) || !Array.isArray(s['groups']) || !isObj(s['swiotlb']) || !isObj(s['run'])) return undefined;
+  try {
+    return formatReport(summary as unknown as RunReport);
+  } catch {
+    return undefined; // a report of another version: list it key by key instead
+  }
+}
+
+/** Whether a report's jobs have the flat shape of JobSummary (else they are listed key by key). */
+export function jobsTabular(jobs: unknown): jobs is JobSummary[] {
+  return Array.isArray(jobs) && jobs.length > 0 && jobs.every((j) => j !== null && typeof j === 'object'
+    && typeof (j as JobSummary).name === 'string' && (typeof (j as JobSummary).iops === 'number' || typeof (j as JobSummary).ios === 'number'));
 }
 
 /** Rows shown per table in text output (JSON output has them all). */
@@ -189,6 +213,7 @@ export function formatText(a: Analysis): string {
   const other: Array<[string, string]> = [];
   if (a.double_unmaps.total > 0) other.push(['double unmaps', `${a.double_unmaps.total} (${Object.entries(a.double_unmaps.by_device).map(([d, n]) => `${d} ${n}`).join(', ')})`]);
   if (a.bounce_overflows.total > 0) other.push(['bounce overflows', `${a.bounce_overflows.total} (${Object.entries(a.bounce_overflows.by_device).map(([d, n]) => `${d} ${n}`).join(', ')})`]);
+  for (const [text, n] of Object.entries(a.warnings.by_text)) other.push([`warning (x${n})`, text]);
   if (a.log_overflows.records_dropped > 0) other.push(['log records dropped', `${a.log_overflows.records_dropped} (${Object.entries(a.log_overflows.by_source).map(([d, n]) => `${d} ${n}`).join(', ')})`]);
   if (other.length > 0) L.push('', 'Other events', ...kvLines(other));
   if (a.worker_errors.total > 0) {
@@ -197,12 +222,16 @@ export function formatText(a: Analysis): string {
   }
 
   L.push('', 'Final report');
+  const vmText = a.summary === null ? undefined : vmReportText(a.summary);
   if (a.summary === null) {
     L.push('  (no run_summary record: the run did not finish, or the log is incomplete)');
+  } else if (vmText !== undefined) {
+    L.push(...vmText.trimEnd().split('\n').map((l) => (l === '' ? '' : `  ${l}`)));
   } else {
     const { jobs, swiotlb, ...rest } = a.summary;
-    L.push(...kvLines(keyValues(rest)));
-    if (jobs && jobs.length > 0) {
+    const tabular = jobsTabular(jobs);
+    L.push(...kvLines(keyValues(tabular ? rest : { ...rest, ...(jobs ? { jobs } : {}) })));
+    if (tabular && jobs && jobs.length > 0) {
       L.push(...table(['job', 'device', 'rw', '>ios', '>iops', '>bw', '>errors', '>lat p50', '>lat p99', '>lat max'],
         jobs.slice(0, 256).map((j) => [j.name, j.device ?? '', j.rw ?? '', j.ios !== undefined ? String(j.ios) : '',
           j.iops !== undefined ? j.iops.toFixed(0) : '', j.bw_bytes_per_s !== undefined ? `${formatBytes(Math.round(j.bw_bytes_per_s))}/s` : '',

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatBytes } from '../util/units.js';
 import type { Analysis } from './analyzer.js';
-import { fmtAt, fmtMs, fmtUs, keyValues } from './format.js';
+import { fmtAt, fmtMs, fmtUs, jobsTabular, keyValues, vmReportText } from './format.js';
 import type { ChartData } from './series.js';
 
 const require = createRequire(import.meta.url);
@@ -112,16 +112,21 @@ function sections(a: Analysis): string {
   const other: Array<[string, string]> = [];
   if (a.double_unmaps.total > 0) other.push(['double unmaps', String(a.double_unmaps.total)]);
   if (a.bounce_overflows.total > 0) other.push(['bounce overflows', String(a.bounce_overflows.total)]);
+  for (const [text, n] of Object.entries(a.warnings.by_text)) other.push([`warning (x${n})`, text]);
   if (a.log_overflows.records_dropped > 0) other.push(['log records dropped', String(a.log_overflows.records_dropped)]);
   if (other.length > 0) out.push('<h2>Other events</h2>', kvTable(other));
 
   out.push('<h2>Final report</h2>');
+  const vmText = a.summary === null ? undefined : vmReportText(a.summary);
   if (a.summary === null) {
     out.push('<p>No run_summary record: the run did not finish, or the log is incomplete.</p>');
+  } else if (vmText !== undefined) {
+    out.push(`<pre class="report">${esc(vmText)}</pre>`);
   } else {
     const { jobs, swiotlb, ...rest } = a.summary;
-    out.push(kvTable(keyValues(rest)));
-    if (jobs && jobs.length > 0) {
+    const tabular = jobsTabular(jobs);
+    out.push(kvTable(keyValues(tabular ? rest : { ...rest, ...(jobs ? { jobs } : {}) })));
+    if (tabular && jobs && jobs.length > 0) {
       out.push(tableHtml(['job', 'device', 'rw', '>ios', '>iops', '>bw', '>errors', '>lat p50', '>lat p99', '>lat max'],
         jobs.slice(0, HTML_ROWS).map((j) => [j.name, j.device ?? '', j.rw ?? '', j.ios ?? '', j.iops !== undefined ? j.iops.toFixed(0) : '',
           j.bw_bytes_per_s !== undefined ? `${formatBytes(Math.round(j.bw_bytes_per_s))}/s` : '', j.errors ?? '',
@@ -148,6 +153,7 @@ h1 { font-size: 1.4em; margin-bottom: .2em; } h2 { font-size: 1.15em; margin-top
 table { border-collapse: collapse; margin: .5em 0; } th, td { padding: .15em .7em; text-align: left; border-bottom: 1px solid #eee; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.kv th { font-weight: normal; color: #555; }
+pre.report { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: 12px; }
 #chart { margin-top: 1em; } .note { color: #666; font-size: .9em; }
 `;
 
@@ -214,7 +220,7 @@ export function renderHtml(a: Analysis, chart: ChartData): string {
 </head>
 <body>
 <h1>${esc(title)}</h1>
-<p class="sub">Started ${esc(start)}; ${esc(a.input.records)} records; ${esc(a.summary ? `status ${a.summary.status}` : 'no final report')}.</p>
+<p class="sub">Started ${esc(start)}; ${esc(a.input.records)} records; ${esc(a.summary === null ? 'no final report' : a.summary.status !== undefined ? `status ${a.summary.status}` : 'final report present')}.</p>
 <div id="chart"></div>
 <p class="note">Lines: io_tlb_used (maximum and minimum per ${esc(fmtMs(chart.bucket_ms))} bucket, band between), used_hiwater, the throttle thresholds and the pool size, in slots (left axis). Points: map failures, throttle waits (at the time each wait began) and stalls per bucket (right axis).</p>
 ${sections(a)}

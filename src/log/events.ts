@@ -10,7 +10,8 @@
 // Levels, and why:
 // - warn: a request did not get what it asked for but the emulator carries on, as the kernel's
 //   dev_warn_ratelimited() does: map_failure, io_error, packet_dropped, bounce_overflow (a WARN_ONCE
-//   in the kernel) and log_overflow (our own log lost records).
+//   in the kernel), swiotlb_warn (the other warn-once messages) and log_overflow (our own log lost
+//   records).
 // - error: something is stuck or broken: stall, double_unmap (a driver bug; dma-debug's err_printk),
 //   worker_error (fatal when the thread could not continue, error otherwise).
 // - info: the story of the run: boot_line (all boot messages, including "Memory encryption is active
@@ -46,7 +47,7 @@ export function isLogLevelSetting(s: string): s is LogLevelSetting {
 }
 
 /** The kernel's enum dma_data_direction, spelt as the kernel spells it. */
-export type DmaDirection = 'DMA_BIDIRECTIONAL' | 'DMA_TO_DEVICE' | 'DMA_FROM_DEVICE';
+export type DmaDirection = 'DMA_BIDIRECTIONAL' | 'DMA_TO_DEVICE' | 'DMA_FROM_DEVICE' | 'DMA_NONE';
 /** How a pool came to exist: the boot pool, a pool added by the grow worker, a one-mapping pool. */
 export type PoolKind = 'default' | 'dynamic' | 'transient';
 /** Why a request was throttled (RFC §15.4): used > high_throttle, or used > low_throttle while held. */
@@ -84,6 +85,8 @@ export interface MapFailureFields {
   total: number;
   /** mem_used(): slots in use when the search failed. */
   used: number;
+  /** Why: no free run of slots ('full', the default), larger than the largest mapping, or no pool at all. */
+  cause?: 'full' | 'oversize' | 'no_pool';
   /** Suppressed repeats since the last printed one (the kernel's ratelimit), when the VM counts them. */
   suppressed?: number;
 }
@@ -106,7 +109,7 @@ export interface PacketDroppedFields {
   device: string;
   vcpu: number;
   size: number;
-  dir: 'tx' | 'rx';
+  dir?: 'tx' | 'rx';
   reason: string;
 }
 
@@ -187,6 +190,8 @@ export interface SampleFields {
   iops_by_device?: Record<string, number>;
   /** Per-pool used slots, when there is more than one pool. */
   pool_used?: number[];
+  /** I/Os completed since the run started. */
+  ios?: number;
 }
 
 /** One emulated device, as run_config describes it. */
@@ -247,8 +252,8 @@ export interface JobSummary {
 
 /** The final report, as the VM prints it. */
 export interface RunSummary {
-  status: 'ok' | 'error' | 'interrupted';
-  runtime_ms: number;
+  status?: 'ok' | 'error' | 'interrupted' | string;
+  runtime_ms?: number;
   jobs?: JobSummary[];
   swiotlb?: {
     nslabs?: number;
@@ -286,7 +291,16 @@ export interface DoubleUnmapFields {
   vcpu: number;
   /** The bounce-buffer address passed to unmap. */
   tlb_addr: number;
-  size: number;
+  size?: number;
+}
+
+/** A warn-once message of swiotlb (§11) other than the ones with their own event. */
+export interface SwiotlbWarnFields {
+  /** The kernel's text without prefix, e.g. "Alloc alignment may prevent fulfilling requests with max mapping_size". */
+  text: string;
+  /** The device, for the kernel's dev_WARN_ONCE messages; absent for its pr_warn_once ones. */
+  device?: string;
+  vcpu?: number;
 }
 
 /** A sync or unmap asked for more than the allocation holds (§7): the kernel's WARN_ONCE. */
@@ -323,6 +337,7 @@ export interface EventFields {
   worker_error: WorkerErrorFields;
   double_unmap: DoubleUnmapFields;
   bounce_overflow: BounceOverflowFields;
+  swiotlb_warn: SwiotlbWarnFields;
   log_overflow: LogOverflowFields;
 }
 
@@ -402,8 +417,9 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
     level: 'warn',
     doc: 'A map found no free slots: "swiotlb buffer is full".',
     required: { device: 'string', vcpu: 'number', size: 'number', dir: 'string', total: 'number', used: 'number' },
-    message: (f) =>
-      `${f.device}: swiotlb buffer is full (sz: ${f.size} bytes), total ${f.total} (slots), used ${f.used} (slots)`,
+    message: (f) => (f.cause === 'no_pool'
+      ? `${f.device}: Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer`
+      : `${f.device}: swiotlb buffer is full (sz: ${f.size} bytes), total ${f.total} (slots), used ${f.used} (slots)`),
   },
   io_error: {
     level: 'warn',
@@ -415,8 +431,8 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
   packet_dropped: {
     level: 'warn',
     doc: 'A NIC dropped a packet because its DMA mapping failed.',
-    required: { device: 'string', vcpu: 'number', size: 'number', dir: 'string', reason: 'string' },
-    message: (f) => `${f.device}: ${f.dir === 'tx' ? 'TX' : 'RX'} DMA map failed, packet dropped (${f.size} bytes): ${f.reason}`,
+    required: { device: 'string', vcpu: 'number', size: 'number', reason: 'string' },
+    message: (f) => `${f.device}: ${f.dir === undefined ? '' : f.dir === 'tx' ? 'TX ' : 'RX '}DMA map failed, packet dropped (${f.size} bytes): ${f.reason}`,
   },
   throttle_begin: {
     level: 'debug',
@@ -473,7 +489,7 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
     level: 'info',
     doc: 'The final report, once at the end.',
     required: { summary: 'object' },
-    message: (f) => `run ${f.summary.status} after ${f.summary.runtime_ms} ms`,
+    message: (f) => `run ${f.summary.status ?? 'ended'}${f.summary.runtime_ms !== undefined ? ` after ${f.summary.runtime_ms} ms` : ''}`,
   },
   worker_error: {
     level: 'error',
@@ -485,9 +501,9 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
   double_unmap: {
     level: 'error',
     doc: 'An unmap of a bounce address that holds no live mapping.',
-    required: { device: 'string', vcpu: 'number', tlb_addr: 'number', size: 'number' },
+    required: { device: 'string', vcpu: 'number', tlb_addr: 'number' },
     message: (f) =>
-      `${f.device}: DMA-API: device driver tries to free DMA memory it has not allocated [device address=${formatPhysAddr(f.tlb_addr)}] [size=${f.size} bytes]`,
+      `${f.device}: DMA-API: device driver tries to free DMA memory it has not allocated [device address=${formatPhysAddr(f.tlb_addr)}]${f.size !== undefined ? ` [size=${f.size} bytes]` : ''}`,
   },
   bounce_overflow: {
     level: 'warn',
@@ -495,6 +511,12 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
     required: { device: 'string', vcpu: 'number', alloc_size: 'number', mapping_size: 'number' },
     message: (f) =>
       `${f.device}: Buffer overflow detected. Allocation size: ${f.alloc_size}. Mapping size: ${f.mapping_size}.`,
+  },
+  swiotlb_warn: {
+    level: 'warn',
+    doc: 'A warn-once message of swiotlb, e.g. "Alloc alignment may prevent fulfilling requests with max mapping_size".',
+    required: { text: 'string' },
+    message: (f) => (f.device !== undefined ? `${f.device}: ${f.text}` : `software IO TLB: ${f.text}`),
   },
   log_overflow: {
     level: 'warn',

@@ -194,6 +194,8 @@ class RunLoggerImpl implements RunLogger {
     // Worker records already in the rings happened before this one: write them first.
     this.drainRings();
     const rec: Record<string, unknown> = { event, ...fields };
+    // A caller that passes an event object carrying its own msg must not get two "msg" keys.
+    if (rec['msg'] !== undefined) rec['msg'] = undefined;
     this.pino[level](rec, messageOf(event, fields));
   }
 

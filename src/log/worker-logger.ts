@@ -69,6 +69,8 @@ class RingLogger implements WorkerLogger {
     if (this.vcpu !== undefined) rec['vcpu'] = this.vcpu;
     if (this.device !== undefined) rec['device'] = this.device;
     Object.assign(rec, fields);
+    // A caller that passes an event object carrying its own msg must not get two "msg" keys.
+    if (rec['msg'] !== undefined) rec['msg'] = undefined;
     this.pino[level](rec, messageOf(event, fields));
   }
 

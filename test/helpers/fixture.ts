@@ -163,6 +163,7 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
     }
     if (k === 15) {
       await vcpu0.send(count([
+        { event: 'swiotlb_warn', fields: { text: 'Alloc alignment may prevent fulfilling requests with max mapping_size', device: 'nvme0', vcpu: 0 } },
         { event: 'double_unmap', fields: { device: 'nvme0', vcpu: 0, tlb_addr: base + 4096, size: 4096 } },
         { event: 'bounce_overflow', fields: { device: 'nvme0', vcpu: 0, alloc_size: 2048, mapping_size: 4096 } },
       ]));

@@ -17,7 +17,7 @@ describe('event catalogue', () => {
       boot_line: 'info', pool_created: 'info', map_failure: 'warn', io_error: 'warn', packet_dropped: 'warn',
       throttle_begin: 'debug', throttle_end: 'info', stall: 'error', tunable_changed: 'info', sample: 'info',
       run_config: 'info', run_summary: 'info', worker_error: 'error', double_unmap: 'error', bounce_overflow: 'warn',
-      log_overflow: 'warn',
+      swiotlb_warn: 'warn', log_overflow: 'warn',
     });
   });
 
@@ -31,6 +31,18 @@ describe('event catalogue', () => {
   it('words a map failure as the kernel does, with the device prefix of dev_warn', () => {
     expect(messageOf('map_failure', { device: 'nvme0', vcpu: 3, size: 65536, dir: 'DMA_TO_DEVICE', total: 32768, used: 32704 }))
       .toBe('nvme0: swiotlb buffer is full (sz: 65536 bytes), total 32768 (slots), used 32704 (slots)');
+  });
+
+  it('words a map with no pool at all as the kernel does', () => {
+    expect(messageOf('map_failure', { device: 'nvme0', vcpu: 0, size: 4096, dir: 'DMA_TO_DEVICE', total: 0, used: 0, cause: 'no_pool' }))
+      .toBe("nvme0: Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer");
+  });
+
+  it('words warn-once messages with the device (dev_WARN_ONCE) or the swiotlb prefix (pr_warn_once)', () => {
+    expect(messageOf('swiotlb_warn', { text: 'Alloc alignment may prevent fulfilling requests with max mapping_size', device: 'nvme0', vcpu: 1 }))
+      .toBe('nvme0: Alloc alignment may prevent fulfilling requests with max mapping_size');
+    expect(messageOf('swiotlb_warn', { text: 'Memory encryption is active and system is using DMA bounce buffers' }))
+      .toBe('software IO TLB: Memory encryption is active and system is using DMA bounce buffers');
   });
 
   it('words a bounce overflow as the kernel does', () => {

@@ -1,7 +1,7 @@
 // The run logger: records from the main thread and from worker threads reach the file whole, typed
 // and in order; levels filter; logging off costs nothing; pino-pretty renders the kernel's words.
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { prettyFactory } from 'pino-pretty';
 import { createRunLogger, parseLogLevel } from '../../src/log/logger.js';
 import { attachWorkerLogger } from '../../src/log/worker-logger.js';
@@ -34,6 +34,17 @@ describe('createRunLogger', () => {
       expect(r).not.toHaveProperty('pid');
     }
     expect(recs[1]).toMatchObject({ device: 'nvme0', vcpu: 3, size: 65536, dir: 'DMA_TO_DEVICE', msg: 'nvme0: swiotlb buffer is full (sz: 65536 bytes), total 32768 (slots), used 32704 (slots)' });
+  });
+
+  it('keeps one msg, the catalogue\'s, when the fields object carries its own', async () => {
+    const file = dir.file('msg.ndjson');
+    const log = createRunLogger({ file, level: 'info', exitHandlers: false });
+    const coreEvent = { event: 'double_unmap', msg: 'core wording', device: 'nvme0', vcpu: 2, tlb_addr: 0x1000 } as const;
+    log.emit('double_unmap', coreEvent);
+    await log.close();
+    const line = readFileSync(file, 'utf8');
+    expect(line.match(/"msg":/g)).toHaveLength(1);
+    expect(JSON.parse(line)).toMatchObject({ event: 'double_unmap', msg: 'nvme0: DMA-API: device driver tries to free DMA memory it has not allocated [device address=0x0000000000001000]' });
   });
 
   it('filters by level: throttle_begin is debug, so absent at info and present at debug', async () => {
