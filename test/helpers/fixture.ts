@@ -17,7 +17,7 @@ export const FIXTURE = Object.freeze({
   lowAfter: 20000, // low_throttle after the tunable change at step 30
   steps: 40,
   stepMs: 25,
-  burst: 300, // records a worker pushes through a 4 KiB ring with no wait: most are dropped
+  burst: 1000, // records a worker pushes through a 4 KiB ring with no wait: most are dropped
 });
 
 export interface FixtureResult {
