@@ -17,6 +17,7 @@ import { runMain } from '../src/cli/main.js';
 import { InputError } from '../src/errors.js';
 import { LEVEL_VALUES, bootText, levelOf, messageOf, type EventFields, type EventName } from '../src/log/events.js';
 import { parseSize } from '../src/util/units.js';
+import { Rng } from '../src/util/rng.js';
 
 const PEAK_RSS_LIMIT_MB = 200;
 const USAGE = 'npm run bench:analyze -- [--size 1G] [--file path] [--keep]';
@@ -26,16 +27,10 @@ function line<E extends EventName>(time: number, event: E, fields: EventFields[E
   return `${JSON.stringify({ level: LEVEL_VALUES[levelOf(event, fields)], time, event, ...fields, msg: messageOf(event, fields) })}\n`;
 }
 
-/** A small deterministic PRNG (mulberry32), so every run of the bench reads the same log. */
+/** The project's seeded generator (src/util/rng.ts), as a () => [0, 1) source. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.float();
 }
 
 function synthesise(file: string, targetBytes: number): { bytes: number; lines: number; ms: number } {

@@ -13,6 +13,10 @@ export class Rng {
     this.s = x >>> 0;
     return this.s;
   }
+  /** Uniform float in [0, 1). */
+  float(): number {
+    return this.next() / 2 ** 32;
+  }
   /** Uniform integer in [0, n). */
   below(n: number): number {
     return this.next() % n;

@@ -16,21 +16,16 @@ import {
   histogramBucketLowNs,
   histogramBucketValueNs,
 } from '../../src/report/histogram.js';
+import { Rng } from '../../src/util/rng.js';
 
 // The accuracy the scheme promises (fio's 1/2^(PLAT_BITS+1) with 6 bits), written here rather than
 // read from the module, and the brief's ceiling for it.
 const BOUND = 1 / 128;
 
-/** Deterministic PRNG (mulberry32), so that a failure can be replayed. */
+/** The project's seeded generator (src/util/rng.ts), as a () => [0, 1) source. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.float();
 }
 
 function randInt(r: () => number, lo: number, hi: number): number {
