@@ -2,4 +2,4 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type DeviceConfig, runDevice } from '../src/devices/device.js';
 
-parentPort!.postMessage(runDevice(workerData as DeviceConfig));
+parentPort!.postMessage(await runDevice(workerData as DeviceConfig));

@@ -6,7 +6,7 @@ import { attachWorkerLogger } from '../src/log/worker-logger.js';
 import { runEmitterJob, type EmitterJob, type EmitterMessage } from '../src/log/emitter.js';
 
 const job = workerData as EmitterJob;
-const log = attachWorkerLogger(job.channel, job.bind);
+const log = await attachWorkerLogger(job.channel, job.bind);
 const port = parentPort!;
 
 const emitted = await runEmitterJob(log, job);

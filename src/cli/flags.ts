@@ -6,13 +6,27 @@ export interface FlagSpec {
   name: string;
   kind: 'string' | 'boolean';
   help: string;
+  /** May be given more than once; every value is kept (see ParsedFlags.all). */
+  repeatable?: boolean;
 }
 
-export type ParsedFlags = Map<string, string>;
+/** Flag values by name (the last one given); `all` has every value of a repeatable flag, in order. */
+export class ParsedFlags extends Map<string, string> {
+  private readonly every = new Map<string, string[]>();
+  add(name: string, value: string): void {
+    this.set(name, value);
+    const list = this.every.get(name) ?? [];
+    list.push(value);
+    this.every.set(name, list);
+  }
+  all(name: string): string[] {
+    return this.every.get(name) ?? [];
+  }
+}
 
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], tool: string): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
-  const out: ParsedFlags = new Map();
+  const out = new ParsedFlags();
   const accepted = () => specs.map((s) => `--${s.name}`).join(', ');
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -32,7 +46,10 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
       value = next;
       i++;
     }
-    out.set(name, value);
+    if (out.has(name) && spec.repeatable !== true) {
+      throw new InputError('EBADFLAG', `--${name} given twice; give it once (${spec.help})`);
+    }
+    out.add(name, value);
   }
   return out;
 }

@@ -6,8 +6,11 @@
 // Service model: commands are served in arrival order through one channel of `bandwidth` bytes/s,
 // and each completes `latency` after its transfer ends. Completions are batched: all commands due by
 // now are posted, then each affected vCPU gets one interrupt.
+import type { MessagePort } from 'node:worker_threads';
 import { assert } from '../errors.js';
+import { exposeOnPort } from '../util/comlink.js';
 import { nowMs } from '../util/clock.js';
+import type { DeviceControlApi } from '../vm/control.js';
 import {
   CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR, DEV_BYTES,
   DEV_COMMANDS, DEV_DOORBELL, DEV_PARKED, DEV_STOP, OP_READ, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
@@ -29,21 +32,34 @@ export interface DeviceConfig {
   bandwidthBytesPerSec: number;
   /** Backing store size (storage); 0 for the NIC. */
   capacityBytes: number;
+  /** The control plane's port (transferred): this thread serves DeviceControlApi on it. */
+  controlPort?: MessagePort;
+  /** Fault injection (--inject-fault): throw this long after the device starts. */
+  faultAtMs?: number;
+}
+
+export interface DeviceResult {
+  commands: number;
+  bytes: number;
+  dmaErrors: number;
 }
 
 /** Longest park before re-checking the stop flag. */
 const MAX_PARK_MS = 20;
 /** Below this, spinning is cheaper than a park/wake hand-off (~30 us). */
 const SPIN_BELOW_MS = 0.05;
+/** How often the device loop yields to its event loop, where control-plane calls are answered. */
+const YIELD_EVERY_MS = 10;
 
-export function runDevice(cfg: DeviceConfig): { commands: number; bytes: number; dmaErrors: number } {
+export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
   const bounce = new Uint8Array(cfg.bounce);
   const bounceEnd = cfg.bounceStart + bounce.length;
   const store = cfg.capacityBytes > 0 ? new Uint8Array(new SharedArrayBuffer(cfg.capacityBytes)) : null;
   const qps = cfg.queues.map((q) => new QueuePair(q));
   const control = new Int32Array(cfg.control);
-  const bwPerMs = cfg.bandwidthBytesPerSec / 1000;
-  const latencyMs = cfg.latencyUs / 1000;
+  // The service model's tunables: read at every command, changed over the control plane.
+  let bwPerMs = cfg.bandwidthBytesPerSec / 1000;
+  let latencyMs = cfg.latencyUs / 1000;
   // Pending commands: parallel arrays kept sorted by completion time (at most sum of depths).
   const cap = qps.reduce((s, q) => s + q.depth, 0);
   const dueAt = new Float64Array(cap);
@@ -81,9 +97,33 @@ export function runDevice(cfg: DeviceConfig): { commands: number; bytes: number;
     return STATUS_OK;
   };
 
+  const api: DeviceControlApi = {
+    counters: () => ({ name: cfg.name, commands, bytes }),
+    get: (name) => {
+      if (name === 'latency_us') return latencyMs * 1000;
+      if (name === 'bandwidth_bytes_per_s') return bwPerMs * 1000;
+      throw new Error(`${cfg.name}: no tunable ${name}`);
+    },
+    set: (name, value) => {
+      const old = api.get(name);
+      assert(Number.isFinite(value) && value >= 0, 'device tunables are validated by the control plane');
+      if (name === 'latency_us') latencyMs = value / 1000;
+      else bwPerMs = Math.max(1, value) / 1000;
+      return old;
+    },
+  };
+  if (cfg.controlPort !== undefined) exposeOnPort(api, cfg.controlPort);
+  const faultAt = cfg.faultAtMs === undefined ? Infinity : nowMs() + cfg.faultAtMs;
+  let lastYield = nowMs();
+
   while (Atomics.load(control, DEV_STOP) === 0) {
     const seq = Atomics.load(control, DEV_DOORBELL);
     const now = nowMs();
+    if (now - lastYield >= YIELD_EVERY_MS) {
+      if (now >= faultAt) throw new Error(`${cfg.name}: injected fault (--inject-fault) after ${cfg.faultAtMs} ms`);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastYield = nowMs();
+    }
     // Take new submissions.
     for (let q = 0; q < qps.length; q++) {
       const qp = qps[q]!;
@@ -137,6 +177,7 @@ export function runDevice(cfg: DeviceConfig): { commands: number; bytes: number;
     Atomics.wait(control, DEV_DOORBELL, seq, Math.min(wait, MAX_PARK_MS));
     Atomics.store(control, DEV_PARKED, 0);
   }
+  cfg.controlPort?.close();
   return { commands, bytes, dmaErrors };
 
   function insertPending(at: number, q: number, cid: number): void {

@@ -254,7 +254,8 @@ export interface JobSummary {
 export interface RunSummary {
   status?: 'ok' | 'error' | 'interrupted' | string;
   runtime_ms?: number;
-  jobs?: JobSummary[];
+  /** Flat JobSummary rows, or the VM's own richer per-job records (the analyzer tells them apart). */
+  jobs?: readonly (JobSummary | object)[];
   swiotlb?: {
     nslabs?: number;
     used_hiwater?: number;

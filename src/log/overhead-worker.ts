@@ -28,7 +28,7 @@ export interface OverheadOutcome {
 const NSLABS = 32768;
 
 export async function runOverheadJob(job: OverheadJob): Promise<OverheadOutcome> {
-  const log = attachWorkerLogger(job.channel, { vcpu: job.vcpu });
+  const log = await attachWorkerLogger(job.channel, { vcpu: job.vcpu });
   // The fields object is built at the call site, as the core will build it: that is part of the cost.
   const emitOne = (i: number): void => {
     if (job.event === 'map_failure') {

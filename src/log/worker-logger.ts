@@ -5,7 +5,8 @@
 //
 // This module imports nothing from logger.ts at run time, so a worker does not load the main-thread
 // machinery (sink, exit handlers).
-import pino from 'pino';
+// pino is loaded only when a worker actually logs: it is the largest module a vCPU thread would load,
+// and 32 threads loading it on 2 cores is a third of the VM's boot time.
 import type { Logger } from 'pino';
 import { InputError } from '../errors.js';
 import { LEVEL_VALUES, EVENTS, levelOf, messageOf, type EventFields, type EventName } from './events.js';
@@ -52,7 +53,7 @@ class RingLogger implements WorkerLogger {
   private readonly device: string | undefined;
   private closed = false;
 
-  constructor(channel: LogChannel & { ring: SharedArrayBuffer }, bind: WorkerLogBinding) {
+  constructor(pino: typeof import('pino').default, channel: LogChannel & { ring: SharedArrayBuffer }, bind: WorkerLogBinding) {
     this.writer = new RingWriter(channel.ring, channel.fullWaitMs);
     this.minLevel = LEVEL_VALUES[channel.level];
     this.vcpu = bind.vcpu;
@@ -93,10 +94,11 @@ class RingLogger implements WorkerLogger {
  * Attach this worker to its channel (from RunLogger.workerChannel(), passed in workerData). A channel
  * has one writer: attaching the same channel twice throws.
  */
-export function attachWorkerLogger(channel: LogChannel | undefined | null, bind: WorkerLogBinding = {}): WorkerLogger {
+export async function attachWorkerLogger(channel: LogChannel | undefined | null, bind: WorkerLogBinding = {}): Promise<WorkerLogger> {
   if (channel === undefined || channel === null || channel.ring === null || channel.level === 'silent') return NOOP;
   if (channel.kind !== 'coco-log-channel' || !(channel.ring instanceof SharedArrayBuffer)) {
     throw new InputError('ELOGCHANNEL', 'attachWorkerLogger: expected a LogChannel from RunLogger.workerChannel()');
   }
-  return new RingLogger(channel as LogChannel & { ring: SharedArrayBuffer }, bind);
+  const { default: pino } = await import('pino');
+  return new RingLogger(pino, channel as LogChannel & { ring: SharedArrayBuffer }, bind);
 }

@@ -4,6 +4,7 @@ import { configValue, envOrigin } from '../config.js';
 import { InputError } from '../errors.js';
 import { type FlagSpec, parseFlags } from '../cli/flags.js';
 import { parseDuration, parseIntInRange, parseSize } from '../util/units.js';
+import { type TuneStep, parseTuneSteps } from './control.js';
 
 export interface VmOptions {
   vcpus: number;
@@ -20,7 +21,12 @@ export interface VmOptions {
   sampleIntervalMs: number;
   nvmeLatencyUs: number;
   nvmeBandwidth: number;
+  /** A run with no I/O completed for this long ends with a stall report (exit 1). */
   stallMs: number;
+  /** Scheduled tunable changes (--tune AT:NAME=VALUE). */
+  tune: TuneStep[];
+  /** Fault injection for testing the failure path: a thread throws at a time (--inject-fault). */
+  injectFault: { thread: string; atMs: number } | undefined;
 }
 
 export const VM_FLAGS: readonly FlagSpec[] = [
@@ -37,6 +43,9 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'log-level', kind: 'string', help: 'trace, debug, info, warn, error' },
   { name: 'nvme-latency', kind: 'string', help: 'per-command latency, e.g. 20us' },
   { name: 'nvme-bandwidth', kind: 'string', help: 'bytes per second, e.g. 2G' },
+  { name: 'tune', kind: 'string', repeatable: true, help: 'change a tunable during the run, AT:NAME=VALUE, e.g. 2s:io_tlb_used_hiwater=0' },
+  { name: 'stall-timeout', kind: 'string', help: 'end the run when no I/O completes for this long, e.g. 15s' },
+  { name: 'inject-fault', kind: 'string', help: 'make a thread throw, THREAD@TIME, e.g. vcpu3@500ms or nvme0@1s (tests the failure path)' },
 ];
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -55,6 +64,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [logFile] = get('log-file', 'COCO_LOG_FILE');
   const [level, levelWhat] = get('log-level', 'COCO_LOG_LEVEL');
   const [sample, sampleWhat] = [configValue('COCO_SAMPLE_INTERVAL'), envOrigin('COCO_SAMPLE_INTERVAL')];
+  const [stall, stallWhat] = get('stall-timeout', 'COCO_STALL_TIMEOUT');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
   if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS.join(', ')}`);
   if (f.has('swiotlb') && f.has('cmdline')) {
@@ -64,8 +74,9 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   if (memBytes < 256 * 1024 * 1024) throw new InputError('EBADSIZE', `${memWhat}: "${mem}" is too small; expected at least 256M`);
   const runtimeMs = parseDuration(runtime, rtWhat);
   if (!(runtimeMs > 0)) throw new InputError('EBADDURATION', `${rtWhat}: "${runtime}" must be longer than 0; expected e.g. 10s`);
+  const nvcpus = parseIntInRange(vcpus, vcpusWhat, 1, 256);
   return {
-    vcpus: parseIntInRange(vcpus, vcpusWhat, 1, 256),
+    vcpus: nvcpus,
     memBytes,
     swiotlbBytes: swiotlb === '' ? undefined : parseSize(swiotlb, swWhat),
     cmdline,
@@ -79,6 +90,20 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     sampleIntervalMs: parseDuration(sample, sampleWhat),
     nvmeLatencyUs: f.has('nvme-latency') ? parseDuration(f.get('nvme-latency')!, '--nvme-latency', 1) * 1000 : 20,
     nvmeBandwidth: f.has('nvme-bandwidth') ? parseSize(f.get('nvme-bandwidth')!, '--nvme-bandwidth') : 2 * 1024 ** 3,
-    stallMs: 15_000,
+    stallMs: parseDuration(stall, stallWhat),
+    tune: parseTuneSteps(f.all('tune'), '--tune'),
+    injectFault: f.has('inject-fault') ? parseFault(f.get('inject-fault')!, nvcpus) : undefined,
   };
+}
+
+const FAULT_FORM = 'THREAD@TIME with THREAD one of vcpuN, nvme0, eth0, e.g. vcpu3@500ms';
+
+function parseFault(text: string, vcpus: number): { thread: string; atMs: number } {
+  const at = text.indexOf('@');
+  const thread = at < 0 ? text : text.slice(0, at);
+  const m = /^vcpu(\d+)$/.exec(thread);
+  if (at < 0 || !(thread === 'nvme0' || thread === 'eth0' || (m !== null && Number(m[1]) < vcpus))) {
+    throw new InputError('EBADFLAG', `--inject-fault: "${text}" is not valid; expected ${FAULT_FORM} (vCPUs 0..${vcpus - 1})`);
+  }
+  return { thread, atMs: parseDuration(text.slice(at + 1), '--inject-fault') };
 }

@@ -9,7 +9,8 @@ import {
 } from './jobs.js';
 import { type VmRunResult, areaContention, mergedHistogram, sumSwiotlbStats } from './vm.js';
 
-export interface SwiotlbReport {
+// A type alias, not an interface, so that it fits the catalogue's open RunSummary record.
+export type SwiotlbReport = {
   io_tlb_nslabs: number;
   io_tlb_used: number;
   io_tlb_used_hiwater: number;
@@ -23,13 +24,13 @@ export interface SwiotlbReport {
   bytes_bounced_from_device: number;
   map_unmap_per_sec: number;
   areas: { area: number; acquired: number; contended: number; parked: number }[];
-}
+};
 
 export interface RunReport {
   jobs: (JobReport & { verify?: { sectors_ok: number; sectors_bad: number; sectors_unwritten: number }; packets_dropped: number })[];
   groups: GroupReport[];
   swiotlb: SwiotlbReport;
-  run: { vcpus: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number };
+  run: { vcpus: number; boot_ms: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number };
 }
 
 function bsText(bs: FioBlockSize): string {
@@ -94,7 +95,7 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
       map_unmap_per_sec: Math.round(((st.map_ok + st.unmaps) / 2 / r.runMs) * 1000),
       areas: areaContention(r.boot.mem),
     },
-    run: { vcpus, wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted, device_commands: r.deviceCommands },
+    run: { vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted, device_commands: r.deviceCommands },
   };
 }
 

@@ -11,6 +11,13 @@
 // Completions arrive as interrupts (the queue's CQ_IRQ word); unmap happens in interrupt context and
 // never blocks.
 import type { MessagePort } from 'node:worker_threads';
+// The worker side of the log only: src/log/index.js would also load the main thread's machinery.
+import type { IoErrorFields, MapFailureFields, PacketDroppedFields } from '../log/events.js';
+import type { LogChannel } from '../log/logger.js';
+import { type WorkerLogger, attachWorkerLogger } from '../log/worker-logger.js';
+import { Ratelimit } from '../log/ratelimit.js';
+import { exposeOnPort } from '../util/comlink.js';
+import type { VcpuControlApi, VcpuCounters } from './control.js';
 import { DmaDevice } from '../dma/device.js';
 import {
   ScatterList, dmaMapSgtable, dmaMapSingle, dmaMaxMappingSize, dmaUnmapSg, dmaUnmapSingle,
@@ -35,8 +42,13 @@ import {
 } from './jobs.js';
 import { SECTOR_BYTES, type VerifyCounts, fillSectors, verifySectors } from './verify.js';
 
-// Run control block (Int32): stop request, and per stonewall group the clones that have finished.
+// Run control block (Int32): stop request, the start barrier, and per stonewall group the clones
+// that have finished. Every vCPU counts itself into RUN_READY once its thread is up and its handles
+// are built, then parks until the main thread sets RUN_GO, so that all jobs start together and the
+// run's clock does not include thread start-up.
 export const RUN_STOP = 0;
+export const RUN_READY = 1;
+export const RUN_GO = 2;
 export const RUN_GROUP_DONE = 8;
 export const RUN_CONTROL_INTS = 8 + 64;
 
@@ -59,27 +71,29 @@ export interface VcpuTask {
   /** This vCPU's swiotlb statistics block (STATS_FIELDS float64s at cpu * STATS_FIELDS). */
   swiotlbStats: SharedArrayBuffer;
   run: SharedArrayBuffer;
-  /** Batches of log records go here. */
-  logPort: MessagePort;
-}
-
-export interface VcpuEvent {
-  event: string;
-  msg: string;
-  [k: string]: unknown;
+  /** This vCPU's log channel (RunLogger.workerChannel). */
+  log: LogChannel;
+  /** The control plane's port: this thread serves VcpuControlApi on it. */
+  control: MessagePort;
+  /** Fault injection (--inject-fault): throw this long after the start, to exercise the failure path. */
+  faultAtMs?: number;
 }
 
 export interface VcpuResult {
   cpu: number;
   firstErrors: Record<number, string>;
-  events: number;
+  /** Records written to the log, and records the ratelimit suppressed. */
+  logged: number;
+  suppressed: number;
 }
 
 const YIELD_EVERY_MS = 10;
 const POLL_SPINS = 50;
 const MAX_PARK_MS = 5;
 const NVME_MIN_ALIGN_MASK = 0xfff;
-const FAILED_MAP_BACKOFF_MS = 0.05;
+const DEFAULT_FAILED_MAP_BACKOFF_US = 50;
+/** Longest single park at the start barrier before re-checking the stop flag. */
+const BARRIER_PARK_MS = 50;
 
 /** In-flight request state, per instance slot (cid = instance's base slot + i). */
 class Request {
@@ -133,12 +147,12 @@ function bufferStride(spec: JobInstance): number {
 export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   const guest = new GuestMemory(task.guest, task.guestBase);
   const words = new Int32Array(task.guest);
-  const events: VcpuEvent[] = [];
-  let eventCount = 0;
+  const log = await attachWorkerLogger(task.log, { vcpu: task.cpu });
+  const vlog = new VcpuLog(log);
   const lastMapFailure: { msg: string | null } = { msg: null };
   const sink = (e: SwiotlbEvent) => {
     if (e.event === 'map_failure') lastMapFailure.msg = e.msg;
-    events.push(e as unknown as VcpuEvent);
+    vlog.swiotlb(e, nowMs());
   };
   const mem = IoTlbMem.attach(task.mem, {
     cpu: task.cpu, guest, events: sink,
@@ -167,14 +181,27 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   const owner = { storage: new Array<InstanceRun>(qps.storage.depth), net: new Array<InstanceRun>(qps.net.depth) };
   for (const r of runs) for (let i = 0; i < r.spec.iodepth; i++) owner[r.spec.engine][r.cidBase + i] = r;
 
-  const emit = (e: VcpuEvent) => {
-    events.push(e);
+  // The control plane: answered at the yields below, never from inside the data path.
+  let failedMapBackoffMs = DEFAULT_FAILED_MAP_BACKOFF_US / 1000;
+  let mapFailures = 0;
+  const control: VcpuControlApi = {
+    counters: (): VcpuCounters => {
+      let ios = 0;
+      let inflight = 0;
+      for (const r of runs) {
+        ios += r.stats[I_READ_IOS]! + r.stats[I_WRITE_IOS]!;
+        inflight += r.inflight;
+      }
+      return { cpu: task.cpu, ios, inflight, map_failures: mapFailures, suppressed: vlog.suppressed, finished: active === 0 };
+    },
+    set: (name: string, value: number): number => {
+      if (name !== 'failed_map_backoff_us') throw new Error(`vcpu${task.cpu}: no tunable ${name}`);
+      const old = failedMapBackoffMs * 1000;
+      failedMapBackoffMs = value / 1000;
+      return old;
+    },
   };
-  const flushEvents = () => {
-    if (events.length === 0) return;
-    eventCount += events.length;
-    task.logPort.postMessage(events.splice(0, events.length));
-  };
+  exposeOnPort(control, task.control);
 
   const pickSize = (bs: FioBlockSize, align: number, rng: Rng): number => {
     if (bs.kind === 'fixed') return bs.bytes;
@@ -266,15 +293,16 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
 
   const mapFailed = (r: InstanceRun, req: Request, read: boolean): false => {
     const spec = r.spec;
+    mapFailures++;
     if (spec.engine === 'net') {
       r.stats[I_DROPS]!++;
-      emit({ event: 'packet_dropped', msg: 'packet dropped: DMA map failed', nic: 'eth0', vcpu: task.cpu, size: req.len, reason: 'map_failed' });
+      vlog.packetDropped({ device: 'eth0', vcpu: task.cpu, size: req.len, dir: read ? 'rx' : 'tx', reason: 'DMA map failed' }, req.startMs);
       return false;
     }
     r.stats[read ? I_READ_ERRORS : I_WRITE_ERRORS]!++;
     const why = lastMapFailure.msg ?? 'DMA map failed';
     if (r.firstError === null) r.firstError = why;
-    emit({ event: 'io_error', msg: `nvme0: I/O error, dev nvme0n1, sector ${Math.floor(req.devOffset / 512)} op 0x${read ? 0 : 1}:(${read ? 'READ' : 'WRITE'}) flags 0x0 phys_seg ${Math.ceil(req.len / nvmeMax)} prio class 0`, device: 'nvme0', vcpu: task.cpu, op: read ? 'read' : 'write', offset: req.devOffset, size: req.len, reason: why });
+    vlog.ioError({ device: 'nvme0', vcpu: task.cpu, op: read ? 'read' : 'write', offset: req.devOffset, size: req.len, reason: why, phys_seg: Math.ceil(req.len / nvmeMax) }, req.startMs);
     return false;
   };
 
@@ -304,7 +332,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         const msg = `verify: bad data at offset ${req.devOffset}: ${verifyCounts.firstBad}`;
         if (r.firstError === null) r.firstError = msg;
         r.stats[I_READ_ERRORS]!++;
-        emit({ event: 'io_error', msg, device: 'nvme0', vcpu: task.cpu, op: 'read', offset: req.devOffset, size: req.len, reason: 'verify' });
+        vlog.ioError({ device: 'nvme0', vcpu: task.cpu, op: 'read', offset: req.devOffset, size: req.len, reason: msg }, now);
         return;
       }
     }
@@ -343,11 +371,14 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     return true;
   };
 
-  let lastYield = nowMs();
   let active = runs.length;
+  await startBarrier(run);
+  const faultAt = task.faultAtMs === undefined ? Infinity : nowMs() + task.faultAtMs;
+  let lastYield = nowMs();
   while (active > 0) {
     const now = nowMs();
     const stop = Atomics.load(run, RUN_STOP) !== 0;
+    if (now >= faultAt) throw new Error(`vcpu${task.cpu}: injected fault (--inject-fault) after ${task.faultAtMs} ms`);
     let progressed = reap('storage', now) + reap('net', now);
     let nextWake = now + MAX_PARK_MS;
     const rung = { storage: false, net: false };
@@ -375,7 +406,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         // A failed map frees nothing by itself: back off and reap completions before trying again,
         // so that a full pool does not turn into a busy loop that starves the other vCPUs.
         if (!submit(r, r.reqs[i]!, r.cidBase + i, now)) {
-          r.nextSubmitAt = now + FAILED_MAP_BACKOFF_MS;
+          r.nextSubmitAt = now + failedMapBackoffMs;
           break;
         }
         progressed++;
@@ -394,17 +425,17 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     if (rung.net) ringDoorbell(dbs.net);
 
     if (now - lastYield >= YIELD_EVERY_MS) {
-      flushEvents();
       await new Promise<void>((resolve) => setImmediate(resolve));
       lastYield = nowMs();
     }
     if (progressed > 0 || active === 0) continue;
     idle(nextWake);
   }
-  flushEvents();
+  log.close();
+  task.control.close();
   const firstErrors: Record<number, string> = {};
   for (const r of runs) if (r.firstError !== null) firstErrors[r.spec.id] = r.firstError;
-  return { cpu: task.cpu, firstErrors, events: eventCount };
+  return { cpu: task.cpu, firstErrors, logged: vlog.logged, suppressed: vlog.suppressed };
 
   function finish(r: InstanceRun, now: number): void {
     r.finished = true;
@@ -431,5 +462,70 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     Atomics.store(h, QP_VCPU_PARKED, 1);
     Atomics.wait(h, QP_CQ_IRQ, useNet ? seqN : seqS, wait);
     Atomics.store(h, QP_VCPU_PARKED, 0);
+  }
+}
+
+/** Count this vCPU in at the start barrier and park until the main thread says go (or stop). */
+async function startBarrier(run: Int32Array): Promise<void> {
+  Atomics.add(run, RUN_READY, 1);
+  Atomics.notify(run, RUN_READY);
+  // Parks in short slices, yielding between them so that control-plane calls are still answered.
+  while (Atomics.load(run, RUN_GO) === 0 && Atomics.load(run, RUN_STOP) === 0) {
+    Atomics.wait(run, RUN_GO, 0, BARRIER_PARK_MS);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/**
+ * The vCPU's log records: the core's warnings in the catalogue's shape, and the drivers' errors,
+ * each ratelimited per event as the kernel's dev_warn_ratelimited() and blk_print_req_error() are
+ * (counts in the report stay exact; the log says how many it suppressed).
+ */
+class VcpuLog {
+  logged = 0;
+  suppressed = 0;
+  private readonly limits = { map_failure: new Ratelimit(), io_error: new Ratelimit(), packet_dropped: new Ratelimit() };
+
+  constructor(private readonly log: WorkerLogger) {}
+
+  swiotlb(e: SwiotlbEvent, now: number): void {
+    switch (e.event) {
+      case 'map_failure': {
+        const suppressed = this.allow('map_failure', now);
+        if (suppressed < 0) return;
+        const { device, vcpu, size, total, used, cause } = e;
+        this.log.emit('map_failure', { device, vcpu, size, total, used, dir: e.dir as MapFailureFields['dir'], cause, ...(suppressed > 0 ? { suppressed } : {}) });
+        break;
+      }
+      case 'double_unmap':
+        this.log.emit('double_unmap', { device: e.device, vcpu: e.vcpu, tlb_addr: e.tlb_addr });
+        break;
+      case 'bounce_overflow':
+        this.log.emit('bounce_overflow', { device: e.device, vcpu: e.vcpu, alloc_size: e.alloc_size, mapping_size: e.mapping_size });
+        break;
+      case 'swiotlb_warn':
+        this.log.emit('swiotlb_warn', { text: e.msg, vcpu: e.vcpu, ...(e.device !== undefined ? { device: e.device } : {}) });
+        break;
+    }
+    this.logged++;
+  }
+
+  ioError(f: IoErrorFields, now: number): void {
+    if (this.allow('io_error', now) < 0) return;
+    this.log.emit('io_error', f);
+    this.logged++;
+  }
+
+  packetDropped(f: PacketDroppedFields, now: number): void {
+    if (this.allow('packet_dropped', now) < 0) return;
+    this.log.emit('packet_dropped', f);
+    this.logged++;
+  }
+
+  /** -1 when suppressed, else how many were suppressed before this one. */
+  private allow(kind: keyof VcpuLog['limits'], now: number): number {
+    const n = this.limits[kind].check(now);
+    if (n < 0) this.suppressed++;
+    return n;
   }
 }

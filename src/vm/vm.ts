@@ -1,10 +1,11 @@
 // Assembly of the emulated CoCo VM: boot (size and place the swiotlb, print the kernel's lines), start
 // the devices and the vCPUs, watch the run, and gather what happened.
 import { MessageChannel, Worker } from 'node:worker_threads';
+import type { RunLogger } from '../log/index.js';
 import { Piscina } from 'piscina';
 import { InputError } from '../errors.js';
-import { type DeviceConfig } from '../devices/device.js';
-import { DEV_COMMANDS, DEV_STOP, DEV_CONTROL_INTS, QueuePair } from '../devices/queue.js';
+import type { DeviceConfig, DeviceResult } from '../devices/device.js';
+import { DEV_COMMANDS, DEV_CONTROL_INTS, DEV_DOORBELL, DEV_STOP, QueuePair } from '../devices/queue.js';
 import { DmaDevice } from '../dma/device.js';
 import { LatencyHistogram } from '../report/histogram.js';
 import { IO_TLB_SIZE, PAGE_SIZE } from '../swiotlb/constants.js';
@@ -20,16 +21,26 @@ import { MAX_SG } from '../devices/queue.js';
 import { dmaMaxMappingSize } from '../dma/direct.js';
 import { INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
 import type { VmOptions } from './options.js';
-import { RUN_CONTROL_INTS, RUN_STOP, type VcpuEvent, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
+import { ControlPlane } from './control.js';
+import { RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
+
+/** How long threads get to finish after the run is stopped before they are terminated. */
+const TEARDOWN_MS = 5000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => {
+  setTimeout(resolve, ms).unref();
+});
 
 /** Private memory starts at 4 GiB; the pool sits at the top of low memory, below the PCI hole. */
 const GUEST_BASE = 0x1_0000_0000;
 const LOW_MEM_TOP = 0xc000_0000;
 
 export interface VmHooks {
+  /** The run log: runVm writes boot lines, the pool, samples, tunable changes and worker errors. */
+  log: RunLogger;
+  /** A kernel boot line, for the console. */
   bootLine(msg: string): void;
-  event(e: VcpuEvent): void;
-  /** Called at the sample interval while the run goes on. */
+  /** Called at the sample interval while the run goes on (the progress display). */
   sample(s: VmSample): void;
 }
 
@@ -38,6 +49,7 @@ export interface VmSample {
   io_tlb_used: number;
   io_tlb_used_hiwater: number;
   area_used: number[];
+  /** I/Os completed, from the vCPUs' live counters (control plane). */
   ios: number;
   iops: number;
   map_failures: number;
@@ -98,6 +110,8 @@ export interface VmRunResult {
   plan: Plan;
   jobs: readonly FioJob[];
   wallMs: number;
+  /** From the start of boot until every vCPU waits at the start barrier. */
+  bootMs: number;
   runMs: number;
   interrupted: boolean;
   instanceStats: Float64Array;
@@ -107,11 +121,12 @@ export interface VmRunResult {
   deviceCommands: number;
 }
 
-/** Boot, run and tear down the VM. Rejects (after stopping every thread) if a worker fails. */
+/** Boot, run and tear down the VM. Rejects (after stopping every thread, log written) if a worker fails. */
 export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmHooks, signal: AbortSignal): Promise<VmRunResult> {
   const t0 = nowMs();
+  const log = hooks.log;
   const boot = bootSwiotlb(opts);
-  for (const line of boot.bootLines) hooks.bootLine(line);
+  const pool = boot.mem.defpool;
   const probe = new DmaDevice('nvme0', { minAlignMask: 0xfff });
   const plan = planWorkload({
     jobs, vcpus: opts.vcpus, runtimeCapMs: opts.runtimeMs, sizeCapBytes: opts.sizeCapBytes,
@@ -141,12 +156,16 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const nicQueues = perCpu.map((_, cpu) => QueuePair.create(depth(cpu, 'net')).sab);
   const nvmeControl = new SharedArrayBuffer(DEV_CONTROL_INTS * 4);
   const nicControl = new SharedArrayBuffer(DEV_CONTROL_INTS * 4);
-  const pool = boot.mem.defpool;
+  const control = new ControlPlane(boot.mem, log);
+  const deviceChannels = [new MessageChannel(), new MessageChannel()];
+  const fault = opts.injectFault;
+  const faultAt = (thread: string) => (fault !== undefined && fault.thread === thread ? fault.atMs : undefined);
   const deviceConfigs: DeviceConfig[] = [
     { kind: 'nvme', name: 'nvme0', bounce: pool.shared.data, bounceStart: pool.start, queues: nvmeQueues, control: nvmeControl,
-      latencyUs: opts.nvmeLatencyUs, bandwidthBytesPerSec: opts.nvmeBandwidth, capacityBytes: Math.max(plan.capacityBytes, 4096) },
+      latencyUs: opts.nvmeLatencyUs, bandwidthBytesPerSec: opts.nvmeBandwidth, capacityBytes: Math.max(plan.capacityBytes, 4096),
+      controlPort: deviceChannels[0]!.port2, faultAtMs: faultAt('nvme0') },
     { kind: 'nic', name: 'eth0', bounce: pool.shared.data, bounceStart: pool.start, queues: nicQueues, control: nicControl,
-      latencyUs: 5, bandwidthBytesPerSec: 1.25e9, capacityBytes: 0 },
+      latencyUs: 5, bandwidthBytesPerSec: 1.25e9, capacityBytes: 0, controlPort: deviceChannels[1]!.port2, faultAtMs: faultAt('eth0') },
   ];
   const instanceStatsSab = new SharedArrayBuffer(Math.max(1, plan.instances.length) * INST_FIELDS * 8);
   const histograms = new SharedArrayBuffer(Math.max(1, histogramsBytes(plan.instances.length)));
@@ -154,37 +173,89 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const runSab = new SharedArrayBuffer(RUN_CONTROL_INTS * 4);
   const run = new Int32Array(runSab);
 
-  const devices = deviceConfigs.map((cfg) => new Worker(workerFile('device'), { workerData: cfg }));
-  const deviceDone = devices.map((w, i) => new Promise<{ commands: number }>((resolve, reject) => {
+  // A failed thread ends the run: the first failure is logged and kept, every thread is stopped.
+  let failure: Error | null = null;
+  let deviceDead = false;
+  // Stopping is two steps: the vCPUs first (they stop submitting and reap what is in flight), then,
+  // once they are done or TEARDOWN_MS has passed, the devices.
+  const stopVcpus = () => {
+    Atomics.store(run, RUN_STOP, 1);
+    Atomics.notify(run, RUN_GO);
+  };
+  const stopDevices = () => {
+    for (const c of [nvmeControl, nicControl]) {
+      const ctl = new Int32Array(c);
+      Atomics.store(ctl, DEV_STOP, 1);
+      Atomics.notify(ctl, DEV_DOORBELL);
+    }
+  };
+  const fail = (thread: string, e: unknown, who: { vcpu?: number; device?: string }) => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    log.emit('worker_error', { thread, ...who, fatal: true, error: { name: err.name, message: err.message, ...(err.stack !== undefined ? { stack: err.stack } : {}) } });
+    if (failure === null) failure = thread === 'main' ? err : new Error(`${thread} failed: ${err.message}`);
+    // A dead device completes nothing more: do not wait for the vCPUs to reap it.
+    if (who.device !== undefined) deviceDead = true;
+    stopVcpus();
+  };
+  signal.addEventListener('abort', () => stopVcpus(), { once: true });
+
+  // Every tunable exists once the devices are registered: check the scheduled changes before any
+  // thread starts, so that a bad --tune is a one-line input error, not a failed run.
+  deviceConfigs.forEach((cfg, i) => control.addDevice(cfg.name, deviceChannels[i]!.port1));
+  let tuneSteps: { atMs: number; name: string; value: number }[];
+  try {
+    tuneSteps = opts.tune.map((step) => ({ atMs: step.atMs, ...control.parseAssignment(step.text, '--tune') }));
+  } catch (e) {
+    control.close();
+    throw e;
+  }
+  for (const line of boot.bootLines) {
+    hooks.bootLine(line);
+    log.emit('boot_line', { text: line });
+  }
+  log.emit('pool_created', { pool: 0, start: pool.start, nslabs: pool.nslabs, nareas: pool.nareas, kind: 'default' });
+  const devices = deviceConfigs.map((cfg) => new Worker(workerFile('device'), { workerData: cfg, transferList: [cfg.controlPort!] }));
+  const deviceDone = devices.map((w, i) => new Promise<DeviceResult | null>((resolve) => {
+    const name = deviceConfigs[i]!.name;
     w.once('message', resolve);
-    w.once('error', (e) => reject(new Error(`device ${deviceConfigs[i]!.name} failed: ${e.message}`)));
+    w.once('error', (e) => {
+      fail(name, e, { device: name });
+      resolve(null);
+    });
   }));
   const piscina = new Piscina({
     filename: workerFile('vcpu').href, minThreads: opts.vcpus, maxThreads: opts.vcpus, idleTimeout: 60_000,
     concurrentTasksPerWorker: 1, maxQueue: opts.vcpus,
   });
-  const ports: MessageChannel[] = [];
-  const stopAll = () => {
-    Atomics.store(run, RUN_STOP, 1);
-    for (const c of [nvmeControl, nicControl]) Atomics.store(new Int32Array(c), DEV_STOP, 1);
-  };
-  signal.addEventListener('abort', () => Atomics.store(run, RUN_STOP, 1), { once: true });
-
-  const runStart = nowMs();
   const tasks = perCpu.map((_, cpu) => {
     const ch = new MessageChannel();
-    ports.push(ch);
-    ch.port1.on('message', (batch: VcpuEvent[]) => { for (const e of batch) hooks.event(e); });
+    control.addVcpu(cpu, ch.port1);
     const task: VcpuTask = {
       cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!, guestBytes: perCpu[cpu]!,
       nvmeQueue: nvmeQueues[cpu]!, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
       instances: plan.instances.filter((i) => i.cpu === cpu), groupSizes: plan.groupSizes,
-      instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, run: runSab, logPort: ch.port2,
+      instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, run: runSab,
+      log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`),
     };
-    return piscina.run(task, { transferList: [ch.port2] }) as Promise<VcpuResult>;
+    return (piscina.run(task, { transferList: [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
+      fail(`vcpu${cpu}`, e, { vcpu: cpu });
+      return null;
+    });
   });
 
-  // Watch: samples, and a watchdog that turns a silent stall into a report instead of a hang.
+  // Boot ends when every vCPU is up and waiting at the start barrier.
+  while (Atomics.load(run, RUN_READY) < opts.vcpus && failure === null && !signal.aborted) {
+    await Atomics.waitAsync(run, RUN_READY, Atomics.load(run, RUN_READY), 50).value;
+  }
+  const bootMs = nowMs() - t0;
+  const runStart = nowMs();
+  Atomics.store(run, RUN_GO, 1);
+  Atomics.notify(run, RUN_GO);
+
+  // Scheduled tunable changes (--tune), then samples and the watchdog.
+  const tuneTimers = tuneSteps.map((step) => setTimeout(() => {
+    control.set(step.name, step.value).catch((e: unknown) => fail('main', e, {}));
+  }, step.atMs));
   const instanceStats = new Float64Array(instanceStatsSab);
   const swiotlbStats = new Float64Array(swiotlbStatsSab);
   const nvmeCtl = new Int32Array(nvmeControl);
@@ -193,59 +264,69 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   let lastT = runStart;
   let lastProgressAt = runStart;
   let lastCommands = 0;
-  let stalled: string | null = null;
+  let sampling = false;
   const ticker = setInterval(() => {
-    const t = nowMs();
-    const ios = totalIos(instanceStats, plan.instances.length);
-    const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
-    if (commands !== lastCommands || ios !== lastIos) lastProgressAt = t;
-    lastCommands = commands;
-    const area_used: number[] = [];
-    for (let a = 0; a < pool.nareas; a++) area_used.push(pool.areas[pool.areaBase(a) + AREA_USED]!);
-    const d = boot.mem.debugfs();
-    hooks.sample({
-      t_ms: Math.round(t - runStart), io_tlb_used: d.io_tlb_used, io_tlb_used_hiwater: d.io_tlb_used_hiwater, area_used,
-      ios, iops: Math.round(((ios - lastIos) * 1000) / Math.max(1, t - lastT)), map_failures: boot.mem.mapFailures(),
+    if (sampling) return;
+    sampling = true;
+    void control.counters().then((live) => {
+      sampling = false;
+      const t = nowMs();
+      const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
+      if (commands !== lastCommands || live.ios !== lastIos) lastProgressAt = t;
+      lastCommands = commands;
+      const area_used: number[] = [];
+      for (let a = 0; a < pool.nareas; a++) area_used.push(pool.areas[pool.areaBase(a) + AREA_USED]!);
+      const d = boot.mem.debugfs();
+      const iops = Math.round(((live.ios - lastIos) * 1000) / Math.max(1, t - lastT));
+      const sample: VmSample = {
+        t_ms: Math.round(t - runStart), io_tlb_used: d.io_tlb_used, io_tlb_used_hiwater: d.io_tlb_used_hiwater, area_used,
+        ios: live.ios, iops, map_failures: boot.mem.mapFailures(),
+      };
+      log.emit('sample', {
+        ...sample, nslabs: d.io_tlb_nslabs, throttle_queue_len: 0, high_throttle: 0, low_throttle: 0,
+        io_tlb_transient_nslabs: d.io_tlb_transient_nslabs,
+      });
+      hooks.sample(sample);
+      lastIos = live.ios;
+      lastT = t;
+      if (t - lastProgressAt > opts.stallMs && failure === null) {
+        fail('main', new Error(`stall: no I/O completed for ${Math.round((t - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
+      }
     });
-    lastIos = ios;
-    lastT = t;
-    if (t - lastProgressAt > opts.stallMs && stalled === null) {
-      stalled = `no I/O completed for ${Math.round((t - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`;
-      stopAll();
-    }
   }, opts.sampleIntervalMs);
 
-  let vcpuResults: VcpuResult[];
-  try {
-    vcpuResults = await Promise.all(tasks);
-  } catch (e) {
-    stopAll();
-    clearInterval(ticker);
-    await Promise.allSettled(tasks);
-    await piscina.destroy();
-    await Promise.all(devices.map((w) => w.terminate()));
-    for (const c of ports) c.port1.close();
-    throw e;
-  }
+  // After a failure or a stop request the vCPUs get TEARDOWN_MS to finish; a thread that does not
+  // (it waits on a dead device, or it crashed) is terminated with the pool, never waited for.
+  const settled = Promise.all(tasks);
+  const stopped = new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (Atomics.load(run, RUN_STOP) !== 0) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 20);
+    void settled.then(() => {
+      clearInterval(check);
+      resolve();
+    });
+  });
+  await stopped;
+  const vcpuResults = await Promise.race([settled, sleep(deviceDead ? 0 : TEARDOWN_MS).then(() => null)]);
   const runMs = nowMs() - runStart;
   clearInterval(ticker);
-  stopAll();
-  const devResults = await Promise.all(deviceDone);
+  for (const t of tuneTimers) clearTimeout(t);
+  stopDevices();
+  const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS).then(() => null)]);
+  control.close();
   await piscina.destroy();
-  // Let the last log batches arrive before the ports close.
-  await new Promise((r) => setImmediate(r));
-  for (const c of ports) c.port1.close();
-  if (stalled !== null) throw new Error(`stall: ${stalled}`);
+  await Promise.all(devices.map((w) => w.terminate()));
+  if (failure !== null) throw failure;
+  if (vcpuResults === null || devResults === null) throw new Error(`the VM did not stop within ${TEARDOWN_MS} ms of the end of the run`);
   return {
-    boot, plan, jobs, wallMs: nowMs() - t0, runMs, interrupted: signal.aborted, instanceStats, histograms, swiotlbStats,
-    vcpuResults, deviceCommands: devResults.reduce((s, r) => s + r.commands, 0),
+    boot, plan, jobs, wallMs: nowMs() - t0, bootMs, runMs, interrupted: signal.aborted, instanceStats, histograms, swiotlbStats,
+    vcpuResults: vcpuResults.filter((r): r is VcpuResult => r !== null),
+    deviceCommands: devResults.reduce((s, r) => s + (r?.commands ?? 0), 0),
   };
-}
-
-function totalIos(stats: Float64Array, n: number): number {
-  let s = 0;
-  for (let i = 0; i < n; i++) s += stats[i * INST_FIELDS]! + stats[i * INST_FIELDS + 2]!;
-  return s;
 }
 
 /** Sum every vCPU's swiotlb statistics block, by the statistics' names. */

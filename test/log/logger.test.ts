@@ -67,7 +67,7 @@ describe('createRunLogger', () => {
       log.emit('boot_line', { text: 'x' });
       const ch = log.workerChannel('vcpu0');
       expect(ch.ring).toBeNull();
-      const w = attachWorkerLogger(ch, { vcpu: 0 });
+      const w = await attachWorkerLogger(ch, { vcpu: 0 });
       expect(w.enabled).toBe(false);
       w.emit('boot_line', { text: 'x' });
       await w.flush();

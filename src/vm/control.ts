@@ -1,0 +1,232 @@
+// The VM's control plane: comlink between the main thread and the worker threads. Each vCPU and each
+// device serves a small API on its own MessagePort, answered whenever that thread yields to its event
+// loop (a vCPU every ~10 ms; never from inside the data path). The main thread gathers live counters
+// for the progress display and reads and writes tunables while the VM runs.
+//
+// Tunables have one name and one path each. Swiotlb tunables live in the allocator's shared header,
+// so the main thread writes them directly; device and vCPU tunables are set over comlink on the
+// thread that uses them.
+import type { MessagePort } from 'node:worker_threads';
+import { InputError } from '../errors.js';
+import type { RunLogger } from '../log/index.js';
+import type { IoTlbMem } from '../swiotlb/mem.js';
+import { type Remote, releaseRemote, wrapPort } from '../util/comlink.js';
+import { parseDuration, parseSize } from '../util/units.js';
+
+/** What one vCPU reports about itself. */
+export interface VcpuCounters {
+  cpu: number;
+  /** I/Os completed (reads + writes + packets). */
+  ios: number;
+  inflight: number;
+  map_failures: number;
+  /** Records suppressed by the ratelimit so far. */
+  suppressed: number;
+  finished: boolean;
+}
+
+/** Served by every vCPU thread. */
+export interface VcpuControlApi {
+  counters(): VcpuCounters;
+  /** Set a vCPU tunable; returns the old value. */
+  set(name: string, value: number): number;
+}
+
+export interface DeviceCounters {
+  name: string;
+  commands: number;
+  bytes: number;
+}
+
+/** Served by every device thread. */
+export interface DeviceControlApi {
+  counters(): DeviceCounters;
+  get(name: string): number;
+  /** Set a device tunable; returns the old value. */
+  set(name: string, value: number): number;
+}
+
+/** Tunables a vCPU thread applies to its drivers. */
+export const VCPU_TUNABLES = ['failed_map_backoff_us'] as const;
+/** Tunables a device thread applies to its service model. */
+export const DEVICE_TUNABLES = ['latency_us', 'bandwidth_bytes_per_s'] as const;
+
+/** One tunable: how it is named, parsed, read and written. */
+export interface Tunable {
+  /** The name used with --tune, e.g. io_tlb_used_hiwater, nvme0.latency_us. */
+  name: string;
+  /** Where the kernel (or the proposal) exposes it. */
+  path: string;
+  /** The accepted form, for error messages. */
+  form: string;
+  parse(text: string, what: string): number;
+  get(): Promise<number>;
+  set(value: number): Promise<void>;
+}
+
+export interface LiveCounters {
+  ios: number;
+  inflight: number;
+  map_failures: number;
+  suppressed: number;
+  /** vCPUs that answered this round (the rest are reported with their last answer). */
+  answered: number;
+}
+
+/** How long a counters() round waits for slow threads before using their last answer. */
+const COUNTERS_TIMEOUT_MS = 200;
+
+export class ControlPlane {
+  private readonly vcpus: Remote<VcpuControlApi>[] = [];
+  /** Our ends of the ports: comlink cannot close them through the Node adapter, so close() does. */
+  private readonly ports: MessagePort[] = [];
+  private readonly lastVcpu: VcpuCounters[] = [];
+  private readonly devices = new Map<string, Remote<DeviceControlApi>>();
+  private readonly tunables = new Map<string, Tunable>();
+  private readonly vcpuValues = new Map<string, number>();
+
+  constructor(private readonly mem: IoTlbMem, private readonly log: RunLogger) {
+    this.register({
+      name: 'io_tlb_used_hiwater', path: '/sys/kernel/debug/swiotlb/io_tlb_used_hiwater', form: '0 (reset)',
+      parse: (t, what) => {
+        const v = Number(t);
+        if (v !== 0) throw new InputError('EBADTUNE', `${what}: "${t}" is invalid; io_tlb_used_hiwater accepts only 0 (reset)`);
+        return 0;
+      },
+      get: async () => this.mem.debugfs().io_tlb_used_hiwater,
+      set: async (v) => this.mem.writeUsedHiwater(v),
+    });
+    this.vcpuValues.set('failed_map_backoff_us', 50);
+    this.register({
+      name: 'failed_map_backoff_us', path: 'vcpu/*/failed_map_backoff_us', form: 'a duration, e.g. 50us',
+      parse: (t, what) => parseDuration(t, what, 0.001) * 1000,
+      get: async () => this.vcpuValues.get('failed_map_backoff_us')!,
+      set: async (v) => {
+        this.vcpuValues.set('failed_map_backoff_us', v);
+        await Promise.all(this.vcpus.map((r) => r.set('failed_map_backoff_us', v)));
+      },
+    });
+  }
+
+  /** Add a tunable (later subsystems register theirs: throttle thresholds, dynamic pools). */
+  register(t: Tunable): void {
+    this.tunables.set(t.name, t);
+  }
+
+  addVcpu(cpu: number, port: MessagePort): void {
+    this.vcpus[cpu] = wrapPort<VcpuControlApi>(port);
+    this.ports.push(port);
+    this.lastVcpu[cpu] = { cpu, ios: 0, inflight: 0, map_failures: 0, suppressed: 0, finished: false };
+  }
+
+  addDevice(name: string, port: MessagePort): void {
+    const remote = wrapPort<DeviceControlApi>(port);
+    this.ports.push(port);
+    this.devices.set(name, remote);
+    const units: Record<(typeof DEVICE_TUNABLES)[number], Pick<Tunable, 'form' | 'parse'>> = {
+      latency_us: { form: 'a duration, e.g. 20us', parse: (t, what) => parseDuration(t, what, 0.001) * 1000 },
+      bandwidth_bytes_per_s: { form: 'bytes per second, e.g. 2G', parse: (t, what) => parseSize(t, what) },
+    };
+    for (const k of DEVICE_TUNABLES) {
+      this.register({
+        name: `${name}.${k}`, path: `/sys/class/emul/${name}/${k}`, ...units[k],
+        get: () => remote.get(k) as Promise<number>,
+        set: async (v) => {
+          await remote.set(k, v);
+        },
+      });
+    }
+  }
+
+  /** Every tunable's name, path and accepted form. */
+  list(): { name: string; path: string; form: string }[] {
+    return [...this.tunables.values()].map(({ name, path, form }) => ({ name, path, form }));
+  }
+
+  private tunable(name: string, what: string): Tunable {
+    const t = this.tunables.get(name);
+    if (t === undefined) {
+      throw new InputError('EBADTUNE', `${what}: no tunable "${name}"; expected one of ${[...this.tunables.keys()].join(', ')}`);
+    }
+    return t;
+  }
+
+  /** Check a NAME=VALUE assignment without applying it (validation at the boundary). */
+  parseAssignment(text: string, what: string): { name: string; value: number } {
+    const eq = text.indexOf('=');
+    if (eq <= 0) throw new InputError('EBADTUNE', `${what}: "${text}" is not an assignment; expected NAME=VALUE`);
+    const name = text.slice(0, eq).trim();
+    return { name, value: this.tunable(name, what).parse(text.slice(eq + 1).trim(), what) };
+  }
+
+  async get(name: string): Promise<number> {
+    return this.tunable(name, 'get').get();
+  }
+
+  /** Write a tunable and log the change under its path. Returns the old value. */
+  async set(name: string, value: number): Promise<number> {
+    const t = this.tunable(name, 'set');
+    const old = await t.get();
+    await t.set(value);
+    this.log.emit('tunable_changed', { name: t.path, old, new: await t.get() });
+    return old;
+  }
+
+  /** Live counters of every vCPU, summed. Threads that do not answer in time count with their last answer. */
+  async counters(): Promise<LiveCounters> {
+    let answered = 0;
+    await Promise.all(this.vcpus.map(async (r, cpu) => {
+      const c = await withTimeout(r.counters(), COUNTERS_TIMEOUT_MS);
+      if (c !== undefined) {
+        this.lastVcpu[cpu] = c;
+        answered++;
+      }
+    }));
+    const out: LiveCounters = { ios: 0, inflight: 0, map_failures: 0, suppressed: 0, answered };
+    for (const c of this.lastVcpu) {
+      if (c === undefined) continue;
+      out.ios += c.ios;
+      out.inflight += c.inflight;
+      out.map_failures += c.map_failures;
+      out.suppressed += c.suppressed;
+    }
+    return out;
+  }
+
+  /** Drop every proxy and close our ends of the ports, so nothing keeps the process alive. */
+  close(): void {
+    for (const r of this.vcpus) if (r !== undefined) releaseRemote(r);
+    for (const r of this.devices.values()) releaseRemote(r);
+    for (const p of this.ports) p.close();
+    this.vcpus.length = 0;
+    this.devices.clear();
+    this.ports.length = 0;
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One scheduled change: at `atMs` after the run starts, set `name` to `value` (--tune AT:NAME=VALUE). */
+export interface TuneStep {
+  atMs: number;
+  text: string;
+}
+
+/** Parse --tune values ("2s:io_tlb_used_hiwater=0"); the assignment is checked once the tunables exist. */
+export function parseTuneSteps(values: readonly string[], what: string): TuneStep[] {
+  return values.map((v) => {
+    const colon = v.indexOf(':');
+    if (colon <= 0) throw new InputError('EBADTUNE', `${what}: "${v}" is not valid; expected AT:NAME=VALUE, e.g. 2s:io_tlb_used_hiwater=0`);
+    return { atMs: parseDuration(v.slice(0, colon), what), text: v.slice(colon + 1) };
+  });
+}
