@@ -1,7 +1,8 @@
 // npm run bench: the core's throughput figures, printed as a table and as one JSON line.
 // Targets (read from here, never asserted in tests): allocator alone >= 5M pairs/s on 1 thread;
 // 4 KiB bounce on 1 thread >= 70% of the copy-only ceiling; 32 threads >= 80% of the 2-thread total
-// with the slowest thread >= 25% of the fastest.
+// with the slowest thread >= 25% of the fastest; logging at the default level costs the map/unmap
+// path < 5% (issue: log analysis).
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
@@ -12,6 +13,14 @@ import { runMain } from '../src/cli/main.js';
 import { IoTlbMem } from '../src/swiotlb/mem.js';
 import { runWorkers } from '../src/util/threads.js';
 import { parseDuration } from '../src/util/units.js';
+import { createRunLogger, type RunLogger } from '../src/log/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The logging comparison's failure rate and rounds. */
+const FAIL_EVERY = 64;
+const LOG_ROUNDS = 3;
 
 const POOL_START = 0x8000_0000;
 const GUEST_BASE = 0x1_0000_0000;
@@ -27,7 +36,12 @@ interface Row {
   failures: number;
 }
 
-async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number): Promise<Row> {
+interface LogSetup {
+  failEvery: number;
+  logger: RunLogger | null;
+}
+
+async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, logging?: LogSetup): Promise<Row> {
   const nslabs = Math.max(nareas * 128, 4096);
   const mem = IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true });
   const guest = new SharedArrayBuffer(threads * 2 * SIZE + SIZE);
@@ -35,6 +49,7 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
   const ctl = new Int32Array(control);
   const cfgs: CoreBenchThreadConfig[] = Array.from({ length: threads }, (_, cpu) => ({
     mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE,
+    ...(logging === undefined ? {} : { failEvery: logging.failEvery, ...(logging.logger !== null ? { log: logging.logger.workerChannel(`vcpu${cpu}`) } : {}) }),
   }));
   const done = runWorkers<CoreBenchThreadResult>('bench-core', cfgs);
   while (Atomics.load(ctl, CONTROL_READY) < threads) await sleep(5);
@@ -73,6 +88,26 @@ async function main(): Promise<number> {
     rows.push(row);
     if (process.stdout.isTTY) process.stderr.write(`  ${name}: ${row.pairs_per_s.toLocaleString()} pairs/s\n`);
   }
+  // Logging on and off around the same map/unmap path: 8 threads, one failed (oversize) map every
+  // FAIL_EVERY pairs reported through the VM's ratelimited vCPU log, at the default level (info) to a
+  // file, or with logging off. Alternated, best of LOG_ROUNDS each, so drift hits both alike.
+  const logDir = mkdtempSync(join(tmpdir(), 'coco-bench-log-'));
+  const logged: number[] = [];
+  const unlogged: number[] = [];
+  try {
+    for (let round = 0; round < LOG_ROUNDS; round++) {
+      unlogged.push((await measure('logging off', 'bounce', 8, 8, seconds, { failEvery: FAIL_EVERY, logger: null })).pairs_per_s);
+      const logger = createRunLogger({ file: join(logDir, 'bench.ndjson'), level: configValue('COCO_LOG_LEVEL'), exitHandlers: false });
+      logged.push((await measure('logging on', 'bounce', 8, 8, seconds, { failEvery: FAIL_EVERY, logger })).pairs_per_s);
+      await logger.close();
+    }
+  } finally {
+    rmSync(logDir, { recursive: true, force: true });
+  }
+  const best = (xs: number[]) => Math.max(...xs);
+  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging off`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: best(unlogged), slowest_over_fastest: NaN, failures: 0 });
+  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging on (info, file)`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: best(logged), slowest_over_fastest: NaN, failures: 0 });
+
   const by = (n: string) => rows.find((r) => r.name === n)!;
   const ratios = {
     alloc_1t_pairs_per_s: by('alloc only, 1 thread').pairs_per_s,
@@ -80,17 +115,19 @@ async function main(): Promise<number> {
     bounce_32t_over_2t: by('4K bounce, 32 threads').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
     slowest_over_fastest_32t: by('4K bounce, 32 threads').slowest_over_fastest,
     one_area_32t_over_2t: by('4K bounce, 32 threads, 1 area').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
+    logging_cost: 1 - best(logged) / best(unlogged),
   };
   const targets = {
     alloc_1t_pairs_per_s: ratios.alloc_1t_pairs_per_s >= 5e6,
     bounce_1t_over_copy_ceiling: ratios.bounce_1t_over_copy_ceiling >= 0.7,
     bounce_32t_over_2t: ratios.bounce_32t_over_2t >= 0.8,
     slowest_over_fastest_32t: ratios.slowest_over_fastest_32t >= 0.25,
+    logging_cost: ratios.logging_cost < 0.05,
   };
   const w = Math.max(...rows.map((r) => r.name.length));
   console.log(`${'configuration'.padEnd(w)}  ${'pairs/s'.padStart(12)}  ${'slowest/fastest'.padStart(15)}  failures`);
   for (const r of rows) {
-    console.log(`${r.name.padEnd(w)}  ${r.pairs_per_s.toLocaleString('en-US').padStart(12)}  ${r.slowest_over_fastest.toFixed(2).padStart(15)}  ${r.failures}`);
+    console.log(`${r.name.padEnd(w)}  ${r.pairs_per_s.toLocaleString('en-US').padStart(12)}  ${(Number.isNaN(r.slowest_over_fastest) ? "-" : r.slowest_over_fastest.toFixed(2)).padStart(15)}  ${r.failures}`);
   }
   console.log('');
   for (const [k, v] of Object.entries(ratios)) {

@@ -2,4 +2,4 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type CoreBenchThreadConfig, runCoreBenchThread } from '../src/bench/core-bench.js';
 
-parentPort!.postMessage(runCoreBenchThread(workerData as CoreBenchThreadConfig));
+parentPort!.postMessage(await runCoreBenchThread(workerData as CoreBenchThreadConfig));

@@ -5,6 +5,10 @@ import { dmaMapSingle, dmaUnmapSingle } from '../dma/direct.js';
 import { GuestMemory } from '../memory/guest.js';
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE } from '../swiotlb/constants.js';
 import { IoTlbMem, type IoTlbMemShared } from '../swiotlb/mem.js';
+import type { LogChannel } from '../log/logger.js';
+import { attachWorkerLogger } from '../log/worker-logger.js';
+import { nowMs } from '../util/clock.js';
+import { VcpuLog } from '../vm/vcpu-log.js';
 
 /** bounce: dma_map_single + dma_unmap_single of 4 KiB TO_DEVICE; alloc: slot search and release only; copy: the one 4 KiB copy. */
 export type CoreBenchMode = 'bounce' | 'alloc' | 'copy';
@@ -18,6 +22,13 @@ export interface CoreBenchThreadConfig {
   /** [0] ready count, [1] go (1 = run, 2 = stop). */
   control: SharedArrayBuffer;
   sizeBytes: number;
+  /**
+   * The logging comparison: every `failEvery`-th pair also makes a map that fails (larger than a
+   * segment), so the core reports map_failure through the VM's ratelimited vCPU log into `log`
+   * (a RunLogger channel; without one, logging is off and the sink is the same code with a no-op).
+   */
+  failEvery?: number;
+  log?: LogChannel;
 }
 
 export const CONTROL_READY = 0;
@@ -31,9 +42,12 @@ export interface CoreBenchThreadResult {
   failures: number;
 }
 
-export function runCoreBenchThread(cfg: CoreBenchThreadConfig): CoreBenchThreadResult {
+export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<CoreBenchThreadResult> {
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
-  const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest });
+  const vlog = cfg.failEvery === undefined ? null : new VcpuLog(await attachWorkerLogger(cfg.log, { vcpu: cfg.cpu }));
+  const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest, events: vlog === null ? null : (e) => vlog.swiotlb(e, nowMs()) });
+  const failEvery = cfg.failEvery ?? 0;
+  let n = 0;
   const dev = new DmaDevice(`bench${cfg.cpu}`);
   const control = new Int32Array(cfg.control);
   const pool = mem.defpool;
@@ -50,6 +64,10 @@ export function runCoreBenchThread(cfg: CoreBenchThreadConfig): CoreBenchThreadR
   // cores that takes a large part of a short window, so warm up before reporting ready.
   const step = (): boolean => {
     if (cfg.mode === 'bounce') {
+      if (failEvery > 0 && ++n === failEvery) {
+        n = 0;
+        dmaMapSingle(mem, dev, orig, IO_TLB_SIZE * 129, DMA_TO_DEVICE); // oversize: fails, reports
+      }
       const tlb = dmaMapSingle(mem, dev, orig, size, DMA_TO_DEVICE);
       if (tlb === DMA_MAPPING_ERROR) return false;
       dmaUnmapSingle(mem, dev, tlb, size, DMA_TO_DEVICE);

@@ -12,10 +12,9 @@
 // never blocks.
 import type { MessagePort } from 'node:worker_threads';
 // The worker side of the log only: src/log/index.js would also load the main thread's machinery.
-import type { IoErrorFields, MapFailureFields, PacketDroppedFields } from '../log/events.js';
 import type { LogChannel } from '../log/logger.js';
-import { type WorkerLogger, attachWorkerLogger } from '../log/worker-logger.js';
-import { Ratelimit } from '../log/ratelimit.js';
+import { attachWorkerLogger } from '../log/worker-logger.js';
+import { VcpuLog } from './vcpu-log.js';
 import { exposeOnPort } from '../util/comlink.js';
 import type { VcpuControlApi, VcpuCounters } from './control.js';
 import { DmaDevice } from '../dma/device.js';
@@ -473,59 +472,5 @@ async function startBarrier(run: Int32Array): Promise<void> {
   while (Atomics.load(run, RUN_GO) === 0 && Atomics.load(run, RUN_STOP) === 0) {
     Atomics.wait(run, RUN_GO, 0, BARRIER_PARK_MS);
     await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}
-
-/**
- * The vCPU's log records: the core's warnings in the catalogue's shape, and the drivers' errors,
- * each ratelimited per event as the kernel's dev_warn_ratelimited() and blk_print_req_error() are
- * (counts in the report stay exact; the log says how many it suppressed).
- */
-class VcpuLog {
-  logged = 0;
-  suppressed = 0;
-  private readonly limits = { map_failure: new Ratelimit(), io_error: new Ratelimit(), packet_dropped: new Ratelimit() };
-
-  constructor(private readonly log: WorkerLogger) {}
-
-  swiotlb(e: SwiotlbEvent, now: number): void {
-    switch (e.event) {
-      case 'map_failure': {
-        const suppressed = this.allow('map_failure', now);
-        if (suppressed < 0) return;
-        const { device, vcpu, size, total, used, cause } = e;
-        this.log.emit('map_failure', { device, vcpu, size, total, used, dir: e.dir as MapFailureFields['dir'], cause, ...(suppressed > 0 ? { suppressed } : {}) });
-        break;
-      }
-      case 'double_unmap':
-        this.log.emit('double_unmap', { device: e.device, vcpu: e.vcpu, tlb_addr: e.tlb_addr });
-        break;
-      case 'bounce_overflow':
-        this.log.emit('bounce_overflow', { device: e.device, vcpu: e.vcpu, alloc_size: e.alloc_size, mapping_size: e.mapping_size });
-        break;
-      case 'swiotlb_warn':
-        this.log.emit('swiotlb_warn', { text: e.msg, vcpu: e.vcpu, ...(e.device !== undefined ? { device: e.device } : {}) });
-        break;
-    }
-    this.logged++;
-  }
-
-  ioError(f: IoErrorFields, now: number): void {
-    if (this.allow('io_error', now) < 0) return;
-    this.log.emit('io_error', f);
-    this.logged++;
-  }
-
-  packetDropped(f: PacketDroppedFields, now: number): void {
-    if (this.allow('packet_dropped', now) < 0) return;
-    this.log.emit('packet_dropped', f);
-    this.logged++;
-  }
-
-  /** -1 when suppressed, else how many were suppressed before this one. */
-  private allow(kind: keyof VcpuLog['limits'], now: number): number {
-    const n = this.limits[kind].check(now);
-    if (n < 0) this.suppressed++;
-    return n;
   }
 }

@@ -1,0 +1,61 @@
+// A vCPU thread's log records: the core's warnings in the catalogue's shape and the drivers' errors,
+// each ratelimited per event as the kernel's dev_warn_ratelimited() and blk_print_req_error() are.
+// The report's counts stay exact; the log says how many records the ratelimit suppressed.
+import type { IoErrorFields, MapFailureFields, PacketDroppedFields } from '../log/events.js';
+import { Ratelimit } from '../log/ratelimit.js';
+import type { WorkerLogger } from '../log/worker-logger.js';
+import type { SwiotlbEvent } from '../swiotlb/mem.js';
+
+/**
+ * The vCPU's log records: the core's warnings in the catalogue's shape, and the drivers' errors,
+ * each ratelimited per event as the kernel's dev_warn_ratelimited() and blk_print_req_error() are
+ * (counts in the report stay exact; the log says how many it suppressed).
+ */
+export class VcpuLog {
+  logged = 0;
+  suppressed = 0;
+  private readonly limits = { map_failure: new Ratelimit(), io_error: new Ratelimit(), packet_dropped: new Ratelimit() };
+
+  constructor(private readonly log: WorkerLogger) {}
+
+  swiotlb(e: SwiotlbEvent, now: number): void {
+    switch (e.event) {
+      case 'map_failure': {
+        const suppressed = this.allow('map_failure', now);
+        if (suppressed < 0) return;
+        const { device, vcpu, size, total, used, cause } = e;
+        this.log.emit('map_failure', { device, vcpu, size, total, used, dir: e.dir as MapFailureFields['dir'], cause, ...(suppressed > 0 ? { suppressed } : {}) });
+        break;
+      }
+      case 'double_unmap':
+        this.log.emit('double_unmap', { device: e.device, vcpu: e.vcpu, tlb_addr: e.tlb_addr });
+        break;
+      case 'bounce_overflow':
+        this.log.emit('bounce_overflow', { device: e.device, vcpu: e.vcpu, alloc_size: e.alloc_size, mapping_size: e.mapping_size });
+        break;
+      case 'swiotlb_warn':
+        this.log.emit('swiotlb_warn', { text: e.msg, vcpu: e.vcpu, ...(e.device !== undefined ? { device: e.device } : {}) });
+        break;
+    }
+    this.logged++;
+  }
+
+  ioError(f: IoErrorFields, now: number): void {
+    if (this.allow('io_error', now) < 0) return;
+    this.log.emit('io_error', f);
+    this.logged++;
+  }
+
+  packetDropped(f: PacketDroppedFields, now: number): void {
+    if (this.allow('packet_dropped', now) < 0) return;
+    this.log.emit('packet_dropped', f);
+    this.logged++;
+  }
+
+  /** -1 when suppressed, else how many were suppressed before this one. */
+  private allow(kind: keyof VcpuLog['limits'], now: number): number {
+    const n = this.limits[kind].check(now);
+    if (n < 0) this.suppressed++;
+    return n;
+  }
+}
