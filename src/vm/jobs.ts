@@ -36,6 +36,8 @@ export interface JobInstance {
   thinktimeUs: number;
   startdelayMs: number;
   verify: boolean;
+  /** Metadata bytes mapped with each storage request (md_per_io_size); 0 for none. */
+  mdBytes: number;
   seed: number;
   /** Largest block this clone can issue (sizes its buffers). */
   maxBs: number;
@@ -144,7 +146,7 @@ export function planWorkload(input: PlanInput): Plan {
         timeBased: job.timeBased && Number.isFinite(runtimeMs), runtimeMs,
         rampTimeMs: job.rampTimeMs, rateBytesPerSec: job.rateBytesPerSec, rateIops: job.rateIops,
         thinktimeUs: job.thinktimeUs, startdelayMs: job.startdelayMs, verify: job.verify !== 'none',
-        seed: (input.seed * 1_000_003 + instances.length * 7919) >>> 0, maxBs,
+        mdBytes: job.engine === 'storage' ? job.mdPerIoSizeBytes : 0, seed: (input.seed * 1_000_003 + instances.length * 7919) >>> 0, maxBs,
       });
       groupSizes[group] = (groupSizes[group] ?? 0) + 1;
     }

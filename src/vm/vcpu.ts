@@ -103,7 +103,9 @@ class Request {
   startMs = 0;
   dma = DMA_MAPPING_ERROR;
   nents = 0;
-  constructor(readonly bufOffset: number, readonly sgl: ScatterList) {}
+  /** The metadata buffer's mapping (md_per_io_size), or DMA_MAPPING_ERROR. */
+  md = DMA_MAPPING_ERROR;
+  constructor(readonly bufOffset: number, readonly mdOffset: number, readonly sgl: ScatterList) {}
 }
 
 class InstanceRun {
@@ -127,7 +129,8 @@ class InstanceRun {
   constructor(readonly spec: JobInstance, readonly cidBase: number, bufBase: number, bufStride: number, stats: Float64Array, hists: SharedArrayBuffer) {
     this.rng = new Rng(spec.seed);
     this.stats = stats;
-    this.reqs = Array.from({ length: spec.iodepth }, (_, i) => new Request(bufBase + i * bufStride, new ScatterList(MAX_SG)));
+    this.reqs = Array.from({ length: spec.iodepth }, (_, i) =>
+      new Request(bufBase + i * bufStride, bufBase + i * bufStride + dataStride(spec), new ScatterList(MAX_SG)));
     this.readHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'read'));
     this.writeHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'write'));
     this.readAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.read);
@@ -140,6 +143,10 @@ export function instanceBufferBytes(spec: JobInstance): number {
   return spec.iodepth * bufferStride(spec);
 }
 function bufferStride(spec: JobInstance): number {
+  return dataStride(spec) + Math.ceil(spec.mdBytes / 4096) * 4096;
+}
+/** A request's data buffer, with room for any sub-page offset; its metadata buffer follows. */
+function dataStride(spec: JobInstance): number {
   return Math.ceil((spec.maxBs + 4096) / 4096) * 4096;
 }
 
@@ -277,6 +284,16 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
       qp.cmdf[f + CMDF_SG_ADDR] = dma;
       qp.cmd[c + CMD_SG_LEN] = len;
     }
+    // NVMe maps a separate metadata buffer after the data (nvme_map_metadata); if that fails, the
+    // data mapping is undone and the request fails.
+    if (spec.mdBytes > 0) {
+      const md = dmaMapSingle(mem, dev, guest.addrOf(req.mdOffset), spec.mdBytes, req.dir);
+      if (md === DMA_MAPPING_ERROR) {
+        unmapData(dev, req);
+        return mapFailed(r, req, read);
+      }
+      req.md = md;
+    }
     qp.cmd[c + CMD_OPCODE] = read ? OP_READ : OP_WRITE;
     qp.cmd[c + CMD_NENTS] = req.nents;
     qp.cmd[c + CMD_LEN] = len;
@@ -305,14 +322,22 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     return false;
   };
 
+  const unmapData = (dev: DmaDevice, req: Request): void => {
+    if (req.nents > 1) dmaUnmapSg(mem, dev, req.sgl, req.nents, req.dir);
+    else dmaUnmapSingle(mem, dev, req.dma, req.len, req.dir);
+  };
+
   const verifyCounts: VerifyCounts = { ok: 0, unwritten: 0, bad: 0, firstBad: null };
   const complete = (r: InstanceRun, req: Request, cid: number, qp: QueuePair, now: number): void => {
     const spec = r.spec;
     const status = qp.cmd[cid * CMD_INTS + CMD_STATUS]!;
     const dev = spec.engine === 'storage' ? nvme : nic;
     // Interrupt context: unmap (copy back for reads) and never block.
-    if (req.nents > 1) dmaUnmapSg(mem, dev, req.sgl, req.nents, req.dir);
-    else dmaUnmapSingle(mem, dev, req.dma, req.len, req.dir);
+    unmapData(dev, req);
+    if (req.md !== DMA_MAPPING_ERROR) {
+      dmaUnmapSingle(mem, dev, req.md, spec.mdBytes, req.dir);
+      req.md = DMA_MAPPING_ERROR;
+    }
     req.busy = false;
     r.inflight--;
     const read = req.dir === DMA_FROM_DEVICE;

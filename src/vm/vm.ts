@@ -101,7 +101,7 @@ export function defaultJobs(opts: VmOptions): FioJob[] {
     runtimeMs: opts.runtimeMs, timeBased: true, rampTimeMs: 0,
     rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
     thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, ioengine: 'io_uring', engine: 'storage',
-    direct: true, verify: 'crc32c', cpusAllowed: undefined, filename: undefined,
+    direct: true, verify: 'crc32c', cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
   }];
 }
 

@@ -109,6 +109,12 @@ export interface FioJob {
   readonly cpusAllowed: readonly number[] | undefined;
   /** filename= as written (fio separates several files with ':'). Default undefined: the consumer picks. */
   readonly filename: string | undefined;
+  /**
+   * Separate metadata bytes per I/O (md_per_io_size=, fio's option for NVMe namespaces with a
+   * separate metadata buffer). Default 0: none. The storage driver then maps data and metadata, as
+   * NVMe's request prep does, each with MAY_BLOCK when throttling is recommended.
+   */
+  readonly mdPerIoSizeBytes: number;
 }
 
 export interface FioJobFile {
@@ -191,6 +197,7 @@ interface Draft {
   verify: FioVerify;
   cpusAllowed: number[] | undefined;
   filename: string | undefined;
+  mdPerIoSizeBytes: number;
 }
 
 function defaultDraft(): Draft {
@@ -201,7 +208,7 @@ function defaultDraft(): Draft {
     runtimeMs: undefined, timeBased: false, rampTimeMs: 0,
     rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
     thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, ioengine: 'psync', direct: false,
-    verify: 'none', cpusAllowed: undefined, filename: undefined,
+    verify: 'none', cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
   };
 }
 
@@ -439,6 +446,7 @@ const SUPPORTED: ReadonlyArray<readonly [names: readonly string[], handler: Hand
   }],
   [['cpus_allowed'], (d, o) => { d.cpusAllowed = parseCpus(o); }],
   [['filename'], (d, o) => { d.filename = needValue(o, 'a file or device name'); }],
+  [['md_per_io_size'], (d, o) => { d.mdPerIoSizeBytes = positiveSize(o, needValue(o, SIZE_FORM), SIZE_FORM); }],
   [['kb_base'], (_d, o) => {
     if (needValue(o, '1024') !== '1024') fail(o, 'only binary units are supported (k = 1024)', '1024');
   }],
@@ -480,6 +488,7 @@ function finishJob(d: Draft, header: string, line: number): FioJob {
     verify: d.verify,
     cpusAllowed: d.cpusAllowed,
     filename: d.filename,
+    mdPerIoSizeBytes: d.mdPerIoSizeBytes,
   };
 }
 

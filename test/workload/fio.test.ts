@@ -46,8 +46,13 @@ describe('sections and [global]', () => {
       ioSizeBytes: undefined, runtimeMs: undefined, timeBased: false, rampTimeMs: 0,
       rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
       thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, ioengine: 'psync', engine: 'storage',
-      direct: false, verify: 'none', cpusAllowed: undefined, filename: undefined,
+      direct: false, verify: 'none', cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
     } satisfies FioJob);
+  });
+
+  it('reads md_per_io_size (a separate NVMe metadata buffer per I/O) as a size', () => {
+    expect(parse('[a]\nmd_per_io_size=8\n[b]\nmd_per_io_size=4k\n').jobs.map((j) => j.mdPerIoSizeBytes)).toEqual([8, 4096]);
+    expectError('[a]\nmd_per_io_size=lots\n', 2, 'md_per_io_size=lots');
   });
 
   it('reads the HOWTO example: [global] defaults shared by two empty job sections', () => {
