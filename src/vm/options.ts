@@ -2,8 +2,8 @@
 // once here so the rest of the VM can trust them.
 import { configValue, envOrigin } from '../config.js';
 import { InputError } from '../errors.js';
-import { type FlagSpec, parseFlags } from '../cli/flags.js';
-import { parseDuration, parseIntInRange, parseSize } from '../util/units.js';
+import { type FlagSpec, parseFlags, parseOnOff } from '../cli/flags.js';
+import { parseDuration, parseIntInRange, parsePercent, parseSize } from '../util/units.js';
 import { type TuneStep, parseTuneSteps } from './control.js';
 
 export interface VmOptions {
@@ -27,6 +27,30 @@ export interface VmOptions {
   tune: TuneStep[];
   /** Fault injection for testing the failure path: a thread throws at a time (--inject-fault). */
   injectFault: { thread: string; atMs: number } | undefined;
+  /** [RFC] swiotlb throttling (CONFIG_SWIOTLB_THROTTLE): off by default, as in the kernel config. */
+  throttle: boolean;
+  /** Thresholds at boot; undefined means the RFC's defaults (70% and 65% of nslabs). */
+  highThrottle: ThrottleThreshold | undefined;
+  lowThrottle: ThrottleThreshold | undefined;
+  /** A throttle waiter parked this long while the holder makes no progress is a stall. */
+  throttleStallMs: number;
+}
+
+/** A throttle threshold as given: a slot count, or a percentage of nslabs resolved at boot. */
+export type ThrottleThreshold = { slots: number } | { percent: number };
+
+/** Slots of a threshold for a pool of nslabs slots (a percentage rounds down, as the RFC's defaults do). */
+export function thresholdSlots(t: ThrottleThreshold, nslabs: number): number {
+  return 'slots' in t ? t.slots : Math.floor((nslabs * t.percent) / 100);
+}
+
+const THRESHOLD_FORM = 'a slot count (e.g. 22937) or a percentage of nslabs (e.g. 70%)';
+
+export function parseThreshold(text: string, what: string): ThrottleThreshold {
+  const t = text.trim();
+  if (t.endsWith('%')) return { percent: parsePercent(t, what, 0, 100) };
+  if (!/^\d+$/.test(t)) throw new InputError('EBADFLAG', `${what}: "${text}" is not valid; expected ${THRESHOLD_FORM}`);
+  return { slots: parseIntInRange(t, what, 0, 2 ** 31 - 1) };
 }
 
 export const VM_FLAGS: readonly FlagSpec[] = [
@@ -45,6 +69,10 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'nvme-bandwidth', kind: 'string', help: 'bytes per second, e.g. 2G' },
   { name: 'tune', kind: 'string', repeatable: true, help: 'change a tunable during the run, AT:NAME=VALUE, e.g. 2s:io_tlb_used_hiwater=0' },
   { name: 'stall-timeout', kind: 'string', help: 'end the run when no I/O completes for this long, e.g. 15s' },
+  { name: 'throttle', kind: 'boolean', help: '[RFC] swiotlb throttling of MAY_BLOCK maps, on or off' },
+  { name: 'high-throttle', kind: 'string', help: `high_throttle: ${THRESHOLD_FORM}` },
+  { name: 'low-throttle', kind: 'string', help: `low_throttle: ${THRESHOLD_FORM}` },
+  { name: 'throttle-stall-timeout', kind: 'string', help: 'report a stall when a throttle waiter is parked this long behind a holder that makes no progress, e.g. 5s' },
   { name: 'inject-fault', kind: 'string', help: 'make a thread throw, THREAD@TIME, e.g. vcpu3@500ms or nvme0@1s (tests the failure path)' },
 ];
 
@@ -65,6 +93,10 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [level, levelWhat] = get('log-level', 'COCO_LOG_LEVEL');
   const [sample, sampleWhat] = [configValue('COCO_SAMPLE_INTERVAL'), envOrigin('COCO_SAMPLE_INTERVAL')];
   const [stall, stallWhat] = get('stall-timeout', 'COCO_STALL_TIMEOUT');
+  const [throttle, throttleWhat] = get('throttle', 'COCO_THROTTLE');
+  const [high, highWhat] = get('high-throttle', 'COCO_HIGH_THROTTLE');
+  const [low, lowWhat] = get('low-throttle', 'COCO_LOW_THROTTLE');
+  const [tstall, tstallWhat] = get('throttle-stall-timeout', 'COCO_THROTTLE_STALL_TIMEOUT');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
   if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS.join(', ')}`);
   if (f.has('swiotlb') && f.has('cmdline')) {
@@ -93,6 +125,10 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     stallMs: parseDuration(stall, stallWhat),
     tune: parseTuneSteps(f.all('tune'), '--tune'),
     injectFault: f.has('inject-fault') ? parseFault(f.get('inject-fault')!, nvcpus) : undefined,
+    throttle: parseOnOff(throttle, throttleWhat),
+    highThrottle: high === '' ? undefined : parseThreshold(high, highWhat),
+    lowThrottle: low === '' ? undefined : parseThreshold(low, lowWhat),
+    throttleStallMs: parseDuration(tstall, tstallWhat),
   };
 }
 
