@@ -59,6 +59,8 @@ export interface ThrottleSlopConfig extends ThreadCommon {
   /** Bytes per map. */
   size: number;
   mayBlock: boolean;
+  /** Map + unmap pairs per round. */
+  pairsPerRound: number;
   /** control[roundIndex]: the round to run (the barrier); SLOP_STOP ends the thread. */
   roundIndex: number;
   /** control[doneIndex] += 1 after each round's unmap. */
@@ -179,10 +181,12 @@ function runSlop(cfg: ThrottleSlopConfig): ThrottleWorkerResult {
       r = Atomics.load(control, cfg.roundIndex);
     }
     if (r === SLOP_STOP) break;
-    const tlb = mem.tblMapSingle(dev, orig, cfg.size, 0, DMA_TO_DEVICE, attrs);
-    // Unmap at once: a throttled request holds throttle_sem until then, and the others queue behind it.
-    if (tlb === DMA_MAPPING_ERROR) res.mapFailures++;
-    else mem.tblUnmapSingle(dev, tlb, cfg.size, DMA_TO_DEVICE, 0);
+    for (let k = 0; k < cfg.pairsPerRound; k++) {
+      const tlb = mem.tblMapSingle(dev, orig, cfg.size, 0, DMA_TO_DEVICE, attrs);
+      // Unmap at once: a throttled request holds throttle_sem until then, and the others queue behind it.
+      if (tlb === DMA_MAPPING_ERROR) res.mapFailures++;
+      else mem.tblUnmapSingle(dev, tlb, cfg.size, DMA_TO_DEVICE, 0);
+    }
     res.rounds++;
     Atomics.add(control, cfg.doneIndex, 1);
     Atomics.notify(control, cfg.doneIndex);
