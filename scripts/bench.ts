@@ -1,7 +1,8 @@
 // npm run bench: the core's throughput figures, printed as a table and as one JSON line.
 // Targets (read from here, never asserted in tests): allocator alone >= 5M pairs/s on 1 thread;
 // 4 KiB bounce on 1 thread >= 70% of the copy-only ceiling; 32 threads >= 80% of the 2-thread total
-// with the slowest thread >= 25% of the fastest.
+// with the slowest thread >= 25% of the fastest. [RFC] may_block_throttle_on_over_off: MAY_BLOCK maps
+// below the threshold with throttling on over the same maps with it off (the cost of the check).
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
@@ -9,6 +10,7 @@ import {
 } from '../src/bench/core-bench.js';
 import { configValue, envOrigin } from '../src/config.js';
 import { runMain } from '../src/cli/main.js';
+import { DMA_ATTR_MAY_BLOCK } from '../src/swiotlb/constants.js';
 import { IoTlbMem } from '../src/swiotlb/mem.js';
 import { runWorkers } from '../src/util/threads.js';
 import { parseDuration } from '../src/util/units.js';
@@ -27,14 +29,21 @@ interface Row {
   failures: number;
 }
 
-async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number): Promise<Row> {
+/** [RFC] Throttling on the allocator, and MAY_BLOCK on the bounce maps. */
+interface Variant {
+  throttle?: boolean;
+  mayBlock?: boolean;
+}
+
+async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row> {
   const nslabs = Math.max(nareas * 128, 4096);
-  const mem = IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true });
+  // Default thresholds (70% / 65% of nslabs): 2 slots per thread stay far below them.
+  const mem = IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true, throttle: { enabled: v.throttle ?? false } });
   const guest = new SharedArrayBuffer(threads * 2 * SIZE + SIZE);
   const control = new SharedArrayBuffer(8);
   const ctl = new Int32Array(control);
   const cfgs: CoreBenchThreadConfig[] = Array.from({ length: threads }, (_, cpu) => ({
-    mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE,
+    mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE, attrs: v.mayBlock ? DMA_ATTR_MAY_BLOCK : 0,
   }));
   const done = runWorkers<CoreBenchThreadResult>('bench-core', cfgs);
   while (Atomics.load(ctl, CONTROL_READY) < threads) await sleep(5);
@@ -59,7 +68,7 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
 async function main(): Promise<number> {
   const seconds = parseDuration(configValue('COCO_BENCH_SECONDS'), envOrigin('COCO_BENCH_SECONDS')) / 1000;
   const rows: Row[] = [];
-  const plan: [string, CoreBenchMode, number, number][] = [
+  const plan: [string, CoreBenchMode, number, number, Variant?][] = [
     ['alloc only, 1 thread', 'alloc', 1, 1],
     ['copy only (ceiling), 1 thread', 'copy', 1, 1],
     ['4K bounce, 1 thread', 'bounce', 1, 1],
@@ -67,9 +76,12 @@ async function main(): Promise<number> {
     ['4K bounce, 8 threads', 'bounce', 8, 8],
     ['4K bounce, 32 threads', 'bounce', 32, 32],
     ['4K bounce, 32 threads, 1 area', 'bounce', 32, 1],
+    // [RFC] The cost of the throttle check when it admits everything: MAY_BLOCK maps below the threshold.
+    ['4K bounce MAY_BLOCK, throttling off, 1 thread', 'bounce', 1, 1, { mayBlock: true }],
+    ['4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread', 'bounce', 1, 1, { mayBlock: true, throttle: true }],
   ];
-  for (const [name, mode, threads, nareas] of plan) {
-    const row = await measure(name, mode, threads, nareas, seconds);
+  for (const [name, mode, threads, nareas, variant] of plan) {
+    const row = await measure(name, mode, threads, nareas, seconds, variant);
     rows.push(row);
     if (process.stdout.isTTY) process.stderr.write(`  ${name}: ${row.pairs_per_s.toLocaleString()} pairs/s\n`);
   }
@@ -80,6 +92,8 @@ async function main(): Promise<number> {
     bounce_32t_over_2t: by('4K bounce, 32 threads').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
     slowest_over_fastest_32t: by('4K bounce, 32 threads').slowest_over_fastest,
     one_area_32t_over_2t: by('4K bounce, 32 threads, 1 area').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
+    may_block_throttle_on_over_off: by('4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread').pairs_per_s
+      / by('4K bounce MAY_BLOCK, throttling off, 1 thread').pairs_per_s,
   };
   const targets = {
     alloc_1t_pairs_per_s: ratios.alloc_1t_pairs_per_s >= 5e6,
