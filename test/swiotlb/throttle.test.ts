@@ -289,6 +289,24 @@ describe('throttle_sem (§15.5, §16)', () => {
   });
 });
 
+describe('invariant §18.14', () => {
+  it('count + holders = 1: the quiescence check flags a live throttled mapping, and passes once it is unmapped', () => {
+    const f = tfixture(256, { enabled: true, highThrottle: 0, lowThrottle: 0 });
+    const x = f.nb(1);
+    expect(throttleQuiescentViolations(f.mem.throttle, f.mem.pools)).toEqual([]);
+    const m = f.mb(4096);
+    const s = slotOf(f.mem, m);
+    expect(throttleQuiescentViolations(f.mem.throttle, f.mem.pools)).toEqual([
+      'throttle_sem count is 0, expected 1',
+      'throttle_sem has a holder (vCPU 0, test-dev)',
+      `slot ${s} of the pool at 0x80000000 is flagged throttled`,
+    ]);
+    f.unmap(m, 4096);
+    f.unmap(x, 2048);
+    expect(throttleQuiescentViolations(f.mem.throttle, f.mem.pools)).toEqual([]);
+  });
+});
+
 describe('slop measurement and per-thread statistics', () => {
   it('an admitted request alone overshoots by its own size at most, within the bound', () => {
     const f = tfixture(256, { enabled: true, highThrottle: 10, lowThrottle: 5 });
