@@ -2,7 +2,8 @@
 // Targets (read from here, never asserted in tests): allocator alone >= 5M pairs/s on 1 thread;
 // 4 KiB bounce on 1 thread >= 70% of the copy-only ceiling; 32 threads >= 80% of the 2-thread total
 // with the slowest thread >= 25% of the fastest; logging at the default level costs the map/unmap
-// path < 5% (issue: log analysis).
+// path < 5%. [RFC] may_block_throttle_on_over_off: MAY_BLOCK maps below the threshold with throttling
+// on over the same maps with it off (the cost of the check).
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
@@ -10,6 +11,7 @@ import {
 } from '../src/bench/core-bench.js';
 import { configValue, envOrigin } from '../src/config.js';
 import { runMain } from '../src/cli/main.js';
+import { DMA_ATTR_MAY_BLOCK } from '../src/swiotlb/constants.js';
 import { IoTlbMem } from '../src/swiotlb/mem.js';
 import { runWorkers } from '../src/util/threads.js';
 import { parseDuration } from '../src/util/units.js';
@@ -41,14 +43,23 @@ interface LogSetup {
   logger: RunLogger | null;
 }
 
-async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, logging?: LogSetup): Promise<Row> {
+/** [RFC] Throttling on the allocator, and MAY_BLOCK on the bounce maps; logging around the map path. */
+interface Variant {
+  throttle?: boolean;
+  mayBlock?: boolean;
+  logging?: LogSetup;
+}
+
+async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row> {
+  const logging = v.logging;
   const nslabs = Math.max(nareas * 128, 4096);
-  const mem = IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true });
+  // Default thresholds (70% / 65% of nslabs): 2 slots per thread stay far below them.
+  const mem = IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true, throttle: { enabled: v.throttle ?? false } });
   const guest = new SharedArrayBuffer(threads * 2 * SIZE + SIZE);
   const control = new SharedArrayBuffer(8);
   const ctl = new Int32Array(control);
   const cfgs: CoreBenchThreadConfig[] = Array.from({ length: threads }, (_, cpu) => ({
-    mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE,
+    mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE, attrs: v.mayBlock ? DMA_ATTR_MAY_BLOCK : 0,
     ...(logging === undefined ? {} : { failEvery: logging.failEvery, ...(logging.logger !== null ? { log: logging.logger.workerChannel(`vcpu${cpu}`) } : {}) }),
   }));
   const done = runWorkers<CoreBenchThreadResult>('bench-core', cfgs);
@@ -74,7 +85,7 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
 async function main(): Promise<number> {
   const seconds = parseDuration(configValue('COCO_BENCH_SECONDS'), envOrigin('COCO_BENCH_SECONDS')) / 1000;
   const rows: Row[] = [];
-  const plan: [string, CoreBenchMode, number, number][] = [
+  const plan: [string, CoreBenchMode, number, number, Variant?][] = [
     ['alloc only, 1 thread', 'alloc', 1, 1],
     ['copy only (ceiling), 1 thread', 'copy', 1, 1],
     ['4K bounce, 1 thread', 'bounce', 1, 1],
@@ -82,9 +93,12 @@ async function main(): Promise<number> {
     ['4K bounce, 8 threads', 'bounce', 8, 8],
     ['4K bounce, 32 threads', 'bounce', 32, 32],
     ['4K bounce, 32 threads, 1 area', 'bounce', 32, 1],
+    // [RFC] The cost of the throttle check when it admits everything: MAY_BLOCK maps below the threshold.
+    ['4K bounce MAY_BLOCK, throttling off, 1 thread', 'bounce', 1, 1, { mayBlock: true }],
+    ['4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread', 'bounce', 1, 1, { mayBlock: true, throttle: true }],
   ];
-  for (const [name, mode, threads, nareas] of plan) {
-    const row = await measure(name, mode, threads, nareas, seconds);
+  for (const [name, mode, threads, nareas, variant] of plan) {
+    const row = await measure(name, mode, threads, nareas, seconds, variant);
     rows.push(row);
     if (process.stdout.isTTY) process.stderr.write(`  ${name}: ${row.pairs_per_s.toLocaleString()} pairs/s\n`);
   }
@@ -96,9 +110,9 @@ async function main(): Promise<number> {
   const unlogged: number[] = [];
   try {
     for (let round = 0; round < LOG_ROUNDS; round++) {
-      unlogged.push((await measure('logging off', 'bounce', 8, 8, seconds, { failEvery: FAIL_EVERY, logger: null })).pairs_per_s);
+      unlogged.push((await measure('logging off', 'bounce', 8, 8, seconds, { logging: { failEvery: FAIL_EVERY, logger: null } })).pairs_per_s);
       const logger = createRunLogger({ file: join(logDir, 'bench.ndjson'), level: configValue('COCO_LOG_LEVEL'), exitHandlers: false });
-      logged.push((await measure('logging on', 'bounce', 8, 8, seconds, { failEvery: FAIL_EVERY, logger })).pairs_per_s);
+      logged.push((await measure('logging on', 'bounce', 8, 8, seconds, { logging: { failEvery: FAIL_EVERY, logger } })).pairs_per_s);
       await logger.close();
     }
   } finally {
@@ -116,6 +130,8 @@ async function main(): Promise<number> {
     slowest_over_fastest_32t: by('4K bounce, 32 threads').slowest_over_fastest,
     one_area_32t_over_2t: by('4K bounce, 32 threads, 1 area').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
     logging_cost: 1 - best(logged) / best(unlogged),
+    may_block_throttle_on_over_off: by('4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread').pairs_per_s
+      / by('4K bounce MAY_BLOCK, throttling off, 1 thread').pairs_per_s,
   };
   const targets = {
     alloc_1t_pairs_per_s: ratios.alloc_1t_pairs_per_s >= 5e6,

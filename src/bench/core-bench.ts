@@ -29,6 +29,8 @@ export interface CoreBenchThreadConfig {
    */
   failEvery?: number;
   log?: LogChannel;
+  /** DMA attrs of the bounce mode's maps (e.g. DMA_ATTR_MAY_BLOCK); default 0. */
+  attrs?: number;
 }
 
 export const CONTROL_READY = 0;
@@ -59,6 +61,7 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   const copyAt = ((cfg.cpu & (pool.nareas - 1)) * pool.areaNslabs) * IO_TLB_SIZE;
   const src = guest.bytes;
   const data = pool.data;
+  const attrs = cfg.attrs ?? 0;
 
   // Each thread is its own V8 isolate and must reach optimised code on its own; with 32 threads on 2
   // cores that takes a large part of a short window, so warm up before reporting ready.
@@ -68,7 +71,7 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
         n = 0;
         dmaMapSingle(mem, dev, orig, IO_TLB_SIZE * 129, DMA_TO_DEVICE); // oversize: fails, reports
       }
-      const tlb = dmaMapSingle(mem, dev, orig, size, DMA_TO_DEVICE);
+      const tlb = dmaMapSingle(mem, dev, orig, size, DMA_TO_DEVICE, attrs);
       if (tlb === DMA_MAPPING_ERROR) return false;
       dmaUnmapSingle(mem, dev, tlb, size, DMA_TO_DEVICE);
     } else if (cfg.mode === 'alloc') {

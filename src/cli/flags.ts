@@ -39,7 +39,14 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
     if (spec === undefined) throw new InputError('EBADFLAG', `unknown flag --${name}; accepted: ${accepted()}`);
     let value: string;
     if (eq >= 0) value = arg.slice(eq + 1);
-    else if (spec.kind === 'boolean') value = 'on';
+    else if (spec.kind === 'boolean') {
+      // `--flag`, or `--flag on|off` when the next word is a boolean value.
+      const next = argv[i + 1]?.trim().toLowerCase();
+      if (next !== undefined && BOOL_WORDS.includes(next)) {
+        value = next;
+        i++;
+      } else value = 'on';
+    }
     else {
       const next = argv[i + 1];
       if (next === undefined) throw new InputError('EBADFLAG', `--${name} needs a value (${spec.help})`);
@@ -53,6 +60,8 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
   }
   return out;
 }
+
+const BOOL_WORDS = ['on', 'off', 'true', 'false', '1', '0', 'yes', 'no'];
 
 /** on/off, true/false, 1/0, yes/no. */
 export function parseOnOff(text: string, what: string): boolean {

@@ -4,7 +4,7 @@
 // plus the current CPU.
 import { assert } from '../errors.js';
 import {
-  DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DMA_NONE, EIO, type DmaDirection,
+  DMA_ATTR_MAY_BLOCK, DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DMA_NONE, EIO, type DmaDirection,
 } from '../swiotlb/constants.js';
 import { MEM_ADDR_OVERFLOW_WARNED, STAT_MAP_FAIL_NOT_CAPABLE } from '../swiotlb/layout.js';
 import type { IoTlbMem } from '../swiotlb/mem.js';
@@ -19,6 +19,15 @@ export function dmaCapable(dev: DmaDevice, addr: number, size: number): boolean 
 /** is_swiotlb_force_bounce. */
 export function isSwiotlbForceBounce(mem: IoTlbMem): boolean {
   return mem.forceBounce;
+}
+
+/**
+ * [RFC 3/7] dma_recommend_may_block: should a driver pass DMA_ATTR_MAY_BLOCK? True iff throttling is
+ * built in (enabled on the allocator) and the device is force-bounced (§15.7). dma-direct only: IOMMU
+ * and other dma_ops devices, which this emulator does not model, would get false.
+ */
+export function dmaRecommendMayBlock(mem: IoTlbMem, _dev: DmaDevice): boolean {
+  return mem.throttleEnabled && isSwiotlbForceBounce(mem);
 }
 
 /** dma_max_mapping_size: the swiotlb limit for force-bounced devices, unlimited otherwise. */
@@ -115,6 +124,8 @@ export class ScatterList {
 /**
  * dma_direct_map_sg: map each entry independently, in list order. If entry i fails, entries
  * 0..i-1 are unmapped with SKIP_CPU_SYNC (no copy back) and the result is -EIO; otherwise nents.
+ * [RFC 2/7] MAY_BLOCK is honoured for entry 0 only: once entry 0 is mapped it is cleared for the rest,
+ * so only entry 0 can wait or hold throttle_sem, and its hold covers the whole list (§15.6).
  */
 export function dmaMapSgtable(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs = 0): number {
   for (let i = 0; i < nents; i++) {
@@ -125,6 +136,7 @@ export function dmaMapSgtable(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, n
     }
     sgl.dmaAddress[i] = dma;
     sgl.dmaLength[i] = sgl.length[i]!;
+    if (i === 0) attrs &= ~DMA_ATTR_MAY_BLOCK;
   }
   return nents;
 }
@@ -135,11 +147,19 @@ export function dmaMapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents:
   return r < 0 ? 0 : r;
 }
 
-/** dma_direct_unmap_sg: entries 0..nents-1 in order. */
+/**
+ * dma_direct_unmap_sg, [RFC 2/7] order: entries 1..nents-1 in order, then entry 0, which may hold
+ * throttle_sem for the whole list, so that it is released only after all the list's bounce memory is
+ * free (§15.6). Error unwinding in dmaMapSgtable goes through here too.
+ */
 export function dmaUnmapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs = 0): void {
-  for (let i = 0; i < nents; i++) {
+  for (let i = 1; i < nents; i++) {
     dmaUnmapSingle(mem, dev, sgl.dmaAddress[i]!, sgl.dmaLength[i]!, dir, attrs);
     sgl.dmaAddress[i] = DMA_MAPPING_ERROR;
+  }
+  if (nents > 0) {
+    dmaUnmapSingle(mem, dev, sgl.dmaAddress[0]!, sgl.dmaLength[0]!, dir, attrs);
+    sgl.dmaAddress[0] = DMA_MAPPING_ERROR;
   }
 }
 

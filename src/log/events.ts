@@ -86,7 +86,7 @@ export interface MapFailureFields {
   /** mem_used(): slots in use when the search failed. */
   used: number;
   /** Why: no free run of slots ('full', the default), larger than the largest mapping, or no pool at all. */
-  cause?: 'full' | 'oversize' | 'no_pool';
+  cause?: 'full' | 'oversize' | 'no_pool' | 'throttle_aborted';
   /** Suppressed repeats since the last printed one (the kernel's ratelimit), when the VM counts them. */
   suppressed?: number;
 }

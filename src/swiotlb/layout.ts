@@ -5,6 +5,7 @@
 // (see IoTlbMem.attach). All sizes are fixed when the pool is created; nothing grows later except
 // the pool list, which has a fixed number of descriptor entries in the header.
 import { assert } from '../errors.js';
+import { HISTOGRAM_BYTES } from '../report/histogram.js';
 import { IO_TLB_SIZE } from './constants.js';
 
 export const CACHE_LINE_BYTES = 64;
@@ -31,15 +32,8 @@ export const MEM_USED_HIWATER = 17; // used_hiwater: raised by compare-and-excha
 export const MEM_TRANSIENT_NSLABS = 18; // transient_nslabs
 export const MEM_MAP_FAILURES = 19; // failed maps, all causes (cheap cross-thread total)
 
-// [RFC] swiotlb throttling state: room reserved here, used by the throttle module.
-export const MEM_THROTTLE_ENABLED = 32;
-export const MEM_HIGH_THROTTLE = 33;
-export const MEM_LOW_THROTTLE = 34;
-export const MEM_THROTTLE_SEM_COUNT = 35;
-export const MEM_THROTTLE_TICKET_NEXT = 36;
-export const MEM_THROTTLE_TICKET_SERVING = 37;
-export const MEM_HIGH_THROTTLE_COUNT = 38;
-export const MEM_LOW_THROTTLE_COUNT = 39;
+// [RFC] Room 32..47 was reserved for the throttle state. It now lives in a region of its own (THR_*
+// below), because the FIFO wait queue does not fit a header line; the room stays free.
 export const MEM_THROTTLE_RESERVED_END = 48;
 
 // Pool table: one descriptor per pool, in creation order (the search walks it newest first).
@@ -134,9 +128,128 @@ export const STAT_NAMES = [
   'sync_for_device', 'sync_for_cpu', 'slots_mapped', 'past_end_reads',
 ] as const;
 
+// --- [RFC] swiotlb throttling: one region per allocator (Int32Array and Float64Array views) ------
+// Indices are Int32 indices. A field marked "f64" is 8 bytes at an even Int32 index and is read
+// through the Float64Array view at index >> 1. Lines: configuration and tunables; the racy counters;
+// the internal lock of throttle_sem; the semaphore and its holder; four slop counters on lines of
+// their own; the queue ring; the waiter records; the device-name table.
+export const THR_MAGIC = 0;
+export const THR_ENABLED = 1; // CONFIG_SWIOTLB_THROTTLE for this allocator, fixed at boot
+export const THR_HIGH_THROTTLE = 2; // high_throttle, slots (tunable, read racily by every decision)
+export const THR_LOW_THROTTLE = 3; // low_throttle, slots (tunable)
+export const THR_WAIT_SLICE_MS = 4; // longest single park of a waiter before it re-checks THR_ABORT
+export const THR_ABORT = 5; // set by a watchdog or the VM to tear the run down: waiters give up
+export const THR_MAGIC_VALUE = 0x54485254; // "THRT"
+
+export const THR_HIGH_THROTTLE_COUNT = 16; // high_throttle_count: plain load + store, as in the RFC
+export const THR_LOW_THROTTLE_COUNT = 17; // low_throttle_count: plain load + store
+
+// throttle_sem->lock: an io_tlb_area-shaped record so that areaLock/areaUnlock can take it.
+export const THR_SEM_LOCK_RECORD = 32;
+
+// throttle_sem and its holder, all under THR_SEM_LOCK_RECORD.
+export const THR_SEM_COUNT = 48; // sem->count: 1 free, 0 held (invariant 14: never above 1)
+export const THR_QUEUE_HEAD = 49; // ring index of the first waiter
+export const THR_QUEUE_LEN = 50; // waiters in the ring
+export const THR_QUEUE_LEN_MAX = 51; // longest queue seen
+export const THR_HOLDER_KIND = 52; // THROTTLE_HOLDER_*
+export const THR_HOLDER_VCPU = 53; // cpu of the request that took the semaphore
+export const THR_HOLDER_DEVICE = 54; // device-name id of that request
+export const THR_HOLDER_SIZE_BYTES = 55; // its mapping size
+export const THR_DEVICE_NAMES_USED = 56; // entries of the device-name table in use
+export const THR_DEADLOCKS = 57; // self-deadlocks detected (§15.9)
+export const THR_ABORTED_WAITS = 58; // down()s that gave up because THR_ABORT was set
+export const THR_RECORD_HINT = 59; // where the next free-record scan starts
+export const THR_HOLDER_SINCE_MS = 60; // f64: when the holder took the semaphore (nowMs)
+
+// Slop measurement: slots allocated, counted by class, "begun" just before the total_used add and
+// "done" just after it (mem.ts incUsedAndHiwater explains why both are needed for a sound bound).
+export const THR_ALLOC_BEGUN_MAY_BLOCK = 64;
+export const THR_ALLOC_DONE_MAY_BLOCK = 80;
+export const THR_ALLOC_BEGUN_NON_BLOCK = 96;
+export const THR_ALLOC_DONE_NON_BLOCK = 112;
+/** Distance from a class's "begun" counter to its "done" counter. */
+export const THR_ALLOC_DONE_DELTA = THR_ALLOC_DONE_MAY_BLOCK - THR_ALLOC_BEGUN_MAY_BLOCK;
+
+/** Waiters the queue holds at once. A thread owns at most one record, so this bounds threads. */
+export const THROTTLE_WAITERS_MAX = 512;
+// The FIFO: a ring of record numbers, THROTTLE_WAITERS_MAX entries from THR_QUEUE_RING.
+export const THR_QUEUE_RING = 128;
+// Waiter records: one cache line each; a waiter parks on its own WAITER_STATE word.
+export const THR_WAITERS = THR_QUEUE_RING + THROTTLE_WAITERS_MAX;
+export const WAITER_INTS = CACHE_LINE_BYTES / I32;
+export const WAITER_STATE = 0; // WAITER_FREE / WAITER_QUEUED / WAITER_GRANTED
+export const WAITER_VCPU = 1;
+export const WAITER_DEVICE = 2; // device-name id
+export const WAITER_SIZE_BYTES = 3;
+export const WAITER_ENQUEUED_MS = 4; // f64: when it joined the queue (nowMs)
+export const WAITER_FREE = 0;
+export const WAITER_QUEUED = 1;
+export const WAITER_GRANTED = 2;
+
+export const THROTTLE_HOLDER_NONE = 0;
+export const THROTTLE_HOLDER_REQUEST = 1; // between a successful down() and the end of its slot search
+export const THROTTLE_HOLDER_MAPPING = 2; // a live mapping flagged throttled
+
+// Device names, so that the watchdog can say who holds and who waits: a length byte and UTF-8.
+export const THR_DEVICE_NAMES = THR_WAITERS + THROTTLE_WAITERS_MAX * WAITER_INTS;
+export const THROTTLE_DEVICE_NAMES_MAX = 64;
+export const THROTTLE_DEVICE_NAME_BYTES = 32;
+export const THROTTLE_INTS = THR_DEVICE_NAMES + (THROTTLE_DEVICE_NAMES_MAX * THROTTLE_DEVICE_NAME_BYTES) / I32;
+export const THROTTLE_BYTES = THROTTLE_INTS * I32;
+
+// --- [RFC] per-thread throttle statistics: fields (Float64), then two LatencyHistograms ----------
+// One writer each (the thread that maps); summed by throttle.ts sumThrottleStats.
+export const TSTAT_HIGH_THROTTLED = 0; // this thread's requests throttled because used > high_throttle
+export const TSTAT_LOW_THROTTLED = 1; // ... because used > low_throttle with the semaphore held
+export const TSTAT_WAITS = 2; // throttled requests that parked
+export const TSTAT_WAIT_NS_TOTAL = 3;
+export const TSTAT_WAIT_NS_MAX = 4;
+export const TSTAT_ABORTED = 5; // throttled requests that gave up on THR_ABORT (map failed)
+export const TSTAT_DEADLOCKS = 6; // self-deadlocks this thread walked into
+export const TSTAT_FAILED_RELEASES = 7; // throttled requests whose slot search failed: up() at once
+export const TSTAT_UNMAP_RELEASES = 8; // up() from the unmap of a throttled mapping
+export const TSTAT_ADMITTED = 9; // MAY_BLOCK requests admitted without throttling and allocated
+export const TSTAT_OVERSHOOTS = 10; // ... whose used1 exceeded high_throttle
+export const TSTAT_OVERSHOOT_SLOTS_MAX = 11; // largest used1 - high_throttle
+export const TSTAT_BOUND_SLOTS_AT_MAX = 12; // the design's bound for that request
+export const TSTAT_OWN_SLOTS_AT_MAX = 13; // its own nslots
+export const TSTAT_OTHER_MAY_BLOCK_SLOTS_AT_MAX = 14; // other MAY_BLOCK slots in its window
+export const TSTAT_NON_BLOCK_SLOTS_AT_MAX = 15; // non-MAY_BLOCK slots in its window
+export const TSTAT_BOUND_VIOLATIONS = 16; // used1 - used0 above the bound: must stay 0
+export const TSTAT_CONCURRENT_SLOP = 17; // admitted requests with used1 - used0 above their own nslots
+export const TSTAT_USED_SLOTS_PEAK_THROTTLED = 18; // highest used1 reached by a throttled allocation
+export const TSTAT_FIELDS = 19;
+export const TSTAT_NAMES = [
+  'high_throttled', 'low_throttled', 'waits', 'wait_ns_total', 'wait_ns_max', 'aborted', 'deadlocks',
+  'failed_releases', 'unmap_releases', 'admitted', 'overshoots', 'overshoot_slots_max', 'bound_slots_at_max',
+  'own_slots_at_max', 'other_may_block_slots_at_max', 'non_block_slots_at_max', 'bound_violations',
+  'concurrent_slop', 'used_slots_peak_throttled',
+] as const;
+/** Field bytes, padded to whole cache lines so the histograms start on a line. */
+export const TSTAT_FIELDS_BYTES = Math.ceil((TSTAT_FIELDS * 8) / CACHE_LINE_BYTES) * CACHE_LINE_BYTES;
+export const TSTAT_WAIT_HIST_OFFSET = TSTAT_FIELDS_BYTES; // wait time per parked request, ns
+export const TSTAT_OVERSHOOT_HIST_OFFSET = TSTAT_WAIT_HIST_OFFSET + HISTOGRAM_BYTES; // overshoot, slots
+export const TSTAT_BYTES = TSTAT_OVERSHOOT_HIST_OFFSET + HISTOGRAM_BYTES;
+
 // Relationships the rest of the code relies on, asserted once.
 assert(AREA_BYTES === CACHE_LINE_BYTES, 'an io_tlb_area record is one cache line');
-assert(MEM_THROTTLE_RESERVED_END <= MEM_POOL_TABLE, 'throttle state fits before the pool table');
+assert(MEM_THROTTLE_RESERVED_END <= MEM_POOL_TABLE, 'the reserved room ends before the pool table');
+assert(THR_ABORT < CACHE_LINE_BYTES / I32, 'throttle configuration fits its first line');
+assert(THR_HIGH_THROTTLE_COUNT * I32 === CACHE_LINE_BYTES, 'racy counters are off the configuration line');
+assert(THR_SEM_LOCK_RECORD + AREA_INTS <= THR_SEM_COUNT, 'the semaphore lock record is a whole line of its own');
+assert(THR_SEM_COUNT % (CACHE_LINE_BYTES / I32) === 0, 'semaphore state starts a line');
+assert(THR_HOLDER_SINCE_MS % 2 === 0 && THR_HOLDER_SINCE_MS + 2 <= THR_ALLOC_BEGUN_MAY_BLOCK, 'holder time is an aligned f64 on the semaphore lines');
+assert([THR_ALLOC_BEGUN_MAY_BLOCK, THR_ALLOC_DONE_MAY_BLOCK, THR_ALLOC_BEGUN_NON_BLOCK, THR_ALLOC_DONE_NON_BLOCK]
+  .every((w, k) => w === THR_ALLOC_BEGUN_MAY_BLOCK + k * (CACHE_LINE_BYTES / I32)), 'slop counters each own a line');
+assert(THR_ALLOC_BEGUN_NON_BLOCK + THR_ALLOC_DONE_DELTA === THR_ALLOC_DONE_NON_BLOCK, 'both classes share the begun-to-done distance');
+assert(THR_ALLOC_DONE_NON_BLOCK + CACHE_LINE_BYTES / I32 <= THR_QUEUE_RING, 'the queue ring follows the slop counters');
+assert((THROTTLE_WAITERS_MAX & (THROTTLE_WAITERS_MAX - 1)) === 0 && THROTTLE_WAITERS_MAX >= 512, 'the queue ring is a power of two of at least 512');
+assert(THR_WAITERS % (CACHE_LINE_BYTES / I32) === 0 && WAITER_INTS * I32 === CACHE_LINE_BYTES, 'waiter records are cache lines');
+assert(WAITER_ENQUEUED_MS % 2 === 0 && WAITER_ENQUEUED_MS + 2 <= WAITER_INTS, 'enqueue time is an aligned f64 in the record');
+assert(THROTTLE_DEVICE_NAME_BYTES <= 256, 'a device name length fits its length byte');
+assert(TSTAT_NAMES.length === TSTAT_FIELDS, 'every throttle statistic is named');
+assert(TSTAT_FIELDS_BYTES % CACHE_LINE_BYTES === 0 && TSTAT_BYTES % CACHE_LINE_BYTES === 0, 'throttle statistics blocks are whole lines');
 assert(MEM_USED_HIWATER * I32 >= CACHE_LINE_BYTES, 'hot counters are off the configuration line');
 assert(2 + 1 + 1 + 4 + 8 === SLOT_BYTES, 'slot metadata fits its 16-byte budget');
 assert(STAT_NAMES.length === STATS_FIELDS, 'every statistic is named');

@@ -12,7 +12,7 @@ import type { DmaDevice } from '../dma/device.js';
 import type { GuestMemory } from '../memory/guest.js';
 import { areaLock, areaUnlock } from './area-lock.js';
 import {
-  DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_DIRECTION_NAMES, DMA_FROM_DEVICE,
+  DMA_ATTR_MAY_BLOCK, DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_DIRECTION_NAMES, DMA_FROM_DEVICE,
   DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE,
   type DmaDirection, getMaxSlots, nrSlots,
 } from './constants.js';
@@ -24,14 +24,27 @@ import {
   POOL_START_LO, STATS_FIELDS, STAT_BOUNCE_OVERFLOWS, STAT_BYTES_FROM_DEVICE, STAT_BYTES_TO_DEVICE,
   STAT_DOUBLE_UNMAPS, STAT_MAP_ATTEMPTS, STAT_MAP_FAIL_FULL, STAT_MAP_FAIL_NO_POOL, STAT_MAP_FAIL_OVERSIZE,
   STAT_MAP_OK, STAT_PAST_END_READS, STAT_SLOTS_MAPPED, STAT_SYNC_FOR_CPU, STAT_SYNC_FOR_DEVICE, STAT_UNMAPS,
-  STAT_UNMAP_PASSTHROUGH, type PoolKind,
+  STAT_UNMAP_PASSTHROUGH, THR_ALLOC_BEGUN_MAY_BLOCK, THR_ALLOC_BEGUN_NON_BLOCK, THR_ALLOC_DONE_DELTA,
+  THR_ALLOC_DONE_MAY_BLOCK, THR_ALLOC_DONE_NON_BLOCK, TSTAT_ABORTED, TSTAT_ADMITTED, TSTAT_BOUND_SLOTS_AT_MAX,
+  TSTAT_BOUND_VIOLATIONS, TSTAT_CONCURRENT_SLOP, TSTAT_DEADLOCKS, TSTAT_FAILED_RELEASES, TSTAT_HIGH_THROTTLED,
+  TSTAT_LOW_THROTTLED, TSTAT_NON_BLOCK_SLOTS_AT_MAX, TSTAT_OTHER_MAY_BLOCK_SLOTS_AT_MAX, TSTAT_OVERSHOOTS,
+  TSTAT_OVERSHOOT_SLOTS_MAX, TSTAT_OWN_SLOTS_AT_MAX, TSTAT_UNMAP_RELEASES, TSTAT_USED_SLOTS_PEAK_THROTTLED,
+  type PoolKind,
 } from './layout.js';
 import { IoTlbPool, type IoTlbPoolShared } from './pool.js';
+import {
+  DOWN_ABORTED, DOWN_ACQUIRED, THROTTLE_HIGH, THROTTLE_NONE, THROTTLE_REASONS, ThrottleState, ThrottleStats,
+  WAIT_GRANTED, type ThrottleDebugfs, type ThrottleDecision, type ThrottleHolder, type ThrottleOptions,
+  type ThrottleSnapshot, type ThrottleTunable,
+} from './throttle.js';
+import { nowMs } from '../util/clock.js';
 
 /** Everything a thread needs to rebuild an allocator handle. */
 export interface IoTlbMemShared {
   header: SharedArrayBuffer;
   pools: IoTlbPoolShared[];
+  /** [RFC] The throttle region (throttle.ts); present even when throttling is off. */
+  throttle: SharedArrayBuffer;
 }
 
 /** Structured reports of the kernel's warnings (ratelimiting is the consumer's business). */
@@ -45,11 +58,40 @@ export type SwiotlbEvent =
       total: number;
       used: number;
       dir: string;
-      cause: 'full' | 'oversize' | 'no_pool';
+      /** throttle_aborted: a MAY_BLOCK request gave up its wait on throttle_sem (the abort word). */
+      cause: 'full' | 'oversize' | 'no_pool' | 'throttle_aborted';
     }
   | { event: 'double_unmap'; msg: string; device: string; vcpu: number; tlb_addr: number }
   | { event: 'bounce_overflow'; msg: string; device: string; vcpu: number; alloc_size: number; mapping_size: number }
-  | { event: 'swiotlb_warn'; msg: string; device?: string; vcpu: number };
+  | { event: 'swiotlb_warn'; msg: string; device?: string; vcpu: number }
+  // [RFC] A MAY_BLOCK request parks on throttle_sem, and is later admitted (the log catalogue's fields).
+  | {
+      event: 'throttle_begin';
+      msg: string;
+      vcpu: number;
+      device: string;
+      size: number;
+      used: number;
+      high_throttle: number;
+      low_throttle: number;
+      reason: 'high' | 'low';
+      queue_len: number;
+    }
+  | {
+      event: 'throttle_end';
+      msg: string;
+      vcpu: number;
+      device: string;
+      size: number;
+      used: number;
+      high_throttle: number;
+      low_throttle: number;
+      reason: 'high' | 'low';
+      queue_len: number;
+      wait_us: number;
+    }
+  // [RFC] §15.9: the caller is about to down() a semaphore held by its own cpu's live throttled mapping.
+  | { event: 'throttle_deadlock'; msg: string; vcpu: number; device: string; size: number; holder: ThrottleHolder };
 
 export type SwiotlbEventSink = (e: SwiotlbEvent) => void;
 
@@ -69,6 +111,8 @@ export interface IoTlbMemCreateOptions {
   forceBounce: boolean;
   lockSpins?: number;
   parkTimeoutMs?: number;
+  /** [RFC] CONFIG_SWIOTLB_THROTTLE and the initial thresholds; default off. */
+  throttle?: ThrottleOptions;
 }
 
 export interface IoTlbMemAttachOptions {
@@ -79,6 +123,8 @@ export interface IoTlbMemAttachOptions {
   events?: SwiotlbEventSink | null;
   /** This thread's statistics block (STATS_FIELDS float64s); a private one by default. */
   stats?: Float64Array;
+  /** [RFC] This thread's throttle statistics block; a private one by default. */
+  throttleStats?: ThrottleStats;
 }
 
 const MAX_SEGMENT_BYTES = IO_TLB_SEGSIZE * IO_TLB_SIZE;
@@ -97,6 +143,23 @@ export class IoTlbMem {
   private readonly parkTimeoutMs: number;
   /** Pool of the last successful findSlots (a second return value without an allocation). */
   private foundPool: IoTlbPool | null = null;
+  /** [RFC] throttle_sem, the thresholds and counters of this allocator (this thread's view). */
+  readonly throttle: ThrottleState;
+  /** [RFC] Fixed at boot: MAY_BLOCK is honoured. Read on the map path instead of shared memory. */
+  readonly throttleEnabled: boolean;
+  readonly throttleStats: ThrottleStats;
+  /** [RFC] The throttle region's words when enabled (slop counters), else null: one test per allocation. */
+  private readonly slopCounters: Int32Array | null;
+  /** The slop counter the next allocation adds to: its class (MAY_BLOCK or not). */
+  private allocBegun = THR_ALLOC_BEGUN_NON_BLOCK;
+  /** total_used just after the last allocation's add (the value incUsedAndHiwater saw). */
+  private usedAfterAlloc = 0;
+  /** The throttled flag the last successful releaseSlots found (a second return value). */
+  private releasedThrottled = 0;
+  /** The throttle check of the request in progress: total_used and the "done" counters before it. */
+  private checkUsed = 0;
+  private checkDoneMayBlock = 0;
+  private checkDoneNonBlock = 0;
 
   private constructor(shared: IoTlbMemShared, opts: IoTlbMemAttachOptions) {
     assert(shared.header.byteLength === MEM_HEADER_BYTES, 'allocator header has the layout size');
@@ -110,6 +173,10 @@ export class IoTlbMem {
     assert(this.stats.length >= STATS_FIELDS, 'statistics block has room for every field');
     this.lockSpins = this.header[MEM_LOCK_SPINS]!;
     this.parkTimeoutMs = this.header[MEM_PARK_TIMEOUT_MS]!;
+    this.throttle = new ThrottleState(shared.throttle);
+    this.throttleEnabled = this.throttle.enabled;
+    this.throttleStats = opts.throttleStats ?? ThrottleStats.create();
+    this.slopCounters = this.throttleEnabled ? this.throttle.i32 : null;
     this.refreshPools();
   }
 
@@ -131,7 +198,9 @@ export class IoTlbMem {
       publishPool(header, 0, pool.start, pool.nslabs, pool.nareas, POOL_KIND_DEFAULT);
       pools.push(pool.shared);
     }
-    return new IoTlbMem({ header: header.buffer as SharedArrayBuffer, pools }, attach);
+    // init_throttling, once the default pool is in (§15.3).
+    const throttle = ThrottleState.create(opts.nslabs, opts.throttle);
+    return new IoTlbMem({ header: header.buffer as SharedArrayBuffer, pools, throttle: throttle.sab }, attach);
   }
 
   /** Rebuild a handle from the shared state, in any thread. */
@@ -141,7 +210,7 @@ export class IoTlbMem {
 
   /** The SABs to hand to another thread. */
   shared(): IoTlbMemShared {
-    return { header: this.header.buffer as SharedArrayBuffer, pools: this.sharedPools.slice() };
+    return { header: this.header.buffer as SharedArrayBuffer, pools: this.sharedPools.slice(), throttle: this.throttle.sab };
   }
 
   /** Rebuild the pool list from the pool table (newest first). */
@@ -238,17 +307,35 @@ export class IoTlbMem {
       this.warnOnce(MEM_ALIGN_WARNED, 'Alloc alignment may prevent fulfilling requests with max mapping_size', dev);
     }
 
+    // [RFC] The throttle decision and wait (§15.4), before any slot is searched for.
+    const mayBlock = (attrs & DMA_ATTR_MAY_BLOCK) !== 0 && this.throttleEnabled;
+    let throttled: ThrottleDecision = THROTTLE_NONE;
+    if (mayBlock) {
+      const t = this.throttleCheckAndWait(dev, mappingSize);
+      if (t < 0) return this.throttleAborted(dev, mappingSize, dir);
+      throttled = t as ThrottleDecision;
+    }
+
     const offset = alignOffset(dev, allocAlignMask, origAddr);
     const size = Math.ceil((mappingSize + offset) / (allocAlignMask + 1)) * (allocAlignMask + 1);
-    if (size > MAX_SEGMENT_BYTES) return this.mapFailed(dev, size, dir, attrs, 'oversize');
+    if (size > MAX_SEGMENT_BYTES) {
+      const r = this.mapFailed(dev, size, dir, attrs, 'oversize');
+      if (mayBlock) this.throttleAllocFailed(throttled);
+      return r;
+    }
     let index = this.findSlots(dev, origAddr, size, allocAlignMask);
-    if (index < 0) return this.mapFailed(dev, size, dir, attrs, 'full');
+    if (index < 0) {
+      const r = this.mapFailed(dev, size, dir, attrs, 'full');
+      if (mayBlock) this.throttleAllocFailed(throttled);
+      return r;
+    }
     const pool = this.foundPool!;
 
     // Record the mapping in its first data slot and in every data slot's orig_addr (§5.5).
     const padSlots = offset >>> IO_TLB_SHIFT;
     index += padSlots;
     pool.padSlots[index] = padSlots;
+    if (mayBlock) this.throttleAdmitted(throttled, pool, index, nrSlots(size));
     const dataSlots = nrSlots(size) - padSlots;
     for (let i = 0; i < dataSlots; i++) pool.origAddr[index + i] = origAddr + i * IO_TLB_SIZE;
     const tlbAddr = pool.start + index * IO_TLB_SIZE + (offset & SLOT_MASK);
@@ -282,6 +369,165 @@ export class IoTlbMem {
     if (Atomics.compareExchange(this.header, flag, 0, 1) === 0 && this.events !== null) {
       this.events({ event: 'swiotlb_warn', msg, device: dev.name, vcpu: this.cpu });
     }
+  }
+
+  // --- [RFC] throttling (§15) ------------------------------------------------------------------
+
+  /**
+   * The throttle step of swiotlb_tbl_map_single for a MAY_BLOCK request (§15.4): read total_used once
+   * (no reservation), decide, and down() throttle_sem when throttled. Returns the decision, or -1 when
+   * the wait was aborted. It also notes what the slop measurement needs (see throttleAdmitted).
+   */
+  private throttleCheckAndWait(dev: DmaDevice, mappingSize: number): number {
+    const t = this.throttle;
+    const slop = this.slopCounters!;
+    this.allocBegun = THR_ALLOC_BEGUN_MAY_BLOCK;
+    // The "done" counters are read before total_used, so that no add to total_used after the read can
+    // have been counted in them.
+    this.checkDoneMayBlock = Atomics.load(slop, THR_ALLOC_DONE_MAY_BLOCK);
+    this.checkDoneNonBlock = Atomics.load(slop, THR_ALLOC_DONE_NON_BLOCK);
+    const used = Atomics.load(this.header, MEM_TOTAL_USED);
+    this.checkUsed = used;
+    const decision = t.decide(used);
+    if (decision === THROTTLE_NONE) return decision;
+    this.throttleStats.fields[decision === THROTTLE_HIGH ? TSTAT_HIGH_THROTTLED : TSTAT_LOW_THROTTLED]!++;
+    const r = t.downBegin(this.cpu, dev.name, mappingSize);
+    if (t.deadlockHolder !== null) this.throttleDeadlock(dev, mappingSize, t.deadlockHolder);
+    if (r === DOWN_ACQUIRED) return decision;
+    if (r === DOWN_ABORTED) return -1;
+    const reason = THROTTLE_REASONS[decision] as 'high' | 'low';
+    const high = t.decidedHigh;
+    const low = t.decidedLow;
+    const queueLen = t.queuedAhead;
+    this.events?.({
+      event: 'throttle_begin',
+      msg: `${dev.name}: swiotlb throttle: ${mappingSize}-byte map waits, used ${used} > ${reason}_throttle ${reason === 'high' ? high : low}`,
+      vcpu: this.cpu, device: dev.name, size: mappingSize, used, high_throttle: high, low_throttle: low, reason, queue_len: queueLen,
+    });
+    const t0 = nowMs();
+    const res = t.downWait(r);
+    const waitedMs = nowMs() - t0;
+    this.throttleStats.recordWait(Math.max(0, waitedMs) * 1e6);
+    if (res !== WAIT_GRANTED) return -1;
+    const waitUs = Math.round(waitedMs * 1000);
+    this.events?.({
+      event: 'throttle_end',
+      msg: `${dev.name}: swiotlb throttle: ${mappingSize}-byte map admitted after ${waitUs} us (used ${used} > ${reason}_throttle)`,
+      vcpu: this.cpu, device: dev.name, size: mappingSize, used, high_throttle: high, low_throttle: low, reason, queue_len: queueLen,
+      wait_us: waitUs,
+    });
+    return decision;
+  }
+
+  /**
+   * After a MAY_BLOCK request's allocation succeeded. A throttled one flags its first data slot and
+   * now holds the semaphore as a live mapping. An admitted one is a slop sample: used0 (the check's
+   * read), used1 (total_used after its own add) and the bound the design implies. Every add to
+   * total_used between the check and our own add (ours included) did its "begun" add before its
+   * total_used add, so before our reads below, and its "done" add after its total_used add, so after
+   * our "done" reads at the check: the begun-minus-done deltas cover it, and releases only lower
+   * used1. So used1 - used0 <= bound always; a violation means broken accounting.
+   */
+  private throttleAdmitted(throttled: ThrottleDecision, pool: IoTlbPool, index: number, nslots: number): void {
+    this.allocBegun = THR_ALLOC_BEGUN_NON_BLOCK;
+    const used1 = this.usedAfterAlloc;
+    const f = this.throttleStats.fields;
+    if (throttled !== THROTTLE_NONE) {
+      pool.throttled[index] = 1;
+      this.throttle.holderMapped();
+      if (used1 > f[TSTAT_USED_SLOTS_PEAK_THROTTLED]!) f[TSTAT_USED_SLOTS_PEAK_THROTTLED] = used1;
+      return;
+    }
+    const slop = this.slopCounters!;
+    // Wrapping differences: the counters are Int32 and only their deltas matter.
+    const mayBlock = (Atomics.load(slop, THR_ALLOC_BEGUN_MAY_BLOCK) - this.checkDoneMayBlock) | 0;
+    const nonBlock = (Atomics.load(slop, THR_ALLOC_BEGUN_NON_BLOCK) - this.checkDoneNonBlock) | 0;
+    const bound = mayBlock + nonBlock;
+    const growth = used1 - this.checkUsed;
+    f[TSTAT_ADMITTED]!++;
+    if (growth > bound) f[TSTAT_BOUND_VIOLATIONS]!++;
+    if (growth > nslots) f[TSTAT_CONCURRENT_SLOP]!++;
+    const overshoot = used1 - this.throttle.decidedHigh;
+    if (overshoot <= 0) return;
+    f[TSTAT_OVERSHOOTS]!++;
+    this.throttleStats.overshootSlots.record(overshoot);
+    if (overshoot > f[TSTAT_OVERSHOOT_SLOTS_MAX]!) {
+      f[TSTAT_OVERSHOOT_SLOTS_MAX] = overshoot;
+      f[TSTAT_BOUND_SLOTS_AT_MAX] = bound;
+      f[TSTAT_OWN_SLOTS_AT_MAX] = nslots;
+      f[TSTAT_OTHER_MAY_BLOCK_SLOTS_AT_MAX] = mayBlock - nslots;
+      f[TSTAT_NON_BLOCK_SLOTS_AT_MAX] = nonBlock;
+    }
+  }
+
+  /** The slot search of a MAY_BLOCK request failed: a throttled one releases the semaphore (§15.4 step 6). */
+  private throttleAllocFailed(throttled: ThrottleDecision): void {
+    this.allocBegun = THR_ALLOC_BEGUN_NON_BLOCK;
+    if (throttled === THROTTLE_NONE) return;
+    this.throttle.up();
+    this.throttleStats.fields[TSTAT_FAILED_RELEASES]!++;
+  }
+
+  /** The unmap of the mapping flagged throttled: the next waiter, if any, gets the semaphore. */
+  private throttleRelease(): void {
+    this.throttle.up();
+    this.throttleStats.fields[TSTAT_UNMAP_RELEASES]!++;
+  }
+
+  /** A throttled request gave up its wait because the abort word was set: the map fails. */
+  private throttleAborted(dev: DmaDevice, mappingSize: number, dir: DmaDirection): number {
+    this.allocBegun = THR_ALLOC_BEGUN_NON_BLOCK;
+    this.throttleStats.fields[TSTAT_ABORTED]!++;
+    Atomics.add(this.header, MEM_MAP_FAILURES, 1);
+    if (this.events !== null) {
+      const total = this.nslabs;
+      const used = this.memUsed();
+      this.events({
+        event: 'map_failure',
+        msg: `swiotlb throttle: wait for throttle_sem aborted (sz: ${mappingSize} bytes), total ${total} (slots), used ${used} (slots)`,
+        device: dev.name, vcpu: this.cpu, size: mappingSize, total, used, dir: DMA_DIRECTION_NAMES[dir], cause: 'throttle_aborted',
+      });
+    }
+    return DMA_MAPPING_ERROR;
+  }
+
+  private throttleDeadlock(dev: DmaDevice, size: number, holder: ThrottleHolder): void {
+    this.throttleStats.fields[TSTAT_DEADLOCKS]!++;
+    this.events?.({
+      event: 'throttle_deadlock',
+      msg: `swiotlb throttle: self-deadlock: ${dev.name} on vCPU ${this.cpu} waits for throttle_sem, held by its own live throttled mapping (${holder.device}, ${holder.size} bytes, held ${Math.round(holder.held_ms)} ms)`,
+      vcpu: this.cpu, device: dev.name, size, holder,
+    });
+  }
+
+  /** [RFC] The throttle debugfs files (§15.8), which exist whether or not throttling is on. */
+  throttleDebugfs(): ThrottleDebugfs {
+    return this.throttle.debugfs();
+  }
+
+  /**
+   * [RFC] Write high_throttle, low_throttle or a counter. Values are not checked against each other,
+   * as in the RFC; low_throttle above high_throttle gets a swiotlb_warn. Negative or fractional
+   * values are an InputError.
+   */
+  writeThrottleTunable(name: ThrottleTunable, value: number): void {
+    if (this.throttle.writeTunable(name, value) && this.events !== null) {
+      const d = this.throttle.debugfs();
+      this.events({
+        event: 'swiotlb_warn', vcpu: this.cpu,
+        msg: `swiotlb: low_throttle ${d.low_throttle} is above high_throttle ${d.high_throttle}; the low threshold has no effect`,
+      });
+    }
+  }
+
+  /** [RFC] Who holds throttle_sem and who waits (for a watchdog). */
+  throttleSnapshot(): ThrottleSnapshot {
+    return this.throttle.snapshot();
+  }
+
+  /** [RFC] Set the abort word: every throttle wait, now and later, gives up and its map fails. */
+  throttleAbort(on = true): void {
+    this.throttle.abort(on);
   }
 
   /**
@@ -379,7 +625,15 @@ export class IoTlbMem {
   /** inc_used_and_hiwater: total_used += nslots, then raise used_hiwater by compare-and-exchange. */
   private incUsedAndHiwater(nslots: number): void {
     const header = this.header;
+    // [RFC] Slop measurement, only with throttling on: the class's "begun" counter before the add and
+    // its "done" counter after it. A request's window check..allocation then catches every add to
+    // total_used inside it (throttleAdmitted explains the bound); one counter would miss an allocation
+    // that straddles the check or the end of the window.
+    const slop = this.slopCounters;
+    if (slop !== null) Atomics.add(slop, this.allocBegun, nslots);
     const newUsed = Atomics.add(header, MEM_TOTAL_USED, nslots) + nslots;
+    if (slop !== null) Atomics.add(slop, this.allocBegun + THR_ALLOC_DONE_DELTA, nslots);
+    this.usedAfterAlloc = newUsed;
     let old = Atomics.load(header, MEM_USED_HIWATER);
     while (newUsed > old) {
       const seen = Atomics.compareExchange(header, MEM_USED_HIWATER, old, newUsed);
@@ -404,7 +658,8 @@ export class IoTlbMem {
     if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL)) {
       this.bounce(dev, tlbAddr, mappingSize, DMA_FROM_DEVICE, pool);
     }
-    this.releaseSlots(dev, tlbAddr, pool);
+    // [RFC] up() only after the slots are free, and only for the mapping flagged throttled (§15.5).
+    if (this.releaseSlots(dev, tlbAddr, pool) && this.releasedThrottled !== 0) this.throttleRelease();
   }
 
   /**
@@ -416,6 +671,7 @@ export class IoTlbMem {
     const sub = tlbAddr & dev.minAlignMask & SLOT_MASK;
     const i0 = (tlbAddr - sub - pool.start) / IO_TLB_SIZE;
     if (!Number.isInteger(i0) || pool.origAddr[i0] === INVALID_PHYS_ADDR) return this.doubleUnmap(dev, tlbAddr);
+    const throttled = pool.throttled[i0]!; // [RFC] read from the first data slot, before the pad adjustment
     const index = i0 - pool.padSlots[i0]!;
     const nslots = nrSlots(((pool.allocSize[index]! + sub) >>> 0));
     const areaIndex = Math.floor(index / pool.areaNslabs);
@@ -442,6 +698,7 @@ export class IoTlbMem {
       pool.allocSize[i] = 0;
       pool.padSlots[i] = 0;
     }
+    if (throttled !== 0) pool.throttled[i0] = 0; // cleared with the other fields, under the lock
     // Merge with the free run in front, up to the segment start.
     renumberFreeRunBefore(list, index, count);
     const used = areas[base + AREA_USED]! - nslots;
@@ -451,6 +708,7 @@ export class IoTlbMem {
 
     Atomics.sub(this.header, MEM_TOTAL_USED, nslots);
     this.stats[STAT_UNMAPS]!++;
+    this.releasedThrottled = throttled;
     return true;
   }
 

@@ -11,7 +11,8 @@ import { InputError } from '../errors.js';
 import type { RunLogger } from '../log/index.js';
 import type { IoTlbMem } from '../swiotlb/mem.js';
 import { type Remote, releaseRemote, wrapPort } from '../util/comlink.js';
-import { parseDuration, parseSize } from '../util/units.js';
+import { THROTTLE_TUNABLES, throttleSysctlPath } from '../swiotlb/throttle.js';
+import { parseDuration, parseIntInRange, parseSize } from '../util/units.js';
 
 /** What one vCPU reports about itself. */
 export interface VcpuCounters {
@@ -96,6 +97,16 @@ export class ControlPlane {
       get: async () => this.mem.debugfs().io_tlb_used_hiwater,
       set: async (v) => this.mem.writeUsedHiwater(v),
     });
+    // [RFC] The throttle knobs (§15.8), under the sysctl paths proposed in review. Like the RFC, values
+    // are not checked against each other (the core warns when low_throttle > high_throttle).
+    for (const name of THROTTLE_TUNABLES) {
+      this.register({
+        name, path: throttleSysctlPath(name), form: 'a whole number of slots (counters: usually 0, to reset)',
+        parse: (t, what) => parseIntInRange(t, what, 0, 2 ** 31 - 1),
+        get: async () => this.mem.throttleDebugfs()[name],
+        set: async (v) => this.mem.writeThrottleTunable(name, v),
+      });
+    }
     this.vcpuValues.set('failed_map_backoff_us', 50);
     this.register({
       name: 'failed_map_backoff_us', path: 'vcpu/*/failed_map_backoff_us', form: 'a duration, e.g. 50us',

@@ -7,6 +7,7 @@ import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD, I_VERIFY_OK,
   I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS,
 } from './jobs.js';
+import { THROTTLE_TUNABLES, sumThrottleStats, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { type VmRunResult, areaContention, mergedHistogram, sumSwiotlbStats } from './vm.js';
 
 // A type alias, not an interface, so that it fits the catalogue's open RunSummary record.
@@ -26,10 +27,46 @@ export type SwiotlbReport = {
   areas: { area: number; acquired: number; contended: number; parked: number }[];
 };
 
+/** [RFC] Throttling: the knobs, what happened, and the slop (§15.9) with the bound it is checked against. */
+export type ThrottleReport = {
+  enabled: boolean;
+  high_throttle: number;
+  low_throttle: number;
+  high_throttle_count: number;
+  low_throttle_count: number;
+  /** The sysctl paths proposed in review, where the knobs would live. */
+  paths: Record<string, string>;
+  throttled: number;
+  waits: number;
+  wait_us_total: number;
+  wait_us_max: number;
+  wait_us: { p50: number; p90: number; p99: number; p999: number };
+  queue_len_max: number;
+  aborted: number;
+  /** §15.9: waits on a semaphore held by the waiter's own vCPU's live mapping (a deadlock only if that mapping is never submitted). */
+  waits_behind_own_mapping: number;
+  used_slots_peak_throttled: number;
+  slop: {
+    /** MAY_BLOCK requests admitted without waiting, each checked for overshoot. */
+    admitted: number;
+    overshoots: number;
+    overshoot_slots_max: number;
+    /** The design's bound at the largest overshoot: own slots + other MAY_BLOCK + non-blocking allocations in its window. */
+    bound_slots_at_max: number;
+    own_slots_at_max: number;
+    other_may_block_slots_at_max: number;
+    non_block_slots_at_max: number;
+    /** Overshoots above their bound: always 0 unless the accounting is broken. */
+    bound_violations: number;
+    overshoot_slots_histogram: { count: number; max: number; percentiles: { p: number; slots: number }[] };
+  };
+};
+
 export interface RunReport {
   jobs: (JobReport & { verify?: { sectors_ok: number; sectors_bad: number; sectors_unwritten: number }; packets_dropped: number })[];
   groups: GroupReport[];
   swiotlb: SwiotlbReport;
+  throttle: ThrottleReport;
   run: { vcpus: number; boot_ms: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number };
 }
 
@@ -95,8 +132,44 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
       map_unmap_per_sec: Math.round(((st.map_ok + st.unmaps) / 2 / r.runMs) * 1000),
       areas: areaContention(r.boot.mem),
     },
+    throttle: throttleReport(r),
     run: { vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted, device_commands: r.deviceCommands },
   };
+}
+
+function throttleReport(r: VmRunResult): ThrottleReport {
+  const t = sumThrottleStats(r.throttleStats);
+  const thr = r.boot.mem.throttleSnapshot();
+  const us = (ns: number) => Math.round(ns / 1000);
+  const pct = (p: number) => us(t.wait_ns.percentiles.find((x) => x.p === p)?.value_ns ?? 0);
+  const o = t.overshoot_slots;
+  return {
+    enabled: thr.enabled, high_throttle: thr.high_throttle, low_throttle: thr.low_throttle,
+    high_throttle_count: thr.high_throttle_count, low_throttle_count: thr.low_throttle_count,
+    paths: Object.fromEntries(THROTTLE_TUNABLES.map((n) => [n, throttleSysctlPath(n)])),
+    throttled: t.high_throttled + t.low_throttled, waits: t.waits, wait_us_total: us(t.wait_ns_total), wait_us_max: us(t.wait_ns_max),
+    wait_us: { p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9) },
+    queue_len_max: thr.queue_len_max, aborted: t.aborted, waits_behind_own_mapping: t.deadlocks, used_slots_peak_throttled: t.used_slots_peak_throttled,
+    slop: {
+      admitted: t.admitted, overshoots: t.overshoots, overshoot_slots_max: t.overshoot_slots_max,
+      bound_slots_at_max: t.bound_slots_at_max, own_slots_at_max: t.own_slots_at_max,
+      other_may_block_slots_at_max: t.other_may_block_slots_at_max, non_block_slots_at_max: t.non_block_slots_at_max,
+      bound_violations: t.bound_violations,
+      overshoot_slots_histogram: {
+        count: o.count, max: Math.round(o.max_ns),
+        percentiles: o.count === 0 ? [] : o.percentiles.map((x) => ({ p: x.p, slots: Math.round(x.value_ns) })),
+      },
+    },
+  };
+}
+
+function formatThrottle(t: ThrottleReport): string[] {
+  if (!t.enabled) return ['  throttling: off (--throttle on to enable the MAY_BLOCK RFC)'];
+  return [
+    `  throttling [RFC]: high_throttle=${t.high_throttle}, low_throttle=${t.low_throttle}, high_throttle_count=${t.high_throttle_count}, low_throttle_count=${t.low_throttle_count}`,
+    `    throttled=${t.throttled}, waits=${t.waits}, wait total=${(t.wait_us_total / 1000).toFixed(1)}ms max=${(t.wait_us_max / 1000).toFixed(2)}ms, p50=${t.wait_us.p50}us p90=${t.wait_us.p90}us p99=${t.wait_us.p99}us p99.9=${t.wait_us.p999}us, max queue=${t.queue_len_max}${t.aborted > 0 ? `, aborted=${t.aborted}` : ''}${t.waits_behind_own_mapping > 0 ? `, waits behind own mapping=${t.waits_behind_own_mapping}` : ''}`,
+    `    slop: ${t.slop.overshoots} of ${t.slop.admitted} unthrottled MAY_BLOCK maps ended above high_throttle; largest overshoot ${t.slop.overshoot_slots_max} slots, bound ${t.slop.bound_slots_at_max} (own ${t.slop.own_slots_at_max} + other MAY_BLOCK ${t.slop.other_may_block_slots_at_max} + non-blocking ${t.slop.non_block_slots_at_max}), bound violations ${t.slop.bound_violations}`,
+  ];
 }
 
 export function formatReport(rep: RunReport): string {
@@ -118,6 +191,7 @@ export function formatReport(rep: RunReport): string {
   out.push(`  maps: attempts=${s.map_attempts}, failures=${s.map_failures} (full=${s.map_failures_by_cause.full}, oversize=${s.map_failures_by_cause.oversize}), unmaps=${s.unmaps}`);
   out.push(`  bounced: to device ${formatBytes(s.bytes_bounced_to_device)}, from device ${formatBytes(s.bytes_bounced_from_device)}`);
   out.push(`  area locks: ${s.nareas} areas, ${acquired} acquisitions, ${contended} contended (${acquired > 0 ? ((100 * contended) / acquired).toFixed(2) : '0.00'}%), ${parked} parks${busiest && busiest.contended > 0 ? `; busiest area ${busiest.area} (${busiest.contended} contended)` : ''}`);
+  out.push(...formatThrottle(rep.throttle));
   out.push(`  emulator: ${s.map_unmap_per_sec.toLocaleString('en-US')} map+unmap pairs/s sustained`);
   out.push('');
   out.push(`run: ${rep.run.vcpus} vCPUs, ${(rep.run.run_ms / 1000).toFixed(2)} s of I/O, ${(rep.run.wall_ms / 1000).toFixed(2)} s wall${rep.run.interrupted ? ' (interrupted: partial report)' : ''}`);

@@ -33,6 +33,22 @@ export class VcpuLog {
       case 'bounce_overflow':
         this.log.emit('bounce_overflow', { device: e.device, vcpu: e.vcpu, alloc_size: e.alloc_size, mapping_size: e.mapping_size });
         break;
+      case 'throttle_begin': {
+        const { msg: _m, event: _e, ...f } = e;
+        this.log.emit('throttle_begin', f);
+        break;
+      }
+      case 'throttle_end': {
+        const { msg: _m, event: _e, ...f } = e;
+        this.log.emit('throttle_end', f);
+        break;
+      }
+      case 'throttle_deadlock':
+        // §15.9: this vCPU waits on a semaphore held by one of its own live mappings. In the VM that
+        // resolves when the mapping's request completes (interrupts are taken while waiting); it is a
+        // real self-deadlock only when that mapping was never submitted (data then metadata), which
+        // the VM's watchdog reports as a stall. Counted in the report, not logged per occurrence.
+        return;
       case 'swiotlb_warn':
         this.log.emit('swiotlb_warn', { text: e.msg, vcpu: e.vcpu, ...(e.device !== undefined ? { device: e.device } : {}) });
         break;

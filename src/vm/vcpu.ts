@@ -19,7 +19,7 @@ import { exposeOnPort } from '../util/comlink.js';
 import type { VcpuControlApi, VcpuCounters } from './control.js';
 import { DmaDevice } from '../dma/device.js';
 import {
-  ScatterList, dmaMapSgtable, dmaMapSingle, dmaMaxMappingSize, dmaUnmapSg, dmaUnmapSingle,
+  ScatterList, dmaMapSgtable, dmaMapSingle, dmaMaxMappingSize, dmaRecommendMayBlock, dmaUnmapSg, dmaUnmapSingle,
 } from '../dma/direct.js';
 import { ringDoorbell } from '../devices/device.js';
 import {
@@ -28,7 +28,8 @@ import {
 } from '../devices/queue.js';
 import { GuestMemory } from '../memory/guest.js';
 import { LatencyHistogram } from '../report/histogram.js';
-import { DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, type DmaDirection } from '../swiotlb/constants.js';
+import { DMA_ATTR_MAY_BLOCK, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, type DmaDirection } from '../swiotlb/constants.js';
+import { ThrottleStats } from '../swiotlb/throttle.js';
 import { Rng } from '../util/rng.js';
 import { STATS_FIELDS } from '../swiotlb/layout.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
@@ -69,6 +70,8 @@ export interface VcpuTask {
   histograms: SharedArrayBuffer;
   /** This vCPU's swiotlb statistics block (STATS_FIELDS float64s at cpu * STATS_FIELDS). */
   swiotlbStats: SharedArrayBuffer;
+  /** [RFC] Throttle statistics blocks, one per vCPU (ThrottleStats.blocks). */
+  throttleStats: SharedArrayBuffer;
   run: SharedArrayBuffer;
   /** This vCPU's log channel (RunLogger.workerChannel). */
   log: LogChannel;
@@ -163,10 +166,14 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   const mem = IoTlbMem.attach(task.mem, {
     cpu: task.cpu, guest, events: sink,
     stats: new Float64Array(task.swiotlbStats, task.cpu * STATS_FIELDS * 8, STATS_FIELDS),
+    throttleStats: new ThrottleStats(task.throttleStats, task.cpu * ThrottleStats.bytesNeeded()),
   });
   const nvme = new DmaDevice('nvme0', { minAlignMask: NVME_MIN_ALIGN_MASK });
   const nic = new DmaDevice('eth0');
   const nvmeMax = dmaMaxMappingSize(mem, nvme);
+  // [RFC] Probe time: NVMe sets ctrl.blocking when dma_recommend_may_block() says so, and then passes
+  // MAY_BLOCK for data and metadata maps. The NIC maps from atomic context and never does.
+  const nvmeAttrs = dmaRecommendMayBlock(mem, nvme) ? DMA_ATTR_MAY_BLOCK : 0;
   const run = new Int32Array(task.run);
   const qps = { storage: new QueuePair(task.nvmeQueue), net: new QueuePair(task.nicQueue) };
   const dbs = { storage: new Int32Array(task.nvmeControl), net: new Int32Array(task.nicControl) };
@@ -269,7 +276,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     const f = cid * CMD_F64;
     if (spec.engine === 'storage' && len > nvmeMax) {
       const n = req.sgl.fill(addr, len, nvmeMax);
-      const rc = dmaMapSgtable(mem, dev, req.sgl, n, req.dir);
+      const rc = dmaMapSgtable(mem, dev, req.sgl, n, req.dir, nvmeAttrs);
       if (rc < 0) return mapFailed(r, req, read);
       req.nents = n;
       for (let e = 0; e < n; e++) {
@@ -277,7 +284,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         qp.cmd[c + CMD_SG_LEN + e] = req.sgl.dmaLength[e]!;
       }
     } else {
-      const dma = dmaMapSingle(mem, dev, addr, len, req.dir);
+      const dma = dmaMapSingle(mem, dev, addr, len, req.dir, spec.engine === 'storage' ? nvmeAttrs : 0);
       if (dma === DMA_MAPPING_ERROR) return mapFailed(r, req, read);
       req.dma = dma;
       req.nents = 1;
@@ -287,7 +294,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     // NVMe maps a separate metadata buffer after the data (nvme_map_metadata); if that fails, the
     // data mapping is undone and the request fails.
     if (spec.mdBytes > 0) {
-      const md = dmaMapSingle(mem, dev, guest.addrOf(req.mdOffset), spec.mdBytes, req.dir);
+      const md = dmaMapSingle(mem, dev, guest.addrOf(req.mdOffset), spec.mdBytes, req.dir, nvmeAttrs);
       if (md === DMA_MAPPING_ERROR) {
         unmapData(dev, req);
         return mapFailed(r, req, read);
@@ -388,6 +395,14 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     }
     Atomics.store(qp.header, QP_CQ_HEAD, head);
     return n;
+  };
+
+  // While a storage map sleeps on throttle_sem, completions are still taken (the kernel's CPU takes
+  // interrupts while the task sleeps): reap both queues; unmap never blocks and never maps.
+  mem.throttle.whileWaiting = () => {
+    const now = nowMs();
+    reap('storage', now);
+    reap('net', now);
   };
 
   const groupStarted = (g: number): boolean => {

@@ -13,6 +13,8 @@ import {
   AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, AREA_USED, MEM_ENCRYPTION_WARNED, STATS_FIELDS, STAT_NAMES,
 } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
+import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
+import { thresholdSlots } from './options.js';
 import { mappedMessage, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
 import { nowMs } from '../util/clock.js';
 import { workerFile } from '../util/worker-file.js';
@@ -78,7 +80,14 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
   if (start < 0x10_0000) {
     throw new InputError('EBADSIZE', `a ${bytes >> 20} MiB swiotlb does not fit in the guest's low memory (${top >> 20} MiB); use a smaller pool or more --mem`);
   }
-  const mem = IoTlbMem.create({ nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce });
+  const throttle = opts.throttle
+    ? {
+        enabled: true,
+        ...(opts.highThrottle !== undefined ? { highThrottle: thresholdSlots(opts.highThrottle, plan.nslabs) } : {}),
+        ...(opts.lowThrottle !== undefined ? { lowThrottle: thresholdSlots(opts.lowThrottle, plan.nslabs) } : {}),
+      }
+    : { enabled: false };
+  const mem = IoTlbMem.create({ nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, throttle });
   const bootLines = [
     ...plan.messages,
     mappedMessage(start, plan.nslabs),
@@ -117,6 +126,8 @@ export interface VmRunResult {
   instanceStats: Float64Array;
   histograms: SharedArrayBuffer;
   swiotlbStats: Float64Array;
+  /** [RFC] Per-vCPU throttle statistics (waits, wait-time and overshoot histograms). */
+  throttleStats: ThrottleStats[];
   vcpuResults: VcpuResult[];
   deviceCommands: number;
 }
@@ -170,6 +181,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const instanceStatsSab = new SharedArrayBuffer(Math.max(1, plan.instances.length) * INST_FIELDS * 8);
   const histograms = new SharedArrayBuffer(Math.max(1, histogramsBytes(plan.instances.length)));
   const swiotlbStatsSab = new SharedArrayBuffer(opts.vcpus * STATS_FIELDS * 8);
+  const throttleStatsSab = new SharedArrayBuffer(opts.vcpus * ThrottleStats.bytesNeeded());
   const runSab = new SharedArrayBuffer(RUN_CONTROL_INTS * 4);
   const run = new Int32Array(runSab);
 
@@ -234,7 +246,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!, guestBytes: perCpu[cpu]!,
       nvmeQueue: nvmeQueues[cpu]!, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
       instances: plan.instances.filter((i) => i.cpu === cpu), groupSizes: plan.groupSizes,
-      instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, run: runSab,
+      instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab,
       log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`),
     };
     return (piscina.run(task, { transferList: [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
@@ -265,6 +277,24 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   let lastProgressAt = runStart;
   let lastCommands = 0;
   let sampling = false;
+  // [RFC] The throttle watchdog: a waiter parked longer than --throttle-stall-timeout while the holder
+  // has held the semaphore at least as long is a stall. It is logged with who holds and who waits,
+  // every wait is aborted (so no thread hangs), and the run ends with exit 1.
+  const checkThrottleStall = (thr: ThrottleSnapshot): void => {
+    if (failure !== null || thr.waiters.length === 0 || thr.holder === null) return;
+    const parked = Math.max(...thr.waiters.map((w) => w.waited_ms));
+    if (parked < opts.throttleStallMs || thr.holder.held_ms < opts.throttleStallMs) return;
+    const h = thr.holder;
+    const self = thr.waiters.some((w) => w.vcpu === h.vcpu);
+    log.emit('stall', {
+      kind: self ? 'self_deadlock' : 'timeout', parked_ms: Math.round(parked),
+      holder: { vcpu: h.vcpu, device: h.device, size: h.size },
+      waiters: thr.waiters.map((w) => ({ vcpu: w.vcpu, device: w.device, size: w.size, waited_ms: Math.round(w.waited_ms) })),
+    });
+    boot.mem.throttleAbort();
+    const who = thr.waiters.map((w) => `vcpu${w.vcpu} (${w.device}, ${w.size} bytes, ${Math.round(w.waited_ms)} ms)`).join(', ');
+    fail('main', new Error(`swiotlb throttle stall${self ? ' (self-deadlock: the holder\'s own vCPU waits for it)' : ''}: throttle_sem held ${Math.round(h.held_ms)} ms by vcpu${h.vcpu} (${h.device}, ${h.size}-byte ${h.kind}); waiting: ${who}`), {});
+  };
   const ticker = setInterval(() => {
     if (sampling) return;
     sampling = true;
@@ -282,10 +312,13 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
         t_ms: Math.round(t - runStart), io_tlb_used: d.io_tlb_used, io_tlb_used_hiwater: d.io_tlb_used_hiwater, area_used,
         ios: live.ios, iops, map_failures: boot.mem.mapFailures(),
       };
+      const thr = boot.mem.throttleSnapshot();
       log.emit('sample', {
-        ...sample, nslabs: d.io_tlb_nslabs, throttle_queue_len: 0, high_throttle: 0, low_throttle: 0,
-        io_tlb_transient_nslabs: d.io_tlb_transient_nslabs,
+        ...sample, nslabs: d.io_tlb_nslabs, throttle_queue_len: thr.queue_len, high_throttle: thr.high_throttle,
+        low_throttle: thr.low_throttle, high_throttle_count: thr.high_throttle_count, low_throttle_count: thr.low_throttle_count,
+        throttle_held: thr.held, io_tlb_transient_nslabs: d.io_tlb_transient_nslabs,
       });
+      checkThrottleStall(thr);
       hooks.sample(sample);
       lastIos = live.ios;
       lastT = t;
@@ -324,6 +357,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   if (vcpuResults === null || devResults === null) throw new Error(`the VM did not stop within ${TEARDOWN_MS} ms of the end of the run`);
   return {
     boot, plan, jobs, wallMs: nowMs() - t0, bootMs, runMs, interrupted: signal.aborted, instanceStats, histograms, swiotlbStats,
+    throttleStats: ThrottleStats.blocks(throttleStatsSab, opts.vcpus),
     vcpuResults: vcpuResults.filter((r): r is VcpuResult => r !== null),
     deviceCommands: devResults.reduce((s, r) => s + (r?.commands ?? 0), 0),
   };
