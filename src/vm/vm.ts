@@ -167,6 +167,10 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const nicQueues = perCpu.map((_, cpu) => QueuePair.create(depth(cpu, 'net')).sab);
   const nvmeControl = new SharedArrayBuffer(DEV_CONTROL_INTS * 4);
   const nicControl = new SharedArrayBuffer(DEV_CONTROL_INTS * 4);
+  // The main thread's handle writes tunables; its warnings (low_throttle > high_throttle) go to the log.
+  boot.mem.events = (e) => {
+    if (e.event === 'swiotlb_warn') log.emit('swiotlb_warn', { text: e.msg });
+  };
   const control = new ControlPlane(boot.mem, log);
   const deviceChannels = [new MessageChannel(), new MessageChannel()];
   const fault = opts.injectFault;

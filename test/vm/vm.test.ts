@@ -150,6 +150,74 @@ describe('npm run vm', () => {
     expect(ios).toBeLessThanOrEqual(16 * (2000 / 200 + 3));
   });
 
+  describe('[RFC] swiotlb throttling', () => {
+    const heavy = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+      const job = join(dir, 'heavy.fio');
+      writeFileSync(job, '[heavy]\nrw=randrw\nbssplit=64k/50:256k/50\niodepth=16\nnumjobs=8\ntime_based\nruntime=2s\nsize=32M\nverify=crc32c\n');
+      return job;
+    };
+
+    it('keeps a heavy storage job inside a small pool with no I/O errors, where it fails without (Kelley\'s claim)', async () => {
+      const job = heavy();
+      const off = await vmJson(['--vcpus', '8', '--mem', '4G', '--swiotlb', '8M', '--job', job]);
+      expect(off.throttle.enabled).toBe(false);
+      expect(off.swiotlb.map_failures).toBeGreaterThan(0);
+      expect(off.jobs[0]!.errors_total).toBeGreaterThan(0);
+
+      const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+      const file = join(dir, 'run.ndjson');
+      const on = await vmJson(['--vcpus', '8', '--mem', '4G', '--swiotlb', '8M', '--job', job, '--throttle', 'on', '--log-file', file]);
+      const t = on.throttle;
+      // 4096 slots: the RFC's defaults are floor(4096 * 70 / 100) and floor(4096 * 65 / 100).
+      expect([t.high_throttle, t.low_throttle]).toEqual([2867, 2662]);
+      expect(on.swiotlb.map_failures).toBe(0);
+      expect(on.jobs[0]!.errors_total).toBe(0);
+      expect(on.jobs[0]!.verify!.sectors_bad).toBe(0);
+      expect(t.throttled).toBeGreaterThan(0);
+      expect(t.high_throttle_count + t.low_throttle_count).toBe(t.throttled);
+      // The high-water mark stays near the threshold: above it only by the accepted slop.
+      expect(on.swiotlb.io_tlb_used_hiwater).toBeLessThan(on.swiotlb.io_tlb_nslabs);
+      expect(t.slop.bound_violations).toBe(0);
+      expect(t.slop.overshoot_slots_max).toBeLessThanOrEqual(t.slop.bound_slots_at_max);
+      expect(on.swiotlb.io_tlb_used).toBe(0);
+      const recs = readRecords(file);
+      expect(recs.filter((x) => x.event === 'throttle_end').length).toBe(t.waits);
+      const sample = recs.find((x) => x.event === 'sample')!;
+      expect(sample).toMatchObject({ high_throttle: 2867, low_throttle: 2662 });
+    });
+
+    it('reports the data-then-metadata self-deadlock (md_per_io_size) as a stall and ends the run', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+      const job = join(dir, 'md.fio');
+      const file = join(dir, 'run.ndjson');
+      writeFileSync(job, '[md]\nrw=randwrite\nbs=128k\niodepth=8\nnumjobs=8\nmd_per_io_size=4k\ntime_based\nruntime=20s\nsize=16M\n');
+      const r = await vm(['--vcpus', '8', '--mem', '4G', '--swiotlb', '4M', '--job', job, '--throttle', 'on', '--throttle-stall-timeout', '1s', '--log-file', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^vm: error: swiotlb throttle stall \(self-deadlock: the holder's own vCPU waits for it\): throttle_sem held \d+ ms by vcpu\d+ \(nvme0, 131072-byte mapping\); waiting: /);
+      const stall = readRecords(file).find((x) => x.event === 'stall')!;
+      expect(stall).toMatchObject({ level: 50, kind: 'self_deadlock' });
+      const holder = stall['holder'] as { vcpu: number };
+      expect((stall['waiters'] as { vcpu: number; size: number }[]).some((w) => w.vcpu === holder.vcpu && w.size === 4096)).toBe(true);
+    });
+
+    it('sets thresholds at boot as slots or a percentage, and changes them while running under their sysctl paths', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+      const file = join(dir, 'run.ndjson');
+      const rep = await vmJson(['--vcpus', '2', '--mem', '4G', '--swiotlb', '8M', '--runtime', '1s', '--throttle', 'on',
+        '--high-throttle', '50%', '--low-throttle', '1000', '--log-file', file, '--tune', '300ms:high_throttle=3000', '--tune', '400ms:low_throttle=3500']);
+      expect([rep.throttle.high_throttle, rep.throttle.low_throttle]).toEqual([3000, 3500]);
+      const recs = readRecords(file);
+      expect(recs.filter((x) => x.event === 'tunable_changed')).toEqual([
+        expect.objectContaining({ name: '/proc/sys/kernel/dma/swiotlb_default/high_throttle', old: 2048, new: 3000 }),
+        expect.objectContaining({ name: '/proc/sys/kernel/dma/swiotlb_default/low_throttle', old: 1000, new: 3500 }),
+      ]);
+      // Not validated against each other, as in the RFC, but warned about.
+      expect(recs.some((x) => x.event === 'swiotlb_warn' && String(x['text']).includes('low_throttle 3500 is above high_throttle 3000'))).toBe(true);
+    });
+  });
+
   it.each([
     [['--vcpus', '0'], /--vcpus: "0" is not valid; expected a whole number from 1 to 256/],
     [['--vcpus', '300'], /from 1 to 256/],
@@ -166,6 +234,10 @@ describe('npm run vm', () => {
     [['--inject-fault', 'vcpu99@1s', '--vcpus', '2'], /--inject-fault: "vcpu99@1s" is not valid; expected THREAD@TIME/],
     [['--stall-timeout', 'never'], /--stall-timeout: "never" is not a duration/],
     [['--seed', '1', '--seed', '2'], /--seed given twice/],
+    [['--throttle', 'maybe'], /unexpected argument "maybe"/],
+    [['--throttle=maybe'], /--throttle: "maybe" is not valid; expected on or off/],
+    [['--high-throttle', 'lots'], /--high-throttle: "lots" is not valid; expected a slot count \(e\.g\. 22937\) or a percentage of nslabs/],
+    [['--low-throttle', '150%'], /--low-throttle: "150%" is not a percentage from 0% to 100%/],
   ])('rejects bad input %j with one line and exit 2', async (args, re) => {
     const r = await vm(args);
     expect(r.code).toBe(2);
