@@ -389,7 +389,12 @@ export class IoTlbMem {
     const used = Atomics.load(this.header, MEM_TOTAL_USED);
     this.checkUsed = used;
     const decision = t.decide(used);
-    if (decision === THROTTLE_NONE) return decision;
+    return decision === THROTTLE_NONE ? decision : this.throttleWait(dev, mappingSize, decision, used);
+  }
+
+  /** A throttled request: down() throttle_sem, waiting in FIFO order if it is held. */
+  private throttleWait(dev: DmaDevice, mappingSize: number, decision: ThrottleDecision, used: number): number {
+    const t = this.throttle;
     this.throttleStats.fields[decision === THROTTLE_HIGH ? TSTAT_HIGH_THROTTLED : TSTAT_LOW_THROTTLED]!++;
     const r = t.downBegin(this.cpu, dev.name, mappingSize);
     if (t.deadlockHolder !== null) this.throttleDeadlock(dev, mappingSize, t.deadlockHolder);
