@@ -7,6 +7,9 @@
 // from the sum of area.used, exactly as in the kernel. Metadata of a live mapping's data slots
 // (orig_addr, pad_slots) is written by the mapping's owner after the search and read by it at
 // unmap; the area lock taken at release orders those writes before the slots' next owner.
+//
+// [RFC] Throttling (DMA_ATTR_MAY_BLOCK, reference §15): throttle.ts holds the state and throttle_sem;
+// the throttle* steps below are where swiotlb_tbl_map_single and the unmap path call into it.
 import { InputError, assert } from '../errors.js';
 import type { DmaDevice } from '../dma/device.js';
 import type { GuestMemory } from '../memory/guest.js';
@@ -389,7 +392,12 @@ export class IoTlbMem {
     const used = Atomics.load(this.header, MEM_TOTAL_USED);
     this.checkUsed = used;
     const decision = t.decide(used);
-    if (decision === THROTTLE_NONE) return decision;
+    return decision === THROTTLE_NONE ? decision : this.throttleWait(dev, mappingSize, decision, used);
+  }
+
+  /** A throttled request: down() throttle_sem, waiting in FIFO order if it is held. */
+  private throttleWait(dev: DmaDevice, mappingSize: number, decision: ThrottleDecision, used: number): number {
+    const t = this.throttle;
     this.throttleStats.fields[decision === THROTTLE_HIGH ? TSTAT_HIGH_THROTTLED : TSTAT_LOW_THROTTLED]!++;
     const r = t.downBegin(this.cpu, dev.name, mappingSize);
     if (t.deadlockHolder !== null) this.throttleDeadlock(dev, mappingSize, t.deadlockHolder);
