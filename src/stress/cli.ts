@@ -35,6 +35,8 @@ export interface StressCliOptions {
   replay: number | undefined;
   mutant: MutantSpec | undefined;
   mutants: boolean;
+  /** --mode given as a flag (with --mutants it overrides each mutant's own mode). */
+  modeFlag: boolean;
   limits: TrialLimits;
   defaults: TrialLimits;
   watchdogMs: number;
@@ -104,6 +106,7 @@ export function parseStressOptions(argv: readonly string[]): StressCliOptions {
     replay,
     mutant,
     mutants,
+    modeFlag: f.has('mode'),
     limits,
     defaults,
     watchdogMs,
@@ -132,7 +135,7 @@ export async function runStressCli(argv: readonly string[], io: StressIo): Promi
       }
       const rows = await runMutants({
         seed: o.seed, limits: o.limits, defaults: o.defaults, watchdogMs: o.watchdogMs, maxTrialMs, budgetMs: o.mutantBudgetMs,
-        only, log,
+        only, log, mode: o.modeFlag && o.mode !== 'mixed' ? o.mode : undefined,
         onMutant: (r) => {
           if (o.outputFormat === 'normal') io.stdout(`  ${r.mutant}: ${r.caught ? `caught in ${r.seconds.toFixed(1)} s` : `NOT caught in ${r.seconds.toFixed(1)} s`}\n`);
         },

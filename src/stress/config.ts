@@ -112,7 +112,8 @@ export function regionBytes(cfg: TrialConfig): number {
 
 /**
  * The trial drawn from `seed`. The draws do not depend on `mode` or `mutant` (they only override
- * the result), so a trial of a mixed run replays with `--mode <its mode>`.
+ * the result), so a trial of a mixed run replays with `--mode <its mode>`. With a mutant, a mixed
+ * mode means the mutant's own (its hint's).
  */
 export function trialConfig(seed: number, mode: StressModeOption, limits: TrialLimits, mutant?: MutantSpec): TrialConfig {
   const rng = new Rng(seed);
@@ -172,7 +173,7 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
     perturb: { rates, kinds, spinMax, parkMaxUs },
     pct: { depth, steps: 0 },
   };
-  if (mutant !== undefined) applyHint(cfg, mutant, maxV);
+  if (mutant !== undefined) applyHint(cfg, mutant, maxV, mode);
   if (cfg.mode === 'pct' && cfg.lockSpins < 1) cfg.lockSpins = 1; // pct blocks a thread at its spin point, never in a park
   // Private memory within budget: fewer live mappings for big configurations.
   const perLive = (cfg.sgShare > 0 ? cfg.sgMaxEntries : 1) * cfg.maxMappingBytes + GUARD_AND_PAGE;
@@ -184,10 +185,11 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
   return cfg;
 }
 
-function applyHint(cfg: TrialConfig, m: MutantSpec, maxV: number): void {
+/** A mutant's overrides. Its mode applies unless the run names one (chaos or pct). */
+function applyHint(cfg: TrialConfig, m: MutantSpec, maxV: number, mode: StressModeOption): void {
   const h = m.hint;
   cfg.mutant = m.name;
-  cfg.mode = h.mode;
+  cfg.mode = mode === 'mixed' ? h.mode : mode;
   if (h.vcpus !== undefined) cfg.vcpus = Math.max(MIN_VCPUS, Math.min(maxV, h.vcpus));
   if (h.nareas !== undefined) cfg.nareas = h.nareas;
   if (h.nareas !== undefined || h.segmentsPerArea !== undefined) {

@@ -147,6 +147,8 @@ export interface MutantOptions {
   budgetMs: number;
   /** Only these mutants (default: every one that the core supports). */
   only?: readonly MutantSpec[];
+  /** Run every mutant in this mode instead of the one its hint names. */
+  mode?: StressMode;
   log: RunLogger;
   onMutant?: (row: MutantRow) => void;
 }
@@ -182,11 +184,12 @@ export async function runMutants(opts: MutantOptions): Promise<MutantRow[]> {
       const end = start + opts.budgetMs;
       const row: MutantRow = {
         mutant: m.name, description: m.description, caught: false, seconds: 0, trials: 0, operations: 0, seed: null,
-        mode: m.hint.mode, check: null, replay: null,
+        mode: opts.mode ?? m.hint.mode, check: null, replay: null,
       };
+      const spec: MutantSpec = opts.mode === undefined ? m : { ...m, hint: { ...m.hint, mode: opts.mode } };
       for (let i = 0; performance.now() < end; i++) {
         const seed = trialSeed((opts.seed ^ Math.imul(m.id, 0x01000193)) >>> 0, i);
-        const cfg = trialConfig(seed, m.hint.mode, opts.limits, m);
+        const cfg = trialConfig(seed, spec.hint.mode, opts.limits, spec);
         const o = await runTrial(cfg, pool, { watchdogMs: opts.watchdogMs, deadline: end, maxTrialMs: opts.maxTrialMs });
         row.trials++;
         row.operations += o.ops;

@@ -291,7 +291,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     const finalGen = Atomics.load(ctl, CTL_RESET_GEN);
     const allocUsedMax = Math.max(0, ...ok.filter((r) => r.allocUsedGen === finalGen).map((r) => r.allocUsedMax));
     const observed = cfg.hiwaterResetEvery === 0 ? Math.max(0, ...ok.map((r) => r.exerciser!.maxUsedSeen)) : undefined;
-    for (const v of quiescenceViolations(mem, { allocUsedMax, observedUsedMax: observed, noParkTimeouts: true })) fail(`quiescence: ${v}`);
+    for (const v of quiescenceViolations(mem, { allocUsedMax, observedUsedMax: observed, threads: n, noParkTimeouts: true })) fail(`quiescence: ${v}`);
     const owners = new Int32Array(ownersSab);
     const owned = owners.findIndex((o) => o !== 0);
     if (owned >= 0) fail(`quiescence: slot ${owned} is still owned by cpu ${owners[owned]! - 1} in the ownership shadow`);
