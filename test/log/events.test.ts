@@ -72,6 +72,16 @@ describe('event catalogue', () => {
       .toBe('I/O error, dev nvme0n1, sector 2048 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0');
   });
 
+  it('words the stress harness\'s records with the seed and the replay command', () => {
+    expect(messageOf('stress_trial', { trial: 3, seed: 77, mode: 'pct', vcpus: 4, nslabs: 512, nareas: 2, ops: 1000, perturbations: 9, duration_ms: 120, ok: true, failures: 0 }))
+      .toBe('stress trial 3 (seed 77, pct, 4 vCPUs): ok, 1000 operations in 120 ms');
+    expect(messageOf('stress_trial', { trial: 0, seed: 5, mode: 'chaos', mutant: 'merge-short', vcpus: 2, nslabs: 256, nareas: 1, ops: 1, perturbations: 0, duration_ms: 9, ok: false, failures: 2 }))
+      .toBe('stress trial 0 (seed 5, chaos, mutant merge-short, 2 vCPUs): 2 broken checks, 1 operation in 9 ms');
+    expect(messageOf('stress_failure', { trial: 0, seed: 5, mode: 'chaos', check: 'x', failures: ['x'], config: {}, replay: 'npm run stress -- --replay 5 --mode chaos' }))
+      .toBe('stress trial 0 failed (seed 5, chaos): x; replay: npm run stress -- --replay 5 --mode chaos');
+    expect(levelOf('stress_failure', { trial: 0, seed: 5, mode: 'chaos', check: 'x', failures: ['x'], config: {}, replay: '' })).toBe('error');
+  });
+
   it('formats addresses like %pa', () => {
     expect(formatPhysAddr(0)).toBe('0x0000000000000000');
     expect(formatPhysAddr(0xfee0_0000)).toBe('0x00000000fee00000');
