@@ -18,8 +18,6 @@ export interface CoreBenchThreadConfig {
   /** [0] ready count, [1] go (1 = run, 2 = stop). */
   control: SharedArrayBuffer;
   sizeBytes: number;
-  /** URL of another build of mem.js to measure (the uninstrumented copy, src/bench/variants.ts). */
-  memModule?: string;
 }
 
 export const CONTROL_READY = 0;
@@ -33,9 +31,9 @@ export interface CoreBenchThreadResult {
   failures: number;
 }
 
-export function runCoreBenchThread(cfg: CoreBenchThreadConfig, Mem: typeof IoTlbMem = IoTlbMem): CoreBenchThreadResult {
+export function runCoreBenchThread(cfg: CoreBenchThreadConfig): CoreBenchThreadResult {
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
-  const mem = Mem.attach(cfg.shared, { cpu: cfg.cpu, guest });
+  const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest });
   const dev = new DmaDevice(`bench${cfg.cpu}`);
   const control = new Int32Array(cfg.control);
   const pool = mem.defpool;
