@@ -131,7 +131,12 @@ export class StressWorkerPool {
       pending: () => pending,
       done,
       kill: async () => {
-        await Promise.all(used.map((s, i) => (results[i] === null ? s.worker.terminate() : undefined)));
+        await Promise.all(used.map((s, i) => {
+          if (results[i] !== null) return undefined;
+          const gone = s.onGone;
+          s.onGone = () => gone?.('did not return after the trial was aborted, and was ended');
+          return s.worker.terminate();
+        }));
         await done;
       },
     };
@@ -253,8 +258,15 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
         parkedSig = sig;
         parkedSince = t;
       } else if (t - parkedSince >= LOST_WAKEUP_GRACE_MS) {
+        // Every live thread is parked, so a holder in the lock shadow has finished: it died holding
+        // the lock. Without one, the lock was released and nobody was woken.
+        const parkedOn = live.map((i) => `cpu ${i} on area ${ctl[threadBase(i) + T_PARKED]}`).join(', ');
+        const dead = [...new Set(live.map((i) => ctl[threadBase(i) + T_PARKED]!))]
+          .map((a) => ({ a, h: Atomics.load(ctl, holderIndex(n, a)) })).filter((x) => x.h !== 0);
         await abortTrial([
-          `lost wakeup: every unfinished thread (${live.map((i) => `cpu ${i} on area ${ctl[threadBase(i) + T_PARKED]}`).join(', ')}) has been parked on an area lock for ${Math.round(t - parkedSince)} ms, and no thread is left to unlock it`,
+          dead.length > 0
+            ? `${dead.map((x) => `cpu ${x.h - 1} ended while holding area ${x.a}'s lock`).join('; ')}: every unfinished thread (${parkedOn}) waits for it`
+            : `lost wakeup: every unfinished thread (${parkedOn}) has been parked on an area lock for ${Math.round(t - parkedSince)} ms, and no thread is left to unlock it`,
           ...describeState(ctl, areas, n, cfg.nareas, pct),
         ]);
         break;

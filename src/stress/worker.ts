@@ -206,6 +206,7 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
     else {
       res.error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
       Atomics.store(ctl, CTL_STOP, 1);
+      report(`cpu ${cpu}: ${res.error}`); // at once: the result may be long in coming if others now wait on a lock we hold
     }
   } finally {
     setInstrumentHook(null);
