@@ -10,6 +10,9 @@
 // Invariant: a thread returns from areaLock only with the word non-zero and owned by it; every parked
 // thread is woken by the unlock that follows its park or by its own timeout (a lost wakeup costs at
 // most MEM_PARK_TIMEOUT_MS and is counted in AREA_PARK_TIMEOUTS, never a hang).
+//
+// The `hook` lines are the stress harness's instrumentation points and the `mutant` tests its
+// deliberately broken variants (instrument.ts, mutants.ts); both are inert in normal runs.
 import {
   P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_LOCK_PARK, P_AREA_LOCK_SPIN, P_AREA_LOCK_UNPARK, P_AREA_UNLOCK,
   P_AREA_UNLOCKED, hook,
