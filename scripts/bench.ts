@@ -10,6 +10,7 @@ import {
   STATE_RUN, STATE_STOP,
 } from '../src/bench/core-bench.js';
 import { configValue, envOrigin } from '../src/config.js';
+import { measureInstrumentationCost } from '../src/bench/instrument-bench.js';
 import { runMain } from '../src/cli/main.js';
 import { DMA_ATTR_MAY_BLOCK } from '../src/swiotlb/constants.js';
 import { IoTlbMem } from '../src/swiotlb/mem.js';
@@ -140,6 +141,13 @@ async function main(): Promise<number> {
     slowest_over_fastest_32t: ratios.slowest_over_fastest_32t >= 0.25,
     logging_cost: ratios.logging_cost < 0.05,
   };
+
+  // The stress harness's instrumentation points with no hook installed (src/bench/instrument-bench.ts).
+  const instr = await measureInstrumentationCost(seconds);
+  rows.push({ name: 'alloc only, 1 thread, points in (best of 5)', threads: 1, nareas: 1, mode: 'alloc', pairs_per_s: instr.withPoints, slowest_over_fastest: 1, failures: 0 });
+  rows.push({ name: 'alloc only, 1 thread, points compiled out (best of 5)', threads: 1, nareas: 1, mode: 'alloc', pairs_per_s: instr.withoutPoints, slowest_over_fastest: 1, failures: 0 });
+  Object.assign(ratios, { instrumented_over_uninstrumented: instr.ratio });
+  Object.assign(targets, { instrumented_over_uninstrumented: instr.ratio >= 0.97 });
   const w = Math.max(...rows.map((r) => r.name.length));
   console.log(`${'configuration'.padEnd(w)}  ${'pairs/s'.padStart(12)}  ${'slowest/fastest'.padStart(15)}  failures`);
   for (const r of rows) {

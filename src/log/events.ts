@@ -13,11 +13,12 @@
 //   in the kernel), swiotlb_warn (the other warn-once messages) and log_overflow (our own log lost
 //   records).
 // - error: something is stuck or broken: stall, double_unmap (a driver bug; dma-debug's err_printk),
-//   worker_error (fatal when the thread could not continue, error otherwise).
+//   worker_error (fatal when the thread could not continue, error otherwise), stress_failure (a check
+//   of the race stress harness failed).
 // - info: the story of the run: boot_line (all boot messages, including "Memory encryption is active
 //   ...", which the kernel prints with pr_warn_once at the first bounce: here it is part of the boot
 //   story, not a problem), pool_created, tunable_changed, run_config, run_summary,
-//   throttle_end, and sample. Samples are info, not debug, because the analyzer's timeline and the
+//   throttle_end, sample, and stress_trial (one per trial of npm run stress). Samples are info, not debug, because the analyzer's timeline and the
 //   HTML chart are built from them and the default level (COCO_LOG_LEVEL) is info; one sample per
 //   COCO_SAMPLE_INTERVAL (250 ms) costs nothing worth saving.
 // - debug: throttle_begin. A throttled request emits throttle_begin when it starts to wait and
@@ -321,6 +322,50 @@ export interface LogOverflowFields {
   device?: string;
 }
 
+/** One trial of the race stress harness (npm run stress), when it ends. */
+export interface StressTrialFields {
+  /** The trial's number in its run. */
+  trial: number;
+  /** The trial's seed: `npm run stress -- --replay <seed> --mode <mode>` runs it again. */
+  seed: number;
+  mode: 'chaos' | 'pct';
+  /** The deliberately broken variant of the core the trial ran, if any. */
+  mutant?: string;
+  vcpus: number;
+  nslabs: number;
+  nareas: number;
+  /** Map attempts plus unmaps. */
+  ops: number;
+  maps?: number;
+  map_failures?: number;
+  /** chaos: perturbations inserted at instrumentation points; pct: turns moved between threads. */
+  perturbations: number;
+  duration_ms: number;
+  /** No check failed. */
+  ok: boolean;
+  /** Broken checks. */
+  failures: number;
+  /** pct: scheduling steps and the hash of the schedule (equal across replays of one seed). */
+  pct_steps?: number;
+  pct_trace?: number;
+}
+
+/** A stress trial in which a check failed: what broke, the configuration and how to replay it. */
+export interface StressFailureFields {
+  trial: number;
+  seed: number;
+  mode: 'chaos' | 'pct';
+  mutant?: string;
+  /** The first broken check. */
+  check: string;
+  /** Every broken check, one line each. */
+  failures: string[];
+  /** The trial's configuration. */
+  config: Record<string, unknown>;
+  /** The command that replays the trial. */
+  replay: string;
+}
+
 /** Every event name and the type of its fields. */
 export interface EventFields {
   boot_line: BootLineFields;
@@ -340,6 +385,8 @@ export interface EventFields {
   bounce_overflow: BounceOverflowFields;
   swiotlb_warn: SwiotlbWarnFields;
   log_overflow: LogOverflowFields;
+  stress_trial: StressTrialFields;
+  stress_failure: StressFailureFields;
 }
 
 export type EventName = keyof EventFields;
@@ -524,6 +571,22 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
     doc: 'A worker\'s log ring stayed full past COCO_LOG_FULL_WAIT; its records were dropped and counted.',
     required: { source: 'string', dropped: 'number' },
     message: (f) => `log: ${plural(f.dropped, 'record')} from ${f.source} dropped (log ring full)`,
+  },
+  stress_trial: {
+    level: 'info',
+    doc: 'A trial of the race stress harness ended: its seed, mode, size, operations and outcome.',
+    required: {
+      trial: 'number', seed: 'number', mode: 'string', vcpus: 'number', ops: 'number', perturbations: 'number',
+      duration_ms: 'number', ok: 'boolean', failures: 'number',
+    },
+    message: (f) =>
+      `stress trial ${f.trial} (seed ${f.seed}, ${f.mode}${f.mutant !== undefined ? `, mutant ${f.mutant}` : ''}, ${plural(f.vcpus, 'vCPU')}): ${f.ok ? 'ok' : plural(f.failures, 'broken check')}, ${plural(f.ops, 'operation')} in ${f.duration_ms} ms`,
+  },
+  stress_failure: {
+    level: 'error',
+    doc: 'A check of the race stress harness failed: the first broken check, all of them, the configuration and the replay command.',
+    required: { trial: 'number', seed: 'number', mode: 'string', check: 'string', failures: 'array', config: 'object', replay: 'string' },
+    message: (f) => `stress trial ${f.trial} failed (seed ${f.seed}, ${f.mode}): ${f.check}; replay: ${f.replay}`,
   },
 };
 

@@ -10,9 +10,17 @@
 // Invariant: a thread returns from areaLock only with the word non-zero and owned by it; every parked
 // thread is woken by the unlock that follows its park or by its own timeout (a lost wakeup costs at
 // most MEM_PARK_TIMEOUT_MS and is counted in AREA_PARK_TIMEOUTS, never a hang).
+//
+// The `hook` lines are the stress harness's instrumentation points and the `mutant` tests its
+// deliberately broken variants (instrument.ts, mutants.ts); both are inert in normal runs.
+import {
+  P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_LOCK_PARK, P_AREA_LOCK_SPIN, P_AREA_LOCK_UNPARK, P_AREA_UNLOCK,
+  P_AREA_UNLOCKED, hook,
+} from './instrument.js';
 import {
   AREA_ACQUIRED, AREA_CONTENDED, AREA_LOCK, AREA_PARK_TIMEOUTS, AREA_PARKED,
 } from './layout.js';
+import { M_AREA_LOCK_NO_EXCLUDE, M_LOST_WAKEUP, mutant, plainStoreLock } from './mutants.js';
 
 const FREE = 0;
 const HELD = 1;
@@ -20,8 +28,10 @@ const HELD_WAITERS = 2;
 
 /** Take the lock of the area record at `base` in `areas`. */
 export function areaLock(areas: Int32Array, base: number, spins: number, parkTimeoutMs: number): void {
-  if (Atomics.compareExchange(areas, base + AREA_LOCK, FREE, HELD) === FREE) {
+  if (hook !== null) hook(P_AREA_LOCK_ENTER, base);
+  if (mutant === M_AREA_LOCK_NO_EXCLUDE ? plainStoreLock(areas, base + AREA_LOCK) : Atomics.compareExchange(areas, base + AREA_LOCK, FREE, HELD) === FREE) {
     areas[base + AREA_ACQUIRED]!++;
+    if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base);
     return;
   }
   areaLockSlow(areas, base, spins, parkTimeoutMs);
@@ -30,10 +40,12 @@ export function areaLock(areas: Int32Array, base: number, spins: number, parkTim
 function areaLockSlow(areas: Int32Array, base: number, spins: number, parkTimeoutMs: number): void {
   const word = base + AREA_LOCK;
   for (let i = 0; i < spins; i++) {
+    if (hook !== null) hook(P_AREA_LOCK_SPIN, base);
     // Read before the compare-exchange so spinning does not keep stealing the cache line.
     if (Atomics.load(areas, word) === FREE && Atomics.compareExchange(areas, word, FREE, HELD) === FREE) {
       areas[base + AREA_ACQUIRED]!++;
       areas[base + AREA_CONTENDED]!++;
+      if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base);
       return;
     }
   }
@@ -42,17 +54,22 @@ function areaLockSlow(areas: Int32Array, base: number, spins: number, parkTimeou
   // From here on we may have parked, so we take the lock in state 2: our unlock must wake the others.
   while (Atomics.exchange(areas, word, HELD_WAITERS) !== FREE) {
     parks++;
+    if (hook !== null) hook(P_AREA_LOCK_PARK, base);
     if (Atomics.wait(areas, word, HELD_WAITERS, parkTimeoutMs) === 'timed-out') timeouts++;
+    if (hook !== null) hook(P_AREA_LOCK_UNPARK, base);
   }
   areas[base + AREA_ACQUIRED]!++;
   areas[base + AREA_CONTENDED]!++;
   areas[base + AREA_PARKED]! += parks;
   areas[base + AREA_PARK_TIMEOUTS]! += timeouts;
+  if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base);
 }
 
 /** Release the lock; wake one parked thread if the word says someone may be parked. */
 export function areaUnlock(areas: Int32Array, base: number): void {
-  if (Atomics.exchange(areas, base + AREA_LOCK, FREE) === HELD_WAITERS) {
+  if (hook !== null) hook(P_AREA_UNLOCK, base);
+  if (Atomics.exchange(areas, base + AREA_LOCK, FREE) === HELD_WAITERS && mutant !== M_LOST_WAKEUP) {
     Atomics.notify(areas, base + AREA_LOCK, 1);
   }
+  if (hook !== null) hook(P_AREA_UNLOCKED, base);
 }

@@ -1,23 +1,35 @@
 // A checked map/unmap workload for one thread against a shared allocator. Used by the multi-thread
-// tests and the stress harness. It plays both the driver (private memory) and the device (the bounce
-// buffer), and checks, as it goes:
+// tests and the stress harness (src/stress/). It plays both the driver (private memory) and the device
+// (the bounce buffer), and checks, as it goes:
 //   - no slot belongs to two live mappings: an ownership shadow (one Int32 per slot, shared by all
-//     threads) is claimed with compare-exchange at map and released before unmap;
-//   - data written by the CPU arrives in the bounce buffer, data written by the "device" arrives back
-//     in private memory for FROM_DEVICE/BIDIRECTIONAL, and bytes just outside a mapping are untouched;
+//     threads) is claimed with compare-exchange at map and released before unmap, padding slots
+//     included;
+//   - every mapping's geometry (§18.1, §18.9): its slots lie in one segment of one area, the bounce
+//     address keeps the min_align_mask bits of the original, the allocation starts on its alignment;
+//   - data: each mapping carries a canary pattern (a slice of a per-thread random buffer, so a copy
+//     that is shifted or crosses into another mapping shows). After map the device side holds the
+//     CPU's pattern; the device then writes its answer for FROM_DEVICE/BIDIRECTIONAL; before unmap the
+//     bounce buffer still holds what was last written there (no other mapping wrote into it); after
+//     unmap private memory holds the answer (or, for TO_DEVICE, the original); the guard bytes
+//     around the private buffer are never touched;
 //   - every io_tlb_used value it reads is later covered by used_hiwater (checked by the caller).
+// Maps are single (dma_map_single), IOMMU-style with an alloc_align_mask (swiotlb_tbl_map_single),
+// or scatter-gather lists (dma_map_sgtable), in shares the configuration sets.
 import { DmaDevice } from '../dma/device.js';
-import { dmaMapSingle, dmaUnmapSingle } from '../dma/direct.js';
+import { ScatterList, dmaMapSgtable, dmaMapSingle, dmaUnmapSg, dmaUnmapSingle } from '../dma/direct.js';
 import { GuestMemory } from '../memory/guest.js';
 import {
-  DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE, type DmaDirection, nrSlots,
+  DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE,
+  type DmaDirection, nrSlots,
 } from './constants.js';
+import { P_EXERCISER_OP, hook } from './instrument.js';
 import { IoTlbMem, type IoTlbMemShared } from './mem.js';
+import type { IoTlbPool } from './pool.js';
 import { Rng } from '../util/rng.js';
 
 export interface ExerciserConfig {
   shared: IoTlbMemShared;
-  /** Ownership shadow: Int32 per slot of the default pool, 0 = free. */
+  /** Ownership shadow: Int32 per slot of the default pool, 0 = free, else the owner's cpu + 1. */
   owners: SharedArrayBuffer;
   /** Private memory shared by the exercisers; this thread uses [regionOffset, regionOffset + regionBytes). */
   guest: SharedArrayBuffer;
@@ -29,13 +41,39 @@ export interface ExerciserConfig {
   seed: number;
   /** Live mappings kept at most. */
   maxLive: number;
-  /** Largest mapping in bytes. */
+  /** Largest mapping (or SG entry) in bytes. */
   maxSize: number;
   minAlignMask: number;
+  // --- optional; the defaults are the plain workload of the multi-thread tests -------------------
+  /** alloc_align_mask values for IOMMU-style maps (one drawn per such map). Default none. */
+  allocAlignMasks?: readonly number[];
+  /** Share of maps that are IOMMU-style, 0..1. Default 0. */
+  allocAlignShare?: number;
+  /** Share of maps that are scatter-gather lists, 0..1. Default 0. */
+  sgShare?: number;
+  /** Entries of an SG list: 2..sgMaxEntries, each up to maxSize bytes. Default 4. */
+  sgMaxEntries?: number;
+  /** Relative weights of BIDIRECTIONAL, TO_DEVICE, FROM_DEVICE. Default 2:2:2 (a third each). */
+  dirWeights?: readonly [number, number, number];
+  /** Random byte positions checked per buffer and direction, besides both ends. Default 2. */
+  verifySamples?: number;
+}
+
+/** Hooks for the stress harness; every member optional. */
+export interface ExerciserProbe {
+  /** Before each operation; returning false ends the workload (its live mappings are still unmapped). */
+  beforeOp?(op: number): boolean;
+  /** After each map attempt, with its outcome. */
+  afterMap?(ok: boolean): void;
+  /** Each broken check as it is found. */
+  onViolation?(msg: string): void;
 }
 
 export interface ExerciserResult {
+  /** Operations done: map attempts plus unmaps. */
+  ops: number;
   maps: number;
+  sgMaps: number;
   mapFailures: number;
   unmaps: number;
   violations: string[];
@@ -43,20 +81,27 @@ export interface ExerciserResult {
   bytesChecked: number;
 }
 
-const GUARD = 16; // untouched bytes on each side of a mapping's private buffer
+const GUARD = 16; // bytes on each side of a private buffer that no copy may touch
+const GUARD_BYTE = 0x5a;
 const MAX_VIOLATIONS = 20;
 
 interface Live {
-  tlb: number;
-  off: number;
-  size: number;
+  /** Entries: 1 for single and IOMMU-style maps. */
+  n: number;
+  sgl: ScatterList | null;
+  tlb: number[];
+  /** Private offset and length of each entry. */
+  off: number[];
+  len: number[];
+  first: number[];
+  nslots: number[];
   dir: DmaDirection;
-  tag: number;
-  first: number;
-  nslots: number;
+  /** Offset of the mapping's canary in the pattern buffers (entry i starts at pat + off[i] - off[0]). */
+  pat: number;
+  iommu: boolean;
 }
 
-export function runExerciser(cfg: ExerciserConfig): ExerciserResult {
+export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): ExerciserResult {
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
   const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest });
   const dev = new DmaDevice(`exerciser${cfg.cpu}`, { minAlignMask: cfg.minAlignMask });
@@ -64,79 +109,224 @@ export function runExerciser(cfg: ExerciserConfig): ExerciserResult {
   const owners = new Int32Array(cfg.owners);
   const rng = new Rng(cfg.seed);
   const id = cfg.cpu + 1;
-  const slotBytes = cfg.maxSize + 2 * GUARD + 4096;
+  const sgMax = Math.max(2, cfg.sgMaxEntries ?? 4);
+  const sgShare = cfg.sgShare ?? 0;
+  const alignShare = cfg.allocAlignMasks !== undefined && cfg.allocAlignMasks.length > 0 ? (cfg.allocAlignShare ?? 0) : 0;
+  const [wBi, wTo, wFrom] = cfg.dirWeights ?? [2, 2, 2];
+  const samples = cfg.verifySamples ?? 2;
+  const bufBytes = (sgShare > 0 ? sgMax : 1) * cfg.maxSize;
+  const slotBytes = bufBytes + 2 * GUARD + PAGE_SIZE;
   const nbuf = Math.floor(cfg.regionBytes / slotBytes);
-  const live: (Live | null)[] = new Array(Math.min(cfg.maxLive, nbuf)).fill(null);
-  const res: ExerciserResult = { maps: 0, mapFailures: 0, unmaps: 0, violations: [], maxUsedSeen: 0, bytesChecked: 0 };
+  const live: (Live | null)[] = new Array(Math.max(1, Math.min(cfg.maxLive, nbuf))).fill(null);
+  if (nbuf < 1) throw new RangeError(`exerciser: region of ${cfg.regionBytes} bytes cannot hold one ${slotBytes}-byte buffer`);
+  const res: ExerciserResult = { ops: 0, maps: 0, sgMaps: 0, mapFailures: 0, unmaps: 0, violations: [], maxUsedSeen: 0, bytesChecked: 0 };
   const bytes = guest.bytes;
   const data = pool.data;
+  // Canaries: the CPU writes slices of `pat`; the device answers with the same slice of `ans`.
+  const patLen = bufBytes + PAGE_SIZE;
+  const pat = new Uint8Array(patLen);
+  const ans = new Uint8Array(patLen);
+  for (let i = 0; i < patLen; i++) {
+    pat[i] = rng.next() & 0xff;
+    ans[i] = pat[i]! ^ 0xff;
+  }
   const fail = (m: string) => {
-    if (res.violations.length < MAX_VIOLATIONS) res.violations.push(`cpu ${cfg.cpu}: ${m}`);
+    const msg = `cpu ${cfg.cpu}: ${m}`;
+    if (res.violations.length < MAX_VIOLATIONS) res.violations.push(msg);
+    probe.onViolation?.(msg);
   };
-  const sample = (size: number, k: number) => (k === 0 ? 0 : k === 1 ? size - 1 : rngPos(rng, size));
+  const pos = (size: number, k: number) => (k === 0 ? 0 : k === 1 ? size - 1 : rng.below(size));
+  const dirOf = (): DmaDirection => {
+    const r = rng.below(wBi + wTo + wFrom);
+    return (r < wBi ? DMA_BIDIRECTIONAL : r < wBi + wTo ? DMA_TO_DEVICE : DMA_FROM_DEVICE) as DmaDirection;
+  };
+  const sizeOf = () => (rng.below(16) === 0 ? cfg.maxSize : rng.logUniform(cfg.maxSize));
 
-  for (let op = 0; op < cfg.ops; op++) {
-    const b = rng.below(live.length);
-    const cur = live[b];
-    if (cur === null || cur === undefined) {
-      // Map: a fresh buffer in slot b of this thread's region, at a random sub-page offset.
-      const size = rng.logUniform(cfg.maxSize);
-      const off = cfg.regionOffset + b * slotBytes + GUARD + rng.below(4096);
-      const dir = (rng.below(3) === 0 ? DMA_BIDIRECTIONAL : rng.below(2) === 0 ? DMA_TO_DEVICE : DMA_FROM_DEVICE) as DmaDirection;
-      const tag = 1 + rng.below(254);
-      bytes.fill(0, off - GUARD, off + size + GUARD);
-      bytes.fill(tag, off, off + size);
-      const tlb = dmaMapSingle(mem, dev, guest.addrOf(off), size, dir);
-      const used = mem.memUsed();
-      if (used > res.maxUsedSeen) res.maxUsedSeen = used;
-      if (tlb === DMA_MAPPING_ERROR) {
-        res.mapFailures++;
-        continue;
-      }
-      res.maps++;
-      const sub = tlb & cfg.minAlignMask & (IO_TLB_SIZE - 1);
-      const first = Math.floor((tlb - sub - pool.start) / IO_TLB_SIZE);
-      const nslots = nrSlots(size + sub);
-      for (let s = first; s < first + nslots; s++) {
-        const prev = Atomics.compareExchange(owners, s, 0, id);
-        if (prev !== 0) fail(`slot ${s} mapped by cpu ${cfg.cpu} is still owned by cpu ${prev - 1}`);
-      }
-      // The device side sees the CPU's data.
-      const t = tlb - pool.start;
-      for (let k = 0; k < 4; k++) {
-        const p = sample(size, k);
-        if (data[t + p] !== tag) fail(`bounce byte ${p} of a ${size}-byte mapping is ${data[t + p]}, expected ${tag}`);
-      }
-      res.bytesChecked += 4;
-      // The device writes its answer (one's complement of the tag) into FROM_DEVICE buffers.
-      if (dir !== DMA_TO_DEVICE) data.fill(tag ^ 0xff, t, t + size);
-      live[b] = { tlb, off, size, dir, tag, first, nslots };
-    } else {
-      for (let s = cur.first; s < cur.first + cur.nslots; s++) {
+  /** Check one mapped entry's geometry and claim its slots; false if it cannot be trusted. */
+  const claim = (tlb: number, orig: number, size: number, allocMask: number, m: Live, i: number): boolean => {
+    const offset = orig & cfg.minAlignMask & (allocMask | (IO_TLB_SIZE - 1));
+    const allocSize = Math.ceil((size + offset) / (allocMask + 1)) * (allocMask + 1);
+    const nslots = nrSlots(allocSize);
+    const slotPos = (tlb - (offset & (IO_TLB_SIZE - 1)) - pool.start) / IO_TLB_SIZE;
+    const first = slotPos - (offset >>> 11);
+    if (!Number.isInteger(first) || first < 0 || first + nslots > pool.nareas * pool.areaNslabs) {
+      fail(`bounce address 0x${tlb.toString(16)} of a ${size}-byte mapping is not ${offset & (IO_TLB_SIZE - 1)} bytes into a slot of the pool`);
+      return false;
+    }
+    checkGeometry(pool, cfg.minAlignMask, tlb, orig, first, nslots, allocMask, allocSize, fail);
+    for (let s = first; s < first + nslots; s++) {
+      const prev = Atomics.compareExchange(owners, s, 0, id);
+      if (prev !== 0) fail(`slot ${s} mapped by cpu ${cfg.cpu} is still owned by cpu ${prev - 1}`);
+    }
+    m.tlb[i] = tlb;
+    m.first[i] = first;
+    m.nslots[i] = nslots;
+    return true;
+  };
+  const release = (m: Live) => {
+    for (let i = 0; i < m.n; i++) {
+      for (let s = m.first[i]!; s < m.first[i]! + m.nslots[i]!; s++) {
         const prev = Atomics.compareExchange(owners, s, id, 0);
         if (prev !== id) fail(`slot ${s} of a live mapping of cpu ${cfg.cpu} was owned by ${prev === 0 ? 'nobody' : `cpu ${prev - 1}`}`);
       }
-      dmaUnmapSingle(mem, dev, cur.tlb, cur.size, cur.dir);
-      res.unmaps++;
-      const expect = cur.dir === DMA_TO_DEVICE ? cur.tag : cur.tag ^ 0xff;
-      for (let k = 0; k < 4; k++) {
-        const p = sample(cur.size, k);
-        if (bytes[cur.off + p] !== expect) fail(`private byte ${p} of a ${cur.size}-byte ${cur.dir} mapping is ${bytes[cur.off + p]}, expected ${expect}`);
-      }
-      if (bytes[cur.off - 1] !== 0 || bytes[cur.off + cur.size] !== 0) fail(`bytes outside a ${cur.size}-byte mapping were written`);
-      res.bytesChecked += 6;
-      live[b] = null;
     }
-  }
-  for (const cur of live) {
-    if (cur === null || cur === undefined) continue;
-    for (let s = cur.first; s < cur.first + cur.nslots; s++) Atomics.compareExchange(owners, s, id, 0);
-    dmaUnmapSingle(mem, dev, cur.tlb, cur.size, cur.dir);
+  };
+  /** The device side of entry i holds `want` (pat or ans) at sampled positions. */
+  const checkBounce = (m: Live, i: number, want: Uint8Array, when: string) => {
+    const t = m.tlb[i]! - pool.start;
+    const size = m.len[i]!;
+    const w = m.pat + m.off[i]! - m.off[0]!;
+    for (let k = 0; k < samples + 2; k++) {
+      const p = pos(size, k);
+      if (data[t + p] !== want[w + p]) {
+        fail(`${when}: bounce byte ${p} of a ${size}-byte ${dirName(m.dir)} mapping at slot ${m.first[i]} is ${data[t + p]}, expected ${want[w + p]}`);
+        break;
+      }
+    }
+    res.bytesChecked += samples + 2;
+  };
+
+  const map = (b: number) => {
+    const sg = sgShare > 0 && rng.float() < sgShare;
+    const iommu = !sg && alignShare > 0 && rng.float() < alignShare;
+    const allocMask = iommu ? cfg.allocAlignMasks![rng.below(cfg.allocAlignMasks!.length)]! : 0;
+    const dir = dirOf();
+    const n = sg ? 2 + rng.below(sgMax - 1) : 1;
+    const base = cfg.regionOffset + b * slotBytes + GUARD + rng.below(PAGE_SIZE);
+    const m: Live = { n, sgl: null, tlb: [], off: [], len: [], first: [], nslots: [], dir, pat: 0, iommu };
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const len = sizeOf();
+      m.off.push(base + total);
+      m.len.push(len);
+      total += len;
+    }
+    m.pat = rng.below(patLen - total + 1);
+    bytes.fill(GUARD_BYTE, base - GUARD, base);
+    bytes.fill(GUARD_BYTE, base + total, base + total + GUARD);
+    bytes.set(pat.subarray(m.pat, m.pat + total), base);
+
+    let ok: boolean;
+    if (sg) {
+      const sgl = new ScatterList(n);
+      for (let i = 0; i < n; i++) sgl.set(i, guest.addrOf(m.off[i]!), m.len[i]!);
+      ok = dmaMapSgtable(mem, dev, sgl, n, dir) === n;
+      m.sgl = sgl;
+    } else {
+      const orig = guest.addrOf(base);
+      const tlb = iommu ? mem.tblMapSingle(dev, orig, m.len[0]!, allocMask, dir, 0) : dmaMapSingle(mem, dev, orig, m.len[0]!, dir);
+      ok = tlb !== DMA_MAPPING_ERROR;
+      m.tlb.push(tlb);
+    }
+    const used = mem.memUsed();
+    if (used > res.maxUsedSeen) res.maxUsedSeen = used;
+    probe.afterMap?.(ok);
+    if (!ok) {
+      res.mapFailures++;
+      return;
+    }
+    res.maps++;
+    if (sg) res.sgMaps++;
+    let trusted = true;
+    for (let i = 0; i < n; i++) {
+      const tlb = sg ? m.sgl!.dmaAddress[i]! : m.tlb[0]!;
+      trusted = claim(tlb, guest.addrOf(m.off[i]!), m.len[i]!, allocMask, m, i) && trusted;
+    }
+    if (!trusted) {
+      // Unmapping an address we cannot place would only add noise; leave the mapping and stop here.
+      return;
+    }
+    for (let i = 0; i < n; i++) {
+      checkBounce(m, i, pat, 'after map');
+      // The device writes its answer into FROM_DEVICE and BIDIRECTIONAL buffers.
+      if (dir !== DMA_TO_DEVICE) {
+        const t = m.tlb[i]! - pool.start;
+        const w = m.pat + m.off[i]! - m.off[0]!;
+        data.set(ans.subarray(w, w + m.len[i]!), t);
+      }
+    }
+    live[b] = m;
+  };
+
+  const unmap = (b: number) => {
+    const m = live[b]!;
+    const want = m.dir === DMA_TO_DEVICE ? pat : ans;
+    for (let i = 0; i < m.n; i++) checkBounce(m, i, want, 'before unmap');
+    release(m);
+    if (m.sgl !== null) dmaUnmapSg(mem, dev, m.sgl, m.n, m.dir);
+    else dmaUnmapSingle(mem, dev, m.tlb[0]!, m.len[0]!, m.dir);
     res.unmaps++;
+    for (let i = 0; i < m.n; i++) {
+      const off = m.off[i]!;
+      const size = m.len[i]!;
+      const w = m.pat + off - m.off[0]!;
+      for (let k = 0; k < samples + 2; k++) {
+        const p = pos(size, k);
+        if (bytes[off + p] !== want[w + p]) {
+          fail(`after unmap: private byte ${p} of a ${size}-byte ${dirName(m.dir)} mapping is ${bytes[off + p]}, expected ${want[w + p]}`);
+          break;
+        }
+      }
+      res.bytesChecked += samples + 2;
+    }
+    const start = m.off[0]!;
+    const end = m.off[m.n - 1]! + m.len[m.n - 1]!;
+    for (let g = 1; g <= GUARD; g++) {
+      if (bytes[start - g] !== GUARD_BYTE || bytes[end + g - 1] !== GUARD_BYTE) {
+        fail(`bytes outside a ${end - start}-byte ${dirName(m.dir)} mapping were written (guard byte ${g} before or after)`);
+        break;
+      }
+    }
+    res.bytesChecked += 2 * GUARD;
+    live[b] = null;
+  };
+
+  let op = 0;
+  for (; op < cfg.ops; op++) {
+    if (probe.beforeOp !== undefined && !probe.beforeOp(op)) break;
+    if (hook !== null) hook(P_EXERCISER_OP, op);
+    const b = rng.below(live.length);
+    if (live[b] === null) map(b);
+    else unmap(b);
   }
+  for (let b = 0; b < live.length; b++) {
+    if (live[b] === null) continue;
+    if (hook !== null) hook(P_EXERCISER_OP, op);
+    unmap(b);
+    op++;
+  }
+  res.ops = res.maps + res.mapFailures + res.unmaps;
   return res;
 }
 
-function rngPos(rng: Rng, size: number): number {
-  return rng.below(size);
+function dirName(dir: DmaDirection): string {
+  return dir === DMA_TO_DEVICE ? 'TO_DEVICE' : dir === DMA_FROM_DEVICE ? 'FROM_DEVICE' : 'BIDIRECTIONAL';
+}
+
+/**
+ * §18.1 and §18.9 for one live mapping: contiguous slots inside one segment and one area, outside no
+ * segment-boundary window; bounce address with the original's min_align_mask bits; allocation start
+ * on its alignment (legacy page alignment for ≥ PAGE_SIZE streaming maps without min_align_mask).
+ */
+function checkGeometry(
+  pool: IoTlbPool, minAlignMask: number, tlb: number, orig: number, first: number, nslots: number,
+  allocMask: number, allocSize: number, fail: (m: string) => void,
+): void {
+  const last = first + nslots - 1;
+  if (Math.floor(first / IO_TLB_SEGSIZE) !== Math.floor(last / IO_TLB_SEGSIZE)) {
+    fail(`mapping of slots ${first}..${last} crosses a segment boundary`);
+  }
+  if (Math.floor(first / pool.areaNslabs) !== Math.floor(last / pool.areaNslabs)) {
+    fail(`mapping of slots ${first}..${last} crosses an area boundary (area_nslabs ${pool.areaNslabs})`);
+  }
+  if ((tlb & minAlignMask) !== (orig & minAlignMask)) {
+    fail(`bounce address 0x${tlb.toString(16)} does not keep the min_align_mask 0x${minAlignMask.toString(16)} bits of 0x${orig.toString(16)}`);
+  }
+  let align = allocMask;
+  if (align === 0 && minAlignMask === 0 && allocSize >= PAGE_SIZE) align = PAGE_SIZE - 1;
+  align |= IO_TLB_SIZE - 1;
+  const startAddr = pool.start + first * IO_TLB_SIZE;
+  if ((startAddr & align) !== 0) {
+    fail(`allocation at 0x${startAddr.toString(16)} (${allocSize} bytes) is not aligned to 0x${(align + 1).toString(16)}`);
+  }
 }

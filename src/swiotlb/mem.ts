@@ -14,6 +14,11 @@ import { InputError, assert } from '../errors.js';
 import type { DmaDevice } from '../dma/device.js';
 import type { GuestMemory } from '../memory/guest.js';
 import { areaLock, areaUnlock } from './area-lock.js';
+import { P_HIWATER_UPDATE, P_SLOTS_FOUND, hook } from './instrument.js';
+import {
+  M_CURSOR_NO_WRAP, M_HIWATER_NO_CAS, M_LIST_AFTER_UNLOCK, M_MERGE_SHORT, mutant, raiseHiwaterWithoutCas,
+  renumberFreeRunBeforeShort,
+} from './mutants.js';
 import {
   DMA_ATTR_MAY_BLOCK, DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_DIRECTION_NAMES, DMA_FROM_DEVICE,
   DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE,
@@ -613,6 +618,9 @@ export class IoTlbMem {
       areaUnlock(areas, base);
       return -1;
     }
+    if (hook !== null) hook(P_SLOTS_FOUND, slotIndex);
+    const unlockEarly = mutant === M_LIST_AFTER_UNLOCK; // stress-harness mutant only (mutants.ts)
+    if (unlockEarly) areaUnlock(areas, base);
 
     const allocSizes = pool.allocSize;
     for (let j = 0; j < nslots; j++) {
@@ -622,9 +630,9 @@ export class IoTlbMem {
     // Back-propagation: the free run in front now ends at slotIndex.
     renumberFreeRunBefore(list, slotIndex, 0);
     const next = index + nslots;
-    areas[base + AREA_INDEX] = next >= areaNslabs ? 0 : next;
+    areas[base + AREA_INDEX] = next >= areaNslabs ? (mutant === M_CURSOR_NO_WRAP ? next : 0) : next;
     areas[base + AREA_USED]! += nslots;
-    areaUnlock(areas, base);
+    if (!unlockEarly) areaUnlock(areas, base);
 
     this.incUsedAndHiwater(nslots);
     return slotIndex;
@@ -643,6 +651,8 @@ export class IoTlbMem {
     if (slop !== null) Atomics.add(slop, this.allocBegun + THR_ALLOC_DONE_DELTA, nslots);
     this.usedAfterAlloc = newUsed;
     let old = Atomics.load(header, MEM_USED_HIWATER);
+    if (hook !== null) hook(P_HIWATER_UPDATE, newUsed);
+    if (mutant === M_HIWATER_NO_CAS) return raiseHiwaterWithoutCas(header, newUsed, old);
     while (newUsed > old) {
       const seen = Atomics.compareExchange(header, MEM_USED_HIWATER, old, newUsed);
       if (seen === old) break;
@@ -708,7 +718,8 @@ export class IoTlbMem {
     }
     if (throttled !== 0) pool.throttled[i0] = 0; // cleared with the other fields, under the lock
     // Merge with the free run in front, up to the segment start.
-    renumberFreeRunBefore(list, index, count);
+    if (mutant === M_MERGE_SHORT) renumberFreeRunBeforeShort(list, index, count);
+    else renumberFreeRunBefore(list, index, count);
     const used = areas[base + AREA_USED]! - nslots;
     assert(used >= 0, 'area.used stays within 0..area_nslabs');
     areas[base + AREA_USED] = used;

@@ -199,6 +199,13 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
     }
   }
   await Promise.all([vcpu0.finish(), vcpu1.finish(), nvme0.finish()]);
+  // The stress harness's records (npm run stress) share the catalogue.
+  emit('stress_trial', { trial: 0, seed: 42, mode: 'pct', vcpus: 4, nslabs: 512, nareas: 2, ops: 1000, perturbations: 12, duration_ms: 80, ok: false, failures: 1, pct_steps: 9000, pct_trace: 123456 });
+  emit('stress_failure', {
+    trial: 0, seed: 42, mode: 'pct', mutant: 'hiwater-no-cas', check: 'cpu 1: used_hiwater fell from 12 to 10 with no reset in between',
+    failures: ['cpu 1: used_hiwater fell from 12 to 10 with no reset in between'], config: { seed: 42, vcpus: 4 },
+    replay: 'npm run stress -- --replay 42 --mode pct --mutant hiwater-no-cas',
+  });
   emit('worker_error', { thread: 'nvme1', device: 'nvme1', fatal: true, error: { name: 'Error', message: 'device thread exited' } });
   emit('run_summary', {
     summary: {

@@ -17,7 +17,7 @@ describe('event catalogue', () => {
       boot_line: 'info', pool_created: 'info', map_failure: 'warn', io_error: 'warn', packet_dropped: 'warn',
       throttle_begin: 'debug', throttle_end: 'info', stall: 'error', tunable_changed: 'info', sample: 'info',
       run_config: 'info', run_summary: 'info', worker_error: 'error', double_unmap: 'error', bounce_overflow: 'warn',
-      swiotlb_warn: 'warn', log_overflow: 'warn',
+      swiotlb_warn: 'warn', log_overflow: 'warn', stress_trial: 'info', stress_failure: 'error',
     });
   });
 
@@ -70,6 +70,16 @@ describe('event catalogue', () => {
   it('words an I/O error as blk_print_req_error does (sector = offset / 512)', () => {
     expect(messageOf('io_error', { device: 'nvme0n1', vcpu: 1, op: 'write', offset: 1048576, size: 4096, reason: 'swiotlb buffer is full' }))
       .toBe('I/O error, dev nvme0n1, sector 2048 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0');
+  });
+
+  it('words the stress harness\'s records with the seed and the replay command', () => {
+    expect(messageOf('stress_trial', { trial: 3, seed: 77, mode: 'pct', vcpus: 4, nslabs: 512, nareas: 2, ops: 1000, perturbations: 9, duration_ms: 120, ok: true, failures: 0 }))
+      .toBe('stress trial 3 (seed 77, pct, 4 vCPUs): ok, 1000 operations in 120 ms');
+    expect(messageOf('stress_trial', { trial: 0, seed: 5, mode: 'chaos', mutant: 'merge-short', vcpus: 2, nslabs: 256, nareas: 1, ops: 1, perturbations: 0, duration_ms: 9, ok: false, failures: 2 }))
+      .toBe('stress trial 0 (seed 5, chaos, mutant merge-short, 2 vCPUs): 2 broken checks, 1 operation in 9 ms');
+    expect(messageOf('stress_failure', { trial: 0, seed: 5, mode: 'chaos', check: 'x', failures: ['x'], config: {}, replay: 'npm run stress -- --replay 5 --mode chaos' }))
+      .toBe('stress trial 0 failed (seed 5, chaos): x; replay: npm run stress -- --replay 5 --mode chaos');
+    expect(levelOf('stress_failure', { trial: 0, seed: 5, mode: 'chaos', check: 'x', failures: ['x'], config: {}, replay: '' })).toBe('error');
   });
 
   it('formats addresses like %pa', () => {

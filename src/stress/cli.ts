@@ -1,0 +1,207 @@
+// npm run stress: options (.env.example's COCO_STRESS_* defaults, the environment, then flags),
+// the output (a failure block per failed trial, then a summary table; or one JSON document) and the
+// exit status (0 only when no check failed; with --mutants, 0 only when every mutant was caught).
+import { type FlagSpec, parseFlags } from '../cli/flags.js';
+import { configValue, envOrigin } from '../config.js';
+import { InputError } from '../errors.js';
+import { createRunLogger, parseLogLevel } from '../log/logger.js';
+import { MUTANTS, type MutantSpec, mutantByName } from '../swiotlb/mutants.js';
+import { parseDuration, parseIntInRange } from '../util/units.js';
+import { MAX_VCPUS, MIN_VCPUS, type StressModeOption, type TrialLimits } from './config.js';
+import { type FailureReport, type MutantRow, type StressSummary, runMutants, runStress, runnableMutants } from './run.js';
+import { LOST_WAKEUP_GRACE_MS } from './trial.js';
+
+export const STRESS_FLAGS: readonly FlagSpec[] = [
+  { name: 'seconds', kind: 'string', help: 'length of the run, e.g. 60 or 2m (bare numbers are seconds)' },
+  { name: 'seed', kind: 'string', help: 'seed of the run: trial i has a seed derived from it' },
+  { name: 'mode', kind: 'string', help: 'chaos, pct or mixed (each trial draws one)' },
+  { name: 'replay', kind: 'string', help: 'run the one trial of this seed (as printed by a failure)' },
+  { name: 'mutant', kind: 'string', help: `run with this deliberately broken core: ${MUTANTS.map((m) => m.name).join(', ')}` },
+  { name: 'mutants', kind: 'boolean', help: 'run every mutant until caught; print whether and how fast' },
+  { name: 'max-vcpus', kind: 'string', help: `most vCPU threads a trial draws, ${MIN_VCPUS}..${MAX_VCPUS}` },
+  { name: 'scale', kind: 'string', help: 'multiplier of the operations per trial, e.g. 0.5' },
+  { name: 'watchdog', kind: 'string', help: 'a thread without progress this long fails the trial, e.g. 5s' },
+  { name: 'park-timeout', kind: 'string', help: 'area-lock park timeout in trials, e.g. 5s' },
+  { name: 'mutant-budget', kind: 'string', help: 'time allowed to catch each mutant, e.g. 60s' },
+  { name: 'output-format', kind: 'string', help: 'normal or json' },
+  { name: 'log-file', kind: 'string', help: 'NDJSON log: one stress_trial record per trial, stress_failure per failure' },
+  { name: 'log-level', kind: 'string', help: 'trace, debug, info, warn, error, fatal, silent' },
+];
+
+export interface StressCliOptions {
+  seconds: number;
+  seed: number;
+  mode: StressModeOption;
+  replay: number | undefined;
+  mutant: MutantSpec | undefined;
+  mutants: boolean;
+  /** --mode given as a flag (with --mutants it overrides each mutant's own mode). */
+  modeFlag: boolean;
+  limits: TrialLimits;
+  defaults: TrialLimits;
+  watchdogMs: number;
+  mutantBudgetMs: number;
+  outputFormat: 'normal' | 'json';
+  logFile: string | undefined;
+  logLevel: string;
+}
+
+export function parseStressOptions(argv: readonly string[]): StressCliOptions {
+  const f = parseFlags(argv, STRESS_FLAGS, 'stress');
+  const get = (flag: string, env: string): [string, string] =>
+    f.has(flag) ? [f.get(flag)!, `--${flag}`] : [configValue(env), envOrigin(env)];
+  const envOnly = (env: string): [string, string] => [configValue(env), envOrigin(env)];
+  const seconds = (() => {
+    const [v, what] = get('seconds', 'COCO_STRESS_SECONDS');
+    const ms = parseDuration(v, what);
+    if (!(ms > 0)) throw new InputError('EBADDURATION', `${what}: "${v}" must be longer than 0; expected e.g. 60 or 2m`);
+    return ms / 1000;
+  })();
+  const [seed, seedWhat] = get('seed', 'COCO_STRESS_SEED');
+  const [mode, modeWhat] = get('mode', 'COCO_STRESS_MODE');
+  if (mode !== 'chaos' && mode !== 'pct' && mode !== 'mixed') {
+    throw new InputError('EBADFLAG', `${modeWhat}: "${mode}" is not valid; expected chaos, pct or mixed`);
+  }
+  const parseLimits = (src: (flag: string, env: string) => [string, string]): TrialLimits => {
+    const [maxV, maxVWhat] = src('max-vcpus', 'COCO_STRESS_MAX_VCPUS');
+    const [scale, scaleWhat] = src('scale', 'COCO_STRESS_SCALE');
+    const [park, parkWhat] = src('park-timeout', 'COCO_STRESS_PARK_TIMEOUT');
+    const s = Number(scale);
+    if (!(s > 0 && s <= 100)) throw new InputError('EBADFLAG', `${scaleWhat}: "${scale}" is not valid; expected a number above 0 and at most 100, e.g. 0.5`);
+    const parkMs = parseDuration(park, parkWhat);
+    if (!(parkMs >= 2 * LOST_WAKEUP_GRACE_MS) || parkMs > 2 ** 31 - 1) {
+      throw new InputError('EBADDURATION', `${parkWhat}: "${park}" is not valid; expected at least ${2 * LOST_WAKEUP_GRACE_MS / 1000}s (twice the lost-wakeup grace), e.g. 5s`);
+    }
+    return { maxVcpus: parseIntInRange(maxV, maxVWhat, MIN_VCPUS, MAX_VCPUS), scale: s, parkTimeoutMs: Math.round(parkMs) };
+  };
+  const limits = parseLimits(get);
+  const defaults = parseLimits((_flag, env) => envOnly(env));
+  const [watchdog, wdWhat] = get('watchdog', 'COCO_STRESS_WATCHDOG');
+  const watchdogMs = parseDuration(watchdog, wdWhat);
+  if (!(watchdogMs >= 500)) throw new InputError('EBADDURATION', `${wdWhat}: "${watchdog}" is too short; expected at least 500ms, e.g. 5s`);
+  const [budget, budgetWhat] = get('mutant-budget', 'COCO_STRESS_MUTANT_BUDGET');
+  const mutantBudgetMs = parseDuration(budget, budgetWhat);
+  if (!(mutantBudgetMs > 0)) throw new InputError('EBADDURATION', `${budgetWhat}: "${budget}" must be longer than 0; expected e.g. 60s`);
+  const [fmt, fmtWhat] = get('output-format', 'COCO_OUTPUT_FORMAT');
+  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
+  const [logFile] = get('log-file', 'COCO_LOG_FILE');
+  const [level, levelWhat] = get('log-level', 'COCO_LOG_LEVEL');
+  parseLogLevel(level, levelWhat);
+  let mutant: MutantSpec | undefined;
+  if (f.has('mutant')) {
+    const name = f.get('mutant')!;
+    mutant = mutantByName(name);
+    if (mutant === undefined) throw new InputError('EBADFLAG', `--mutant: "${name}" is not a mutant; expected one of ${MUTANTS.map((m) => m.name).join(', ')}`);
+    if (mutant.requiresThrottle === true && !runnableMutants().includes(mutant)) {
+      throw new InputError('EBADFLAG', `--mutant: "${name}" needs the swiotlb throttle, which this build does not have`);
+    }
+  }
+  const mutants = f.has('mutants') && f.get('mutants') !== 'off';
+  const replay = f.has('replay') ? parseIntInRange(f.get('replay')!, '--replay', 1, 2 ** 32 - 1) : undefined;
+  if (mutants && replay !== undefined) throw new InputError('EBADFLAG', '--mutants and --replay do not go together; replay a mutant\'s failure with --replay <seed> --mutant <name>');
+  return {
+    seconds,
+    seed: parseIntInRange(seed, seedWhat, 0, 2 ** 32 - 1),
+    mode,
+    replay,
+    mutant,
+    mutants,
+    modeFlag: f.has('mode'),
+    limits,
+    defaults,
+    watchdogMs,
+    mutantBudgetMs,
+    outputFormat: fmt,
+    logFile: logFile === '' ? undefined : logFile,
+    logLevel: level,
+  };
+}
+
+export interface StressIo {
+  stdout(s: string): void;
+  stderr(s: string): void;
+}
+
+/** The whole command. Returns the exit status. */
+export async function runStressCli(argv: readonly string[], io: StressIo): Promise<number> {
+  const o = parseStressOptions(argv);
+  const log = createRunLogger({ file: o.logFile, level: o.logFile !== undefined ? o.logLevel : 'silent' });
+  try {
+    const maxTrialMs = Math.max(20_000, 4 * o.watchdogMs);
+    if (o.mutants) {
+      const only = o.mutant !== undefined ? [o.mutant] : undefined;
+      if (o.outputFormat === 'normal') {
+        io.stdout(`stress --mutants: each mutant gets up to ${o.mutantBudgetMs / 1000} s (seed ${o.seed})\n`);
+      }
+      const rows = await runMutants({
+        seed: o.seed, limits: o.limits, defaults: o.defaults, watchdogMs: o.watchdogMs, maxTrialMs, budgetMs: o.mutantBudgetMs,
+        only, log, mode: o.modeFlag && o.mode !== 'mixed' ? o.mode : undefined,
+        onMutant: (r) => {
+          if (o.outputFormat === 'normal') io.stdout(`  ${r.mutant}: ${r.caught ? `caught in ${r.seconds.toFixed(1)} s` : `NOT caught in ${r.seconds.toFixed(1)} s`}\n`);
+        },
+      });
+      const allCaught = rows.every((r) => r.caught);
+      if (o.outputFormat === 'json') io.stdout(`${JSON.stringify({ seed: o.seed, budget_s: o.mutantBudgetMs / 1000, all_caught: allCaught, mutants: rows })}\n`);
+      else io.stdout(formatMutantTable(rows));
+      return allCaught ? 0 : 1;
+    }
+    const summary = await runStress({
+      seconds: o.seconds, seed: o.seed, mode: o.mode, limits: o.limits, defaults: o.defaults, watchdogMs: o.watchdogMs,
+      maxTrialMs, mutant: o.mutant, replay: o.replay, log,
+      onTrial: (_t, _i, f) => {
+        if (f !== null && o.outputFormat === 'normal') io.stdout(formatFailure(f));
+      },
+    });
+    if (o.outputFormat === 'json') io.stdout(`${JSON.stringify(summary)}\n`);
+    else io.stdout(formatSummary(summary));
+    return summary.failures === 0 ? 0 : 1;
+  } finally {
+    await log.close();
+  }
+}
+
+export function formatFailure(f: FailureReport): string {
+  const lines = [
+    `FAIL trial ${f.trial}: seed ${f.seed}, mode ${f.mode}${f.mutant !== null ? `, mutant ${f.mutant}` : ''}`,
+    ...f.failures.map((x) => `  ${x}`),
+    `  config: ${f.config}`,
+    `  replay: ${f.replay}`,
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function table(head: string[], rows: string[][], right: boolean[]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (right[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+const num = (n: number) => n.toLocaleString('en-US');
+
+export function formatSummary(s: StressSummary): string {
+  const rows: string[][] = [];
+  for (const mode of ['chaos', 'pct'] as const) {
+    const m = s.by_mode[mode];
+    if (m.trials === 0) continue;
+    rows.push([mode, num(m.trials), num(m.operations), num(m.ops_per_s), num(m.interleavings_perturbed), num(s.failed.filter((f) => f.mode === mode).length)]);
+  }
+  rows.push(['total', num(s.trials), num(s.operations), num(s.ops_per_s), num(s.interleavings_perturbed), num(s.failures)]);
+  const head = `stress: seed ${s.seed}, mode ${s.mode}${s.mutant !== null ? `, mutant ${s.mutant}` : ''}, ${s.seconds} s`;
+  const t = table(['mode', 'trials', 'operations', 'ops/s', 'interleavings perturbed', 'failures'], rows, [false, true, true, true, true, true]);
+  const verdict = s.failures === 0 ? 'no check failed' : `${s.failures} failed trial${s.failures === 1 ? '' : 's'}; replay each with the command printed above`;
+  return `${head}\n${t}\n${verdict}\n`;
+}
+
+export function formatMutantTable(rows: readonly MutantRow[]): string {
+  const t = table(
+    ['mutant', 'caught', 'time (s)', 'trials', 'mode', 'seed', 'caught by'],
+    rows.map((r) => [
+      r.mutant, r.caught ? 'yes' : 'NO', r.seconds.toFixed(1), num(r.trials), r.mode, r.seed === null ? '-' : String(r.seed),
+      r.check === null ? '-' : r.check.length > 100 ? `${r.check.slice(0, 97)}...` : r.check,
+    ]),
+    [false, false, true, true, false, true, false],
+  );
+  const caught = rows.filter((r) => r.caught).length;
+  return `${t}\n${caught} of ${rows.length} mutants caught\n`;
+}

@@ -1,0 +1,51 @@
+// The stress harness's own shared memory: one control block per trial (Int32Array), written by the
+// worker threads' instrumentation hooks and read by the main thread's watchdog. Every offset is here.
+//
+//   header             stop / abort flags, the used_hiwater reset generation, the start barrier
+//   per thread         progress, last point, the area it is taking / holds / is parked on, done flag
+//   per area           the lock shadow: cpu + 1 of the thread inside the area's critical section
+import { assert } from '../errors.js';
+
+export const CTL_STOP = 0; // 1: finish the current operation, unmap everything and return
+export const CTL_ABORT = 1; // 1: give up now (the watchdog fired); waits in the harness throw
+export const CTL_RESET_GEN = 2; // used_hiwater reset generation: odd while a reset is in progress
+export const CTL_READY = 3; // threads that have attached and are about to start
+export const CTL_VIOLATIONS = 4; // broken checks reported by all threads
+export const CTL_NTHREADS = 5;
+export const CTL_NAREAS = 6;
+export const CTL_HEADER_INTS = 16;
+
+export const T_PROGRESS = 0; // operations started
+export const T_POINT = 1; // the last instrumentation point passed (instrument.ts id)
+export const T_TAKING = 2; // area whose lock it is taking, -1 none
+export const T_HOLDING = 3; // area whose lock it holds, -1 none
+export const T_PARKED = 4; // area whose lock word it is parked on, -1 none
+export const T_PARK_EPISODE = 5; // parks so far (tells one long park from many short ones)
+export const T_DONE = 6; // 1 once the thread's workload has returned
+export const T_STARTED = 7; // 1 once the thread's workload has started
+export const T_STEPS = 8; // instrumentation points passed (progress inside an operation)
+// 9..15: room for the throttle's per-thread state.
+export const THREAD_INTS = 16;
+
+export function threadBase(cpu: number): number {
+  return CTL_HEADER_INTS + cpu * THREAD_INTS;
+}
+
+export function holderIndex(nthreads: number, area: number): number {
+  return CTL_HEADER_INTS + nthreads * THREAD_INTS + area;
+}
+
+export function createControl(nthreads: number, nareas: number): Int32Array {
+  const ctl = new Int32Array(new SharedArrayBuffer((CTL_HEADER_INTS + nthreads * THREAD_INTS + nareas) * 4));
+  ctl[CTL_NTHREADS] = nthreads;
+  ctl[CTL_NAREAS] = nareas;
+  for (let t = 0; t < nthreads; t++) {
+    const b = threadBase(t);
+    ctl[b + T_TAKING] = -1;
+    ctl[b + T_HOLDING] = -1;
+    ctl[b + T_PARKED] = -1;
+  }
+  return ctl;
+}
+
+assert(THREAD_INTS > T_STEPS, 'a thread record holds every field');

@@ -1,0 +1,246 @@
+// The controlled-schedule mode: probabilistic concurrency testing (PCT; Burckhardt, Kothari,
+// Musuvathi and Nagarakatte, ASPLOS 2010) over the instrumentation points.
+//
+// Only one thread of a trial runs at a time; it runs until its next instrumentation point, where the
+// scheduler picks the runnable thread of highest priority. Priorities are a seeded permutation of
+// d .. d+n-1; at d-1 seeded steps (the change points) the running thread drops to a priority below
+// every initial one. So a failing interleaving replays exactly from its seed: the same seed gives
+// the same sequence of (thread, point) steps, whose hash is the trial's trace.
+//
+// Blocking: a thread that finds an area lock held reaches the lock's spin point, where it is marked
+// blocked on that lock word and becomes runnable again only once the word is free; with one thread
+// running, its next compare-exchange then succeeds, so under pct no thread ever parks in the lock
+// (trials keep MEM_LOCK_SPINS >= 1). Should a thread park anyway (a mutant), it gives up its turn
+// and takes one back when it returns. Every wait here is bounded and gives up when the trial aborts.
+//
+// The state lives in one SharedArrayBuffer; only the thread holding the turn changes it (apart
+// from a returning park), so it needs no lock.
+import { AREA_LOCK } from '../swiotlb/layout.js';
+import { P_AREA_LOCK_SPIN } from '../swiotlb/instrument.js';
+import { Rng } from '../util/rng.js';
+import type { PctConfig } from './config.js';
+
+const S_RUNNING = 0; // thread holding the turn, -1 none
+const S_STEP = 1;
+const S_TRACE = 2;
+const S_NEXT_CHANGE = 3;
+const S_LOW_PRIO = 4; // the priority the next change point assigns (decreasing)
+const S_READY = 5;
+const S_SWITCHES = 6; // turns handed from one thread to another
+const S_NTHREADS = 7;
+const S_NCHANGES = 8;
+const S_DEADLOCK = 9; // cpu + 1 of a thread that found nobody runnable
+const S_STARTED = 10;
+const HEADER = 16;
+const PRIO = 0;
+const STATE = 1;
+const BLOCKED_WORD = 2; // index of the lock word in pool.areas a blocked thread waits for
+const GRANT = 3; // 1: the turn was handed to this thread
+const THREAD_INTS = 4;
+
+const ST_WAITING = 0;
+const ST_RUNNING = 1;
+const ST_BLOCKED = 2;
+const ST_PARKED = 3;
+const ST_DONE = 4;
+const STATE_NAMES = ['waiting', 'running', 'blocked', 'parked', 'done'];
+
+/** Thrown out of a wait when the trial is aborted (the watchdog fired). */
+export class StressAbort extends Error {
+  constructor() {
+    super('stress trial aborted');
+    this.name = 'StressAbort';
+  }
+}
+
+/** The shared state of one pct trial: priorities and change points drawn from `seed`. */
+export function createPctState(nthreads: number, cfg: PctConfig, seed: number): SharedArrayBuffer {
+  const rng = new Rng((seed ^ 0x5bd1e995) >>> 0);
+  const nchanges = Math.max(0, cfg.depth - 1);
+  const s = new Int32Array(new SharedArrayBuffer((HEADER + nthreads * THREAD_INTS + nchanges) * 4));
+  s[S_RUNNING] = -1;
+  s[S_NTHREADS] = nthreads;
+  s[S_NCHANGES] = nchanges;
+  s[S_LOW_PRIO] = cfg.depth - 1;
+  const perm = Array.from({ length: nthreads }, (_, i) => i);
+  for (let i = nthreads - 1; i > 0; i--) {
+    const j = rng.below(i + 1);
+    [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+  }
+  for (let t = 0; t < nthreads; t++) s[HEADER + t * THREAD_INTS + PRIO] = cfg.depth + perm[t]!;
+  const steps = Array.from({ length: nchanges }, () => 1 + rng.below(Math.max(1, cfg.steps))).sort((a, b) => a - b);
+  steps.forEach((k, i) => {
+    s[HEADER + nthreads * THREAD_INTS + i] = k;
+  });
+  return s.buffer as SharedArrayBuffer;
+}
+
+export interface PctSummary {
+  steps: number;
+  /** Hash of every (thread, point, datum) step in order: equal across runs of one seed. */
+  trace: number;
+  switches: number;
+  deadlock: number;
+}
+
+export function pctSummary(sab: SharedArrayBuffer): PctSummary {
+  const s = new Int32Array(sab);
+  return { steps: s[S_STEP]!, trace: s[S_TRACE]! >>> 0, switches: s[S_SWITCHES]!, deadlock: s[S_DEADLOCK]! };
+}
+
+/** Main thread: once every thread is ready, hand the first turn out. Returns whether it has started. */
+export function pctTryStart(sab: SharedArrayBuffer, areas: Int32Array): boolean {
+  const s = new Int32Array(sab);
+  if (s[S_STARTED] === 1) return true;
+  if (Atomics.load(s, S_READY) < s[S_NTHREADS]!) return false;
+  s[S_STARTED] = 1;
+  const next = pick(s, areas);
+  if (next >= 0) grant(s, next);
+  return true;
+}
+
+/** Who is where, for the watchdog's report. */
+export function pctDescribe(sab: SharedArrayBuffer): string {
+  const s = new Int32Array(sab);
+  const n = s[S_NTHREADS]!;
+  const parts: string[] = [];
+  for (let t = 0; t < n; t++) {
+    const b = HEADER + t * THREAD_INTS;
+    parts.push(`cpu ${t} ${STATE_NAMES[s[b + STATE]!] ?? '?'} prio ${s[b + PRIO]}`);
+  }
+  return `pct step ${s[S_STEP]}, turn ${s[S_RUNNING]}: ${parts.join(', ')}`;
+}
+
+function pick(s: Int32Array, areas: Int32Array): number {
+  const n = s[S_NTHREADS]!;
+  let best = -1;
+  let bestPrio = -Infinity;
+  for (let t = 0; t < n; t++) {
+    const b = HEADER + t * THREAD_INTS;
+    const st = s[b + STATE]!;
+    const runnable = st === ST_WAITING || st === ST_RUNNING || (st === ST_BLOCKED && Atomics.load(areas, s[b + BLOCKED_WORD]!) === 0);
+    if (runnable && s[b + PRIO]! > bestPrio) {
+      best = t;
+      bestPrio = s[b + PRIO]!;
+    }
+  }
+  return best;
+}
+
+function grant(s: Int32Array, t: number): void {
+  const b = HEADER + t * THREAD_INTS;
+  s[b + STATE] = ST_RUNNING;
+  s[S_RUNNING] = t;
+  Atomics.store(s, b + GRANT, 1);
+  Atomics.notify(s, b + GRANT, 1);
+}
+
+function mix(h: number, x: number): number {
+  return Math.imul(h ^ x, 0x01000193);
+}
+
+/** One thread's side of the scheduler. */
+export class PctThread {
+  private readonly s: Int32Array;
+  private readonly b: number;
+  private readonly changes: number;
+  private holdsTurn = false;
+
+  constructor(sab: SharedArrayBuffer, private readonly me: number, private readonly areas: Int32Array, private readonly aborted: () => boolean) {
+    this.s = new Int32Array(sab);
+    this.b = HEADER + me * THREAD_INTS;
+    this.changes = HEADER + this.s[S_NTHREADS]! * THREAD_INTS;
+  }
+
+  /** Join the trial and wait for the first turn. */
+  start(): void {
+    Atomics.add(this.s, S_READY, 1);
+    this.waitTurn();
+  }
+
+  /** An instrumentation point: one scheduling step. */
+  point(point: number, arg: number): void {
+    const s = this.s;
+    const step = s[S_STEP]! + 1;
+    s[S_STEP] = step;
+    s[S_TRACE] = mix(mix(mix(s[S_TRACE]!, this.me), point), arg);
+    let nc = s[S_NEXT_CHANGE]!;
+    while (nc < s[S_NCHANGES]! && step >= s[this.changes + nc]!) {
+      s[this.b + PRIO] = s[S_LOW_PRIO]!;
+      s[S_LOW_PRIO]--;
+      nc++;
+    }
+    s[S_NEXT_CHANGE] = nc;
+    if (point === P_AREA_LOCK_SPIN) {
+      s[this.b + STATE] = ST_BLOCKED;
+      s[this.b + BLOCKED_WORD] = arg + AREA_LOCK;
+    }
+    const next = pick(s, this.areas);
+    if (next === this.me) {
+      s[this.b + STATE] = ST_RUNNING;
+      return;
+    }
+    if (s[this.b + STATE] === ST_RUNNING) s[this.b + STATE] = ST_WAITING;
+    this.passTurn(next);
+    this.waitTurn();
+  }
+
+  /** About to park on a lock word: give up the turn without waiting for it. */
+  park(): void {
+    if (!this.holdsTurn) return;
+    this.s[this.b + STATE] = ST_PARKED;
+    this.passTurn(pick(this.s, this.areas));
+  }
+
+  /** Back from a park: take the turn if nobody holds it, else wait for it. */
+  unpark(): void {
+    if (this.holdsTurn) return;
+    this.s[this.b + STATE] = ST_WAITING;
+    if (Atomics.compareExchange(this.s, S_RUNNING, -1, this.me) === -1) {
+      this.s[this.b + STATE] = ST_RUNNING;
+      this.holdsTurn = true;
+      return;
+    }
+    this.waitTurn();
+  }
+
+  /** The thread's workload has returned (or failed): hand the turn on for good. */
+  finish(): void {
+    this.s[this.b + STATE] = ST_DONE;
+    if (this.holdsTurn) this.passTurn(pick(this.s, this.areas));
+  }
+
+  private passTurn(next: number): void {
+    const s = this.s;
+    this.holdsTurn = false;
+    if (next >= 0) {
+      s[S_SWITCHES]++;
+      grant(s, next);
+      return;
+    }
+    Atomics.store(s, S_RUNNING, -1);
+    // Nobody can run: unless a parked thread comes back, nothing ever will.
+    const n = s[S_NTHREADS]!;
+    let parked = false;
+    let waiting = false;
+    for (let t = 0; t < n; t++) {
+      const st = s[HEADER + t * THREAD_INTS + STATE]!;
+      if (st === ST_PARKED) parked = true;
+      else if (st !== ST_DONE) waiting = true;
+    }
+    if (waiting && !parked) Atomics.store(s, S_DEADLOCK, this.me + 1);
+  }
+
+  private waitTurn(): void {
+    const g = this.b + GRANT;
+    for (;;) {
+      if (Atomics.load(this.s, g) === 1) {
+        Atomics.store(this.s, g, 0);
+        this.holdsTurn = true;
+        return;
+      }
+      Atomics.wait(this.s, g, 0, 50);
+      if (this.aborted()) throw new StressAbort();
+    }
+  }
+}

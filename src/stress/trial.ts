@@ -1,0 +1,344 @@
+// One stress trial, main-thread side: build the pool and the shared memory from the configuration,
+// run the vCPU threads (kept alive between trials in a StressWorkerPool), watch them, and check the
+// quiescent state when they are done.
+//
+// The watchdog polls the control block every POLL_MS:
+//   - a started thread whose progress (operations and instrumentation points) has not moved for
+//     watchdogMs (chaos), or a pct schedule whose step count has not moved for watchdogMs, is a
+//     stall: it reports who holds which area lock, who is taking or parked on which, then aborts;
+//   - every unfinished thread parked on an area lock, each in the same park, for LOST_WAKEUP_GRACE_MS,
+//     is a lost wakeup. Sound because a parked thread waits for a holder, a holder is not parked,
+//     and the unlock that frees a lock word with waiters wakes one of them: when nobody is left to
+//     unlock, a correct lock has already woken everybody (the grace covers the OS getting round to
+//     running a woken thread; the stress park timeout, COCO_STRESS_PARK_TIMEOUT, is far longer);
+//   - pct: a thread that found nobody runnable (a deadlock of the schedule).
+import { Worker } from 'node:worker_threads';
+import type { ExerciserConfig } from '../swiotlb/exerciser.js';
+import { POINT_NAMES } from '../swiotlb/instrument.js';
+import { AREA_INTS, AREA_LOCK } from '../swiotlb/layout.js';
+import { IoTlbMem } from '../swiotlb/mem.js';
+import { mutantByName } from '../swiotlb/mutants.js';
+import { quiescenceViolations } from '../swiotlb/quiesce.js';
+import { workerFile } from '../util/worker-file.js';
+import { type TrialConfig, regionBytes } from './config.js';
+import {
+  CTL_ABORT, CTL_RESET_GEN, CTL_STOP, CTL_VIOLATIONS, T_DONE, T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT,
+  T_PROGRESS, T_STARTED, T_STEPS, T_TAKING, createControl, holderIndex, threadBase,
+} from './layout.js';
+import { type PctSummary, createPctState, pctDescribe, pctSummary, pctTryStart } from './pct.js';
+import type { StressThreadPayload, StressThreadResult } from './worker.js';
+
+export const POOL_START = 0x8000_0000;
+export const GUEST_BASE = 0x1_0000_0000;
+const POLL_MS = 20;
+/** How long every unfinished thread may sit parked before it is a lost wakeup. */
+export const LOST_WAKEUP_GRACE_MS = 1000;
+/** After the first broken check, how long the other threads get to stop before they are ended. */
+const FAILURE_GRACE_MS = 3000;
+/** How long after an abort the threads get to return before they are terminated. */
+const ABORT_GRACE_MS = 500;
+const MAX_FAILURES = 24;
+
+export interface TrialOptions {
+  /** A thread without progress this long is a stall. */
+  watchdogMs: number;
+  /** performance.now() at which the run ends: a trial still running is told to stop (and is still checked). */
+  deadline: number;
+  /** Longest trial: one running longer is told to stop. */
+  maxTrialMs: number;
+}
+
+export interface TrialOutcome {
+  config: TrialConfig;
+  /** Every broken check, one line each; empty when the trial passed. */
+  failures: string[];
+  /** Map attempts plus unmaps. */
+  ops: number;
+  maps: number;
+  mapFailures: number;
+  /** chaos: perturbations inserted; pct: turns handed from one thread to another. */
+  perturbations: number;
+  durationMs: number;
+  pct: PctSummary | null;
+  /** The watchdog ended the trial. */
+  stalled: boolean;
+}
+
+interface Slot {
+  worker: Worker;
+  onMessage: ((m: WorkerMessage) => void) | null;
+  onGone: ((why: string) => void) | null;
+}
+
+type WorkerMessage = { type: 'violation'; msg: string } | { type: 'result'; result: StressThreadResult };
+
+interface TrialRun {
+  readonly results: (StressThreadResult | null)[];
+  pending(): number;
+  readonly done: Promise<void>;
+  /** Terminate the threads that have not reported (they are replaced by the next trial). */
+  kill(): Promise<void>;
+}
+
+/** vCPU threads kept up between trials; a thread that is terminated or dies is respawned on demand. */
+export class StressWorkerPool {
+  private readonly slots: (Slot | null)[] = [];
+  private readonly file = workerFile('stress');
+
+  private slot(i: number): Slot {
+    const existing = this.slots[i];
+    if (existing) return existing;
+    const s: Slot = { worker: new Worker(this.file), onMessage: null, onGone: null };
+    s.worker.on('message', (m: WorkerMessage) => s.onMessage?.(m));
+    s.worker.on('error', (e) => s.onGone?.(`failed: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`));
+    s.worker.on('exit', (code) => {
+      if (this.slots[i] === s) this.slots[i] = null;
+      s.onGone?.(`exited (code ${code}) before reporting`);
+    });
+    this.slots[i] = s;
+    return s;
+  }
+
+  run(payloads: readonly StressThreadPayload[], onViolation: (cpu: number, msg: string) => void): TrialRun {
+    const results: (StressThreadResult | null)[] = payloads.map(() => null);
+    let pending = payloads.length;
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => {
+      resolve = r;
+    });
+    const used: Slot[] = [];
+    payloads.forEach((payload, i) => {
+      const s = this.slot(i);
+      used.push(s);
+      const settle = (r: StressThreadResult) => {
+        if (results[i] !== null) return;
+        results[i] = r;
+        s.onMessage = null;
+        s.onGone = null;
+        if (--pending === 0) resolve();
+      };
+      s.onMessage = (m) => {
+        if (m.type === 'violation') onViolation(i, m.msg);
+        else settle(m.result);
+      };
+      s.onGone = (why) => settle({
+        cpu: i, exerciser: null, aborted: false, error: `thread ${why}`, perturbations: 0, allocUsedMax: 0, allocUsedGen: 0,
+      });
+      s.worker.postMessage({ type: 'trial', payload });
+    });
+    return {
+      results,
+      pending: () => pending,
+      done,
+      kill: async () => {
+        await Promise.all(used.map((s, i) => {
+          if (results[i] !== null) return undefined;
+          const gone = s.onGone;
+          s.onGone = () => gone?.('did not return after the trial was aborted, and was ended');
+          return s.worker.terminate();
+        }));
+        await done;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    const all = this.slots.filter((s): s is Slot => s !== null);
+    this.slots.length = 0;
+    await Promise.all(all.map((s) => s.worker.terminate()));
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: TrialOptions): Promise<TrialOutcome> {
+  const t0 = performance.now();
+  const n = cfg.vcpus;
+  const mutant = cfg.mutant === null ? undefined : mutantByName(cfg.mutant);
+  if (cfg.mutant !== null && mutant === undefined) throw new Error(`unknown mutant ${cfg.mutant}`);
+  const mem = IoTlbMem.create({
+    nslabs: cfg.nslabs, nareas: cfg.nareas, start: POOL_START, forceBounce: true, lockSpins: cfg.lockSpins,
+    parkTimeoutMs: cfg.parkTimeoutMs,
+  });
+  const areas = mem.defpool.areas;
+  const region = regionBytes(cfg);
+  const guest = new SharedArrayBuffer(region * n);
+  const ownersSab = new SharedArrayBuffer(cfg.nslabs * 4);
+  const ctl = createControl(n, cfg.nareas);
+  const pct = cfg.mode === 'pct' ? createPctState(n, cfg.pct, cfg.seed) : null;
+  const payloads: StressThreadPayload[] = Array.from({ length: n }, (_, cpu) => {
+    const exerciser: ExerciserConfig = {
+      shared: mem.shared(), owners: ownersSab, guest, guestBase: GUEST_BASE, regionOffset: cpu * region, regionBytes: region,
+      cpu, ops: cfg.opsPerThread, seed: (Math.imul(cfg.seed, 31) + Math.imul(cpu + 1, 0x6d2b79f5)) >>> 0,
+      maxLive: cfg.maxLive, maxSize: cfg.maxMappingBytes, minAlignMask: cfg.minAlignMask,
+      allocAlignMasks: cfg.allocAlignMasks, allocAlignShare: cfg.allocAlignShare, sgShare: cfg.sgShare,
+      sgMaxEntries: cfg.sgMaxEntries, dirWeights: cfg.dirWeights,
+    };
+    return { trial: cfg, cpu, mutantId: mutant?.id ?? 0, exerciser, control: ctl.buffer as SharedArrayBuffer, pct };
+  });
+
+  const failures: string[] = [];
+  const seen = new Set<string>();
+  const fail = (msg: string) => {
+    if (seen.has(msg)) return;
+    seen.add(msg);
+    if (failures.length < MAX_FAILURES) failures.push(msg);
+  };
+  let firstFailureAt = -1;
+  const run = pool.run(payloads, (_cpu, msg) => {
+    fail(msg);
+    Atomics.store(ctl, CTL_STOP, 1);
+    if (firstFailureAt < 0) firstFailureAt = performance.now();
+  });
+
+  // --- the watchdog ---------------------------------------------------------------------------
+  const lastProgress = new Float64Array(n).fill(-1);
+  const lastChange = new Float64Array(n).fill(t0);
+  let lastStep = -1;
+  let lastStepAt = t0;
+  let pctStarted = pct === null;
+  let parkedSig = '';
+  let parkedSince = 0;
+  let stalled = false;
+  const abortTrial = async (why: string[]) => {
+    stalled = true;
+    for (const w of why) fail(w);
+    Atomics.store(ctl, CTL_STOP, 1);
+    Atomics.store(ctl, CTL_ABORT, 1);
+    await Promise.race([run.done, sleep(ABORT_GRACE_MS)]);
+    if (run.pending() > 0) await run.kill();
+  };
+  while (run.pending() > 0) {
+    await Promise.race([run.done, sleep(POLL_MS)]);
+    if (run.pending() === 0) break;
+    const t = performance.now();
+    if (!pctStarted) pctStarted = pctTryStart(pct!, areas);
+    if (t > opts.deadline || t - t0 > opts.maxTrialMs) Atomics.store(ctl, CTL_STOP, 1);
+    if (firstFailureAt >= 0 && t - firstFailureAt > FAILURE_GRACE_MS) {
+      await abortTrial([`(threads still running ${FAILURE_GRACE_MS} ms after the first broken check were ended)`, ...describeState(ctl, areas, n, cfg.nareas, pct)]);
+      break;
+    }
+    // Progress.
+    const live: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const b = threadBase(i);
+      if (ctl[b + T_DONE] === 1) continue;
+      live.push(i);
+      const p = ctl[b + T_PROGRESS]! + ctl[b + T_STEPS]!;
+      if (p !== lastProgress[i]) {
+        lastProgress[i] = p;
+        lastChange[i] = t;
+      }
+    }
+    if (pct !== null) {
+      const s = pctSummary(pct);
+      if (s.steps !== lastStep) {
+        lastStep = s.steps;
+        lastStepAt = t;
+      }
+      if (s.deadlock !== 0) {
+        await abortTrial([`pct: cpu ${s.deadlock - 1} found no runnable thread (the schedule deadlocked)`, ...describeState(ctl, areas, n, cfg.nareas, pct)]);
+        break;
+      }
+      if (pctStarted && t - lastStepAt > opts.watchdogMs) {
+        await abortTrial([`watchdog: the pct schedule made no step for ${Math.round(t - lastStepAt)} ms`, ...describeState(ctl, areas, n, cfg.nareas, pct)]);
+        break;
+      }
+    } else {
+      const stuck = live.filter((i) => ctl[threadBase(i) + T_STARTED] === 1 && t - lastChange[i]! > opts.watchdogMs);
+      if (stuck.length > 0) {
+        await abortTrial([`watchdog: ${stuck.map((i) => `cpu ${i}`).join(', ')} made no progress for ${opts.watchdogMs} ms`, ...describeState(ctl, areas, n, cfg.nareas, pct)]);
+        break;
+      }
+    }
+    // Lost wakeup: every unfinished thread parked, in the same parks, for the grace period.
+    if (live.length > 0 && live.every((i) => Atomics.load(ctl, threadBase(i) + T_PARKED) >= 0)) {
+      const sig = live.map((i) => `${i}:${ctl[threadBase(i) + T_PARK_EPISODE]}`).join(',');
+      if (sig !== parkedSig) {
+        parkedSig = sig;
+        parkedSince = t;
+      } else if (t - parkedSince >= LOST_WAKEUP_GRACE_MS) {
+        // Every live thread is parked, so a holder in the lock shadow has finished: it died holding
+        // the lock. Without one, the lock was released and nobody was woken.
+        const parkedOn = live.map((i) => `cpu ${i} on area ${ctl[threadBase(i) + T_PARKED]}`).join(', ');
+        const dead = [...new Set(live.map((i) => ctl[threadBase(i) + T_PARKED]!))]
+          .map((a) => ({ a, h: Atomics.load(ctl, holderIndex(n, a)) })).filter((x) => x.h !== 0);
+        await abortTrial([
+          dead.length > 0
+            ? `${dead.map((x) => `cpu ${x.h - 1} ended while holding area ${x.a}'s lock`).join('; ')}: every unfinished thread (${parkedOn}) waits for it`
+            : `lost wakeup: every unfinished thread (${parkedOn}) has been parked on an area lock for ${Math.round(t - parkedSince)} ms, and no thread is left to unlock it`,
+          ...describeState(ctl, areas, n, cfg.nareas, pct),
+        ]);
+        break;
+      }
+    } else parkedSig = '';
+  }
+  await run.done;
+
+  // --- results and quiescence -------------------------------------------------------------------
+  const results = run.results;
+  let ops = 0;
+  let maps = 0;
+  let mapFailures = 0;
+  let perturbations = 0;
+  let clean = !stalled;
+  for (const r of results) {
+    if (r === null) {
+      clean = false;
+      continue;
+    }
+    if (r.error !== null) fail(`cpu ${r.cpu}: ${r.error}`);
+    if (r.error !== null || r.aborted || r.exerciser === null) clean = false;
+    perturbations += r.perturbations;
+    if (r.exerciser !== null) {
+      ops += r.exerciser.ops;
+      maps += r.exerciser.maps;
+      mapFailures += r.exerciser.mapFailures;
+      for (const v of r.exerciser.violations) fail(v);
+    }
+  }
+  if (Atomics.load(ctl, CTL_VIOLATIONS) > 0 && failures.length === 0) fail('a thread reported a broken check (not streamed)');
+  if (clean) {
+    const ok = results as StressThreadResult[];
+    const finalGen = Atomics.load(ctl, CTL_RESET_GEN);
+    const allocUsedMax = Math.max(0, ...ok.filter((r) => r.allocUsedGen === finalGen).map((r) => r.allocUsedMax));
+    const observed = cfg.hiwaterResetEvery === 0 ? Math.max(0, ...ok.map((r) => r.exerciser!.maxUsedSeen)) : undefined;
+    for (const v of quiescenceViolations(mem, { allocUsedMax, observedUsedMax: observed, threads: n, noParkTimeouts: true })) fail(`quiescence: ${v}`);
+    const owners = new Int32Array(ownersSab);
+    const owned = owners.findIndex((o) => o !== 0);
+    if (owned >= 0) fail(`quiescence: slot ${owned} is still owned by cpu ${owners[owned]! - 1} in the ownership shadow`);
+    for (let a = 0; a < cfg.nareas; a++) {
+      const h = ctl[holderIndex(n, a)]!;
+      if (h !== 0) fail(`quiescence: the lock shadow says cpu ${h - 1} still holds area ${a}`);
+    }
+    const unmaps = ok.reduce((s, r) => s + r.exerciser!.unmaps, 0);
+    if (unmaps !== maps) fail(`quiescence: ${maps} maps but ${unmaps} unmaps`);
+  }
+  const pctInfo = pct === null ? null : pctSummary(pct);
+  if (pctInfo !== null) perturbations = pctInfo.switches;
+  return { config: cfg, failures, ops, maps, mapFailures, perturbations, durationMs: performance.now() - t0, pct: pctInfo, stalled };
+}
+
+/** Who holds which area lock, who is taking or parked on which, and where every thread is. */
+export function describeState(ctl: Int32Array, areas: Int32Array, n: number, nareas: number, pct: SharedArrayBuffer | null): string[] {
+  const lines: string[] = [];
+  for (let a = 0; a < nareas; a++) {
+    const word = Atomics.load(areas, a * AREA_INTS + AREA_LOCK);
+    const holder = Atomics.load(ctl, holderIndex(n, a));
+    if (word === 0 && holder === 0) continue;
+    const state = word === 0 ? 'free' : word === 1 ? 'held' : 'held, waiters may be parked';
+    lines.push(`  area ${a}: lock word ${word} (${state}), ${holder === 0 ? 'no holder in the lock shadow' : `held by cpu ${holder - 1}`}`);
+  }
+  for (let i = 0; i < n; i++) {
+    const b = threadBase(i);
+    if (ctl[b + T_DONE] === 1) continue;
+    const parts = [`op ${ctl[b + T_PROGRESS]}`, `last point ${POINT_NAMES[ctl[b + T_POINT]!] ?? '?'}`];
+    if (ctl[b + T_STARTED] !== 1) parts.push('not started');
+    if (ctl[b + T_TAKING]! >= 0) parts.push(`taking area ${ctl[b + T_TAKING]}`);
+    if (ctl[b + T_HOLDING]! >= 0) parts.push(`holding area ${ctl[b + T_HOLDING]}`);
+    if (ctl[b + T_PARKED]! >= 0) parts.push(`parked on area ${ctl[b + T_PARKED]} (park ${ctl[b + T_PARK_EPISODE]})`);
+    lines.push(`  cpu ${i}: ${parts.join(', ')}`);
+  }
+  if (pct !== null) lines.push(`  ${pctDescribe(pct)}`);
+  return lines;
+}

@@ -1,0 +1,145 @@
+// Deliberately broken variants of the core ("mutants"), so the stress harness can prove that its
+// checks catch real concurrency and bookkeeping bugs (npm run stress -- --mutants).
+//
+// Each mutant is one `mutant === M_X` test at the spot it breaks. `mutant` is 0 in every normal run:
+// only the stress harness's worker threads set it (from their workerData, for one trial), never the
+// environment, a job file or the VM's command line. A mutated spot is reached only where the
+// instrumentation hook is installed too (see instrument.ts), or on a path that is already slow.
+import { IO_TLB_SEGSIZE } from './constants.js';
+import { MEM_USED_HIWATER } from './layout.js';
+import {
+  P_AREA_LOCK_ACQUIRED, P_AREA_UNLOCKED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND,
+} from './instrument.js';
+
+export const M_NONE = 0;
+/** areaLock takes the word with a plain store instead of compare-and-exchange. */
+export const M_AREA_LOCK_NO_EXCLUDE = 1;
+/** swiotlb_search_pool_area drops the area lock before it updates the lists, area.used and the cursor. */
+export const M_LIST_AFTER_UNLOCK = 2;
+/** used_hiwater raised by read-then-store instead of compare-and-exchange. */
+export const M_HIWATER_NO_CAS = 3;
+/** [RFC] reserved: the throttle semaphore released before the slots are freed. */
+export const M_SEM_BEFORE_FREE = 4;
+/** areaUnlock does not notify a parked waiter. */
+export const M_LOST_WAKEUP = 5;
+/** [RFC] reserved: SG entries unmapped with entry 0 (the semaphore holder) first. */
+export const M_SG_UNMAP_ORDER = 6;
+/** swiotlb_release_slots' merge with the free run in front stops one slot short of the segment start. */
+export const M_MERGE_SHORT = 7;
+/** area.index is not reset to 0 when the allocation ends at the area's end. */
+export const M_CURSOR_NO_WRAP = 8;
+
+/** The mutant in force on this thread; M_NONE except in a stress trial. */
+export let mutant = M_NONE;
+
+/** Enable a mutant on this thread (M_NONE to disable). Only the stress harness's worker calls this. */
+export function setMutant(id: number): void {
+  mutant = id;
+}
+
+/**
+ * The trial that catches a mutant fastest: overrides of the seeded configuration (src/stress/config.ts
+ * applies them). Plain data, so the core does not depend on the harness.
+ */
+export interface MutantTrialHint {
+  mode: 'chaos' | 'pct';
+  vcpus?: number;
+  nareas?: number;
+  /** 128-slot segments per area: the pool is nareas x segmentsPerArea x 128 slots. */
+  segmentsPerArea?: number;
+  lockSpins?: number;
+  opsPerThread?: number;
+  maxMappingBytes?: number;
+  /** Points (instrument.ts ids) that chaos mode perturbs, each with this probability. */
+  perturbPoints?: readonly number[];
+  perturbRate?: number;
+  /** Longest park a perturbation inserts, in microseconds. */
+  parkMaxUs?: number;
+}
+
+export interface MutantSpec {
+  id: number;
+  /** The name --mutant takes. */
+  name: string;
+  /** What is broken, in one line. */
+  description: string;
+  /** Which check is expected to catch it, in one line (for the README and the --mutants table). */
+  caughtBy: string;
+  hint: MutantTrialHint;
+  /** Needs the [RFC] throttle (not run until throttling is in the core). */
+  requiresThrottle?: boolean;
+}
+
+export const MUTANTS: readonly MutantSpec[] = [
+  {
+    id: M_AREA_LOCK_NO_EXCLUDE,
+    name: 'area-lock-no-exclude',
+    description: 'areaLock takes the lock word with a plain store instead of compare-and-exchange',
+    caughtBy: 'lock shadow (two holders of one area), ownership shadow, lists at quiescence',
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 4, perturbPoints: [P_AREA_LOCK_ACQUIRED, P_SLOTS_FOUND], perturbRate: 0.05 },
+  },
+  {
+    id: M_LIST_AFTER_UNLOCK,
+    name: 'list-after-unlock',
+    description: 'swiotlb_search_pool_area releases the area lock before it updates the slot lists, area.used and the cursor',
+    caughtBy: 'ownership shadow (a slot in two live mappings), area.used and lists at quiescence',
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 2, perturbPoints: [P_AREA_UNLOCKED], perturbRate: 0.05 },
+  },
+  {
+    id: M_HIWATER_NO_CAS,
+    name: 'hiwater-no-cas',
+    description: 'used_hiwater raised by a plain read-then-store instead of compare-and-exchange',
+    caughtBy: 'used_hiwater monotonic and >= every total_used an allocation reached',
+    hint: { mode: 'chaos', vcpus: 4, nareas: 4, segmentsPerArea: 4, perturbPoints: [P_HIWATER_UPDATE], perturbRate: 0.2 },
+  },
+  {
+    id: M_LOST_WAKEUP,
+    name: 'lost-wakeup',
+    description: 'areaUnlock does not notify when the lock word says a waiter may be parked',
+    caughtBy: 'watchdog: every unfinished thread parked on an area lock, no holder (and park timeouts at quiescence)',
+    hint: { mode: 'chaos', vcpus: 6, nareas: 1, segmentsPerArea: 4, lockSpins: 0, opsPerThread: 3000, perturbPoints: [P_AREA_LOCK_ACQUIRED], perturbRate: 0.2, parkMaxUs: 300 },
+  },
+  {
+    id: M_MERGE_SHORT,
+    name: 'merge-short',
+    description: 'the release merge with the free run in front stops one slot short of the segment start',
+    caughtBy: 'slot lists at quiescence differ from their initial values',
+    hint: { mode: 'chaos', vcpus: 2, nareas: 1, segmentsPerArea: 2, opsPerThread: 2000, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
+  },
+  {
+    id: M_CURSOR_NO_WRAP,
+    name: 'cursor-no-wrap',
+    description: 'area.index is left at area_nslabs instead of wrapping to 0 when an allocation ends at the area end',
+    caughtBy: 'per-area used at quiescence / area.used bounds, lock shadow of the neighbouring area, ownership shadow',
+    hint: { mode: 'chaos', vcpus: 4, nareas: 4, segmentsPerArea: 1, opsPerThread: 3000, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
+  },
+];
+
+/** The mutant named `name`, or undefined. */
+export function mutantByName(name: string): MutantSpec | undefined {
+  return MUTANTS.find((m) => m.name === name);
+}
+
+/** M_AREA_LOCK_NO_EXCLUDE's "lock": a plain store of the held state, which always "succeeds". */
+export function plainStoreLock(areas: Int32Array, word: number): boolean {
+  Atomics.store(areas, word, 1);
+  return true;
+}
+
+/** M_HIWATER_NO_CAS's update: a stale `old` can overwrite a larger mark written meanwhile. */
+export function raiseHiwaterWithoutCas(header: Int32Array, newUsed: number, old: number): void {
+  if (newUsed > old) Atomics.store(header, MEM_USED_HIWATER, newUsed);
+}
+
+/**
+ * M_MERGE_SHORT's merge: like mem.ts's renumberFreeRunBefore, but the loop bound is off by one, so
+ * the slot at the segment start keeps its stale list value.
+ */
+export function renumberFreeRunBeforeShort(list: Uint16Array, index: number, count: number): void {
+  const segStart = index - (index & (IO_TLB_SEGSIZE - 1));
+  let i = index - 1;
+  while (i > segStart && list[i] !== 0) {
+    list[i] = ++count;
+    i--;
+  }
+}

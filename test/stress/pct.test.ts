@@ -1,0 +1,34 @@
+// pct mode replays exactly: two runs of one seed take the same schedule (the same sequence of
+// thread, point and datum, hashed) and do the same operations; another seed takes another.
+import { afterAll, describe, expect, it } from 'vitest';
+import { trialConfig } from '../../src/stress/config.js';
+import { StressWorkerPool, runTrial } from '../../src/stress/trial.js';
+
+const pool = new StressWorkerPool();
+afterAll(() => pool.close());
+const opts = { watchdogMs: 10_000, deadline: Infinity, maxTrialMs: 120_000 };
+
+function smallPct(seed: number) {
+  const c = trialConfig(seed, 'pct', { maxVcpus: 6, parkTimeoutMs: 5000, scale: 1 });
+  c.opsPerThread = 300;
+  c.maxMappingBytes = Math.min(c.maxMappingBytes, 16384);
+  c.pct.steps = c.vcpus * c.opsPerThread * 9;
+  c.pct.depth = 6;
+  return c;
+}
+
+describe('pct mode', () => {
+  it('replays a trial exactly from its seed', async () => {
+    const cfg = smallPct(1234);
+    const a = await runTrial(cfg, pool, opts);
+    const b = await runTrial(smallPct(1234), pool, opts);
+    expect(a.failures).toEqual([]);
+    expect(b.failures).toEqual([]);
+    expect(a.pct!.steps).toBeGreaterThan(cfg.vcpus * cfg.opsPerThread);
+    expect(a.pct!.switches).toBeGreaterThan(0);
+    expect({ trace: b.pct!.trace, steps: b.pct!.steps, ops: b.ops, maps: b.maps, mapFailures: b.mapFailures })
+      .toEqual({ trace: a.pct!.trace, steps: a.pct!.steps, ops: a.ops, maps: a.maps, mapFailures: a.mapFailures });
+    const other = await runTrial(smallPct(4321), pool, opts);
+    expect(other.pct!.trace).not.toBe(a.pct!.trace);
+  });
+});

@@ -1,0 +1,9 @@
+// Thread entry point: the allocator loop of npm run bench's instrumentation row
+// (src/bench/instrument-bench.ts), on the real core or on the copy with the points compiled out.
+import { parentPort, workerData } from 'node:worker_threads';
+import { type InstrumentBenchConfig, runInstrumentBenchThread } from '../src/bench/instrument-bench.js';
+import { IoTlbMem } from '../src/swiotlb/mem.js';
+
+const cfg = workerData as InstrumentBenchConfig;
+const Mem = cfg.memModule !== undefined ? ((await import(cfg.memModule)) as { IoTlbMem: typeof IoTlbMem }).IoTlbMem : IoTlbMem;
+parentPort!.postMessage(runInstrumentBenchThread(cfg, Mem));
