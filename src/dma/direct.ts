@@ -8,6 +8,7 @@ import {
 } from '../swiotlb/constants.js';
 import { MEM_ADDR_OVERFLOW_WARNED, STAT_MAP_FAIL_NOT_CAPABLE } from '../swiotlb/layout.js';
 import type { IoTlbMem } from '../swiotlb/mem.js';
+import { M_SG_UNMAP_ORDER, mutant } from '../swiotlb/mutants.js';
 import type { DmaDevice } from './device.js';
 
 /** dma_capable: can the device address [addr, addr + size)? */
@@ -153,11 +154,12 @@ export function dmaMapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents:
  * free (§15.6). Error unwinding in dmaMapSgtable goes through here too.
  */
 export function dmaUnmapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs = 0): void {
-  for (let i = 1; i < nents; i++) {
+  const entry0First = mutant === M_SG_UNMAP_ORDER; // stress-harness mutant only (src/swiotlb/mutants.ts)
+  for (let i = entry0First ? 0 : 1; i < nents; i++) {
     dmaUnmapSingle(mem, dev, sgl.dmaAddress[i]!, sgl.dmaLength[i]!, dir, attrs);
     sgl.dmaAddress[i] = DMA_MAPPING_ERROR;
   }
-  if (nents > 0) {
+  if (nents > 0 && !entry0First) {
     dmaUnmapSingle(mem, dev, sgl.dmaAddress[0]!, sgl.dmaLength[0]!, dir, attrs);
     sgl.dmaAddress[0] = DMA_MAPPING_ERROR;
   }

@@ -348,6 +348,10 @@ export interface StressTrialFields {
   /** pct: scheduling steps and the hash of the schedule (equal across replays of one seed). */
   pct_steps?: number;
   pct_trace?: number;
+  /** [RFC] Throttling was on; maps that came back flagged throttled; waits on throttle_sem. */
+  throttle?: boolean;
+  throttled_maps?: number;
+  throttle_waits?: number;
 }
 
 /** A stress trial in which a check failed: what broke, the configuration and how to replay it. */

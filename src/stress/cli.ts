@@ -8,7 +8,7 @@ import { createRunLogger, parseLogLevel } from '../log/logger.js';
 import { MUTANTS, type MutantSpec, mutantByName } from '../swiotlb/mutants.js';
 import { parseDuration, parseIntInRange } from '../util/units.js';
 import { MAX_VCPUS, MIN_VCPUS, type StressModeOption, type TrialLimits } from './config.js';
-import { type FailureReport, type MutantRow, type StressSummary, runMutants, runStress, runnableMutants } from './run.js';
+import { type FailureReport, type MutantRow, type StressSummary, runMutants, runStress } from './run.js';
 import { LOST_WAKEUP_GRACE_MS } from './trial.js';
 
 export const STRESS_FLAGS: readonly FlagSpec[] = [
@@ -92,9 +92,6 @@ export function parseStressOptions(argv: readonly string[]): StressCliOptions {
     const name = f.get('mutant')!;
     mutant = mutantByName(name);
     if (mutant === undefined) throw new InputError('EBADFLAG', `--mutant: "${name}" is not a mutant; expected one of ${MUTANTS.map((m) => m.name).join(', ')}`);
-    if (mutant.requiresThrottle === true && !runnableMutants().includes(mutant)) {
-      throw new InputError('EBADFLAG', `--mutant: "${name}" needs the swiotlb throttle, which this build does not have`);
-    }
   }
   const mutants = f.has('mutants') && f.get('mutants') !== 'off';
   const replay = f.has('replay') ? parseIntInRange(f.get('replay')!, '--replay', 1, 2 ** 32 - 1) : undefined;

@@ -59,6 +59,13 @@ export interface TrialConfig {
   dirWeights: [number, number, number];
   /** Thread 0 writes 0 to io_tlb_used_hiwater every this many operations; 0 never. */
   hiwaterResetEvery: number;
+  /**
+   * [RFC] Throttling: null for off, else high_throttle and low_throttle in slots (low may exceed high:
+   * the RFC does not check them against each other).
+   */
+  throttle: { high: number; low: number } | null;
+  /** [RFC] Share of dma-direct maps (single and SG) passing DMA_ATTR_MAY_BLOCK (ignored with throttling off). */
+  mayBlockShare: number;
   /** chaos mode only. */
   perturb: PerturbConfig;
   /** pct mode only. */
@@ -150,6 +157,12 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
   const spinMax = 50 + rng.below(5000);
   const parkMaxUs = 20 + rng.below(1000);
   const depth = 2 + rng.below(11);
+  // [RFC] Throttling in half the trials: high_throttle 1% to 99% of the pool, log-uniform (trials with
+  // small mappings use little of it), low below high (sometimes above it), a share of MAY_BLOCK maps.
+  const throttleOn = rng.below(2) === 0;
+  const highPercent = rng.logUniform(99);
+  const lowPercent = rng.below(8) === 0 ? Math.min(100, highPercent + 1 + rng.below(10)) : Math.floor(highPercent * (0.5 + rng.float() * 0.5));
+  const mayBlockShare = 0.2 + rng.float() * 0.8;
 
   const cfg: TrialConfig = {
     seed,
@@ -170,10 +183,16 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
     sgMaxEntries,
     dirWeights,
     hiwaterResetEvery,
+    throttle: null,
+    mayBlockShare,
     perturb: { rates, kinds, spinMax, parkMaxUs },
     pct: { depth, steps: 0 },
   };
-  if (mutant !== undefined) applyHint(cfg, mutant, maxV, mode);
+  let percents = throttleOn ? { highPercent, lowPercent } : null;
+  if (mutant !== undefined) percents = applyHint(cfg, mutant, maxV, mode, percents);
+  if (percents !== null) {
+    cfg.throttle = { high: Math.floor((cfg.nslabs * percents.highPercent) / 100), low: Math.floor((cfg.nslabs * percents.lowPercent) / 100) };
+  }
   if (cfg.mode === 'pct' && cfg.lockSpins < 1) cfg.lockSpins = 1; // pct blocks a thread at its spin point, never in a park
   // Private memory within budget: fewer live mappings for big configurations.
   const perLive = (cfg.sgShare > 0 ? cfg.sgMaxEntries : 1) * cfg.maxMappingBytes + GUARD_AND_PAGE;
@@ -185,8 +204,13 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
   return cfg;
 }
 
-/** A mutant's overrides. Its mode applies unless the run names one (chaos or pct). */
-function applyHint(cfg: TrialConfig, m: MutantSpec, maxV: number, mode: StressModeOption): void {
+/**
+ * A mutant's overrides. Its mode applies unless the run names one (chaos or pct). Returns the
+ * throttle thresholds in percent (the hint's, if it has any).
+ */
+function applyHint(
+  cfg: TrialConfig, m: MutantSpec, maxV: number, mode: StressModeOption, percents: { highPercent: number; lowPercent: number } | null,
+): { highPercent: number; lowPercent: number } | null {
   const h = m.hint;
   cfg.mutant = m.name;
   cfg.mode = mode === 'mixed' ? h.mode : mode;
@@ -207,6 +231,9 @@ function applyHint(cfg: TrialConfig, m: MutantSpec, maxV: number, mode: StressMo
     cfg.perturb.parkMaxUs = h.parkMaxUs;
     cfg.perturb.kinds = [1, 1, 4];
   }
+  if (h.mayBlockShare !== undefined) cfg.mayBlockShare = h.mayBlockShare;
+  if (h.sgShare !== undefined) cfg.sgShare = h.sgShare;
+  return h.throttle ?? percents;
 }
 
 /** The configuration as one JSON line (what a failure prints). */

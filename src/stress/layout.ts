@@ -3,7 +3,8 @@
 //
 //   header             stop / abort flags, the used_hiwater reset generation, the start barrier
 //   per thread         progress, last point, the area it is taking / holds / is parked on, done flag
-//   per area           the lock shadow: cpu + 1 of the thread inside the area's critical section
+//   per area           the lock shadow: cpu + 1 of the thread inside the area's critical section; one
+//                      more entry, index nareas, for throttle_sem's own lock
 import { assert } from '../errors.js';
 
 export const CTL_STOP = 0; // 1: finish the current operation, unmap everything and return
@@ -13,6 +14,10 @@ export const CTL_READY = 3; // threads that have attached and are about to start
 export const CTL_VIOLATIONS = 4; // broken checks reported by all threads
 export const CTL_NTHREADS = 5;
 export const CTL_NAREAS = 6;
+// [RFC] throttle_sem, as the hooks see it.
+export const CTL_SEM_JOINS = 7; // waiters that joined the queue (a waiter's join number is its order)
+export const CTL_SEM_GRANTS = 8; // waiters that were handed the semaphore
+export const CTL_THROTTLED_HOLDER = 9; // cpu + 1 of the thread whose live mapping is flagged throttled
 export const CTL_HEADER_INTS = 16;
 
 export const T_PROGRESS = 0; // operations started
@@ -24,19 +29,21 @@ export const T_PARK_EPISODE = 5; // parks so far (tells one long park from many 
 export const T_DONE = 6; // 1 once the thread's workload has returned
 export const T_STARTED = 7; // 1 once the thread's workload has started
 export const T_STEPS = 8; // instrumentation points passed (progress inside an operation)
-// 9..15: room for the throttle's per-thread state.
+export const T_SEM_WAIT = 9; // 1 while parked in down() waiting for throttle_sem
+// 10..15: spare.
 export const THREAD_INTS = 16;
 
 export function threadBase(cpu: number): number {
   return CTL_HEADER_INTS + cpu * THREAD_INTS;
 }
 
+/** The lock shadow's entry for area `area`; area = nareas is throttle_sem's own lock. */
 export function holderIndex(nthreads: number, area: number): number {
   return CTL_HEADER_INTS + nthreads * THREAD_INTS + area;
 }
 
 export function createControl(nthreads: number, nareas: number): Int32Array {
-  const ctl = new Int32Array(new SharedArrayBuffer((CTL_HEADER_INTS + nthreads * THREAD_INTS + nareas) * 4));
+  const ctl = new Int32Array(new SharedArrayBuffer((CTL_HEADER_INTS + nthreads * THREAD_INTS + nareas + 1) * 4));
   ctl[CTL_NTHREADS] = nthreads;
   ctl[CTL_NAREAS] = nareas;
   for (let t = 0; t < nthreads; t++) {

@@ -7,16 +7,16 @@
 // every initial one. So a failing interleaving replays exactly from its seed: the same seed gives
 // the same sequence of (thread, point) steps, whose hash is the trial's trace.
 //
-// Blocking: a thread that finds an area lock held reaches the lock's spin point, where it is marked
-// blocked on that lock word and becomes runnable again only once the word is free; with one thread
-// running, its next compare-exchange then succeeds, so under pct no thread ever parks in the lock
-// (trials keep MEM_LOCK_SPINS >= 1). Should a thread park anyway (a mutant), it gives up its turn
-// and takes one back when it returns. Every wait here is bounded and gives up when the trial aborts.
+// Blocking: a thread that finds a lock held (an area lock, or throttle_sem's own) reaches the lock's
+// spin point, where it is marked blocked on that lock word and becomes runnable again only once the
+// word is free; with one thread running, its next compare-exchange then succeeds, so under pct no
+// thread ever parks in a lock (trials keep MEM_LOCK_SPINS >= 1). [RFC] A throttle_sem waiter is
+// blocked while its wait record says queued, and runnable once up() has handed it the semaphore.
+// Should a thread park anyway (a mutant), it gives up its turn and takes one back when it returns.
+// Every wait here is bounded and gives up when the trial aborts.
 //
 // The state lives in one SharedArrayBuffer; only the thread holding the turn changes it (apart
 // from a returning park), so it needs no lock.
-import { AREA_LOCK } from '../swiotlb/layout.js';
-import { P_AREA_LOCK_SPIN } from '../swiotlb/instrument.js';
 import { Rng } from '../util/rng.js';
 import type { PctConfig } from './config.js';
 
@@ -34,9 +34,17 @@ const S_STARTED = 10;
 const HEADER = 16;
 const PRIO = 0;
 const STATE = 1;
-const BLOCKED_WORD = 2; // index of the lock word in pool.areas a blocked thread waits for
-const GRANT = 3; // 1: the turn was handed to this thread
-const THREAD_INTS = 4;
+const BLOCKED_ARRAY = 2; // which of the watched arrays holds the word a blocked thread waits on
+const BLOCKED_WORD = 3; // the word's index in it
+const BLOCKED_MODE = 4; // BLOCK_UNTIL_EQUAL or BLOCK_WHILE_EQUAL
+const BLOCKED_VALUE = 5;
+const GRANT = 6; // 1: the turn was handed to this thread
+const THREAD_INTS = 8;
+
+/** Runnable once the word equals the value (a lock word: 0, free). */
+export const BLOCK_UNTIL_EQUAL = 0;
+/** Runnable once the word no longer equals the value (a throttle_sem waiter: no longer queued). */
+export const BLOCK_WHILE_EQUAL = 1;
 
 const ST_WAITING = 0;
 const ST_RUNNING = 1;
@@ -88,13 +96,16 @@ export function pctSummary(sab: SharedArrayBuffer): PctSummary {
   return { steps: s[S_STEP]!, trace: s[S_TRACE]! >>> 0, switches: s[S_SWITCHES]!, deadlock: s[S_DEADLOCK]! };
 }
 
-/** Main thread: once every thread is ready, hand the first turn out. Returns whether it has started. */
-export function pctTryStart(sab: SharedArrayBuffer, areas: Int32Array): boolean {
+/**
+ * Main thread: once every thread is ready, hand the first turn out. Returns whether it has started.
+ * `watched` are the arrays blocked threads wait on (the same, in the same order, as the threads').
+ */
+export function pctTryStart(sab: SharedArrayBuffer, watched: readonly Int32Array[]): boolean {
   const s = new Int32Array(sab);
   if (s[S_STARTED] === 1) return true;
   if (Atomics.load(s, S_READY) < s[S_NTHREADS]!) return false;
   s[S_STARTED] = 1;
-  const next = pick(s, areas);
+  const next = pick(s, watched);
   if (next >= 0) grant(s, next);
   return true;
 }
@@ -111,14 +122,19 @@ export function pctDescribe(sab: SharedArrayBuffer): string {
   return `pct step ${s[S_STEP]}, turn ${s[S_RUNNING]}: ${parts.join(', ')}`;
 }
 
-function pick(s: Int32Array, areas: Int32Array): number {
+function unblocked(s: Int32Array, b: number, watched: readonly Int32Array[]): boolean {
+  const v = Atomics.load(watched[s[b + BLOCKED_ARRAY]!]!, s[b + BLOCKED_WORD]!);
+  return s[b + BLOCKED_MODE] === BLOCK_UNTIL_EQUAL ? v === s[b + BLOCKED_VALUE] : v !== s[b + BLOCKED_VALUE];
+}
+
+function pick(s: Int32Array, watched: readonly Int32Array[]): number {
   const n = s[S_NTHREADS]!;
   let best = -1;
   let bestPrio = -Infinity;
   for (let t = 0; t < n; t++) {
     const b = HEADER + t * THREAD_INTS;
     const st = s[b + STATE]!;
-    const runnable = st === ST_WAITING || st === ST_RUNNING || (st === ST_BLOCKED && Atomics.load(areas, s[b + BLOCKED_WORD]!) === 0);
+    const runnable = st === ST_WAITING || st === ST_RUNNING || (st === ST_BLOCKED && unblocked(s, b, watched));
     if (runnable && s[b + PRIO]! > bestPrio) {
       best = t;
       bestPrio = s[b + PRIO]!;
@@ -146,7 +162,7 @@ export class PctThread {
   private readonly changes: number;
   private holdsTurn = false;
 
-  constructor(sab: SharedArrayBuffer, private readonly me: number, private readonly areas: Int32Array, private readonly aborted: () => boolean) {
+  constructor(sab: SharedArrayBuffer, private readonly me: number, private readonly watched: readonly Int32Array[], private readonly aborted: () => boolean) {
     this.s = new Int32Array(sab);
     this.b = HEADER + me * THREAD_INTS;
     this.changes = HEADER + this.s[S_NTHREADS]! * THREAD_INTS;
@@ -156,6 +172,20 @@ export class PctThread {
   start(): void {
     Atomics.add(this.s, S_READY, 1);
     this.waitTurn();
+  }
+
+  /**
+   * An instrumentation point where the thread cannot go on until word `word` of watched array
+   * `array` equals `value` (BLOCK_UNTIL_EQUAL) or stops equalling it (BLOCK_WHILE_EQUAL).
+   */
+  pointBlocked(point: number, arg: number, array: number, word: number, mode: number, value: number): void {
+    const s = this.s;
+    s[this.b + STATE] = ST_BLOCKED;
+    s[this.b + BLOCKED_ARRAY] = array;
+    s[this.b + BLOCKED_WORD] = word;
+    s[this.b + BLOCKED_MODE] = mode;
+    s[this.b + BLOCKED_VALUE] = value;
+    this.point(point, arg);
   }
 
   /** An instrumentation point: one scheduling step. */
@@ -171,11 +201,7 @@ export class PctThread {
       nc++;
     }
     s[S_NEXT_CHANGE] = nc;
-    if (point === P_AREA_LOCK_SPIN) {
-      s[this.b + STATE] = ST_BLOCKED;
-      s[this.b + BLOCKED_WORD] = arg + AREA_LOCK;
-    }
-    const next = pick(s, this.areas);
+    const next = pick(s, this.watched);
     if (next === this.me) {
       s[this.b + STATE] = ST_RUNNING;
       return;
@@ -189,7 +215,7 @@ export class PctThread {
   park(): void {
     if (!this.holdsTurn) return;
     this.s[this.b + STATE] = ST_PARKED;
-    this.passTurn(pick(this.s, this.areas));
+    this.passTurn(pick(this.s, this.watched));
   }
 
   /** Back from a park: take the turn if nobody holds it, else wait for it. */
@@ -207,7 +233,7 @@ export class PctThread {
   /** The thread's workload has returned (or failed): hand the turn on for good. */
   finish(): void {
     this.s[this.b + STATE] = ST_DONE;
-    if (this.holdsTurn) this.passTurn(pick(this.s, this.areas));
+    if (this.holdsTurn) this.passTurn(pick(this.s, this.watched));
   }
 
   private passTurn(next: number): void {

@@ -87,6 +87,7 @@ function logTrial(log: RunLogger, o: TrialOutcome, trial: number, f: FailureRepo
     nareas: c.nareas, ops: o.ops, maps: o.maps, map_failures: o.mapFailures, perturbations: o.perturbations,
     duration_ms: Math.round(o.durationMs), ok: o.failures.length === 0, failures: o.failures.length,
     ...(o.pct !== null ? { pct_steps: o.pct.steps, pct_trace: o.pct.trace } : {}),
+    throttle: c.throttle !== null, ...(c.throttle !== null ? { throttled_maps: o.throttledMaps, throttle_waits: o.throttleWaits } : {}),
   });
   if (f !== null) {
     log.emit('stress_failure', {
@@ -168,9 +169,9 @@ export interface MutantRow {
   replay: string | null;
 }
 
-/** Mutants this build can run: the throttle's wait until the throttle is in the core. */
+/** The mutants --mutants runs: all of them (the throttle's run with throttling on). */
 export function runnableMutants(): MutantSpec[] {
-  return MUTANTS.filter((m) => m.requiresThrottle !== true);
+  return MUTANTS.slice();
 }
 
 /** Each mutant in turn: trials of its configuration until a check fails or the budget is spent. */

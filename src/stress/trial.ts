@@ -11,19 +11,25 @@
 //     and the unlock that frees a lock word with waiters wakes one of them: when nobody is left to
 //     unlock, a correct lock has already woken everybody (the grace covers the OS getting round to
 //     running a woken thread; the stress park timeout, COCO_STRESS_PARK_TIMEOUT, is far longer);
+//     [RFC] A thread waiting for throttle_sem counts as parked: a waiter waits for the holder's unmap,
+//     and the harness's workload never waits while it holds the semaphore itself;
 //   - pct: a thread that found nobody runnable (a deadlock of the schedule).
 import { Worker } from 'node:worker_threads';
 import type { ExerciserConfig } from '../swiotlb/exerciser.js';
 import { POINT_NAMES } from '../swiotlb/instrument.js';
-import { AREA_INTS, AREA_LOCK } from '../swiotlb/layout.js';
+import {
+  AREA_INTS, AREA_LOCK, THR_HOLDER_KIND, THR_HOLDER_VCPU, THR_QUEUE_LEN, THR_SEM_COUNT, THR_SEM_LOCK_RECORD,
+  THROTTLE_HOLDER_MAPPING, THROTTLE_HOLDER_NONE,
+} from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { mutantByName } from '../swiotlb/mutants.js';
 import { quiescenceViolations } from '../swiotlb/quiesce.js';
 import { workerFile } from '../util/worker-file.js';
 import { type TrialConfig, regionBytes } from './config.js';
 import {
-  CTL_ABORT, CTL_RESET_GEN, CTL_STOP, CTL_VIOLATIONS, T_DONE, T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT,
-  T_PROGRESS, T_STARTED, T_STEPS, T_TAKING, createControl, holderIndex, threadBase,
+  CTL_ABORT, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS, T_DONE,
+  T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT, T_PROGRESS, T_SEM_WAIT, T_STARTED, T_STEPS, T_TAKING, createControl,
+  holderIndex, threadBase,
 } from './layout.js';
 import { type PctSummary, createPctState, pctDescribe, pctSummary, pctTryStart } from './pct.js';
 import type { StressThreadPayload, StressThreadResult } from './worker.js';
@@ -62,6 +68,9 @@ export interface TrialOutcome {
   pct: PctSummary | null;
   /** The watchdog ended the trial. */
   stalled: boolean;
+  /** [RFC] Maps that came back flagged throttled, and throttle_sem waits. */
+  throttledMaps: number;
+  throttleWaits: number;
 }
 
 interface Slot {
@@ -159,8 +168,10 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
   const mem = IoTlbMem.create({
     nslabs: cfg.nslabs, nareas: cfg.nareas, start: POOL_START, forceBounce: true, lockSpins: cfg.lockSpins,
     parkTimeoutMs: cfg.parkTimeoutMs,
+    ...(cfg.throttle !== null ? { throttle: { enabled: true, highThrottle: cfg.throttle.high, lowThrottle: cfg.throttle.low } } : {}),
   });
   const areas = mem.defpool.areas;
+  const thr = mem.throttle.i32;
   const region = regionBytes(cfg);
   const guest = new SharedArrayBuffer(region * n);
   const ownersSab = new SharedArrayBuffer(cfg.nslabs * 4);
@@ -172,7 +183,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
       cpu, ops: cfg.opsPerThread, seed: (Math.imul(cfg.seed, 31) + Math.imul(cpu + 1, 0x6d2b79f5)) >>> 0,
       maxLive: cfg.maxLive, maxSize: cfg.maxMappingBytes, minAlignMask: cfg.minAlignMask,
       allocAlignMasks: cfg.allocAlignMasks, allocAlignShare: cfg.allocAlignShare, sgShare: cfg.sgShare,
-      sgMaxEntries: cfg.sgMaxEntries, dirWeights: cfg.dirWeights,
+      sgMaxEntries: cfg.sgMaxEntries, dirWeights: cfg.dirWeights, mayBlockShare: cfg.mayBlockShare,
     };
     return { trial: cfg, cpu, mutantId: mutant?.id ?? 0, exerciser, control: ctl.buffer as SharedArrayBuffer, pct };
   });
@@ -212,10 +223,13 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     await Promise.race([run.done, sleep(POLL_MS)]);
     if (run.pending() === 0) break;
     const t = performance.now();
-    if (!pctStarted) pctStarted = pctTryStart(pct!, areas);
+    if (!pctStarted) {
+      pctStarted = pctTryStart(pct!, [areas, thr]);
+      if (pctStarted) lastStepAt = t;
+    }
     if (t > opts.deadline || t - t0 > opts.maxTrialMs) Atomics.store(ctl, CTL_STOP, 1);
     if (firstFailureAt >= 0 && t - firstFailureAt > FAILURE_GRACE_MS) {
-      await abortTrial([`(threads still running ${FAILURE_GRACE_MS} ms after the first broken check were ended)`, ...describeState(ctl, areas, n, cfg.nareas, pct)]);
+      await abortTrial([`(threads still running ${FAILURE_GRACE_MS} ms after the first broken check were ended)`, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
       break;
     }
     // Progress.
@@ -237,37 +251,47 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
         lastStepAt = t;
       }
       if (s.deadlock !== 0) {
-        await abortTrial([`pct: cpu ${s.deadlock - 1} found no runnable thread (the schedule deadlocked)`, ...describeState(ctl, areas, n, cfg.nareas, pct)]);
+        await abortTrial([`pct: cpu ${s.deadlock - 1} found no runnable thread (the schedule deadlocked)`, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
         break;
       }
       if (pctStarted && t - lastStepAt > opts.watchdogMs) {
-        await abortTrial([`watchdog: the pct schedule made no step for ${Math.round(t - lastStepAt)} ms`, ...describeState(ctl, areas, n, cfg.nareas, pct)]);
+        await abortTrial([`watchdog: the pct schedule made no step for ${Math.round(t - lastStepAt)} ms`, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
         break;
       }
     } else {
       const stuck = live.filter((i) => ctl[threadBase(i) + T_STARTED] === 1 && t - lastChange[i]! > opts.watchdogMs);
       if (stuck.length > 0) {
-        await abortTrial([`watchdog: ${stuck.map((i) => `cpu ${i}`).join(', ')} made no progress for ${opts.watchdogMs} ms`, ...describeState(ctl, areas, n, cfg.nareas, pct)]);
+        await abortTrial([`watchdog: ${stuck.map((i) => `cpu ${i}`).join(', ')} made no progress for ${opts.watchdogMs} ms`, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
         break;
       }
     }
-    // Lost wakeup: every unfinished thread parked, in the same parks, for the grace period.
-    if (live.length > 0 && live.every((i) => Atomics.load(ctl, threadBase(i) + T_PARKED) >= 0)) {
-      const sig = live.map((i) => `${i}:${ctl[threadBase(i) + T_PARK_EPISODE]}`).join(',');
+    // Lost wakeup: every unfinished thread parked (on a lock, or for throttle_sem), in the same parks,
+    // for the grace period.
+    const parkedOrWaiting = (i: number) => Atomics.load(ctl, threadBase(i) + T_PARKED) >= 0 || Atomics.load(ctl, threadBase(i) + T_SEM_WAIT) === 1;
+    if (live.length > 0 && live.every(parkedOrWaiting)) {
+      const sig = live.map((i) => `${i}:${ctl[threadBase(i) + T_PARK_EPISODE]}:${ctl[threadBase(i) + T_SEM_WAIT]}`).join(',');
       if (sig !== parkedSig) {
         parkedSig = sig;
         parkedSince = t;
       } else if (t - parkedSince >= LOST_WAKEUP_GRACE_MS) {
         // Every live thread is parked, so a holder in the lock shadow has finished: it died holding
         // the lock. Without one, the lock was released and nobody was woken.
-        const parkedOn = live.map((i) => `cpu ${i} on area ${ctl[threadBase(i) + T_PARKED]}`).join(', ');
-        const dead = [...new Set(live.map((i) => ctl[threadBase(i) + T_PARKED]!))]
-          .map((a) => ({ a, h: Atomics.load(ctl, holderIndex(n, a)) })).filter((x) => x.h !== 0);
+        const where = (i: number) => {
+          const k = ctl[threadBase(i) + T_PARKED]!;
+          return k >= 0 ? `cpu ${i} on ${lockName(k, cfg.nareas)}` : `cpu ${i} for throttle_sem`;
+        };
+        const parkedOn = live.map(where).join(', ');
+        const dead = [...new Set(live.map((i) => ctl[threadBase(i) + T_PARKED]!).filter((k) => k >= 0))]
+          .map((k) => ({ k, h: Atomics.load(ctl, holderIndex(n, k)) })).filter((x) => x.h !== 0);
+        const semWaiters = live.filter((i) => ctl[threadBase(i) + T_SEM_WAIT] === 1).length;
+        const semHolder = Atomics.load(thr, THR_HOLDER_KIND) === THROTTLE_HOLDER_NONE ? -1 : Atomics.load(thr, THR_HOLDER_VCPU);
         await abortTrial([
           dead.length > 0
-            ? `${dead.map((x) => `cpu ${x.h - 1} ended while holding area ${x.a}'s lock`).join('; ')}: every unfinished thread (${parkedOn}) waits for it`
-            : `lost wakeup: every unfinished thread (${parkedOn}) has been parked on an area lock for ${Math.round(t - parkedSince)} ms, and no thread is left to unlock it`,
-          ...describeState(ctl, areas, n, cfg.nareas, pct),
+            ? `${dead.map((x) => `cpu ${x.h - 1} ended while holding ${lockName(x.k, cfg.nareas)}`).join('; ')}: every unfinished thread (${parkedOn}) waits for it`
+            : semWaiters > 0 && live.includes(semHolder)
+              ? `throttle_sem self-deadlock (§15.9): every unfinished thread (${parkedOn}) waits, and the holder, cpu ${semHolder}, is among them`
+              : `lost wakeup: every unfinished thread (${parkedOn}) has been parked for ${Math.round(t - parkedSince)} ms, and no thread is left to wake it`,
+          ...describeState(ctl, areas, thr, n, cfg.nareas, pct),
         ]);
         break;
       }
@@ -281,6 +305,9 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
   let maps = 0;
   let mapFailures = 0;
   let perturbations = 0;
+  let throttledMaps = 0;
+  let throttleWaits = 0;
+  let boundViolations = 0;
   let clean = !stalled;
   for (const r of results) {
     if (r === null) {
@@ -294,10 +321,16 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
       ops += r.exerciser.ops;
       maps += r.exerciser.maps;
       mapFailures += r.exerciser.mapFailures;
+      throttledMaps += r.exerciser.throttledMaps;
+      throttleWaits += r.exerciser.throttleWaits;
+      boundViolations += r.exerciser.throttleBoundViolations;
       for (const v of r.exerciser.violations) fail(v);
     }
   }
   if (Atomics.load(ctl, CTL_VIOLATIONS) > 0 && failures.length === 0) fail('a thread reported a broken check (not streamed)');
+  if (boundViolations > 0) {
+    fail(`throttle slop: ${boundViolations} admitted MAY_BLOCK request(s) saw total_used grow by more than every allocation under way could add (broken accounting)`);
+  }
   if (clean) {
     const ok = results as StressThreadResult[];
     const finalGen = Atomics.load(ctl, CTL_RESET_GEN);
@@ -313,30 +346,52 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     }
     const unmaps = ok.reduce((s, r) => s + r.exerciser!.unmaps, 0);
     if (unmaps !== maps) fail(`quiescence: ${maps} maps but ${unmaps} unmaps`);
+    const h = ctl[holderIndex(n, cfg.nareas)]!;
+    if (h !== 0) fail(`quiescence: the lock shadow says cpu ${h - 1} still holds throttle_sem's lock`);
+    const th = Atomics.load(ctl, CTL_THROTTLED_HOLDER);
+    if (th !== 0) fail(`quiescence: cpu ${th - 1}'s throttled mapping is still recorded as live`);
+    const joins = Atomics.load(ctl, CTL_SEM_JOINS);
+    const grants = Atomics.load(ctl, CTL_SEM_GRANTS);
+    if (joins !== grants) fail(`quiescence: ${joins} waiters queued for throttle_sem but ${grants} were handed it`);
   }
   const pctInfo = pct === null ? null : pctSummary(pct);
   if (pctInfo !== null) perturbations = pctInfo.switches;
-  return { config: cfg, failures, ops, maps, mapFailures, perturbations, durationMs: performance.now() - t0, pct: pctInfo, stalled };
+  return {
+    config: cfg, failures, ops, maps, mapFailures, perturbations, durationMs: performance.now() - t0, pct: pctInfo, stalled,
+    throttledMaps, throttleWaits,
+  };
+}
+
+function lockName(k: number, nareas: number): string {
+  return k === nareas ? "throttle_sem's lock" : `area ${k}'s lock`;
 }
 
 /** Who holds which area lock, who is taking or parked on which, and where every thread is. */
-export function describeState(ctl: Int32Array, areas: Int32Array, n: number, nareas: number, pct: SharedArrayBuffer | null): string[] {
+export function describeState(ctl: Int32Array, areas: Int32Array, thr: Int32Array, n: number, nareas: number, pct: SharedArrayBuffer | null): string[] {
   const lines: string[] = [];
-  for (let a = 0; a < nareas; a++) {
-    const word = Atomics.load(areas, a * AREA_INTS + AREA_LOCK);
+  for (let a = 0; a <= nareas; a++) {
+    const word = a < nareas ? Atomics.load(areas, a * AREA_INTS + AREA_LOCK) : Atomics.load(thr, THR_SEM_LOCK_RECORD + AREA_LOCK);
     const holder = Atomics.load(ctl, holderIndex(n, a));
     if (word === 0 && holder === 0) continue;
     const state = word === 0 ? 'free' : word === 1 ? 'held' : 'held, waiters may be parked';
-    lines.push(`  area ${a}: lock word ${word} (${state}), ${holder === 0 ? 'no holder in the lock shadow' : `held by cpu ${holder - 1}`}`);
+    lines.push(`  ${lockName(a, nareas)}: word ${word} (${state}), ${holder === 0 ? 'no holder in the lock shadow' : `held by cpu ${holder - 1}`}`);
+  }
+  // [RFC] throttle_sem, read without its lock (a report must not wait for a lock a dead thread holds).
+  const count = Atomics.load(thr, THR_SEM_COUNT);
+  const kind = Atomics.load(thr, THR_HOLDER_KIND);
+  if (count !== 1 || Atomics.load(thr, THR_QUEUE_LEN) !== 0) {
+    const holder = kind === THROTTLE_HOLDER_NONE ? 'no holder' : `held by ${kind === THROTTLE_HOLDER_MAPPING ? 'a live mapping' : 'a request'} of cpu ${Atomics.load(thr, THR_HOLDER_VCPU)}`;
+    lines.push(`  throttle_sem: count ${count}, ${holder}, ${Atomics.load(thr, THR_QUEUE_LEN)} waiter(s) queued`);
   }
   for (let i = 0; i < n; i++) {
     const b = threadBase(i);
     if (ctl[b + T_DONE] === 1) continue;
     const parts = [`op ${ctl[b + T_PROGRESS]}`, `last point ${POINT_NAMES[ctl[b + T_POINT]!] ?? '?'}`];
     if (ctl[b + T_STARTED] !== 1) parts.push('not started');
-    if (ctl[b + T_TAKING]! >= 0) parts.push(`taking area ${ctl[b + T_TAKING]}`);
-    if (ctl[b + T_HOLDING]! >= 0) parts.push(`holding area ${ctl[b + T_HOLDING]}`);
-    if (ctl[b + T_PARKED]! >= 0) parts.push(`parked on area ${ctl[b + T_PARKED]} (park ${ctl[b + T_PARK_EPISODE]})`);
+    if (ctl[b + T_TAKING]! >= 0) parts.push(`taking ${lockName(ctl[b + T_TAKING]!, nareas)}`);
+    if (ctl[b + T_HOLDING]! >= 0) parts.push(`holding ${lockName(ctl[b + T_HOLDING]!, nareas)}`);
+    if (ctl[b + T_PARKED]! >= 0) parts.push(`parked on ${lockName(ctl[b + T_PARKED]!, nareas)} (park ${ctl[b + T_PARK_EPISODE]})`);
+    if (ctl[b + T_SEM_WAIT] === 1) parts.push('waiting for throttle_sem');
     lines.push(`  cpu ${i}: ${parts.join(', ')}`);
   }
   if (pct !== null) lines.push(`  ${pctDescribe(pct)}`);

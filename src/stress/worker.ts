@@ -6,27 +6,41 @@
 //   - keeps this thread's record in the control block (layout.ts): the last point, the area lock
 //     it is taking, holds or is parked on, so the watchdog can say who holds what and who waits;
 //   - keeps the lock shadow: at "acquired" it claims the area with compare-exchange (cpu + 1), at
-//     "unlock" it releases it; finding it taken means two threads are inside one critical section;
+//     "unlock" it releases it; finding it taken means two threads are inside one critical section
+//     (throttle_sem's own lock, the same lock code on the throttle region, has an entry too);
 //   - notes the total_used each allocation reached (the hiwater point's datum);
+//   - [RFC] checks throttle_sem (§15.5, §15.6, §18.14, §18.15): waiters are handed the semaphore in
+//     the order they queued (join numbers taken under the semaphore's lock, against the grants seen);
+//     nobody takes it at once while a waiter is queued (direct handoff, no barging); at most one live
+//     mapping is flagged throttled (a shadow claimed at map, released before unmap); and when the
+//     semaphore is released at unmap, every slot of the releasing mapping, or of its whole SG list, is
+//     already free;
 //   - chaos mode: with the trial's probability for that point, inserts a busy spin, a yield or a
 //     short park; pct mode: hands the step to the scheduler (pct.ts).
 // Around each map it checks used_hiwater (§18.7, §18.8): never lower than a value read before
 // without a reset in between, and at least the total_used this thread's allocation reached.
 import { runExerciser, type ExerciserConfig, type ExerciserResult } from '../swiotlb/exerciser.js';
+import { type ExerciserMapping } from '../swiotlb/exerciser.js';
 import {
-  P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_LOCK_PARK, P_AREA_LOCK_UNPARK, P_AREA_UNLOCK, P_HIWATER_UPDATE,
+  P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_LOCK_PARK, P_AREA_LOCK_SPIN, P_AREA_LOCK_UNPARK, P_AREA_UNLOCK,
+  P_HIWATER_UPDATE, P_SLOTS_FREED, P_THROTTLE_ACQUIRED, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT,
   setInstrumentHook,
 } from '../swiotlb/instrument.js';
-import { AREA_INTS, MEM_USED_HIWATER } from '../swiotlb/layout.js';
+import { AREA_INTS, AREA_LOCK, MEM_USED_HIWATER, WAITER_QUEUED } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { setMutant } from '../swiotlb/mutants.js';
 import { Rng } from '../util/rng.js';
 import type { TrialConfig } from './config.js';
 import {
-  CTL_ABORT, CTL_READY, CTL_RESET_GEN, CTL_STOP, CTL_VIOLATIONS, T_DONE, T_HOLDING, T_PARKED, T_PARK_EPISODE,
-  T_POINT, T_PROGRESS, T_STARTED, T_STEPS, T_TAKING, holderIndex, threadBase,
+  CTL_ABORT, CTL_READY, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS,
+  T_DONE, T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT, T_PROGRESS, T_SEM_WAIT, T_STARTED, T_STEPS, T_TAKING,
+  holderIndex, threadBase,
 } from './layout.js';
-import { PctThread, StressAbort } from './pct.js';
+import { BLOCK_UNTIL_EQUAL, BLOCK_WHILE_EQUAL, PctThread, StressAbort } from './pct.js';
+
+/** The arrays whose words pct-blocked threads wait on, by index: the pool's areas, the throttle region. */
+const WATCH_AREAS = 0;
+const WATCH_THROTTLE = 1;
 
 export interface StressThreadPayload {
   trial: TrialConfig;
@@ -63,14 +77,17 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
   const nthreads = trial.vcpus;
   const mem = IoTlbMem.attach(p.exerciser.shared, { cpu });
   const areas = mem.defpool.areas;
+  const thr = mem.throttle.i32;
   const header = mem.header;
+  const nareas = trial.nareas;
+  const pool = mem.defpool;
   const rng = new Rng((trial.seed ^ Math.imul(cpu + 1, 0x9e3779b1)) >>> 0);
   const rates = Float64Array.from(trial.perturb.rates);
   const [kSpin, kYield, kPark] = trial.perturb.kinds;
   const kTotal = kSpin + kYield + kPark;
   const scratch = new Int32Array(new SharedArrayBuffer(4));
   const aborted = () => Atomics.load(ctl, CTL_ABORT) === 1;
-  const sched = p.pct !== null ? new PctThread(p.pct, cpu, areas, aborted) : null;
+  const sched = p.pct !== null ? new PctThread(p.pct, cpu, [areas, thr], aborted) : null;
   const res: StressThreadResult = {
     cpu, exerciser: null, aborted: false, error: null, perturbations: 0, allocUsedMax: 0, allocUsedGen: 0,
   };
@@ -93,32 +110,53 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
     }
   };
   let opUsedMax = 0; // largest total_used an allocation of the current operation reached
+  let myJoin = -1; // [RFC] this thread's place in throttle_sem's queue
+  let unmapping: ExerciserMapping | null = null; // the mapping being unmapped, for the release check
+  // The core's views of these regions belong to the workload's own allocator handle: compare buffers.
+  const areasSab = areas.buffer;
+  const thrSab = thr.buffer;
+  /** A lock's entry in the lock shadow: its area, nareas for throttle_sem's own lock, -1 unknown. */
+  const lockIndex = (arg: number, words: Int32Array | undefined) =>
+    words?.buffer === areasSab ? arg / AREA_INTS : words?.buffer === thrSab ? nareas : -1;
+  const lockName = (k: number) => (k === nareas ? "throttle_sem's lock" : `area ${k}'s lock`);
 
-  const hookFn = (point: number, arg: number): void => {
+  const hookFn = (point: number, arg: number, words?: Int32Array): void => {
     ctl[tb + T_POINT] = point;
     ctl[tb + T_STEPS]++;
     switch (point) {
       case P_AREA_LOCK_ENTER:
-        ctl[tb + T_TAKING] = arg / AREA_INTS;
+        ctl[tb + T_TAKING] = lockIndex(arg, words);
+        break;
+      case P_AREA_LOCK_SPIN:
+        // pct: blocked until the lock word is free; chaos: a perturbation point like the others.
+        if (sched !== null) {
+          sched.pointBlocked(point, arg, words?.buffer === thrSab ? WATCH_THROTTLE : WATCH_AREAS, arg + AREA_LOCK, BLOCK_UNTIL_EQUAL, 0);
+          return;
+        }
         break;
       case P_AREA_LOCK_ACQUIRED: {
-        const a = arg / AREA_INTS;
+        const k = lockIndex(arg, words);
         ctl[tb + T_TAKING] = -1;
-        ctl[tb + T_HOLDING] = a;
-        const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, a), 0, cpu + 1);
-        if (prev !== 0) violation(`cpu ${cpu}: took area ${a}'s lock while cpu ${prev - 1} holds it (two threads in one critical section)`);
+        ctl[tb + T_HOLDING] = k;
+        if (k < 0) {
+          violation(`cpu ${cpu}: a lock on a region the harness does not know (record ${arg})`);
+          break;
+        }
+        const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, k), 0, cpu + 1);
+        if (prev !== 0) violation(`cpu ${cpu}: took ${lockName(k)} while cpu ${prev - 1} holds it (two threads in one critical section)`);
         break;
       }
       case P_AREA_UNLOCK: {
-        const a = arg / AREA_INTS;
+        const k = lockIndex(arg, words);
         ctl[tb + T_HOLDING] = -1;
-        const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, a), cpu + 1, 0);
-        if (prev !== cpu + 1) violation(`cpu ${cpu}: released area ${a}'s lock, which ${prev === 0 ? 'nobody' : `cpu ${prev - 1}`} held`);
+        if (k < 0) break;
+        const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, k), cpu + 1, 0);
+        if (prev !== cpu + 1) violation(`cpu ${cpu}: released ${lockName(k)}, which ${prev === 0 ? 'nobody' : `cpu ${prev - 1}`} held`);
         break;
       }
       case P_AREA_LOCK_PARK:
         ctl[tb + T_PARK_EPISODE]++;
-        Atomics.store(ctl, tb + T_PARKED, arg / AREA_INTS);
+        Atomics.store(ctl, tb + T_PARKED, lockIndex(arg, words));
         sched?.park();
         return;
       case P_AREA_LOCK_UNPARK:
@@ -127,6 +165,39 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
         return;
       case P_HIWATER_UPDATE:
         if (arg > opUsedMax) opUsedMax = arg;
+        break;
+      case P_THROTTLE_QUEUED:
+        // Under throttle_sem's lock, so join numbers are the queue's order.
+        myJoin = Atomics.add(ctl, CTL_SEM_JOINS, 1);
+        break;
+      case P_THROTTLE_ACQUIRED: {
+        const waiting = Atomics.load(ctl, CTL_SEM_JOINS) - Atomics.load(ctl, CTL_SEM_GRANTS);
+        if (waiting !== 0) violation(`cpu ${cpu}: took throttle_sem at once while ${waiting} waiter(s) were queued (a barge past the FIFO: no direct handoff)`);
+        break;
+      }
+      case P_THROTTLE_WAIT:
+        Atomics.store(ctl, tb + T_SEM_WAIT, 1);
+        // pct: blocked while the wait record says queued, i.e. until up() hands the semaphore over.
+        if (sched !== null) sched.pointBlocked(point, arg, WATCH_THROTTLE, arg, BLOCK_WHILE_EQUAL, WAITER_QUEUED);
+        return;
+      case P_THROTTLE_GRANTED: {
+        Atomics.store(ctl, tb + T_SEM_WAIT, 0);
+        // Only the holder can up(), and it must have seen its own grant first: grants are seen in order.
+        const g = Atomics.add(ctl, CTL_SEM_GRANTS, 1);
+        if (g !== myJoin) violation(`cpu ${cpu}: handed throttle_sem as waiter #${myJoin} in queue order, but waiter #${g} was first (FIFO broken)`);
+        myJoin = -1;
+        break;
+      }
+      case P_SLOTS_FREED:
+        // up() follows: every slot of the mapping (or SG list) being unmapped must be free already.
+        // A slot still holding our own original address is still ours (no other thread maps our memory).
+        if (unmapping !== null) {
+          const m = unmapping;
+          const live = m.dataSlot.filter((s, i) => pool.origAddr[s] === m.orig[i]);
+          if (live.length > 0) {
+            violation(`cpu ${cpu}: throttle_sem released at unmap while ${live.length} of the ${m.dataSlot.length} entr${m.dataSlot.length === 1 ? 'y' : 'ies'} of the releasing mapping still hold slots (first data slot ${live[0]}): released before all its bounce memory is free`);
+          }
+        }
         break;
     }
     if (sched !== null) sched.point(point, arg);
@@ -184,6 +255,18 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
       if (opUsedMax > res.allocUsedMax) res.allocUsedMax = opUsedMax;
     },
     onViolation: violation,
+    mapped: (m: ExerciserMapping): void => {
+      if (!m.throttled) return;
+      const prev = Atomics.compareExchange(ctl, CTL_THROTTLED_HOLDER, 0, cpu + 1);
+      if (prev !== 0) violation(`cpu ${cpu}: a mapping came back flagged throttled while cpu ${prev - 1} has a live throttled mapping (two holders of throttle_sem)`);
+    },
+    unmapping: (m: ExerciserMapping): void => {
+      unmapping = m;
+      if (m.throttled) Atomics.compareExchange(ctl, CTL_THROTTLED_HOLDER, cpu + 1, 0);
+    },
+    unmapped: (): void => {
+      unmapping = null;
+    },
   };
 
   setMutant(p.mutantId);
@@ -204,7 +287,7 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
   } catch (e) {
     if (e instanceof StressAbort) res.aborted = true;
     else {
-      res.error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      res.error = e instanceof Error ? (process.env['COCO_DEBUG'] ? (e.stack ?? e.message) : `${e.name}: ${e.message}`) : String(e);
       Atomics.store(ctl, CTL_STOP, 1);
       report(`cpu ${cpu}: ${res.error}`); // at once: the result may be long in coming if others now wait on a lock we hold
     }

@@ -28,10 +28,10 @@ const HELD_WAITERS = 2;
 
 /** Take the lock of the area record at `base` in `areas`. */
 export function areaLock(areas: Int32Array, base: number, spins: number, parkTimeoutMs: number): void {
-  if (hook !== null) hook(P_AREA_LOCK_ENTER, base);
+  if (hook !== null) hook(P_AREA_LOCK_ENTER, base, areas);
   if (mutant === M_AREA_LOCK_NO_EXCLUDE ? plainStoreLock(areas, base + AREA_LOCK) : Atomics.compareExchange(areas, base + AREA_LOCK, FREE, HELD) === FREE) {
     areas[base + AREA_ACQUIRED]!++;
-    if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base);
+    if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base, areas);
     return;
   }
   areaLockSlow(areas, base, spins, parkTimeoutMs);
@@ -40,12 +40,12 @@ export function areaLock(areas: Int32Array, base: number, spins: number, parkTim
 function areaLockSlow(areas: Int32Array, base: number, spins: number, parkTimeoutMs: number): void {
   const word = base + AREA_LOCK;
   for (let i = 0; i < spins; i++) {
-    if (hook !== null) hook(P_AREA_LOCK_SPIN, base);
+    if (hook !== null) hook(P_AREA_LOCK_SPIN, base, areas);
     // Read before the compare-exchange so spinning does not keep stealing the cache line.
     if (Atomics.load(areas, word) === FREE && Atomics.compareExchange(areas, word, FREE, HELD) === FREE) {
       areas[base + AREA_ACQUIRED]!++;
       areas[base + AREA_CONTENDED]!++;
-      if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base);
+      if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base, areas);
       return;
     }
   }
@@ -54,22 +54,22 @@ function areaLockSlow(areas: Int32Array, base: number, spins: number, parkTimeou
   // From here on we may have parked, so we take the lock in state 2: our unlock must wake the others.
   while (Atomics.exchange(areas, word, HELD_WAITERS) !== FREE) {
     parks++;
-    if (hook !== null) hook(P_AREA_LOCK_PARK, base);
+    if (hook !== null) hook(P_AREA_LOCK_PARK, base, areas);
     if (Atomics.wait(areas, word, HELD_WAITERS, parkTimeoutMs) === 'timed-out') timeouts++;
-    if (hook !== null) hook(P_AREA_LOCK_UNPARK, base);
+    if (hook !== null) hook(P_AREA_LOCK_UNPARK, base, areas);
   }
   areas[base + AREA_ACQUIRED]!++;
   areas[base + AREA_CONTENDED]!++;
   areas[base + AREA_PARKED]! += parks;
   areas[base + AREA_PARK_TIMEOUTS]! += timeouts;
-  if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base);
+  if (hook !== null) hook(P_AREA_LOCK_ACQUIRED, base, areas);
 }
 
 /** Release the lock; wake one parked thread if the word says someone may be parked. */
 export function areaUnlock(areas: Int32Array, base: number): void {
-  if (hook !== null) hook(P_AREA_UNLOCK, base);
+  if (hook !== null) hook(P_AREA_UNLOCK, base, areas);
   if (Atomics.exchange(areas, base + AREA_LOCK, FREE) === HELD_WAITERS && mutant !== M_LOST_WAKEUP) {
     Atomics.notify(areas, base + AREA_LOCK, 1);
   }
-  if (hook !== null) hook(P_AREA_UNLOCKED, base);
+  if (hook !== null) hook(P_AREA_UNLOCKED, base, areas);
 }

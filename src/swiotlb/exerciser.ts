@@ -14,14 +14,18 @@
 //     around the private buffer are never touched;
 //   - every io_tlb_used value it reads is later covered by used_hiwater (checked by the caller).
 // Maps are single (dma_map_single), IOMMU-style with an alloc_align_mask (swiotlb_tbl_map_single),
-// or scatter-gather lists (dma_map_sgtable), in shares the configuration sets.
+// or scatter-gather lists (dma_map_sgtable), in shares the configuration sets. [RFC] A share of the
+// dma-direct ones pass DMA_ATTR_MAY_BLOCK, except while the thread holds a live mapping flagged
+// throttled: a second MAY_BLOCK map could then wait for a semaphore only its own unmap releases
+// (the self-deadlock of §15.9), so it behaves as a driver must for throttling to make progress.
 import { DmaDevice } from '../dma/device.js';
 import { ScatterList, dmaMapSgtable, dmaMapSingle, dmaUnmapSg, dmaUnmapSingle } from '../dma/direct.js';
 import { GuestMemory } from '../memory/guest.js';
 import {
-  DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE,
-  type DmaDirection, nrSlots,
+  DMA_ATTR_MAY_BLOCK, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SEGSIZE, IO_TLB_SIZE,
+  PAGE_SIZE, type DmaDirection, nrSlots,
 } from './constants.js';
+import { TSTAT_ADMITTED, TSTAT_BOUND_VIOLATIONS, TSTAT_WAITS } from './layout.js';
 import { P_EXERCISER_OP, hook } from './instrument.js';
 import { IoTlbMem, type IoTlbMemShared } from './mem.js';
 import type { IoTlbPool } from './pool.js';
@@ -57,6 +61,16 @@ export interface ExerciserConfig {
   dirWeights?: readonly [number, number, number];
   /** Random byte positions checked per buffer and direction, besides both ends. Default 2. */
   verifySamples?: number;
+  /** [RFC] Share of dma-direct maps (single and SG) passing DMA_ATTR_MAY_BLOCK. Default 0. */
+  mayBlockShare?: number;
+}
+
+/** A live mapping as the probe sees it: its entries' first data slots and original addresses. */
+export interface ExerciserMapping {
+  /** [RFC] Flagged throttled: it holds throttle_sem (for an SG list: entry 0 holds it for the list). */
+  readonly throttled: boolean;
+  readonly dataSlot: readonly number[];
+  readonly orig: readonly number[];
 }
 
 /** Hooks for the stress harness; every member optional. */
@@ -67,6 +81,12 @@ export interface ExerciserProbe {
   afterMap?(ok: boolean): void;
   /** Each broken check as it is found. */
   onViolation?(msg: string): void;
+  /** A map succeeded and its slots were claimed. */
+  mapped?(m: ExerciserMapping): void;
+  /** About to unmap `m` (its slots released from the ownership shadow). */
+  unmapping?(m: ExerciserMapping): void;
+  /** The unmap of the mapping announced by unmapping() returned. */
+  unmapped?(): void;
 }
 
 export interface ExerciserResult {
@@ -79,15 +99,24 @@ export interface ExerciserResult {
   violations: string[];
   maxUsedSeen: number;
   bytesChecked: number;
+  /** [RFC] Maps that came back flagged throttled. */
+  throttledMaps: number;
+  /** [RFC] This thread's throttle statistics: admitted MAY_BLOCK requests, waits, slop bound violations. */
+  throttleAdmitted: number;
+  throttleWaits: number;
+  throttleBoundViolations: number;
 }
 
 const GUARD = 16; // bytes on each side of a private buffer that no copy may touch
 const GUARD_BYTE = 0x5a;
 const MAX_VIOLATIONS = 20;
 
-interface Live {
+interface Live extends ExerciserMapping {
   /** Entries: 1 for single and IOMMU-style maps. */
   n: number;
+  throttled: boolean;
+  dataSlot: number[];
+  orig: number[];
   sgl: ScatterList | null;
   tlb: number[];
   /** Private offset and length of each entry. */
@@ -114,12 +143,17 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
   const alignShare = cfg.allocAlignMasks !== undefined && cfg.allocAlignMasks.length > 0 ? (cfg.allocAlignShare ?? 0) : 0;
   const [wBi, wTo, wFrom] = cfg.dirWeights ?? [2, 2, 2];
   const samples = cfg.verifySamples ?? 2;
+  const mayBlockShare = cfg.mayBlockShare ?? 0;
+  let throttledLive = 0;
   const bufBytes = (sgShare > 0 ? sgMax : 1) * cfg.maxSize;
   const slotBytes = bufBytes + 2 * GUARD + PAGE_SIZE;
   const nbuf = Math.floor(cfg.regionBytes / slotBytes);
   const live: (Live | null)[] = new Array(Math.max(1, Math.min(cfg.maxLive, nbuf))).fill(null);
   if (nbuf < 1) throw new RangeError(`exerciser: region of ${cfg.regionBytes} bytes cannot hold one ${slotBytes}-byte buffer`);
-  const res: ExerciserResult = { ops: 0, maps: 0, sgMaps: 0, mapFailures: 0, unmaps: 0, violations: [], maxUsedSeen: 0, bytesChecked: 0 };
+  const res: ExerciserResult = {
+    ops: 0, maps: 0, sgMaps: 0, mapFailures: 0, unmaps: 0, violations: [], maxUsedSeen: 0, bytesChecked: 0, throttledMaps: 0,
+    throttleAdmitted: 0, throttleWaits: 0, throttleBoundViolations: 0,
+  };
   const bytes = guest.bytes;
   const data = pool.data;
   // Canaries: the CPU writes slices of `pat`; the device answers with the same slice of `ans`.
@@ -161,6 +195,8 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     m.tlb[i] = tlb;
     m.first[i] = first;
     m.nslots[i] = nslots;
+    m.dataSlot[i] = slotPos;
+    m.orig[i] = orig;
     return true;
   };
   const release = (m: Live) => {
@@ -193,7 +229,11 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     const dir = dirOf();
     const n = sg ? 2 + rng.below(sgMax - 1) : 1;
     const base = cfg.regionOffset + b * slotBytes + GUARD + rng.below(PAGE_SIZE);
-    const m: Live = { n, sgl: null, tlb: [], off: [], len: [], first: [], nslots: [], dir, pat: 0, iommu };
+    const wantBlock = mayBlockShare > 0 && rng.float() < mayBlockShare;
+    const attrs = wantBlock && !iommu && throttledLive === 0 ? DMA_ATTR_MAY_BLOCK : 0;
+    const m: Live = {
+      n, sgl: null, tlb: [], off: [], len: [], first: [], nslots: [], dir, pat: 0, iommu, throttled: false, dataSlot: [], orig: [],
+    };
     let total = 0;
     for (let i = 0; i < n; i++) {
       const len = sizeOf();
@@ -210,11 +250,11 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     if (sg) {
       const sgl = new ScatterList(n);
       for (let i = 0; i < n; i++) sgl.set(i, guest.addrOf(m.off[i]!), m.len[i]!);
-      ok = dmaMapSgtable(mem, dev, sgl, n, dir) === n;
+      ok = dmaMapSgtable(mem, dev, sgl, n, dir, attrs) === n;
       m.sgl = sgl;
     } else {
       const orig = guest.addrOf(base);
-      const tlb = iommu ? mem.tblMapSingle(dev, orig, m.len[0]!, allocMask, dir, 0) : dmaMapSingle(mem, dev, orig, m.len[0]!, dir);
+      const tlb = iommu ? mem.tblMapSingle(dev, orig, m.len[0]!, allocMask, dir, 0) : dmaMapSingle(mem, dev, orig, m.len[0]!, dir, attrs);
       ok = tlb !== DMA_MAPPING_ERROR;
       m.tlb.push(tlb);
     }
@@ -236,6 +276,13 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
       // Unmapping an address we cannot place would only add noise; leave the mapping and stop here.
       return;
     }
+    // [RFC] Our own mapping's flag, set by our map and cleared only by our unmap: stable while live.
+    m.throttled = pool.throttled[m.dataSlot[0]!] !== 0;
+    if (m.throttled) {
+      throttledLive++;
+      res.throttledMaps++;
+    }
+    probe.mapped?.(m);
     for (let i = 0; i < n; i++) {
       checkBounce(m, i, pat, 'after map');
       // The device writes its answer into FROM_DEVICE and BIDIRECTIONAL buffers.
@@ -253,8 +300,11 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     const want = m.dir === DMA_TO_DEVICE ? pat : ans;
     for (let i = 0; i < m.n; i++) checkBounce(m, i, want, 'before unmap');
     release(m);
+    probe.unmapping?.(m);
     if (m.sgl !== null) dmaUnmapSg(mem, dev, m.sgl, m.n, m.dir);
     else dmaUnmapSingle(mem, dev, m.tlb[0]!, m.len[0]!, m.dir);
+    probe.unmapped?.();
+    if (m.throttled) throttledLive--;
     res.unmaps++;
     for (let i = 0; i < m.n; i++) {
       const off = m.off[i]!;
@@ -296,6 +346,10 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     op++;
   }
   res.ops = res.maps + res.mapFailures + res.unmaps;
+  const t = mem.throttleStats.fields;
+  res.throttleAdmitted = t[TSTAT_ADMITTED]!;
+  res.throttleWaits = t[TSTAT_WAITS]!;
+  res.throttleBoundViolations = t[TSTAT_BOUND_VIOLATIONS]!;
   return res;
 }
 

@@ -10,8 +10,12 @@
 // Rules for a hook: it runs on the thread that reached the point, possibly with an area lock held;
 // it must not call back into the allocator, and it may only block in bounded waits.
 
-/** `arg` is the point's datum: an area record's base index, a slot index or a slot count. */
-export type InstrumentHook = (point: number, arg: number) => void;
+/**
+ * `arg` is the point's datum: a lock record's base index, a slot index, a slot count. `words` is the
+ * Int32Array that holds the lock or wait word the point is about (pool.areas for an area lock, the
+ * throttle region for throttle_sem's own lock and its waiters), else undefined.
+ */
+export type InstrumentHook = (point: number, arg: number, words?: Int32Array) => void;
 
 /** The installed hook; null except in the stress harness's workers. */
 export let hook: InstrumentHook | null = null;
@@ -22,7 +26,8 @@ export function setInstrumentHook(h: InstrumentHook | null): void {
 }
 
 // --- the points -----------------------------------------------------------------------------------
-// Area lock (area-lock.ts); arg = the area record's base index in pool.areas.
+// Area lock (area-lock.ts): the io_tlb_area locks, and throttle_sem's own lock, which is the same
+// lock on a record in the throttle region. arg = the record's base index; words = its Int32Array.
 /** areaLock entered, before the first compare-exchange. */
 export const P_AREA_LOCK_ENTER = 1;
 /** One spin on a held lock word (slow path), before re-reading it. */
@@ -42,19 +47,29 @@ export const P_AREA_UNLOCKED = 7;
 export const P_SLOTS_FOUND = 8;
 /** inc_used_and_hiwater: total_used raised, used_hiwater read, before the compare-exchange; arg = the new total_used. */
 export const P_HIWATER_UPDATE = 9;
-// [RFC] throttling (reserved: placed by the throttle work).
-/** Between the throttle decision and the slot search. */
+// [RFC] throttling (mem.ts, throttle.ts).
+/** Between the throttle decision (and any wait) and the slot search; arg = the decision (THROTTLE_*). */
 export const P_THROTTLE_CHECKED = 10;
-/** Between freeing a throttled mapping's slots and releasing the semaphore. */
+/** A throttled mapping's slots are free and throttle_sem is about to be released (up()). */
 export const P_SLOTS_FREED = 11;
 // The checked workload (exerciser.ts).
 /** Start of one map or unmap operation of the exerciser; arg = the operation's number. */
 export const P_EXERCISER_OP = 12;
+// [RFC] throttle_sem (throttle.ts); words = the throttle region.
+/** down() took the free semaphore at once, under its lock. */
+export const P_THROTTLE_ACQUIRED = 13;
+/** down() joined the wait queue, under its lock; arg = the waiter's record number. */
+export const P_THROTTLE_QUEUED = 14;
+/** A queued waiter is about to park until up() hands it the semaphore; arg = its wait word's index. */
+export const P_THROTTLE_WAIT = 15;
+/** The waiter was handed the semaphore (it is the holder now); arg = its record number. */
+export const P_THROTTLE_GRANTED = 16;
 
-export const POINT_COUNT = 13;
+export const POINT_COUNT = 17;
 
 /** Names for reports, indexed by point id. */
 export const POINT_NAMES: readonly string[] = [
   '(none)', 'area_lock_enter', 'area_lock_spin', 'area_lock_acquired', 'area_lock_park', 'area_lock_unpark',
   'area_unlock', 'area_unlocked', 'slots_found', 'hiwater_update', 'throttle_checked', 'slots_freed', 'exerciser_op',
+  'throttle_acquired', 'throttle_queued', 'throttle_wait', 'throttle_granted',
 ];

@@ -14,10 +14,10 @@ import { InputError, assert } from '../errors.js';
 import type { DmaDevice } from '../dma/device.js';
 import type { GuestMemory } from '../memory/guest.js';
 import { areaLock, areaUnlock } from './area-lock.js';
-import { P_HIWATER_UPDATE, P_SLOTS_FOUND, hook } from './instrument.js';
+import { P_HIWATER_UPDATE, P_SLOTS_FOUND, P_SLOTS_FREED, P_THROTTLE_CHECKED, hook } from './instrument.js';
 import {
-  M_CURSOR_NO_WRAP, M_HIWATER_NO_CAS, M_LIST_AFTER_UNLOCK, M_MERGE_SHORT, mutant, raiseHiwaterWithoutCas,
-  renumberFreeRunBeforeShort,
+  M_CURSOR_NO_WRAP, M_HIWATER_NO_CAS, M_LIST_AFTER_UNLOCK, M_MERGE_SHORT, M_SEM_BEFORE_FREE, mutant,
+  raiseHiwaterWithoutCas, renumberFreeRunBeforeShort, throttledAt,
 } from './mutants.js';
 import {
   DMA_ATTR_MAY_BLOCK, DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_DIRECTION_NAMES, DMA_FROM_DEVICE,
@@ -322,6 +322,7 @@ export class IoTlbMem {
       const t = this.throttleCheckAndWait(dev, mappingSize);
       if (t < 0) return this.throttleAborted(dev, mappingSize, dir);
       throttled = t as ThrottleDecision;
+      if (hook !== null) hook(P_THROTTLE_CHECKED, throttled);
     }
 
     const offset = alignOffset(dev, allocAlignMask, origAddr);
@@ -483,6 +484,7 @@ export class IoTlbMem {
 
   /** The unmap of the mapping flagged throttled: the next waiter, if any, gets the semaphore. */
   private throttleRelease(): void {
+    if (hook !== null) hook(P_SLOTS_FREED, 0);
     this.throttle.up();
     this.throttleStats.fields[TSTAT_UNMAP_RELEASES]!++;
   }
@@ -677,7 +679,8 @@ export class IoTlbMem {
       this.bounce(dev, tlbAddr, mappingSize, DMA_FROM_DEVICE, pool);
     }
     // [RFC] up() only after the slots are free, and only for the mapping flagged throttled (§15.5).
-    if (this.releaseSlots(dev, tlbAddr, pool) && this.releasedThrottled !== 0) this.throttleRelease();
+    if (mutant === M_SEM_BEFORE_FREE && throttledAt(pool, dev, tlbAddr)) this.throttleRelease(); // stress mutant only
+    if (this.releaseSlots(dev, tlbAddr, pool) && this.releasedThrottled !== 0 && mutant !== M_SEM_BEFORE_FREE) this.throttleRelease();
   }
 
   /**

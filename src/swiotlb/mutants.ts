@@ -3,13 +3,15 @@
 //
 // Each mutant is one `mutant === M_X` test at the spot it breaks. `mutant` is 0 in every normal run:
 // only the stress harness's worker threads set it (from their workerData, for one trial), never the
-// environment, a job file or the VM's command line. A mutated spot is reached only where the
-// instrumentation hook is installed too (see instrument.ts), or on a path that is already slow.
-import { IO_TLB_SEGSIZE } from './constants.js';
+// environment, a job file or the VM's command line. A test costs a load and a compare; npm run bench
+// measures them together with the instrumentation points (instrument.ts).
+import type { DmaDevice } from '../dma/device.js';
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from './constants.js';
 import { MEM_USED_HIWATER } from './layout.js';
 import {
-  P_AREA_LOCK_ACQUIRED, P_AREA_UNLOCKED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND,
+  P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_UNLOCKED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND,
 } from './instrument.js';
+import type { IoTlbPool } from './pool.js';
 
 export const M_NONE = 0;
 /** areaLock takes the word with a plain store instead of compare-and-exchange. */
@@ -18,11 +20,11 @@ export const M_AREA_LOCK_NO_EXCLUDE = 1;
 export const M_LIST_AFTER_UNLOCK = 2;
 /** used_hiwater raised by read-then-store instead of compare-and-exchange. */
 export const M_HIWATER_NO_CAS = 3;
-/** [RFC] reserved: the throttle semaphore released before the slots are freed. */
+/** [RFC] the unmap of a throttled mapping releases throttle_sem before it frees the slots. */
 export const M_SEM_BEFORE_FREE = 4;
 /** areaUnlock does not notify a parked waiter. */
 export const M_LOST_WAKEUP = 5;
-/** [RFC] reserved: SG entries unmapped with entry 0 (the semaphore holder) first. */
+/** [RFC] dma_unmap_sg unmaps entry 0 (which holds throttle_sem for the list) first instead of last. */
 export const M_SG_UNMAP_ORDER = 6;
 /** swiotlb_release_slots' merge with the free run in front stops one slot short of the segment start. */
 export const M_MERGE_SHORT = 7;
@@ -55,6 +57,12 @@ export interface MutantTrialHint {
   perturbRate?: number;
   /** Longest park a perturbation inserts, in microseconds. */
   parkMaxUs?: number;
+  /** [RFC] Throttling on, thresholds in percent of nslabs. */
+  throttle?: { highPercent: number; lowPercent: number };
+  /** [RFC] Share of dma-direct maps passing DMA_ATTR_MAY_BLOCK. */
+  mayBlockShare?: number;
+  /** Share of maps that are SG lists. */
+  sgShare?: number;
 }
 
 export interface MutantSpec {
@@ -66,7 +74,7 @@ export interface MutantSpec {
   /** Which check is expected to catch it, in one line (for the README and the --mutants table). */
   caughtBy: string;
   hint: MutantTrialHint;
-  /** Needs the [RFC] throttle (not run until throttling is in the core). */
+  /** Breaks the [RFC] throttle (its trials have throttling on). */
   requiresThrottle?: boolean;
 }
 
@@ -93,11 +101,33 @@ export const MUTANTS: readonly MutantSpec[] = [
     hint: { mode: 'chaos', vcpus: 4, nareas: 4, segmentsPerArea: 4, perturbPoints: [P_HIWATER_UPDATE], perturbRate: 0.2 },
   },
   {
+    id: M_SEM_BEFORE_FREE,
+    name: 'sem-before-free',
+    description: 'the unmap of a throttled mapping releases throttle_sem before it frees the mapping\'s slots',
+    caughtBy: 'at each release of throttle_sem, every slot of the releasing mapping (or SG list) is free',
+    requiresThrottle: true,
+    hint: {
+      mode: 'chaos', vcpus: 4, nareas: 2, segmentsPerArea: 2, throttle: { highPercent: 10, lowPercent: 5 }, mayBlockShare: 0.8,
+      sgShare: 0, perturbPoints: [P_EXERCISER_OP], perturbRate: 0,
+    },
+  },
+  {
     id: M_LOST_WAKEUP,
     name: 'lost-wakeup',
     description: 'areaUnlock does not notify when the lock word says a waiter may be parked',
     caughtBy: 'watchdog: every unfinished thread parked on an area lock, no holder (and park timeouts at quiescence)',
     hint: { mode: 'chaos', vcpus: 6, nareas: 1, segmentsPerArea: 4, lockSpins: 0, opsPerThread: 3000, perturbPoints: [P_AREA_LOCK_ACQUIRED], perturbRate: 0.2, parkMaxUs: 300 },
+  },
+  {
+    id: M_SG_UNMAP_ORDER,
+    name: 'sg-unmap-order',
+    description: 'dma_unmap_sg unmaps entry 0, which holds throttle_sem for the whole list, first instead of last',
+    caughtBy: 'at each release of throttle_sem, every slot of the releasing mapping (or SG list) is free',
+    requiresThrottle: true,
+    hint: {
+      mode: 'chaos', vcpus: 4, nareas: 2, segmentsPerArea: 2, throttle: { highPercent: 10, lowPercent: 5 }, mayBlockShare: 0.8,
+      sgShare: 0.8, perturbPoints: [P_AREA_LOCK_ENTER], perturbRate: 0.01,
+    },
   },
   {
     id: M_MERGE_SHORT,
@@ -129,6 +159,13 @@ export function plainStoreLock(areas: Int32Array, word: number): boolean {
 /** M_HIWATER_NO_CAS's update: a stale `old` can overwrite a larger mark written meanwhile. */
 export function raiseHiwaterWithoutCas(header: Int32Array, newUsed: number, old: number): void {
   if (newUsed > old) Atomics.store(header, MEM_USED_HIWATER, newUsed);
+}
+
+/** M_SEM_BEFORE_FREE: whether the mapping at `tlbAddr` is flagged throttled (its first data slot, as release reads it). */
+export function throttledAt(pool: IoTlbPool, dev: DmaDevice, tlbAddr: number): boolean {
+  const sub = tlbAddr & dev.minAlignMask & (IO_TLB_SIZE - 1);
+  const i0 = (tlbAddr - sub - pool.start) / IO_TLB_SIZE;
+  return Number.isInteger(i0) && pool.throttled[i0] !== 0;
 }
 
 /**

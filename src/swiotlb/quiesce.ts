@@ -6,6 +6,7 @@ import {
 } from './layout.js';
 import type { IoTlbMem } from './mem.js';
 import { initialList } from './pool.js';
+import { throttleQuiescentViolations } from './throttle.js';
 
 export interface QuiescenceExpectations {
   /**
@@ -43,7 +44,9 @@ const MAX_PER_CHECK = 8;
  * - Σ area.used = total_used = 0 (§18.5, §18.6);
  * - used_hiwater ≥ every use an allocation reached (and every use observed, without resets), and
  *   ≤ nslabs + threads × 128 (§18.7; see `threads`);
- * - optionally: no park on an area lock timed out.
+ * - optionally: no park on an area lock timed out;
+ * - [RFC] throttle_sem free, with no holder and no waiter, and no slot flagged throttled (§18.14;
+ *   throttle.ts's own check).
  */
 export function quiescenceViolations(mem: IoTlbMem, expect: QuiescenceExpectations = {}): string[] {
   const out: string[] = [];
@@ -62,8 +65,8 @@ export function quiescenceViolations(mem: IoTlbMem, expect: QuiescenceExpectatio
       if (pool.list[i] !== want) {
         capped('list', counts, () => `${where}slot ${i}: list ${pool.list[i]} at quiescence, initial value ${want}`);
       }
-      if (pool.origAddr[i] !== INVALID_PHYS_ADDR || pool.allocSize[i] !== 0 || pool.padSlots[i] !== 0 || pool.throttled[i] !== 0) {
-        capped('metadata', counts, () => `${where}slot ${i}: metadata not reset (orig_addr ${pool.origAddr[i]}, alloc_size ${pool.allocSize[i]}, pad_slots ${pool.padSlots[i]}, throttled ${pool.throttled[i]})`);
+      if (pool.origAddr[i] !== INVALID_PHYS_ADDR || pool.allocSize[i] !== 0 || pool.padSlots[i] !== 0) {
+        capped('metadata', counts, () => `${where}slot ${i}: metadata not reset (orig_addr ${pool.origAddr[i]}, alloc_size ${pool.allocSize[i]}, pad_slots ${pool.padSlots[i]})`);
       }
     }
     for (let a = 0; a < pool.nareas; a++) {
@@ -94,6 +97,11 @@ export function quiescenceViolations(mem: IoTlbMem, expect: QuiescenceExpectatio
   }
   if (expect.threads !== undefined && hiwater > mem.nslabs + expect.threads * IO_TLB_SEGSIZE) {
     out.push(`used_hiwater ${hiwater} exceeds nslabs ${mem.nslabs} plus one segment per thread (${expect.threads} threads)`);
+  }
+  const throttle = throttleQuiescentViolations(mem.throttle, mem.pools);
+  for (const [k, v] of throttle.entries()) {
+    if (k < MAX_PER_CHECK) out.push(v);
+    else if (k === MAX_PER_CHECK) out.push('(throttle: more not listed)');
   }
   return out;
 }

@@ -21,6 +21,7 @@ import { InputError, InvariantError, assert } from '../errors.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
 import { nowMs } from '../util/clock.js';
 import { areaLock, areaUnlock } from './area-lock.js';
+import { P_THROTTLE_ACQUIRED, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT, hook } from './instrument.js';
 import {
   THROTTLE_BYTES, THROTTLE_DEVICE_NAMES_MAX, THROTTLE_DEVICE_NAME_BYTES, THROTTLE_HOLDER_MAPPING,
   THROTTLE_HOLDER_NONE, THROTTLE_HOLDER_REQUEST, THROTTLE_INTS, THROTTLE_WAITERS_MAX, THR_ABORT, THR_ABORTED_WAITS,
@@ -287,6 +288,7 @@ export class ThrottleState {
       assert(i32[THR_QUEUE_LEN] === 0, 'throttle_sem: count 1 with waiters queued');
       i32[THR_SEM_COUNT] = 0;
       this.setHolder(vcpu, dev, sizeBytes);
+      if (hook !== null) hook(P_THROTTLE_ACQUIRED, 0, i32);
       this.unlock();
       return DOWN_ACQUIRED;
     }
@@ -312,6 +314,7 @@ export class ThrottleState {
     Atomics.store(i32, THR_QUEUE_LEN, len + 1);
     if (len + 1 > i32[THR_QUEUE_LEN_MAX]!) i32[THR_QUEUE_LEN_MAX] = len + 1;
     this.queuedAhead = len;
+    if (hook !== null) hook(P_THROTTLE_QUEUED, r, i32);
     this.unlock();
     return r;
   }
@@ -334,6 +337,7 @@ export class ThrottleState {
     const i32 = this.i32;
     const word = THR_WAITERS + r * WAITER_INTS + WAITER_STATE;
     const irq = this.whileWaiting;
+    if (hook !== null) hook(P_THROTTLE_WAIT, word, i32);
     for (;;) {
       Atomics.wait(i32, word, WAITER_QUEUED, irq === null ? this.sliceMs : IRQ_POLL_SLICE_MS);
       if (Atomics.load(i32, word) === WAITER_GRANTED) return this.granted(word);
@@ -360,6 +364,7 @@ export class ThrottleState {
 
   private granted(word: number): number {
     // The record is ours until we free it; up() already moved the semaphore to us.
+    if (hook !== null) hook(P_THROTTLE_GRANTED, word, this.i32);
     Atomics.store(this.i32, word, WAITER_FREE);
     this.onGranted?.();
     return WAIT_GRANTED;

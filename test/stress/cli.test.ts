@@ -62,7 +62,9 @@ describe('npm run stress', () => {
     expect(s.mutants.filter((m) => !m.caught).map((m) => m.mutant)).toEqual([]);
     expect(s.all_caught).toBe(true);
     expect(r.status).toBe(0);
-    expect(s.mutants.map((m) => m.mutant)).toEqual(['area-lock-no-exclude', 'list-after-unlock', 'hiwater-no-cas', 'lost-wakeup', 'merge-short', 'cursor-no-wrap']);
+    expect(s.mutants.map((m) => m.mutant)).toEqual([
+      'area-lock-no-exclude', 'list-after-unlock', 'hiwater-no-cas', 'sem-before-free', 'lost-wakeup', 'sg-unmap-order', 'merge-short', 'cursor-no-wrap',
+    ]);
     for (const m of s.mutants) expect(m.replay).toContain(`--mutant ${m.mutant}`);
   }, 400_000);
 

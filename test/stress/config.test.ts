@@ -26,6 +26,8 @@ describe('trial configurations', () => {
   it('stay within the ranges: 2..64 vCPUs, power-of-two areas of whole segments, 1 byte..max mapping size', () => {
     const modes = new Set<string>();
     let big = 0;
+    let throttled = 0;
+    let lowAboveHigh = 0;
     for (let i = 0; i < 500; i++) {
       const c = trialConfig(trialSeed(7, i), 'mixed', limits);
       modes.add(c.mode);
@@ -39,7 +41,17 @@ describe('trial configurations', () => {
       expect(Math.log2(c.minAlignMask + 1) % 1).toBe(0);
       if (c.mode === 'pct') expect(c.lockSpins).toBeGreaterThanOrEqual(1);
       expect(c.opsPerThread).toBeGreaterThanOrEqual(100);
+      if (c.throttle !== null) {
+        throttled++;
+        expect(c.throttle.high).toBeLessThan(c.nslabs);
+        if (c.throttle.low > c.throttle.high) lowAboveHigh++;
+      }
+      expect(c.mayBlockShare).toBeGreaterThan(0);
+      expect(c.mayBlockShare).toBeLessThanOrEqual(1);
     }
+    expect(throttled).toBeGreaterThan(100); // about half the trials
+    expect(throttled).toBeLessThan(400);
+    expect(lowAboveHigh).toBeGreaterThan(0); // the RFC does not stop low_throttle above high_throttle
     expect([...modes].sort()).toEqual(['chaos', 'pct']);
     expect(big).toBeGreaterThan(0);
     expect(trialConfig(3, 'mixed', { ...limits, maxVcpus: 4 }).vcpus).toBeLessThanOrEqual(4);
@@ -54,6 +66,10 @@ describe('trial configurations', () => {
     expect(c.perturb.rates[P_HIWATER_UPDATE]).toBe(m.hint.perturbRate);
     expect(c.perturb.rates.filter((r) => r > 0)).toHaveLength(1);
     expect(trialConfig(99, 'pct', limits, m).mode).toBe('pct');
+    const sg = trialConfig(99, 'mixed', limits, mutantByName('sg-unmap-order'));
+    expect(sg.throttle).toEqual({ high: Math.floor(sg.nslabs * 0.1), low: Math.floor(sg.nslabs * 0.05) });
+    expect(sg.sgShare).toBe(0.8);
+    expect(sg.mayBlockShare).toBe(0.8);
   });
 
   it('print as one JSON line and replay with a command naming everything that shaped them', () => {

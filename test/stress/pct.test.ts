@@ -1,6 +1,7 @@
 // pct mode replays exactly: two runs of one seed take the same schedule (the same sequence of
 // thread, point and datum, hashed) and do the same operations; another seed takes another.
 import { afterAll, describe, expect, it } from 'vitest';
+import { mutantByName } from '../../src/swiotlb/mutants.js';
 import { trialConfig } from '../../src/stress/config.js';
 import { StressWorkerPool, runTrial } from '../../src/stress/trial.js';
 
@@ -30,5 +31,36 @@ describe('pct mode', () => {
       .toEqual({ trace: a.pct!.trace, steps: a.pct!.steps, ops: a.ops, maps: a.maps, mapFailures: a.mapFailures });
     const other = await runTrial(smallPct(4321), pool, opts);
     expect(other.pct!.trace).not.toBe(a.pct!.trace);
+  });
+});
+
+describe('pct mode with throttling', () => {
+  it('replays exactly, throttle_sem waits included', async () => {
+    const cfg = () => {
+      const c = smallPct(777);
+      c.throttle = { high: 2, low: 1 }; // nearly every MAY_BLOCK map throttles
+      c.mayBlockShare = 0.9;
+      c.vcpus = 4;
+      c.pct.steps = c.vcpus * c.opsPerThread * 9;
+      return c;
+    };
+    const a = await runTrial(cfg(), pool, opts);
+    const b = await runTrial(cfg(), pool, opts);
+    expect(a.failures).toEqual([]);
+    expect(a.throttledMaps).toBeGreaterThan(0);
+    expect(a.throttleWaits).toBeGreaterThan(0);
+    expect({ trace: b.pct!.trace, steps: b.pct!.steps, ops: b.ops, waits: b.throttleWaits })
+      .toEqual({ trace: a.pct!.trace, steps: a.pct!.steps, ops: a.ops, waits: a.throttleWaits });
+  });
+});
+
+describe('pct mode with a mutant', () => {
+  it('replays the interleaving that puts two threads in one critical section, and the lock shadow names it', async () => {
+    // A trial of `npm run stress -- --mutants --mode pct` (seed 42): deterministic under pct.
+    const cfg = () => trialConfig(1870204299, 'pct', { maxVcpus: 64, parkTimeoutMs: 5000, scale: 1 }, mutantByName('area-lock-no-exclude'));
+    const a = await runTrial(cfg(), pool, opts);
+    const b = await runTrial(cfg(), pool, opts);
+    expect(a.failures[0]).toMatch(/^cpu \d+: took area 0's lock while cpu \d+ holds it \(two threads in one critical section\)$/);
+    expect(b.failures[0]).toBe(a.failures[0]);
   });
 });
