@@ -20,7 +20,7 @@ export const STRESS_FLAGS: readonly FlagSpec[] = [
   { name: 'mutants', kind: 'boolean', help: 'run every mutant until caught; print whether and how fast' },
   { name: 'max-vcpus', kind: 'string', help: `most vCPU threads a trial draws, ${MIN_VCPUS}..${MAX_VCPUS}` },
   { name: 'scale', kind: 'string', help: 'multiplier of the operations per trial, e.g. 0.5' },
-  { name: 'watchdog', kind: 'string', help: 'a thread without progress this long fails the trial, e.g. 5s' },
+  { name: 'watchdog', kind: 'string', help: 'no thread progressing this long (one thread: 6x as long) fails the trial, e.g. 5s' },
   { name: 'park-timeout', kind: 'string', help: 'area-lock park timeout in trials, e.g. 5s' },
   { name: 'mutant-budget', kind: 'string', help: 'time allowed to catch each mutant, e.g. 60s' },
   { name: 'output-format', kind: 'string', help: 'normal or json' },

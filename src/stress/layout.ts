@@ -28,7 +28,7 @@ export const T_PARKED = 4; // area whose lock word it is parked on, -1 none
 export const T_PARK_EPISODE = 5; // parks so far (tells one long park from many short ones)
 export const T_DONE = 6; // 1 once the thread's workload has returned
 export const T_STARTED = 7; // 1 once the thread's workload has started
-export const T_STEPS = 8; // instrumentation points passed (progress inside an operation)
+export const T_STEPS = 8; // instrumentation points passed, waits (spin, park, throttle wait) not counted
 export const T_SEM_WAIT = 9; // 1 while parked in down() waiting for throttle_sem
 // 10..15: spare.
 export const THREAD_INTS = 16;

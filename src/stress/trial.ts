@@ -3,9 +3,12 @@
 // quiescent state when they are done.
 //
 // The watchdog polls the control block every POLL_MS:
-//   - a started thread whose progress (operations and instrumentation points) has not moved for
-//     watchdogMs (chaos), or a pct schedule whose step count has not moved for watchdogMs, is a
-//     stall: it reports who holds which area lock, who is taking or parked on which, then aborts;
+//   - a stall: no unfinished thread has made progress (operations, and instrumentation points other
+//     than spins, parks and waits) for watchdogMs (chaos), or the pct schedule has made no step for
+//     watchdogMs; or one thread has made none for STARVED_FACTOR x watchdogMs while others went on.
+//     (One thread alone may wait a while: the area lock lets spinners barge past a woken waiter, and
+//     a 2-core machine shared with 64 threads and other work can leave a thread unscheduled for
+//     seconds.) It reports who holds which lock, who is taking or parked on which, then aborts;
 //   - every unfinished thread parked on an area lock, each in the same park, for LOST_WAKEUP_GRACE_MS,
 //     is a lost wakeup. Sound because a parked thread waits for a holder, a holder is not parked,
 //     and the unlock that frees a lock word with waiters wakes one of them: when nobody is left to
@@ -38,7 +41,9 @@ export const POOL_START = 0x8000_0000;
 export const GUEST_BASE = 0x1_0000_0000;
 const POLL_MS = 20;
 /** How long every unfinished thread may sit parked before it is a lost wakeup. */
-export const LOST_WAKEUP_GRACE_MS = 1000;
+export const LOST_WAKEUP_GRACE_MS = 2000;
+/** One thread without progress this many watchdog periods, while others go on, is stuck (or starved). */
+const STARVED_FACTOR = 6;
 /** After the first broken check, how long the other threads get to stop before they are ended. */
 const FAILURE_GRACE_MS = 3000;
 /** How long after an abort the threads get to return before they are terminated. */
@@ -213,7 +218,9 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
   let stalled = false;
   const abortTrial = async (why: string[]) => {
     stalled = true;
-    for (const w of why) fail(w);
+    // The headline, then the report whole (its lines do not count against MAX_FAILURES).
+    fail(why[0]!);
+    failures.push(...why.slice(1));
     Atomics.store(ctl, CTL_STOP, 1);
     Atomics.store(ctl, CTL_ABORT, 1);
     await Promise.race([run.done, sleep(ABORT_GRACE_MS)]);
@@ -259,9 +266,14 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
         break;
       }
     } else {
-      const stuck = live.filter((i) => ctl[threadBase(i) + T_STARTED] === 1 && t - lastChange[i]! > opts.watchdogMs);
-      if (stuck.length > 0) {
-        await abortTrial([`watchdog: ${stuck.map((i) => `cpu ${i}`).join(', ')} made no progress for ${opts.watchdogMs} ms`, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
+      const started = live.filter((i) => ctl[threadBase(i) + T_STARTED] === 1);
+      const quiet = started.filter((i) => t - lastChange[i]! > opts.watchdogMs);
+      const starved = started.filter((i) => t - lastChange[i]! > STARVED_FACTOR * opts.watchdogMs);
+      if (started.length > 0 && (quiet.length === live.length || starved.length > 0)) {
+        const headline = starved.length > 0
+          ? `watchdog: ${starved.map((i) => `cpu ${i}`).join(', ')} made no progress for ${STARVED_FACTOR * opts.watchdogMs} ms while other threads went on`
+          : `watchdog: no thread made progress for ${opts.watchdogMs} ms (${quiet.map((i) => `cpu ${i}`).join(', ')})`;
+        await abortTrial([headline, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
         break;
       }
     }

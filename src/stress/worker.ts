@@ -122,17 +122,18 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
 
   const hookFn = (point: number, arg: number, words?: Int32Array): void => {
     ctl[tb + T_POINT] = point;
-    ctl[tb + T_STEPS]++;
     switch (point) {
       case P_AREA_LOCK_ENTER:
         ctl[tb + T_TAKING] = lockIndex(arg, words);
         break;
       case P_AREA_LOCK_SPIN:
         // pct: blocked until the lock word is free; chaos: a perturbation point like the others.
+        // (Not progress: T_STEPS counts only points a waiting thread does not pass over and over.)
         if (sched !== null) {
           sched.pointBlocked(point, arg, words?.buffer === thrSab ? WATCH_THROTTLE : WATCH_AREAS, arg + AREA_LOCK, BLOCK_UNTIL_EQUAL, 0);
           return;
         }
+        ctl[tb + T_STEPS]--;
         break;
       case P_AREA_LOCK_ACQUIRED: {
         const k = lockIndex(arg, words);
@@ -200,6 +201,7 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
         }
         break;
     }
+    ctl[tb + T_STEPS]++;
     if (sched !== null) sched.point(point, arg);
     else {
       const r = rates[point]!;
