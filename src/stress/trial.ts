@@ -18,6 +18,7 @@
 //     and the harness's workload never waits while it holds the semaphore itself;
 //   - pct: a thread that found nobody runnable (a deadlock of the schedule).
 import { Worker } from 'node:worker_threads';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExerciserConfig } from '../swiotlb/exerciser.js';
 import { POINT_NAMES } from '../swiotlb/instrument.js';
 import {
@@ -163,7 +164,6 @@ export class StressWorkerPool {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: TrialOptions): Promise<TrialOutcome> {
   const t0 = performance.now();

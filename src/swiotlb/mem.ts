@@ -73,33 +73,22 @@ export type SwiotlbEvent =
   | { event: 'bounce_overflow'; msg: string; device: string; vcpu: number; alloc_size: number; mapping_size: number }
   | { event: 'swiotlb_warn'; msg: string; device?: string; vcpu: number }
   // [RFC] A MAY_BLOCK request parks on throttle_sem, and is later admitted (the log catalogue's fields).
-  | {
-      event: 'throttle_begin';
-      msg: string;
-      vcpu: number;
-      device: string;
-      size: number;
-      used: number;
-      high_throttle: number;
-      low_throttle: number;
-      reason: 'high' | 'low';
-      queue_len: number;
-    }
-  | {
-      event: 'throttle_end';
-      msg: string;
-      vcpu: number;
-      device: string;
-      size: number;
-      used: number;
-      high_throttle: number;
-      low_throttle: number;
-      reason: 'high' | 'low';
-      queue_len: number;
-      wait_us: number;
-    }
+  | ({ event: 'throttle_begin'; msg: string } & ThrottleEventFields)
+  | ({ event: 'throttle_end'; msg: string; wait_us: number } & ThrottleEventFields)
   // [RFC] §15.9: the caller is about to down() a semaphore held by its own cpu's live throttled mapping.
   | { event: 'throttle_deadlock'; msg: string; vcpu: number; device: string; size: number; holder: ThrottleHolder };
+
+/** What a throttle wait reports, at its start and again (with wait_us) when it is admitted. */
+export interface ThrottleEventFields {
+  vcpu: number;
+  device: string;
+  size: number;
+  used: number;
+  high_throttle: number;
+  low_throttle: number;
+  reason: 'high' | 'low';
+  queue_len: number;
+}
 
 export type SwiotlbEventSink = (e: SwiotlbEvent) => void;
 

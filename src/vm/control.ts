@@ -11,6 +11,7 @@ import { InputError } from '../errors.js';
 import type { RunLogger } from '../log/index.js';
 import type { IoTlbMem } from '../swiotlb/mem.js';
 import { type Remote, releaseRemote, wrapPort } from '../util/comlink.js';
+import { DEFAULT_FAILED_MAP_BACKOFF_US } from './vcpu.js';
 import { THROTTLE_TUNABLES, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { parseDuration, parseIntInRange, parseSize } from '../util/units.js';
 
@@ -84,7 +85,8 @@ export class ControlPlane {
   private readonly lastVcpu: VcpuCounters[] = [];
   private readonly devices = new Map<string, Remote<DeviceControlApi>>();
   private readonly tunables = new Map<string, Tunable>();
-  private readonly vcpuValues = new Map<string, number>();
+  /** The last value set on every vCPU (the vCPUs' default until then). */
+  private failedMapBackoffUs = DEFAULT_FAILED_MAP_BACKOFF_US;
 
   constructor(private readonly mem: IoTlbMem, private readonly log: RunLogger) {
     this.register({
@@ -107,13 +109,12 @@ export class ControlPlane {
         set: async (v) => this.mem.writeThrottleTunable(name, v),
       });
     }
-    this.vcpuValues.set('failed_map_backoff_us', 50);
     this.register({
       name: 'failed_map_backoff_us', path: 'vcpu/*/failed_map_backoff_us', form: 'a duration, e.g. 50us',
       parse: (t, what) => parseDuration(t, what, 0.001) * 1000,
-      get: async () => this.vcpuValues.get('failed_map_backoff_us')!,
+      get: async () => this.failedMapBackoffUs,
       set: async (v) => {
-        this.vcpuValues.set('failed_map_backoff_us', v);
+        this.failedMapBackoffUs = v;
         await Promise.all(this.vcpus.map((r) => r.set('failed_map_backoff_us', v)));
       },
     });

@@ -93,7 +93,7 @@ const YIELD_EVERY_MS = 10;
 const POLL_SPINS = 50;
 const MAX_PARK_MS = 5;
 const NVME_MIN_ALIGN_MASK = 0xfff;
-const DEFAULT_FAILED_MAP_BACKOFF_US = 50;
+export const DEFAULT_FAILED_MAP_BACKOFF_US = 50;
 /** Longest single park at the start barrier before re-checking the stop flag. */
 const BARRIER_PARK_MS = 50;
 

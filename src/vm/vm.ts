@@ -1,6 +1,7 @@
 // Assembly of the emulated CoCo VM: boot (size and place the swiotlb, print the kernel's lines), start
 // the devices and the vCPUs, watch the run, and gather what happened.
 import { MessageChannel, Worker } from 'node:worker_threads';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunLogger } from '../log/index.js';
 import { Piscina } from 'piscina';
 import { InputError } from '../errors.js';
@@ -29,9 +30,6 @@ import { RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type Vc
 /** How long threads get to finish after the run is stopped before they are terminated. */
 const TEARDOWN_MS = 5000;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => {
-  setTimeout(resolve, ms).unref();
-});
 
 /** Private memory starts at 4 GiB; the pool sits at the top of low memory, below the PCI hole. */
 const GUEST_BASE = 0x1_0000_0000;
@@ -194,9 +192,14 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   let deviceDead = false;
   // Stopping is two steps: the vCPUs first (they stop submitting and reap what is in flight), then,
   // once they are done or TEARDOWN_MS has passed, the devices.
+  let stopRequested: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    stopRequested = resolve;
+  });
   const stopVcpus = () => {
     Atomics.store(run, RUN_STOP, 1);
     Atomics.notify(run, RUN_GO);
+    stopRequested();
   };
   const stopDevices = () => {
     for (const c of [nvmeControl, nicControl]) {
@@ -335,25 +338,13 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   // After a failure or a stop request the vCPUs get TEARDOWN_MS to finish; a thread that does not
   // (it waits on a dead device, or it crashed) is terminated with the pool, never waited for.
   const settled = Promise.all(tasks);
-  const stopped = new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (Atomics.load(run, RUN_STOP) !== 0) {
-        clearInterval(check);
-        resolve();
-      }
-    }, 20);
-    void settled.then(() => {
-      clearInterval(check);
-      resolve();
-    });
-  });
-  await stopped;
-  const vcpuResults = await Promise.race([settled, sleep(deviceDead ? 0 : TEARDOWN_MS).then(() => null)]);
+  await Promise.race([settled, stopped]);
+  const vcpuResults = await Promise.race([settled, sleep(deviceDead ? 0 : TEARDOWN_MS, null, { ref: false })]);
   const runMs = nowMs() - runStart;
   clearInterval(ticker);
   for (const t of tuneTimers) clearTimeout(t);
   stopDevices();
-  const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS).then(() => null)]);
+  const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);
   control.close();
   await piscina.destroy();
   await Promise.all(devices.map((w) => w.terminate()));
