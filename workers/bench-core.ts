@@ -2,4 +2,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type CoreBenchThreadConfig, runCoreBenchThread } from '../src/bench/core-bench.js';
 
-parentPort!.postMessage(await runCoreBenchThread(workerData as CoreBenchThreadConfig));
+// Entry points are bundled as CommonJS (no top-level await); a rejection fails the thread.
+void runCoreBenchThread(workerData as CoreBenchThreadConfig).then((r) => parentPort!.postMessage(r));

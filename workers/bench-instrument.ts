@@ -5,5 +5,5 @@ import { type InstrumentBenchConfig, runInstrumentBenchThread } from '../src/ben
 import { IoTlbMem } from '../src/swiotlb/mem.js';
 
 const cfg = workerData as InstrumentBenchConfig;
-const Mem = cfg.memModule !== undefined ? ((await import(cfg.memModule)) as { IoTlbMem: typeof IoTlbMem }).IoTlbMem : IoTlbMem;
-parentPort!.postMessage(runInstrumentBenchThread(cfg, Mem));
+const mem = cfg.memModule !== undefined ? (import(cfg.memModule) as Promise<{ IoTlbMem: typeof IoTlbMem }>) : Promise.resolve({ IoTlbMem });
+void mem.then((m) => parentPort!.postMessage(runInstrumentBenchThread(cfg, m.IoTlbMem)));

@@ -2,4 +2,4 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type DeviceConfig, runDevice } from '../src/devices/device.js';
 
-parentPort!.postMessage(await runDevice(workerData as DeviceConfig));
+void runDevice(workerData as DeviceConfig).then((r) => parentPort!.postMessage(r));

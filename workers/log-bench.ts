@@ -2,4 +2,4 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { runOverheadJob, type OverheadJob } from '../src/log/overhead-worker.js';
 
-parentPort!.postMessage(await runOverheadJob(workerData as OverheadJob));
+void runOverheadJob(workerData as OverheadJob).then((r) => parentPort!.postMessage(r));

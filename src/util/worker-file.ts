@@ -1,5 +1,6 @@
-// How TypeScript reaches worker threads, decided once for the whole project: every worker runs the
-// compiled JavaScript in dist/workers/. `npm run ...` and `npm test` build first, so the same file
+// How TypeScript reaches worker threads, decided once for the whole project: every worker runs its
+// entry point compiled and bundled into one CommonJS file, dist/workers/<name>.cjs (see
+// scripts/bundle-workers.ts for why). `npm run ...` and `npm test` build first, so the same file
 // serves the command-line tools (which run from dist/) and vitest (which runs the sources).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -23,9 +24,9 @@ export function projectRoot(): string {
   }
 }
 
-/** URL of the compiled entry point of worker `name` (workers/<name>.ts). */
+/** URL of the bundled entry point of worker `name` (workers/<name>.ts). */
 export function workerFile(name: string): URL {
-  const file = join(projectRoot(), 'dist', 'workers', `${name}.js`);
+  const file = join(projectRoot(), 'dist', 'workers', `${name}.cjs`);
   if (!existsSync(file)) {
     throw new Error(`coco-swiotlb: ${file} is missing; run "npm run build" first`);
   }

@@ -1,6 +1,7 @@
 // Assembly of the emulated CoCo VM: boot (size and place the swiotlb, print the kernel's lines), start
 // the devices and the vCPUs, watch the run, and gather what happened.
 import { MessageChannel, Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunLogger } from '../log/index.js';
 import { Piscina } from 'piscina';
@@ -243,7 +244,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     });
   }));
   const piscina = new Piscina({
-    filename: workerFile('vcpu').href, minThreads: opts.vcpus, maxThreads: opts.vcpus, idleTimeout: 60_000,
+    filename: fileURLToPath(workerFile('vcpu')), minThreads: opts.vcpus, maxThreads: opts.vcpus, idleTimeout: 60_000,
     concurrentTasksPerWorker: 1, maxQueue: opts.vcpus,
   });
   const tasks = perCpu.map((_, cpu) => {
