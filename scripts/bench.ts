@@ -6,7 +6,7 @@
 // on over the same maps with it off (the cost of the check).
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
+  CONTROL_INTS, CONTROL_LOG_ON, CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
   STATE_RUN, STATE_STOP,
 } from '../src/bench/core-bench.js';
 import { configValue, envOrigin } from '../src/config.js';
@@ -17,13 +17,14 @@ import { IoTlbMem } from '../src/swiotlb/mem.js';
 import { runWorkers } from '../src/util/threads.js';
 import { parseDuration } from '../src/util/units.js';
 import { createRunLogger, type RunLogger } from '../src/log/index.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The logging comparison's failure rate and rounds. */
+/** The logging comparison: its failure rate, how long each arm runs before the other, and its window. */
 const FAIL_EVERY = 64;
-const LOG_ROUNDS = 3;
+const LOG_PHASE_MS = 100;
+const LOG_WINDOW_FACTOR = 4;
 
 const POOL_START = 0x8000_0000;
 const GUEST_BASE = 0x1_0000_0000;
@@ -41,7 +42,13 @@ interface Row {
 
 interface LogSetup {
   failEvery: number;
-  logger: RunLogger | null;
+  logger: RunLogger;
+}
+
+/** Pairs per second of each arm of the logging comparison. */
+interface LogArms {
+  onPerS: number;
+  offPerS: number;
 }
 
 /** [RFC] Throttling on the allocator, and MAY_BLOCK on the bounce maps; logging around the map path. */
@@ -51,17 +58,18 @@ interface Variant {
   logging?: LogSetup;
 }
 
-async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row> {
+/** One configuration's threads, started, warmed up and waiting for the window to open. */
+async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row & { logArms?: LogArms }> {
   const logging = v.logging;
   const nslabs = Math.max(nareas * 128, 4096);
   // Default thresholds (70% / 65% of nslabs): 2 slots per thread stay far below them.
   const mem = IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true, throttle: { enabled: v.throttle ?? false } });
   const guest = new SharedArrayBuffer(threads * 2 * SIZE + SIZE);
-  const control = new SharedArrayBuffer(8);
+  const control = new SharedArrayBuffer(CONTROL_INTS * 4);
   const ctl = new Int32Array(control);
   const cfgs: CoreBenchThreadConfig[] = Array.from({ length: threads }, (_, cpu) => ({
     mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE, attrs: v.mayBlock ? DMA_ATTR_MAY_BLOCK : 0,
-    ...(logging === undefined ? {} : { failEvery: logging.failEvery, ...(logging.logger !== null ? { log: logging.logger.workerChannel(`vcpu${cpu}`) } : {}) }),
+    ...(logging === undefined ? {} : { failEvery: logging.failEvery, log: logging.logger.workerChannel(`vcpu${cpu}`) }),
   }));
   const done = runWorkers<CoreBenchThreadResult>('bench-core', cfgs);
   while (Atomics.load(ctl, CONTROL_READY) < threads) await sleep(5);
@@ -69,18 +77,33 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
   const t0 = performance.now();
   Atomics.store(ctl, CONTROL_STATE, STATE_RUN);
   Atomics.notify(ctl, CONTROL_STATE);
-  await sleep(seconds * 1000);
+  // The logging comparison alternates its arms every LOG_PHASE_MS within the window.
+  const arms = { onMs: 0, offMs: 0 };
+  if (logging === undefined) {
+    await sleep(seconds * 1000);
+  } else {
+    for (let phase = 0; performance.now() - t0 < seconds * 1000; phase++) {
+      const on = phase % 2 === 1;
+      Atomics.store(ctl, CONTROL_LOG_ON, on ? 1 : 0);
+      const p0 = performance.now();
+      await sleep(LOG_PHASE_MS);
+      arms[on ? 'onMs' : 'offMs'] += performance.now() - p0;
+    }
+  }
   Atomics.store(ctl, CONTROL_STATE, STATE_STOP);
   const elapsed = (performance.now() - t0) / 1000;
   const results = await done;
   const per = results.map((r) => r.pairs);
   const total = per.reduce((a, b) => a + b, 0);
-  return {
+  const row = {
     name, threads, nareas, mode,
     pairs_per_s: Math.round(total / elapsed),
     slowest_over_fastest: Math.min(...per) / Math.max(...per),
     failures: results.reduce((a, r) => a + r.failures, 0),
   };
+  if (logging === undefined) return row;
+  const on = results.reduce((a, r) => a + r.pairsLogOn, 0);
+  return { ...row, logArms: { onPerS: on / (arms.onMs / 1000), offPerS: (total - on) / (arms.offMs / 1000) } };
 }
 
 async function main(): Promise<number> {
@@ -104,24 +127,25 @@ async function main(): Promise<number> {
     if (process.stdout.isTTY) process.stderr.write(`  ${name}: ${row.pairs_per_s.toLocaleString()} pairs/s\n`);
   }
   // Logging on and off around the same map/unmap path: 8 threads, one failed (oversize) map every
-  // FAIL_EVERY pairs reported through the VM's ratelimited vCPU log, at the default level (info) to a
-  // file, or with logging off. Alternated, best of LOG_ROUNDS each, so drift hits both alike.
+  // FAIL_EVERY pairs reported through the VM's ratelimited vCPU log, either at the default level to a
+  // file or with logging off; the two arms alternate every LOG_PHASE_MS in one window of
+  // LOG_WINDOW_FACTOR x the configuration time (src/bench/core-bench.ts says why).
   const logDir = mkdtempSync(join(tmpdir(), 'coco-bench-log-'));
-  const logged: number[] = [];
-  const unlogged: number[] = [];
+  let arms: LogArms;
   try {
-    for (let round = 0; round < LOG_ROUNDS; round++) {
-      unlogged.push((await measure('logging off', 'bounce', 8, 8, seconds, { logging: { failEvery: FAIL_EVERY, logger: null } })).pairs_per_s);
-      const logger = createRunLogger({ file: join(logDir, 'bench.ndjson'), level: configValue('COCO_LOG_LEVEL'), exitHandlers: false });
-      logged.push((await measure('logging on', 'bounce', 8, 8, seconds, { logging: { failEvery: FAIL_EVERY, logger } })).pairs_per_s);
-      await logger.close();
-    }
+    const file = join(logDir, 'bench.ndjson');
+    const logger = createRunLogger({ file, level: configValue('COCO_LOG_LEVEL'), exitHandlers: false });
+    const r = await measure('logging', 'bounce', 8, 8, seconds * LOG_WINDOW_FACTOR, { logging: { failEvery: FAIL_EVERY, logger } });
+    await logger.close();
+    arms = r.logArms!;
+    // The "on" arm must really have logged, or the comparison measures nothing.
+    const records = readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"event":"map_failure"')).length;
+    if (records === 0 && configValue('COCO_LOG_LEVEL') !== 'silent') throw new Error('bench: the logging arm wrote no map_failure record');
   } finally {
     rmSync(logDir, { recursive: true, force: true });
   }
-  const best = (xs: number[]) => Math.max(...xs);
-  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging off`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: best(unlogged), slowest_over_fastest: NaN, failures: 0 });
-  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging on (info, file)`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: best(logged), slowest_over_fastest: NaN, failures: 0 });
+  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging off`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.offPerS), slowest_over_fastest: NaN, failures: 0 });
+  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging on (${configValue('COCO_LOG_LEVEL')}, file)`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.onPerS), slowest_over_fastest: NaN, failures: 0 });
 
   const by = (n: string) => rows.find((r) => r.name === n)!;
   const ratios = {
@@ -130,7 +154,7 @@ async function main(): Promise<number> {
     bounce_32t_over_2t: by('4K bounce, 32 threads').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
     slowest_over_fastest_32t: by('4K bounce, 32 threads').slowest_over_fastest,
     one_area_32t_over_2t: by('4K bounce, 32 threads, 1 area').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
-    logging_cost: 1 - best(logged) / best(unlogged),
+    logging_cost: 1 - arms.onPerS / arms.offPerS,
     may_block_throttle_on_over_off: by('4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread').pairs_per_s
       / by('4K bounce MAY_BLOCK, throttling off, 1 thread').pairs_per_s,
   };

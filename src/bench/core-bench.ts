@@ -24,8 +24,11 @@ export interface CoreBenchThreadConfig {
   sizeBytes: number;
   /**
    * The logging comparison: every `failEvery`-th pair also makes a map that fails (larger than a
-   * segment), so the core reports map_failure through the VM's ratelimited vCPU log into `log`
-   * (a RunLogger channel; without one, logging is off and the sink is the same code with a no-op).
+   * segment), so the core reports map_failure through the VM's ratelimited vCPU log. The thread holds
+   * two such logs, one on `log` (a RunLogger channel) and one with logging off (the same code with a
+   * no-op logger), and uses the one CONTROL_LOG_ON names at each pair: the main thread alternates the
+   * two within one window, so both arms run on the same isolate, the same optimised code and the same
+   * scheduling, and drift cancels out.
    */
   failEvery?: number;
   log?: LogChannel;
@@ -35,19 +38,27 @@ export interface CoreBenchThreadConfig {
 
 export const CONTROL_READY = 0;
 export const CONTROL_STATE = 1;
+/** 1 while the logging comparison's "on" arm runs, 0 for the "off" arm. */
+export const CONTROL_LOG_ON = 2;
+export const CONTROL_INTS = 3;
 export const STATE_RUN = 1;
 export const STATE_STOP = 2;
 const WARMUP_PAIRS = 200_000;
 
 export interface CoreBenchThreadResult {
   pairs: number;
+  /** Of `pairs`, those started while CONTROL_LOG_ON was 1. */
+  pairsLogOn: number;
   failures: number;
 }
 
 export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<CoreBenchThreadResult> {
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
-  const vlog = cfg.failEvery === undefined ? null : new VcpuLog(await attachWorkerLogger(cfg.log, { vcpu: cfg.cpu }));
-  const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest, events: vlog === null ? null : (e) => vlog.swiotlb(e, nowMs()) });
+  const logging = cfg.failEvery !== undefined;
+  const vlogOn = new VcpuLog(await attachWorkerLogger(cfg.log, { vcpu: cfg.cpu }));
+  const vlogOff = new VcpuLog(await attachWorkerLogger(null));
+  let logOn = false;
+  const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest, events: logging ? (e) => (logOn ? vlogOn : vlogOff).swiotlb(e, nowMs()) : null });
   const failEvery = cfg.failEvery ?? 0;
   let n = 0;
   const dev = new DmaDevice(`bench${cfg.cpu}`);
@@ -84,17 +95,23 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
     }
     return true;
   };
-  for (let i = 0; i < WARMUP_PAIRS; i++) step();
+  for (let i = 0; i < WARMUP_PAIRS; i++) {
+    logOn = ((i >> 12) & 1) === 1; // both logging arms reach optimised code
+    step();
+  }
 
   Atomics.add(control, CONTROL_READY, 1);
   Atomics.notify(control, CONTROL_READY);
   while (Atomics.load(control, CONTROL_STATE) === 0) Atomics.wait(control, CONTROL_STATE, 0, 50);
 
   let pairs = 0;
+  let pairsLogOn = 0;
   let failures = 0;
   while (Atomics.load(control, CONTROL_STATE) === STATE_RUN) {
+    logOn = Atomics.load(control, CONTROL_LOG_ON) === 1;
     if (!step()) failures++;
     pairs++;
+    if (logOn) pairsLogOn++;
   }
-  return { pairs, failures };
+  return { pairs, pairsLogOn, failures };
 }
