@@ -12,6 +12,14 @@ export class InputError extends Error {
   }
 }
 
+/** `--help` was asked for: the tool prints `text` on stdout and exits 0. */
+export class HelpRequested extends Error {
+  constructor(readonly text: string) {
+    super('help requested');
+    this.name = 'HelpRequested';
+  }
+}
+
 /** A broken invariant of the emulator itself: results after this point cannot be trusted. */
 export class InvariantError extends Error {
   readonly code = 'EINVARIANT';

@@ -1,6 +1,7 @@
 // Command-line flags: `--name value` or `--name=value`; booleans as `--name`, `--name=on|off`.
-// Unknown flags and missing values are InputErrors naming the accepted flags.
-import { InputError } from '../errors.js';
+// Unknown flags and missing values are InputErrors naming the accepted flags; `--help` (or `-h`)
+// anywhere asks for the usage, built from the same specs.
+import { HelpRequested, InputError } from '../errors.js';
 
 export interface FlagSpec {
   name: string;
@@ -28,6 +29,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
   const byName = new Map(specs.map((s) => [s.name, s]));
   const out = new ParsedFlags();
   const accepted = () => specs.map((s) => `--${s.name}`).join(', ');
+  if (argv.includes('--help') || argv.includes('-h')) throw new HelpRequested(usage(specs, tool));
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) {
@@ -59,6 +61,14 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
     out.add(name, value);
   }
   return out;
+}
+
+/** The usage text of a tool: one line per flag, from its specs. */
+export function usage(specs: readonly FlagSpec[], tool: string): string {
+  const forms = specs.map((s) => `--${s.name}${s.kind === 'boolean' ? ' [on|off]' : ' VALUE'}`);
+  const w = Math.max(...forms.map((f) => f.length));
+  const lines = specs.map((s, i) => `  ${forms[i]!.padEnd(w)}  ${s.help}${s.repeatable === true ? ' (repeatable)' : ''}`);
+  return [`usage: npm run ${tool} -- [flags]`, ...lines, 'Defaults are in .env.example (COCO_*), overridden by the environment, then by the flags.', ''].join('\n');
 }
 
 const BOOL_WORDS = ['on', 'off', 'true', 'false', '1', '0', 'yes', 'no'];

@@ -1,6 +1,6 @@
 // The one way a command-line tool starts and ends: bad input is one line and exit 2, a crash is one
 // line naming the error and exit 1, never a stack trace unless COCO_DEBUG is set.
-import { InputError } from '../errors.js';
+import { HelpRequested, InputError } from '../errors.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 
@@ -34,7 +34,10 @@ export function runMain(main: () => Promise<number>): void {
     async (e: unknown) => {
       await runCleanups();
       const name = process.argv[1]?.split('/').pop()?.replace(/\.js$/, '') ?? 'coco-swiotlb';
-      if (e instanceof InputError) {
+      if (e instanceof HelpRequested) {
+        process.stdout.write(e.text);
+        process.exitCode = 0;
+      } else if (e instanceof InputError) {
         process.stderr.write(`${name}: ${e.message}\n`);
         process.exitCode = 2;
       } else {

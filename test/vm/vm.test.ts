@@ -246,6 +246,14 @@ describe('npm run vm', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('prints the usage, every flag with its help, on --help and exits 0', async () => {
+    const r = await vm(['--vcpus', '4', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^usage: npm run vm -- \[flags\]\n/);
+    for (const flag of ['--vcpus VALUE', '--throttle [on|off]', '--tune VALUE', '--inject-fault VALUE']) expect(r.stdout).toContain(flag);
+    expect(r.stderr).toBe('');
+  });
+
   it('rejects a malformed job file with exit 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coco-'));
     const job = join(dir, 'bad.fio');
