@@ -6,7 +6,7 @@
 // on over the same maps with it off (the cost of the check).
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  CONTROL_INTS, CONTROL_LOG_ON, CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
+  CONTROL_ARM_B, CONTROL_INTS, CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
   STATE_RUN, STATE_STOP,
 } from '../src/bench/core-bench.js';
 import { configValue, envOrigin } from '../src/config.js';
@@ -21,10 +21,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The logging comparison: its failure rate, how long each arm runs before the other, and its window. */
+/** The logging comparison's failure rate. */
 const FAIL_EVERY = 64;
-const LOG_PHASE_MS = 100;
-const LOG_WINDOW_FACTOR = 4;
+/** Two-arm comparisons: how long each arm runs before the other, and the window (x the configuration time). */
+const ARM_PHASE_MS = 50;
+const ARM_WINDOW_FACTOR = 4;
 
 const POOL_START = 0x8000_0000;
 const GUEST_BASE = 0x1_0000_0000;
@@ -45,31 +46,39 @@ interface LogSetup {
   logger: RunLogger;
 }
 
-/** Pairs per second of each arm of the logging comparison. */
-interface LogArms {
-  onPerS: number;
-  offPerS: number;
+/** Pairs per second of each arm of a two-arm comparison. */
+interface Arms {
+  aPerS: number;
+  bPerS: number;
 }
 
-/** [RFC] Throttling on the allocator, and MAY_BLOCK on the bounce maps; logging around the map path. */
+/**
+ * MAY_BLOCK on the bounce maps. Two-arm comparisons, alternated within one window on the same
+ * threads (CONTROL_ARM_B): `logging` (arm B logs, arm A does not), `throttleArm` ([RFC] arm B maps
+ * from a second pool with throttling on, arm A from one with it off).
+ */
 interface Variant {
-  throttle?: boolean;
   mayBlock?: boolean;
   logging?: LogSetup;
+  throttleArm?: boolean;
 }
 
 /** One configuration's threads, started, warmed up and waiting for the window to open. */
-async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row & { logArms?: LogArms }> {
+async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row & { arms?: Arms }> {
   const logging = v.logging;
+  const twoArms = logging !== undefined || v.throttleArm === true;
   const nslabs = Math.max(nareas * 128, 4096);
+  const create = (throttle: boolean) => IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true, throttle: { enabled: throttle } });
+  const mem = create(false);
   // Default thresholds (70% / 65% of nslabs): 2 slots per thread stay far below them.
-  const mem = IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true, throttle: { enabled: v.throttle ?? false } });
+  const memB = v.throttleArm === true ? create(true) : null;
   const guest = new SharedArrayBuffer(threads * 2 * SIZE + SIZE);
   const control = new SharedArrayBuffer(CONTROL_INTS * 4);
   const ctl = new Int32Array(control);
   const cfgs: CoreBenchThreadConfig[] = Array.from({ length: threads }, (_, cpu) => ({
     mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE, attrs: v.mayBlock ? DMA_ATTR_MAY_BLOCK : 0,
     ...(logging === undefined ? {} : { failEvery: logging.failEvery, log: logging.logger.workerChannel(`vcpu${cpu}`) }),
+    ...(memB === null ? {} : { sharedB: memB.shared() }),
   }));
   const done = runWorkers<CoreBenchThreadResult>('bench-core', cfgs);
   while (Atomics.load(ctl, CONTROL_READY) < threads) await sleep(5);
@@ -77,17 +86,18 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
   const t0 = performance.now();
   Atomics.store(ctl, CONTROL_STATE, STATE_RUN);
   Atomics.notify(ctl, CONTROL_STATE);
-  // The logging comparison alternates its arms every LOG_PHASE_MS within the window.
-  const arms = { onMs: 0, offMs: 0 };
-  if (logging === undefined) {
+  // A two-arm comparison alternates its arms every ARM_PHASE_MS within the window, in the order
+  // A B B A A B B A ..., so that a drift that is linear over the window hits both arms alike.
+  const armMs = { a: 0, b: 0 };
+  if (!twoArms) {
     await sleep(seconds * 1000);
   } else {
-    for (let phase = 0; performance.now() - t0 < seconds * 1000; phase++) {
-      const on = phase % 2 === 1;
-      Atomics.store(ctl, CONTROL_LOG_ON, on ? 1 : 0);
+    for (let phase = 0; performance.now() - t0 < seconds * 1000 || phase % 4 !== 0; phase++) {
+      const b = ((phase + 1) >> 1) % 2 === 1;
+      Atomics.store(ctl, CONTROL_ARM_B, b ? 1 : 0);
       const p0 = performance.now();
-      await sleep(LOG_PHASE_MS);
-      arms[on ? 'onMs' : 'offMs'] += performance.now() - p0;
+      await sleep(ARM_PHASE_MS);
+      armMs[b ? 'b' : 'a'] += performance.now() - p0;
     }
   }
   Atomics.store(ctl, CONTROL_STATE, STATE_STOP);
@@ -101,9 +111,9 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
     slowest_over_fastest: Math.min(...per) / Math.max(...per),
     failures: results.reduce((a, r) => a + r.failures, 0),
   };
-  if (logging === undefined) return row;
-  const on = results.reduce((a, r) => a + r.pairsLogOn, 0);
-  return { ...row, logArms: { onPerS: on / (arms.onMs / 1000), offPerS: (total - on) / (arms.offMs / 1000) } };
+  if (!twoArms) return row;
+  const b = results.reduce((a, r) => a + r.pairsArmB, 0);
+  return { ...row, arms: { aPerS: (total - b) / (armMs.a / 1000), bPerS: b / (armMs.b / 1000) } };
 }
 
 async function main(): Promise<number> {
@@ -117,35 +127,38 @@ async function main(): Promise<number> {
     ['4K bounce, 8 threads', 'bounce', 8, 8],
     ['4K bounce, 32 threads', 'bounce', 32, 32],
     ['4K bounce, 32 threads, 1 area', 'bounce', 32, 1],
-    // [RFC] The cost of the throttle check when it admits everything: MAY_BLOCK maps below the threshold.
-    ['4K bounce MAY_BLOCK, throttling off, 1 thread', 'bounce', 1, 1, { mayBlock: true }],
-    ['4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread', 'bounce', 1, 1, { mayBlock: true, throttle: true }],
   ];
   for (const [name, mode, threads, nareas, variant] of plan) {
     const row = await measure(name, mode, threads, nareas, seconds, variant);
     rows.push(row);
     if (process.stdout.isTTY) process.stderr.write(`  ${name}: ${row.pairs_per_s.toLocaleString()} pairs/s\n`);
   }
+  // [RFC] The cost of the throttle check when it admits everything: MAY_BLOCK maps below the
+  // threshold, from a pool with throttling off (arm A) and one with it on (arm B), alternated.
+  const thr = (await measure('throttle', 'bounce', 1, 1, seconds * ARM_WINDOW_FACTOR, { mayBlock: true, throttleArm: true })).arms!;
+  rows.push({ name: '4K bounce MAY_BLOCK, throttling off, 1 thread', threads: 1, nareas: 1, mode: 'bounce', pairs_per_s: Math.round(thr.aPerS), slowest_over_fastest: 1, failures: 0 });
+  rows.push({ name: '4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread', threads: 1, nareas: 1, mode: 'bounce', pairs_per_s: Math.round(thr.bPerS), slowest_over_fastest: 1, failures: 0 });
+
   // Logging on and off around the same map/unmap path: 8 threads, one failed (oversize) map every
   // FAIL_EVERY pairs reported through the VM's ratelimited vCPU log, either at the default level to a
-  // file or with logging off; the two arms alternate every LOG_PHASE_MS in one window of
-  // LOG_WINDOW_FACTOR x the configuration time (src/bench/core-bench.ts says why).
+  // file or with logging off; the two arms alternate every ARM_PHASE_MS in one window of
+  // ARM_WINDOW_FACTOR x the configuration time (src/bench/core-bench.ts says why).
   const logDir = mkdtempSync(join(tmpdir(), 'coco-bench-log-'));
-  let arms: LogArms;
+  let arms: Arms;
   try {
     const file = join(logDir, 'bench.ndjson');
     const logger = createRunLogger({ file, level: configValue('COCO_LOG_LEVEL'), exitHandlers: false });
-    const r = await measure('logging', 'bounce', 8, 8, seconds * LOG_WINDOW_FACTOR, { logging: { failEvery: FAIL_EVERY, logger } });
+    const r = await measure('logging', 'bounce', 8, 8, seconds * ARM_WINDOW_FACTOR, { logging: { failEvery: FAIL_EVERY, logger } });
     await logger.close();
-    arms = r.logArms!;
+    arms = r.arms!;
     // The "on" arm must really have logged, or the comparison measures nothing.
     const records = readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"event":"map_failure"')).length;
     if (records === 0 && configValue('COCO_LOG_LEVEL') !== 'silent') throw new Error('bench: the logging arm wrote no map_failure record');
   } finally {
     rmSync(logDir, { recursive: true, force: true });
   }
-  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging off`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.offPerS), slowest_over_fastest: NaN, failures: 0 });
-  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging on (${configValue('COCO_LOG_LEVEL')}, file)`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.onPerS), slowest_over_fastest: NaN, failures: 0 });
+  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging off`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.aPerS), slowest_over_fastest: NaN, failures: 0 });
+  rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging on (${configValue('COCO_LOG_LEVEL')}, file)`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.bPerS), slowest_over_fastest: NaN, failures: 0 });
 
   const by = (n: string) => rows.find((r) => r.name === n)!;
   const ratios = {
@@ -154,7 +167,7 @@ async function main(): Promise<number> {
     bounce_32t_over_2t: by('4K bounce, 32 threads').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
     slowest_over_fastest_32t: by('4K bounce, 32 threads').slowest_over_fastest,
     one_area_32t_over_2t: by('4K bounce, 32 threads, 1 area').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
-    logging_cost: 1 - arms.onPerS / arms.offPerS,
+    logging_cost: 1 - arms.bPerS / arms.aPerS,
     may_block_throttle_on_over_off: by('4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread').pairs_per_s
       / by('4K bounce MAY_BLOCK, throttling off, 1 thread').pairs_per_s,
   };

@@ -4,7 +4,7 @@ import { DmaDevice } from '../dma/device.js';
 import { dmaMapSingle, dmaUnmapSingle } from '../dma/direct.js';
 import { GuestMemory } from '../memory/guest.js';
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE } from '../swiotlb/constants.js';
-import { IoTlbMem, type IoTlbMemShared } from '../swiotlb/mem.js';
+import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
 import type { LogChannel } from '../log/logger.js';
 import { attachWorkerLogger } from '../log/worker-logger.js';
 import { nowMs } from '../util/clock.js';
@@ -25,21 +25,25 @@ export interface CoreBenchThreadConfig {
   /**
    * The logging comparison: every `failEvery`-th pair also makes a map that fails (larger than a
    * segment), so the core reports map_failure through the VM's ratelimited vCPU log. The thread holds
-   * two such logs, one on `log` (a RunLogger channel) and one with logging off (the same code with a
-   * no-op logger), and uses the one CONTROL_LOG_ON names at each pair: the main thread alternates the
-   * two within one window, so both arms run on the same isolate, the same optimised code and the same
-   * scheduling, and drift cancels out.
+   * two such logs: arm B's on `log` (a RunLogger channel), arm A's with logging off (the same code
+   * with a no-op logger).
    */
   failEvery?: number;
   log?: LogChannel;
+  /** Arm B's pool (e.g. the same geometry with throttling on); without it both arms map from `shared`. */
+  sharedB?: IoTlbMemShared;
   /** DMA attrs of the bounce mode's maps (e.g. DMA_ATTR_MAY_BLOCK); default 0. */
   attrs?: number;
 }
 
 export const CONTROL_READY = 0;
 export const CONTROL_STATE = 1;
-/** 1 while the logging comparison's "on" arm runs, 0 for the "off" arm. */
-export const CONTROL_LOG_ON = 2;
+/**
+ * A two-arm comparison (logging on vs off, or pool B vs pool A): 1 while arm B runs, 0 for arm A. The
+ * main thread alternates the arms within one window, so both run on the same isolates, the same
+ * optimised code and the same scheduling, and drift between runs cancels out.
+ */
+export const CONTROL_ARM_B = 2;
 export const CONTROL_INTS = 3;
 export const STATE_RUN = 1;
 export const STATE_STOP = 2;
@@ -47,8 +51,8 @@ const WARMUP_PAIRS = 200_000;
 
 export interface CoreBenchThreadResult {
   pairs: number;
-  /** Of `pairs`, those started while CONTROL_LOG_ON was 1. */
-  pairsLogOn: number;
+  /** Of `pairs`, those started while CONTROL_ARM_B was 1. */
+  pairsArmB: number;
   failures: number;
 }
 
@@ -57,13 +61,16 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   const logging = cfg.failEvery !== undefined;
   const vlogOn = new VcpuLog(await attachWorkerLogger(cfg.log, { vcpu: cfg.cpu }));
   const vlogOff = new VcpuLog(await attachWorkerLogger(null));
-  let logOn = false;
-  const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest, events: logging ? (e) => (logOn ? vlogOn : vlogOff).swiotlb(e, nowMs()) : null });
+  let armB = false;
+  const events = logging ? (e: SwiotlbEvent) => (armB ? vlogOn : vlogOff).swiotlb(e, nowMs()) : null;
+  const memA = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest, events });
+  const memB = cfg.sharedB !== undefined ? IoTlbMem.attach(cfg.sharedB, { cpu: cfg.cpu, guest, events }) : memA;
+  let mem = memA;
   const failEvery = cfg.failEvery ?? 0;
   let n = 0;
   const dev = new DmaDevice(`bench${cfg.cpu}`);
   const control = new Int32Array(cfg.control);
-  const pool = mem.defpool;
+  const pool = memA.defpool;
   const size = cfg.sizeBytes;
   const goff = (cfg.cpu * 2 * size) % (guest.size - size);
   const orig = guest.addrOf(goff);
@@ -88,15 +95,17 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
     } else if (cfg.mode === 'alloc') {
       const index = mem.findSlots(dev, orig, size, 0);
       if (index < 0) return false;
-      pool.origAddr[index] = orig; // the bookkeeping release checks, without the copy
-      mem.releaseSlots(dev, pool.start + index * IO_TLB_SIZE, pool);
+      const p = mem.defpool;
+      p.origAddr[index] = orig; // the bookkeeping release checks, without the copy
+      mem.releaseSlots(dev, p.start + index * IO_TLB_SIZE, p);
     } else {
       data.set(src.subarray(goff, goff + size), copyAt);
     }
     return true;
   };
   for (let i = 0; i < WARMUP_PAIRS; i++) {
-    logOn = ((i >> 12) & 1) === 1; // both logging arms reach optimised code
+    armB = ((i >> 12) & 1) === 1; // both arms reach optimised code
+    mem = armB ? memB : memA;
     step();
   }
 
@@ -105,13 +114,14 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   while (Atomics.load(control, CONTROL_STATE) === 0) Atomics.wait(control, CONTROL_STATE, 0, 50);
 
   let pairs = 0;
-  let pairsLogOn = 0;
+  let pairsArmB = 0;
   let failures = 0;
   while (Atomics.load(control, CONTROL_STATE) === STATE_RUN) {
-    logOn = Atomics.load(control, CONTROL_LOG_ON) === 1;
+    armB = Atomics.load(control, CONTROL_ARM_B) === 1;
+    mem = armB ? memB : memA;
     if (!step()) failures++;
     pairs++;
-    if (logOn) pairsLogOn++;
+    if (armB) pairsArmB++;
   }
-  return { pairs, pairsLogOn, failures };
+  return { pairs, pairsArmB, failures };
 }
