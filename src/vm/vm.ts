@@ -284,7 +284,10 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   let lastT = runStart;
   let lastProgressAt = runStart;
   let lastCommands = 0;
-  let sampling = false;
+  // At most one counters() round in flight; one that resolves after the run has ended is dropped, so
+  // no progress line or sample record follows the report.
+  let sampling: Promise<void> | null = null;
+  let ended = false;
   // [RFC] The throttle watchdog: a waiter parked longer than --throttle-stall-timeout while the holder
   // has held the semaphore at least as long is a stall. It is logged with who holds and who waits,
   // every wait is aborted (so no thread hangs), and the run ends with exit 1.
@@ -304,10 +307,10 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     fail('main', new Error(`swiotlb throttle stall${self ? ' (self-deadlock: the holder\'s own vCPU waits for it)' : ''}: throttle_sem held ${Math.round(h.held_ms)} ms by vcpu${h.vcpu} (${h.device}, ${h.size}-byte ${h.kind}); waiting: ${who}`), {});
   };
   const ticker = setInterval(() => {
-    if (sampling) return;
-    sampling = true;
-    void control.counters().then((live) => {
-      sampling = false;
+    if (sampling !== null) return;
+    sampling = control.counters().then((live) => {
+      sampling = null;
+      if (ended) return;
       const t = nowMs();
       const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
       if (commands !== lastCommands || live.ios !== lastIos) lastProgressAt = t;
@@ -333,7 +336,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       if (t - lastProgressAt > opts.stallMs && failure === null) {
         fail('main', new Error(`stall: no I/O completed for ${Math.round((t - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
       }
-    });
+    }).catch((e: unknown) => fail('main', e, {}));
   }, opts.sampleIntervalMs);
 
   // After a failure or a stop request the vCPUs get TEARDOWN_MS to finish; a thread that does not
@@ -343,6 +346,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const vcpuResults = await Promise.race([settled, sleep(deviceDead ? 0 : TEARDOWN_MS, null, { ref: false })]);
   const runMs = nowMs() - runStart;
   clearInterval(ticker);
+  ended = true;
+  await sampling;
   for (const t of tuneTimers) clearTimeout(t);
   stopDevices();
   const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);

@@ -8,6 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/util/worker-file.js';
 import { analyzeFile } from '../../src/analyze/run.js';
 import type { RunReport } from '../../src/vm/report.js';
+import { createRunLogger } from '../../src/log/index.js';
+import { parseVmOptions } from '../../src/vm/options.js';
+import { defaultJobs, runVm } from '../../src/vm/vm.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const run = promisify(execFile);
 const VM = join(projectRoot(), 'dist', 'scripts', 'vm.js');
@@ -106,6 +110,23 @@ describe('npm run vm', () => {
     expect(analysis.input.skipped).toBe(0);
     expect(analysis.map_failures.total).toBe(count('map_failure'));
     expect(analysis.map_failures.total + analysis.map_failures.suppressed).toBeLessThanOrEqual(rep.swiotlb.map_failures);
+  });
+
+  it('reports no sample (progress line, sample record) once runVm has returned, even with a counters round in flight', async () => {
+    // Samples every 5 ms: a round of the vCPUs' counters is almost always in flight when the run ends.
+    const opts = { ...parseVmOptions(['--vcpus', '4', '--runtime', '500ms']), sampleIntervalMs: 5 };
+    const log = createRunLogger({ level: 'silent' });
+    let samples = 0;
+    let late = 0;
+    let returned = false;
+    await runVm(opts, defaultJobs(opts), {
+      log, bootLine: () => {}, sample: () => { samples++; if (returned) late++; },
+    }, new AbortController().signal);
+    returned = true;
+    await sleep(400); // longer than a counters round may wait for a thread (COUNTERS_TIMEOUT_MS)
+    await log.close();
+    expect(samples).toBeGreaterThan(10);
+    expect(late).toBe(0);
   });
 
   it('ends with exit 1, one line and the log written when a vCPU thread throws', async () => {
