@@ -172,23 +172,17 @@ describe('npm run vm', () => {
   });
 
   describe('[RFC] swiotlb throttling', () => {
-    const heavy = () => {
-      const dir = mkdtempSync(join(tmpdir(), 'coco-'));
-      const job = join(dir, 'heavy.fio');
-      writeFileSync(job, '[heavy]\nrw=randrw\nbssplit=64k/50:256k/50\niodepth=16\nnumjobs=8\ntime_based\nruntime=2s\nsize=32M\nverify=crc32c\n');
-      return job;
-    };
-
     it('keeps a heavy storage job inside a small pool with no I/O errors, where it fails without (Kelley\'s claim)', async () => {
-      const job = heavy();
-      const off = await vmJson(['--vcpus', '8', '--mem', '4G', '--swiotlb', '8M', '--job', job]);
+      // The README's commands, with the job's 5 s capped to 2 s.
+      const job = join(projectRoot(), 'jobs', 'heavy.fio');
+      const off = await vmJson(['--vcpus', '8', '--mem', '4G', '--swiotlb', '8M', '--job', job, '--runtime', '2s']);
       expect(off.throttle.enabled).toBe(false);
       expect(off.swiotlb.map_failures).toBeGreaterThan(0);
       expect(off.jobs[0]!.errors_total).toBeGreaterThan(0);
 
       const dir = mkdtempSync(join(tmpdir(), 'coco-'));
       const file = join(dir, 'run.ndjson');
-      const on = await vmJson(['--vcpus', '8', '--mem', '4G', '--swiotlb', '8M', '--job', job, '--throttle', 'on', '--log-file', file]);
+      const on = await vmJson(['--vcpus', '8', '--mem', '4G', '--swiotlb', '8M', '--job', job, '--runtime', '2s', '--throttle', 'on', '--log-file', file]);
       const t = on.throttle;
       // 4096 slots: the RFC's defaults are floor(4096 * 70 / 100) and floor(4096 * 65 / 100).
       expect([t.high_throttle, t.low_throttle]).toEqual([2867, 2662]);
@@ -210,10 +204,9 @@ describe('npm run vm', () => {
 
     it('reports the data-then-metadata self-deadlock (md_per_io_size) as a stall and ends the run', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'coco-'));
-      const job = join(dir, 'md.fio');
+      const job = join(projectRoot(), 'jobs', 'md-deadlock.fio');
       const file = join(dir, 'run.ndjson');
-      writeFileSync(job, '[md]\nrw=randwrite\nbs=128k\niodepth=8\nnumjobs=8\nmd_per_io_size=4k\ntime_based\nruntime=20s\nsize=16M\n');
-      const r = await vm(['--vcpus', '8', '--mem', '4G', '--swiotlb', '4M', '--job', job, '--throttle', 'on', '--throttle-stall-timeout', '1s', '--log-file', file]);
+      const r = await vm(['--vcpus', '8', '--mem', '4G', '--swiotlb', '4M', '--job', job, '--size', '16M', '--throttle', 'on', '--throttle-stall-timeout', '1s', '--log-file', file]);
       expect(r.code).toBe(1);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^vm: error: swiotlb throttle stall \(self-deadlock: the holder's own vCPU waits for it\): throttle_sem held \d+ ms by vcpu\d+ \(nvme0, 131072-byte mapping\); waiting: /);

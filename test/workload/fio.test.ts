@@ -461,6 +461,15 @@ describe('job files on disk', () => {
     ]);
   });
 
+  it('ships heavy.fio (Kelley\'s claim) and md-deadlock.fio (the RFC\'s self-deadlock)', () => {
+    const heavy = readFioJobFile(jobsDir('heavy.fio'));
+    expect(heavy.ignored).toEqual([]);
+    expect(heavy.jobs.map((j) => [j.rw, j.iodepth, j.numjobs, j.sizeBytes, j.verify, j.runtimeMs])).toEqual([['randrw', 16, 8, 32 * MiB, 'crc32c', 5000]]);
+    const md = readFioJobFile(jobsDir('md-deadlock.fio'));
+    expect(md.ignored).toEqual([]);
+    expect(md.jobs.map((j) => [j.rw, j.bs.write, j.iodepth, j.numjobs, j.mdPerIoSizeBytes])).toEqual([['randwrite', fixed(128 * KiB), 8, 8, 4 * KiB]]);
+  });
+
   it('names an unreadable file and why', () => {
     let caught: unknown;
     try {
