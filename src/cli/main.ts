@@ -26,6 +26,13 @@ export function describeError(e: unknown): string {
 }
 
 export function runMain(main: () => Promise<number>): void {
+  // A reader that goes away (`... | head`) is not an error: the rest of the output is dropped and the
+  // tool finishes as it would have (logs flushed, threads stopped).
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
   main().then(
     async (status) => {
       await runCleanups();

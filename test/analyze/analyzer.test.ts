@@ -176,6 +176,14 @@ describe('analyze command line', () => {
     }
   });
 
+  it('stops quietly, exit 0 and no stack trace, when its reader goes away (| head)', () => {
+    const lines = Array.from({ length: 200 }, (_, i) => failure(i, 'nvme0', 4096 * (1 + (i % 64)), 'DMA_TO_DEVICE')).join('\n');
+    // `true` exits at once, long before node has started: the report is written into a closed pipe.
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" dist/scripts/analyze.js | true; exit \${PIPESTATUS[0]}`], { cwd: ROOT, input: `${lines}\n`, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+  });
+
   it('reads stdin and prints one JSON document; warns about skipped lines on stderr', () => {
     const input = `${rec(0, 'run_config', { config: { vcpus: 2 } })}\n${failure(5, 'nvme0', 4096, 'DMA_TO_DEVICE')}\nnot a record\n`;
     const r = spawnSync(process.execPath, ['dist/scripts/analyze.js', '--output-format', 'json'], { cwd: ROOT, input, encoding: 'utf8' });
