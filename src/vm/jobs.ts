@@ -59,12 +59,17 @@ export const I_END_MS = 11;
 export const I_INFLIGHT = 12;
 export const INST_FIELDS = 16;
 
-/** Histograms per instance: completion latency of reads and of writes. */
-export function histogramOffset(instance: number, dir: 'read' | 'write'): number {
-  return (2 * instance + (dir === 'read' ? 0 : 1)) * HISTOGRAM_BYTES;
+/**
+ * Histograms per instance, of completion latency: of reads, of writes, and ([RFC] throttling) of the
+ * storage requests whose maps were throttled and of those whose maps were not.
+ */
+export const HISTOGRAM_KINDS = ['read', 'write', 'throttled', 'unthrottled'] as const;
+export type HistogramKind = (typeof HISTOGRAM_KINDS)[number];
+export function histogramOffset(instance: number, kind: HistogramKind): number {
+  return (HISTOGRAM_KINDS.length * instance + HISTOGRAM_KINDS.indexOf(kind)) * HISTOGRAM_BYTES;
 }
 export function histogramsBytes(instances: number): number {
-  return 2 * instances * HISTOGRAM_BYTES;
+  return HISTOGRAM_KINDS.length * instances * HISTOGRAM_BYTES;
 }
 
 export function maxBlockSize(bs: FioBlockSize): number {

@@ -27,6 +27,9 @@ export type SwiotlbReport = {
   areas: { area: number; acquired: number; contended: number; parked: number }[];
 };
 
+/** Completion latency of a set of requests, in microseconds. */
+export type LatencySummary = { ios: number; avg_us: number; p50_us: number; p90_us: number; p99_us: number; p999_us: number; max_us: number };
+
 /** [RFC] Throttling: the knobs, what happened, and the slop (§15.9) with the bound it is checked against. */
 export type ThrottleReport = {
   enabled: boolean;
@@ -42,6 +45,12 @@ export type ThrottleReport = {
   wait_us_max: number;
   wait_us: { p50: number; p90: number; p99: number; p999: number };
   queue_len_max: number;
+  /**
+   * Completion latency (submission to completion, the throttle wait included) of the storage requests
+   * one of whose maps was throttled, and of the others: the price of throttling, from one run.
+   */
+  clat_throttled: LatencySummary;
+  clat_unthrottled: LatencySummary;
   aborted: number;
   /** §15.9: waits on a semaphore held by the waiter's own vCPU's live mapping (a deadlock only if that mapping is never submitted). */
   waits_behind_own_mapping: number;
@@ -149,7 +158,9 @@ function throttleReport(r: VmRunResult): ThrottleReport {
     paths: Object.fromEntries(THROTTLE_TUNABLES.map((n) => [n, throttleSysctlPath(n)])),
     throttled: t.high_throttled + t.low_throttled, waits: t.waits, wait_us_total: us(t.wait_ns_total), wait_us_max: us(t.wait_ns_max),
     wait_us: { p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9) },
-    queue_len_max: thr.queue_len_max, aborted: t.aborted, waits_behind_own_mapping: t.deadlocks, used_slots_peak_throttled: t.used_slots_peak_throttled,
+    queue_len_max: thr.queue_len_max,
+    clat_throttled: storageLatency(r, 'throttled'), clat_unthrottled: storageLatency(r, 'unthrottled'),
+    aborted: t.aborted, waits_behind_own_mapping: t.deadlocks, used_slots_peak_throttled: t.used_slots_peak_throttled,
     slop: {
       admitted: t.admitted, overshoots: t.overshoots, overshoot_slots_max: t.overshoot_slots_max,
       bound_slots_at_max: t.bound_slots_at_max, own_slots_at_max: t.own_slots_at_max,
@@ -163,11 +174,27 @@ function throttleReport(r: VmRunResult): ThrottleReport {
   };
 }
 
+/** [RFC] One latency split of the storage requests, merged over every storage instance. */
+function storageLatency(r: VmRunResult, kind: 'throttled' | 'unthrottled'): LatencySummary {
+  const ids = r.plan.instances.filter((i) => i.engine === 'storage').map((i) => i.id);
+  const h = mergedHistogram(r.histograms, ids, kind).snapshot();
+  const us = (ns: number) => Math.round(ns / 1000);
+  const pct = (p: number) => us(h.percentiles.find((x) => x.p === p)?.value_ns ?? 0);
+  return { ios: h.count, avg_us: us(h.mean_ns), p50_us: pct(50), p90_us: pct(90), p99_us: pct(99), p999_us: pct(99.9), max_us: us(h.max_ns) };
+}
+
+function latencyText(l: LatencySummary): string {
+  const ms = (us: number) => `${(us / 1000).toFixed(2)}ms`;
+  return l.ios === 0 ? '0 requests' : `${l.ios} requests, avg=${ms(l.avg_us)} p50=${ms(l.p50_us)} p99=${ms(l.p99_us)} max=${ms(l.max_us)}`;
+}
+
 function formatThrottle(t: ThrottleReport): string[] {
   if (!t.enabled) return ['  throttling: off (--throttle on to enable the MAY_BLOCK RFC)'];
   return [
     `  throttling [RFC]: high_throttle=${t.high_throttle}, low_throttle=${t.low_throttle}, high_throttle_count=${t.high_throttle_count}, low_throttle_count=${t.low_throttle_count}`,
     `    throttled=${t.throttled}, waits=${t.waits}, wait total=${(t.wait_us_total / 1000).toFixed(1)}ms max=${(t.wait_us_max / 1000).toFixed(2)}ms, p50=${t.wait_us.p50}us p90=${t.wait_us.p90}us p99=${t.wait_us.p99}us p99.9=${t.wait_us.p999}us, max queue=${t.queue_len_max}${t.aborted > 0 ? `, aborted=${t.aborted}` : ''}${t.waits_behind_own_mapping > 0 ? `, waits behind own mapping=${t.waits_behind_own_mapping}` : ''}`,
+    // Reports written before the split existed (older logs read by the analyzer) lack it.
+    ...(t.clat_throttled === undefined ? [] : [`    completion latency: throttled ${latencyText(t.clat_throttled)}; unthrottled ${latencyText(t.clat_unthrottled)}`]),
     `    slop: ${t.slop.overshoots} of ${t.slop.admitted} unthrottled MAY_BLOCK maps ended above high_throttle; largest overshoot ${t.slop.overshoot_slots_max} slots, bound ${t.slop.bound_slots_at_max} (own ${t.slop.own_slots_at_max} + other MAY_BLOCK ${t.slop.other_may_block_slots_at_max} + non-blocking ${t.slop.non_block_slots_at_max}), bound violations ${t.slop.bound_violations}`,
   ];
 }

@@ -31,7 +31,7 @@ import { LatencyHistogram } from '../report/histogram.js';
 import { DMA_ATTR_MAY_BLOCK, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, type DmaDirection } from '../swiotlb/constants.js';
 import { ThrottleStats } from '../swiotlb/throttle.js';
 import { Rng } from '../util/rng.js';
-import { STATS_FIELDS } from '../swiotlb/layout.js';
+import { STATS_FIELDS, TSTAT_HIGH_THROTTLED, TSTAT_LOW_THROTTLED } from '../swiotlb/layout.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
 import { nowMs } from '../util/clock.js';
 import type { FioBlockSize } from '../workload/fio.js';
@@ -108,6 +108,8 @@ class Request {
   nents = 0;
   /** The metadata buffer's mapping (md_per_io_size), or DMA_MAPPING_ERROR. */
   md = DMA_MAPPING_ERROR;
+  /** [RFC] A map of this request was throttled (it took throttle_sem, waiting or not). */
+  throttled = false;
   constructor(readonly bufOffset: number, readonly mdOffset: number, readonly sgl: ScatterList) {}
 }
 
@@ -117,6 +119,8 @@ class InstanceRun {
   readonly stats: Float64Array;
   readonly readHist: LatencyHistogram;
   readonly writeHist: LatencyHistogram;
+  readonly throttledHist: LatencyHistogram;
+  readonly unthrottledHist: LatencyHistogram;
   readonly readAlign: number;
   readonly writeAlign: number;
   started = false;
@@ -136,6 +140,8 @@ class InstanceRun {
       new Request(bufBase + i * bufStride, bufBase + i * bufStride + dataStride(spec), new ScatterList(MAX_SG)));
     this.readHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'read'));
     this.writeHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'write'));
+    this.throttledHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'throttled'));
+    this.unthrottledHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'unthrottled'));
     this.readAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.read);
     this.writeAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.write);
   }
@@ -174,6 +180,9 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   // [RFC] Probe time: NVMe sets ctrl.blocking when dma_recommend_may_block() says so, and then passes
   // MAY_BLOCK for data and metadata maps. The NIC maps from atomic context and never does.
   const nvmeAttrs = dmaRecommendMayBlock(mem, nvme) ? DMA_ATTR_MAY_BLOCK : 0;
+  // [RFC] This thread's count of throttled maps: a request whose maps raised it was throttled.
+  const tstat = mem.throttleStats.fields;
+  const throttledMaps = () => tstat[TSTAT_HIGH_THROTTLED]! + tstat[TSTAT_LOW_THROTTLED]!;
   const run = new Int32Array(task.run);
   const qps = { storage: new QueuePair(task.nvmeQueue), net: new QueuePair(task.nicQueue) };
   const dbs = { storage: new Int32Array(task.nvmeControl), net: new Int32Array(task.nicControl) };
@@ -271,6 +280,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     }
     const addr = guest.addrOf(buf);
     const dev = spec.engine === 'storage' ? nvme : nic;
+    const throttledBefore = throttledMaps();
     const qp = qps[spec.engine];
     const c = cid * CMD_INTS;
     const f = cid * CMD_F64;
@@ -301,6 +311,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
       }
       req.md = md;
     }
+    req.throttled = throttledMaps() !== throttledBefore;
     qp.cmd[c + CMD_OPCODE] = read ? OP_READ : OP_WRITE;
     qp.cmd[c + CMD_NENTS] = req.nents;
     qp.cmd[c + CMD_LEN] = len;
@@ -378,6 +389,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         r.stats[I_WRITE_BYTES]! += req.len;
         r.writeHist.record(ns);
       }
+      if (spec.engine === 'storage') (req.throttled ? r.throttledHist : r.unthrottledHist).record(ns);
     }
   };
 

@@ -23,7 +23,7 @@ import { workerFile } from '../util/worker-file.js';
 import type { FioJob } from '../workload/fio.js';
 import { MAX_SG } from '../devices/queue.js';
 import { dmaMaxMappingSize } from '../dma/direct.js';
-import { INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
+import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
 import type { VmOptions } from './options.js';
 import { ControlPlane } from './control.js';
 import { RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
@@ -387,8 +387,8 @@ export function areaContention(mem: IoTlbMem): { area: number; acquired: number;
 }
 
 /** A merged histogram over several instances' histograms of one direction. */
-export function mergedHistogram(sab: SharedArrayBuffer, ids: number[], dir: 'read' | 'write'): LatencyHistogram {
+export function mergedHistogram(sab: SharedArrayBuffer, ids: number[], kind: HistogramKind): LatencyHistogram {
   const out = LatencyHistogram.create();
-  for (const id of ids) LatencyHistogram.merge(out, new LatencyHistogram(sab, histogramOffset(id, dir)));
+  for (const id of ids) LatencyHistogram.merge(out, new LatencyHistogram(sab, histogramOffset(id, kind)));
   return out;
 }

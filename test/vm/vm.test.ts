@@ -179,6 +179,8 @@ describe('npm run vm', () => {
       expect(off.throttle.enabled).toBe(false);
       expect(off.swiotlb.map_failures).toBeGreaterThan(0);
       expect(off.jobs[0]!.errors_total).toBeGreaterThan(0);
+      const ios = (rep: RunReport) => (rep.jobs[0]!.read?.ios ?? 0) + (rep.jobs[0]!.write?.ios ?? 0);
+      expect([off.throttle.clat_throttled.ios, off.throttle.clat_unthrottled.ios]).toEqual([0, ios(off)]);
 
       const dir = mkdtempSync(join(tmpdir(), 'coco-'));
       const file = join(dir, 'run.ndjson');
@@ -191,6 +193,11 @@ describe('npm run vm', () => {
       expect(on.jobs[0]!.verify!.sectors_bad).toBe(0);
       expect(t.throttled).toBeGreaterThan(0);
       expect(t.high_throttle_count + t.low_throttle_count).toBe(t.throttled);
+      // Every completed request is in one latency split; a throttled request has at least one throttled map.
+      expect(t.clat_throttled.ios + t.clat_unthrottled.ios).toBe(ios(on));
+      expect(t.clat_throttled.ios).toBeGreaterThan(0);
+      expect(t.clat_throttled.ios).toBeLessThanOrEqual(t.throttled);
+      expect(t.clat_throttled.max_us).toBeGreaterThanOrEqual(t.wait_us_max);
       // The high-water mark stays near the threshold: above it only by the accepted slop.
       expect(on.swiotlb.io_tlb_used_hiwater).toBeLessThan(on.swiotlb.io_tlb_nslabs);
       expect(t.slop.bound_violations).toBe(0);
