@@ -120,12 +120,14 @@ export const STAT_SYNC_FOR_DEVICE = 12;
 export const STAT_SYNC_FOR_CPU = 13;
 export const STAT_SLOTS_MAPPED = 14;
 export const STAT_PAST_END_READS = 15; // §19: release seed read past a partial pool
-export const STATS_FIELDS = 16;
-export const STATS_BYTES = STATS_FIELDS * 8;
+export const STAT_MAP_FAIL_THROTTLE_ABORTED = 16; // [RFC] a throttle_sem wait aborted (stall watchdog)
+export const STATS_FIELDS = 17;
+/** Float64s from one thread's block to the next in a shared statistics buffer: whole cache lines, so no false sharing. */
+export const STATS_STRIDE = Math.ceil((STATS_FIELDS * 8) / CACHE_LINE_BYTES) * (CACHE_LINE_BYTES / 8);
 export const STAT_NAMES = [
   'map_attempts', 'map_ok', 'map_fail_full', 'map_fail_oversize', 'map_fail_no_pool', 'map_fail_not_capable',
   'unmaps', 'unmap_passthrough', 'double_unmaps', 'bytes_to_device', 'bytes_from_device', 'bounce_overflows',
-  'sync_for_device', 'sync_for_cpu', 'slots_mapped', 'past_end_reads',
+  'sync_for_device', 'sync_for_cpu', 'slots_mapped', 'past_end_reads', 'map_fail_throttle_aborted',
 ] as const;
 
 // --- [RFC] swiotlb throttling: one region per allocator (Int32Array and Float64Array views) ------

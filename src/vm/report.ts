@@ -19,7 +19,7 @@ export type SwiotlbReport = {
   nareas: number;
   map_attempts: number;
   map_failures: number;
-  map_failures_by_cause: { full: number; oversize: number; no_pool: number; not_capable: number };
+  map_failures_by_cause: { full: number; oversize: number; no_pool: number; not_capable: number; throttle_aborted: number };
   unmaps: number;
   bytes_bounced_to_device: number;
   bytes_bounced_from_device: number;
@@ -125,7 +125,7 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
   const groups = [...groupAcc.values()].map(({ start, end, ...g }) => ({ ...g, runtime_ms: Math.max(1, Math.round(end - start)) }));
   const st = sumSwiotlbStats(r.swiotlbStats, vcpus);
   const d = r.boot.mem.debugfs();
-  const failures = st.map_fail_full + st.map_fail_oversize + st.map_fail_no_pool + st.map_fail_not_capable;
+  const failures = st.map_fail_full + st.map_fail_oversize + st.map_fail_no_pool + st.map_fail_not_capable + st.map_fail_throttle_aborted;
   return {
     jobs,
     groups,
@@ -134,7 +134,10 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
       nareas: r.boot.nareas,
       map_attempts: st.map_attempts,
       map_failures: failures,
-      map_failures_by_cause: { full: st.map_fail_full, oversize: st.map_fail_oversize, no_pool: st.map_fail_no_pool, not_capable: st.map_fail_not_capable },
+      map_failures_by_cause: {
+        full: st.map_fail_full, oversize: st.map_fail_oversize, no_pool: st.map_fail_no_pool, not_capable: st.map_fail_not_capable,
+        throttle_aborted: st.map_fail_throttle_aborted,
+      },
       unmaps: st.unmaps,
       bytes_bounced_to_device: st.bytes_to_device,
       bytes_bounced_from_device: st.bytes_from_device,
@@ -215,7 +218,7 @@ export function formatReport(rep: RunReport): string {
   out.push('');
   out.push('swiotlb (/sys/kernel/debug/swiotlb):');
   out.push(`  io_tlb_nslabs=${s.io_tlb_nslabs} (${formatBytes(s.io_tlb_nslabs * 2048)}), io_tlb_used=${s.io_tlb_used}, io_tlb_used_hiwater=${s.io_tlb_used_hiwater} (${((100 * s.io_tlb_used_hiwater) / s.io_tlb_nslabs).toFixed(1)}%), io_tlb_transient_nslabs=${s.io_tlb_transient_nslabs}`);
-  out.push(`  maps: attempts=${s.map_attempts}, failures=${s.map_failures} (full=${s.map_failures_by_cause.full}, oversize=${s.map_failures_by_cause.oversize}), unmaps=${s.unmaps}`);
+  out.push(`  maps: attempts=${s.map_attempts}, failures=${s.map_failures} (full=${s.map_failures_by_cause.full}, oversize=${s.map_failures_by_cause.oversize}${s.map_failures_by_cause.throttle_aborted > 0 ? `, throttle aborted=${s.map_failures_by_cause.throttle_aborted}` : ''}), unmaps=${s.unmaps}`);
   out.push(`  bounced: to device ${formatBytes(s.bytes_bounced_to_device)}, from device ${formatBytes(s.bytes_bounced_from_device)}`);
   out.push(`  area locks: ${s.nareas} areas, ${acquired} acquisitions, ${contended} contended (${acquired > 0 ? ((100 * contended) / acquired).toFixed(2) : '0.00'}%), ${parked} parks${busiest && busiest.contended > 0 ? `; busiest area ${busiest.area} (${busiest.contended} contended)` : ''}`);
   out.push(...formatThrottle(rep.throttle));

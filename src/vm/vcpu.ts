@@ -31,7 +31,7 @@ import { LatencyHistogram } from '../report/histogram.js';
 import { DMA_ATTR_MAY_BLOCK, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, type DmaDirection } from '../swiotlb/constants.js';
 import { ThrottleStats } from '../swiotlb/throttle.js';
 import { Rng } from '../util/rng.js';
-import { STATS_FIELDS, TSTAT_HIGH_THROTTLED, TSTAT_LOW_THROTTLED } from '../swiotlb/layout.js';
+import { STATS_FIELDS, STATS_STRIDE, TSTAT_HIGH_THROTTLED, TSTAT_LOW_THROTTLED } from '../swiotlb/layout.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
 import { nowMs } from '../util/clock.js';
 import type { FioBlockSize } from '../workload/fio.js';
@@ -68,7 +68,7 @@ export interface VcpuTask {
   groupSizes: number[];
   instanceStats: SharedArrayBuffer;
   histograms: SharedArrayBuffer;
-  /** This vCPU's swiotlb statistics block (STATS_FIELDS float64s at cpu * STATS_FIELDS). */
+  /** This vCPU's swiotlb statistics block (STATS_FIELDS float64s at cpu * STATS_STRIDE). */
   swiotlbStats: SharedArrayBuffer;
   /** [RFC] Throttle statistics blocks, one per vCPU (ThrottleStats.blocks). */
   throttleStats: SharedArrayBuffer;
@@ -171,7 +171,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   };
   const mem = IoTlbMem.attach(task.mem, {
     cpu: task.cpu, guest, events: sink,
-    stats: new Float64Array(task.swiotlbStats, task.cpu * STATS_FIELDS * 8, STATS_FIELDS),
+    stats: new Float64Array(task.swiotlbStats, task.cpu * STATS_STRIDE * 8, STATS_FIELDS),
     throttleStats: new ThrottleStats(task.throttleStats, task.cpu * ThrottleStats.bytesNeeded()),
   });
   const nvme = new DmaDevice('nvme0', { minAlignMask: NVME_MIN_ALIGN_MASK });

@@ -12,7 +12,7 @@ import { DmaDevice } from '../dma/device.js';
 import { LatencyHistogram } from '../report/histogram.js';
 import { IO_TLB_SIZE, PAGE_SIZE } from '../swiotlb/constants.js';
 import {
-  AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, AREA_USED, MEM_ENCRYPTION_WARNED, STATS_FIELDS, STAT_NAMES,
+  AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, AREA_USED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
 } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
@@ -183,7 +183,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   ];
   const instanceStatsSab = new SharedArrayBuffer(Math.max(1, plan.instances.length) * INST_FIELDS * 8);
   const histograms = new SharedArrayBuffer(Math.max(1, histogramsBytes(plan.instances.length)));
-  const swiotlbStatsSab = new SharedArrayBuffer(opts.vcpus * STATS_FIELDS * 8);
+  const swiotlbStatsSab = new SharedArrayBuffer(opts.vcpus * STATS_STRIDE * 8);
   const throttleStatsSab = new SharedArrayBuffer(opts.vcpus * ThrottleStats.bytesNeeded());
   const runSab = new SharedArrayBuffer(RUN_CONTROL_INTS * 4);
   const run = new Int32Array(runSab);
@@ -369,7 +369,7 @@ export function sumSwiotlbStats(stats: Float64Array, vcpus: number): Record<(typ
   const out = {} as Record<(typeof STAT_NAMES)[number], number>;
   STAT_NAMES.forEach((name, k) => {
     let s = 0;
-    for (let c = 0; c < vcpus; c++) s += stats[c * STATS_FIELDS + k]!;
+    for (let c = 0; c < vcpus; c++) s += stats[c * STATS_STRIDE + k]!;
     out[name] = s;
   });
   return out;

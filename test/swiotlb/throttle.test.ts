@@ -9,7 +9,7 @@ import {
   DMA_ATTR_MAY_BLOCK, DMA_MAPPING_ERROR, DMA_TO_DEVICE,
 } from '../../src/swiotlb/constants.js';
 import {
-  AREA_ACQUIRED, THR_SEM_LOCK_RECORD, TSTAT_ABORTED, TSTAT_ADMITTED, TSTAT_BOUND_SLOTS_AT_MAX, TSTAT_BYTES,
+  AREA_ACQUIRED, STAT_MAP_FAIL_FULL, STAT_MAP_FAIL_THROTTLE_ABORTED, THR_SEM_LOCK_RECORD, TSTAT_ABORTED, TSTAT_ADMITTED, TSTAT_BOUND_SLOTS_AT_MAX, TSTAT_BYTES,
   TSTAT_FAILED_RELEASES, TSTAT_HIGH_THROTTLED, TSTAT_LOW_THROTTLED, TSTAT_OVERSHOOTS, TSTAT_OVERSHOOT_SLOTS_MAX,
   TSTAT_OWN_SLOTS_AT_MAX, TSTAT_UNMAP_RELEASES, TSTAT_WAITS, TSTAT_WAIT_NS_MAX, TSTAT_WAIT_NS_TOTAL,
 } from '../../src/swiotlb/layout.js';
@@ -269,6 +269,10 @@ describe('the throttled mapping (§15.4 step 6, §15.5)', () => {
     expect(dl[0]).toMatchObject({ vcpu: 0, device: 'test-dev', size: 2048, holder: { vcpu: 0, device: 'test-dev', size: 4096, kind: 'mapping' } });
     expect(f.mem.throttleDebugfs()).toMatchObject({ high_throttle_count: 1, low_throttle_count: 1 });
     expect(f.mem.throttleSnapshot().deadlocks).toBe(1);
+    // The aborted wait is a failed map with its own cause, in the thread's statistics and the total.
+    expect(f.mem.stats[STAT_MAP_FAIL_THROTTLE_ABORTED]).toBe(1);
+    expect(f.mem.stats[STAT_MAP_FAIL_FULL]).toBe(0);
+    expect(f.mem.mapFailures()).toBe(1);
     f.mem.throttleAbort(false);
     f.unmap(m, 4096);
     expect(throttleQuiescentViolations(f.mem.throttle, f.mem.pools)).toEqual([]);

@@ -156,16 +156,17 @@ describe('npm run vm', () => {
   it('changes tunables while running through the control plane (--tune), and logs each change', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coco-'));
     const file = join(dir, 'run.ndjson');
-    const rep = await vmJson(['--vcpus', '2', '--runtime', '2s', '--mem', '4G', '--log-file', file,
+    // Boot at 50 ms a command, so that the few milliseconds the first change takes to land complete
+    // nothing; untuned, the run would complete about 640 commands.
+    const rep = await vmJson(['--vcpus', '2', '--runtime', '2s', '--mem', '4G', '--log-file', file, '--nvme-latency', '50ms',
       '--tune', '0ms:nvme0.latency_us=200ms', '--tune', '1s:io_tlb_used_hiwater=0']);
     const changes = readRecords(file).filter((x) => x.event === 'tunable_changed');
     expect(changes).toEqual([
-      expect.objectContaining({ name: '/sys/class/emul/nvme0/latency_us', old: 20, new: 200_000 }),
+      expect.objectContaining({ name: '/sys/class/emul/nvme0/latency_us', old: 50_000, new: 200_000 }),
       expect.objectContaining({ name: '/sys/kernel/debug/swiotlb/io_tlb_used_hiwater', new: 0 }),
     ]);
     // At 200 ms a command, 2 vCPUs x iodepth 8 complete at most 16 commands per 200 ms; allow three
-    // more rounds for what completed before the change landed and the drain at the end (untuned, the
-    // same run completes thousands).
+    // more rounds for the commands in flight when the change landed and the drain at the end.
     const ios = rep.jobs.reduce((s, j) => s + (j.read?.ios ?? 0) + (j.write?.ios ?? 0), 0);
     expect(ios).toBeGreaterThan(0);
     expect(ios).toBeLessThanOrEqual(16 * (2000 / 200 + 3));
