@@ -63,7 +63,7 @@ interface Variant {
   throttleArm?: boolean;
 }
 
-/** One configuration's threads, started, warmed up and waiting for the window to open. */
+/** Run one configuration: start its threads, let each warm up, open the window for `seconds`, count pairs (per arm for a two-arm comparison). */
 async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row & { arms?: Arms }> {
   const logging = v.logging;
   const twoArms = logging !== undefined || v.throttleArm === true;
