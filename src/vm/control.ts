@@ -219,7 +219,7 @@ export class ControlPlane {
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
+    timer = setTimeout(() => resolve(undefined), ms).unref();
   });
   try {
     return await Promise.race([p, timeout]);

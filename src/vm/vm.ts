@@ -285,8 +285,9 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   let lastProgressAt = runStart;
   let lastCommands = 0;
   // At most one counters() round in flight; one that resolves after the run has ended is dropped, so
-  // no progress line or sample record follows the report.
-  let sampling: Promise<void> | null = null;
+  // no progress line or sample record follows the report (it is not waited for: idle vCPU threads
+  // no longer answer, and the round's timeout does not hold the process).
+  let sampling = false;
   let ended = false;
   // [RFC] The throttle watchdog: a waiter parked longer than --throttle-stall-timeout while the holder
   // has held the semaphore at least as long is a stall. It is logged with who holds and who waits,
@@ -307,9 +308,9 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     fail('main', new Error(`swiotlb throttle stall${self ? ' (self-deadlock: the holder\'s own vCPU waits for it)' : ''}: throttle_sem held ${Math.round(h.held_ms)} ms by vcpu${h.vcpu} (${h.device}, ${h.size}-byte ${h.kind}); waiting: ${who}`), {});
   };
   const ticker = setInterval(() => {
-    if (sampling !== null) return;
-    sampling = control.counters().then((live) => {
-      sampling = null;
+    if (sampling) return;
+    sampling = true;
+    void control.counters().then((live) => {
       if (ended) return;
       const t = nowMs();
       const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
@@ -336,7 +337,9 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       if (t - lastProgressAt > opts.stallMs && failure === null) {
         fail('main', new Error(`stall: no I/O completed for ${Math.round((t - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
       }
-    }).catch((e: unknown) => fail('main', e, {}));
+    }).catch((e: unknown) => fail('main', e, {})).finally(() => {
+      sampling = false;
+    });
   }, opts.sampleIntervalMs);
 
   // After a failure or a stop request the vCPUs get TEARDOWN_MS to finish; a thread that does not
@@ -347,13 +350,11 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const runMs = nowMs() - runStart;
   clearInterval(ticker);
   ended = true;
-  await sampling;
   for (const t of tuneTimers) clearTimeout(t);
   stopDevices();
   const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);
   control.close();
-  await piscina.destroy();
-  await Promise.all(devices.map((w) => w.terminate()));
+  await Promise.all([piscina.destroy(), ...devices.map((w) => w.terminate())]);
   if (failure !== null) throw failure;
   if (vcpuResults === null || devResults === null) throw new Error(`the VM did not stop within ${TEARDOWN_MS} ms of the end of the run`);
   return {
