@@ -442,8 +442,10 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         r.started = true;
         r.startAt = now + spec.startdelayMs;
         r.nextSubmitAt = r.startAt;
-        r.endAt = r.startAt + spec.runtimeMs;
-        r.stats[I_START_MS] = r.startAt;
+        // As in fio, ramp_time is lead-in: it adds to the runtime, and the statistics (the job's
+        // runtime included) start when it ends.
+        r.endAt = r.startAt + spec.rampTimeMs + spec.runtimeMs;
+        r.stats[I_START_MS] = r.startAt + spec.rampTimeMs;
       }
       const out = stop || now >= r.endAt || (!spec.timeBased && r.bytesIssued >= spec.ioLimitBytes);
       if (out) {
@@ -491,7 +493,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   function finish(r: InstanceRun, now: number): void {
     r.finished = true;
     r.stats[I_END_MS] = now;
-    if (!r.started) r.stats[I_START_MS] = now;
+    if (!r.started || r.stats[I_START_MS]! > now) r.stats[I_START_MS] = now; // never started, or ended in the ramp
     active--;
     Atomics.add(run, RUN_GROUP_DONE + r.spec.group, 1);
     Atomics.notify(run, RUN_GROUP_DONE + r.spec.group);

@@ -84,6 +84,19 @@ describe('npm run vm', () => {
     expect(rep.swiotlb.io_tlb_used).toBe(0);
   });
 
+  it('treats ramp_time as fio does: lead-in added to the runtime, and not in the statistics', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+    const job = join(dir, 'ramp.fio');
+    writeFileSync(job, '[r]\nrw=randwrite\nbs=4k\niodepth=4\nsize=8M\ntime_based\nruntime=1s\nramp_time=600ms\n');
+    const rep = await vmJson(['--vcpus', '1', '--job', job]);
+    const j = rep.jobs[0]!;
+    // The job runs 1.6 s; its statistics (runtime, and so IOPS and bandwidth) cover the last 1 s only.
+    expect(rep.run.run_ms).toBeGreaterThanOrEqual(1600);
+    expect(j.runtime_ms).toBeGreaterThanOrEqual(1000);
+    expect(j.runtime_ms).toBeLessThan(1500);
+    expect(j.write!.ios).toBeGreaterThan(0);
+  });
+
   it('runs a job file with stonewalled groups and reads back what it wrote', async () => {
     const rep = await vmJson(['--vcpus', '2', '--job', join(projectRoot(), 'jobs', 'seq-large.fio'), '--size', '8M']);
     expect(rep.groups.map((g) => g.groupid)).toEqual([0, 1]);
