@@ -1,7 +1,7 @@
 // The VM's workload plan: fio jobs (or the default workload) expanded into job instances (one per
 // numjobs clone) and spread over the vCPUs, plus the shared statistics layout they report into.
 import { InputError } from '../errors.js';
-import type { FioBlockSize, FioJob, FioPerDirection } from '../workload/fio.js';
+import type { FioBlockSize, FioJob, FioPerDirection, FioRw } from '../workload/fio.js';
 import { HISTOGRAM_BYTES } from '../report/histogram.js';
 import { MAX_QUEUE_DEPTH, MAX_SG } from '../devices/queue.js';
 
@@ -70,6 +70,22 @@ export function histogramOffset(instance: number, kind: HistogramKind): number {
 }
 export function histogramsBytes(instances: number): number {
   return HISTOGRAM_KINDS.length * instances * HISTOGRAM_BYTES;
+}
+
+/**
+ * One instance's limit on its whole I/O stream (bytes or I/Os per second) from fio's per-direction
+ * rate= or rate_iops=. Each direction may use its own limit and the mix picks the direction of each
+ * I/O, so the stream is held back by the direction that reaches its limit first: the least of limit /
+ * share over the directions that have a limit and a share. undefined: no limit.
+ */
+export function streamRateLimit(rw: FioRw, rwmixread: number, limit: FioPerDirection<number | undefined>): number | undefined {
+  const readShare = rw === 'read' || rw === 'randread' ? 1 : rw === 'write' || rw === 'randwrite' ? 0 : rwmixread / 100;
+  let out: number | undefined;
+  for (const [cap, share] of [[limit.read, readShare], [limit.write, 1 - readShare]] as const) {
+    if (cap === undefined || share <= 0) continue;
+    out = Math.min(out ?? Infinity, cap / share);
+  }
+  return out;
 }
 
 export function maxBlockSize(bs: FioBlockSize): number {

@@ -37,6 +37,12 @@ export type ThrottleReport = {
   low_throttle: number;
   high_throttle_count: number;
   low_throttle_count: number;
+  /**
+   * Increments the two counters lost: the RFC bumps them with a plain load and store, so two vCPUs
+   * throttled at once can count as one. The exact per-thread counts less the counters; null when the
+   * counters were written during the run (--tune), which makes the difference meaningless.
+   */
+  throttle_count_lost: number | null;
   /** The sysctl paths proposed in review, where the knobs would live. */
   paths: Record<string, string>;
   throttled: number;
@@ -158,6 +164,8 @@ function throttleReport(r: VmRunResult): ThrottleReport {
   return {
     enabled: thr.enabled, high_throttle: thr.high_throttle, low_throttle: thr.low_throttle,
     high_throttle_count: thr.high_throttle_count, low_throttle_count: thr.low_throttle_count,
+    throttle_count_lost: r.tuned.some((n) => n === 'high_throttle_count' || n === 'low_throttle_count')
+      ? null : t.high_throttled + t.low_throttled - thr.high_throttle_count - thr.low_throttle_count,
     paths: Object.fromEntries(THROTTLE_TUNABLES.map((n) => [n, throttleSysctlPath(n)])),
     throttled: t.high_throttled + t.low_throttled, waits: t.waits, wait_us_total: us(t.wait_ns_total), wait_us_max: us(t.wait_ns_max),
     wait_us: { p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9) },
@@ -194,7 +202,7 @@ function latencyText(l: LatencySummary): string {
 function formatThrottle(t: ThrottleReport): string[] {
   if (!t.enabled) return ['  throttling: off (--throttle on to enable the MAY_BLOCK RFC)'];
   return [
-    `  throttling [RFC]: high_throttle=${t.high_throttle}, low_throttle=${t.low_throttle}, high_throttle_count=${t.high_throttle_count}, low_throttle_count=${t.low_throttle_count}`,
+    `  throttling [RFC]: high_throttle=${t.high_throttle}, low_throttle=${t.low_throttle}, high_throttle_count=${t.high_throttle_count}, low_throttle_count=${t.low_throttle_count}${t.throttle_count_lost ? ` (racy counters: ${t.throttle_count_lost} increments lost)` : ''}`,
     `    throttled=${t.throttled}, waits=${t.waits}, wait total=${(t.wait_us_total / 1000).toFixed(1)}ms max=${(t.wait_us_max / 1000).toFixed(2)}ms, p50=${t.wait_us.p50}us p90=${t.wait_us.p90}us p99=${t.wait_us.p99}us p99.9=${t.wait_us.p999}us, max queue=${t.queue_len_max}${t.aborted > 0 ? `, aborted=${t.aborted}` : ''}${t.waits_behind_own_mapping > 0 ? `, waits behind own mapping=${t.waits_behind_own_mapping}` : ''}`,
     // Reports written before the split existed (older logs read by the analyzer) lack it.
     ...(t.clat_throttled === undefined ? [] : [`    completion latency: throttled ${latencyText(t.clat_throttled)}; unthrottled ${latencyText(t.clat_unthrottled)}`]),

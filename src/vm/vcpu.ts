@@ -38,7 +38,7 @@ import type { FioBlockSize } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_INFLIGHT, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
   I_VERIFY_OK, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, histogramOffset,
-  minBlockSize,
+  minBlockSize, streamRateLimit,
 } from './jobs.js';
 import { SECTOR_BYTES, type VerifyCounts, fillSectors, verifySectors } from './verify.js';
 
@@ -123,6 +123,9 @@ class InstanceRun {
   readonly unthrottledHist: LatencyHistogram;
   readonly readAlign: number;
   readonly writeAlign: number;
+  /** rate= and rate_iops= as limits on the whole stream (streamRateLimit). */
+  readonly rateLimit: number | undefined;
+  readonly iopsLimit: number | undefined;
   started = false;
   finished = false;
   startAt = 0;
@@ -144,6 +147,8 @@ class InstanceRun {
     this.unthrottledHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'unthrottled'));
     this.readAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.read);
     this.writeAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.write);
+    this.rateLimit = streamRateLimit(spec.rw, spec.rwmixread, spec.rateBytesPerSec);
+    this.iopsLimit = streamRateLimit(spec.rw, spec.rwmixread, spec.rateIops);
   }
 }
 
@@ -465,10 +470,9 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         progressed++;
         rung[spec.engine] = true;
         const len = r.bytesIssued - before;
-        const rate = spec.rateBytesPerSec.write ?? spec.rateBytesPerSec.read;
-        const iops = spec.rateIops.write ?? spec.rateIops.read;
-        if (rate !== undefined) r.nextSubmitAt = Math.max(r.nextSubmitAt, now) + (len / rate) * 1000;
-        if (iops !== undefined) r.nextSubmitAt = Math.max(r.nextSubmitAt, now) + 1000 / iops;
+        // Both limits given: the I/O waits for the stricter one, not for the two in turn.
+        const spacingMs = Math.max(r.rateLimit !== undefined ? (len / r.rateLimit) * 1000 : 0, r.iopsLimit !== undefined ? 1000 / r.iopsLimit : 0);
+        if (spacingMs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now) + spacingMs;
         if (spec.thinktimeUs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now + spec.thinktimeUs / 1000);
       }
       r.stats[I_INFLIGHT] = r.inflight;

@@ -129,6 +129,8 @@ export interface VmRunResult {
   throttleStats: ThrottleStats[];
   vcpuResults: VcpuResult[];
   deviceCommands: number;
+  /** Names of the tunables --tune changed during the run. */
+  tuned: string[];
 }
 
 /** Boot, run and tear down the VM. Rejects (after stopping every thread, log written) if a worker fails. */
@@ -362,6 +364,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     throttleStats: ThrottleStats.blocks(throttleStatsSab, opts.vcpus),
     vcpuResults: vcpuResults.filter((r): r is VcpuResult => r !== null),
     deviceCommands: devResults.reduce((s, r) => s + (r?.commands ?? 0), 0),
+    tuned: tuneSteps.map((s) => s.name),
   };
 }
 
