@@ -4,18 +4,42 @@
 // and every module's resolve, read and link; one CommonJS file costs a fraction of that (`npm run
 // bench:vm` measures boot). pino stays outside: it starts its own threads from its package's files,
 // and workers load it only when logging is on.
-import { readdirSync } from 'node:fs';
+// Every `npm run` builds first, so an up-to-date build must be cheap: tsc is incremental (it leaves
+// unchanged outputs alone), and the bundles are rebuilt only when a compiled file or the lockfile is
+// newer than the oldest bundle.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'rolldown';
 import { projectRoot } from '../src/util/worker-file.js';
 
-const dir = join(projectRoot(), 'dist', 'workers');
+const root = projectRoot();
+const dir = join(root, 'dist', 'workers');
 const entries = readdirSync(dir).filter((f) => f.endsWith('.js'));
 if (entries.length === 0) throw new Error(`no compiled worker entry points in ${dir}; run tsc first`);
-await build(entries.map((f) => ({
-  input: join(dir, f),
-  platform: 'node' as const,
-  external: [/^pino(\/|$)/],
-  logLevel: 'warn' as const,
-  output: { file: join(dir, f.replace(/\.js$/, '.cjs')), format: 'cjs' as const },
-})));
+const bundles = entries.map((f) => join(dir, f.replace(/\.js$/, '.cjs')));
+
+/** The newest modification time of the bundles' inputs: compiled JavaScript and the lockfile. */
+function newestInput(): number {
+  let newest = statSync(join(root, 'package-lock.json')).mtimeMs;
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.js')) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  walk(join(root, 'dist', 'src'));
+  walk(dir);
+  return newest;
+}
+
+const upToDate = bundles.every(existsSync) && Math.min(...bundles.map((b) => statSync(b).mtimeMs)) >= newestInput();
+if (!upToDate) {
+  await build(entries.map((f, i) => ({
+    input: join(dir, f),
+    platform: 'node' as const,
+    external: [/^pino(\/|$)/],
+    logLevel: 'warn' as const,
+    output: { file: bundles[i]!, format: 'cjs' as const },
+  })));
+}
