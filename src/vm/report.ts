@@ -1,6 +1,7 @@
 // The run report: fio's per-job and per-group sections, then the swiotlb's own counters under their
 // debugfs names. One plain document serves the text and the JSON output.
 import { type DirectionStats, type GroupReport, type JobReport, formatGroupStatus, formatJobReport } from '../report/fio-report.js';
+import type { HistogramSnapshot } from '../report/histogram.js';
 import { formatBytes } from '../util/units.js';
 import type { FioBlockSize } from '../workload/fio.js';
 import {
@@ -155,11 +156,17 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
   };
 }
 
+const us = (ns: number): number => Math.round(ns / 1000);
+
+/** Percentile `p` of a histogram snapshot (one of fio's list), in whole microseconds. */
+function percentileUs(h: HistogramSnapshot, p: number): number {
+  return us(h.percentiles.find((x) => x.p === p)?.value_ns ?? 0);
+}
+
 function throttleReport(r: VmRunResult): ThrottleReport {
   const t = sumThrottleStats(r.throttleStats);
   const thr = r.boot.mem.throttleSnapshot();
-  const us = (ns: number) => Math.round(ns / 1000);
-  const pct = (p: number) => us(t.wait_ns.percentiles.find((x) => x.p === p)?.value_ns ?? 0);
+  const pct = (p: number) => percentileUs(t.wait_ns, p);
   const o = t.overshoot_slots;
   return {
     enabled: thr.enabled, high_throttle: thr.high_throttle, low_throttle: thr.low_throttle,
@@ -189,8 +196,7 @@ function throttleReport(r: VmRunResult): ThrottleReport {
 function storageLatency(r: VmRunResult, kind: 'throttled' | 'unthrottled'): LatencySummary {
   const ids = r.plan.instances.filter((i) => i.engine === 'storage').map((i) => i.id);
   const h = mergedHistogram(r.histograms, ids, kind).snapshot();
-  const us = (ns: number) => Math.round(ns / 1000);
-  const pct = (p: number) => us(h.percentiles.find((x) => x.p === p)?.value_ns ?? 0);
+  const pct = (p: number) => percentileUs(h, p);
   return { ios: h.count, avg_us: us(h.mean_ns), p50_us: pct(50), p90_us: pct(90), p99_us: pct(99), p999_us: pct(99.9), max_us: us(h.max_ns) };
 }
 
