@@ -13,6 +13,7 @@
 import { InputError, assert } from '../errors.js';
 import type { DmaDevice } from '../dma/device.js';
 import type { GuestMemory } from '../memory/guest.js';
+import type { ThrottleBeginFields } from '../log/events.js';
 import { areaLock, areaUnlock } from './area-lock.js';
 import { P_HIWATER_UPDATE, P_SLOTS_FOUND, P_SLOTS_FREED, P_THROTTLE_CHECKED, hook } from './instrument.js';
 import {
@@ -78,17 +79,8 @@ export type SwiotlbEvent =
   // [RFC] §15.9: the caller is about to down() a semaphore held by its own cpu's live throttled mapping.
   | { event: 'throttle_deadlock'; msg: string; vcpu: number; device: string; size: number; holder: ThrottleHolder };
 
-/** What a throttle wait reports, at its start and again (with wait_us) when it is admitted. */
-export interface ThrottleEventFields {
-  vcpu: number;
-  device: string;
-  size: number;
-  used: number;
-  high_throttle: number;
-  low_throttle: number;
-  reason: 'high' | 'low';
-  queue_len: number;
-}
+/** What a throttle wait reports, at its start and again (with wait_us) when it is admitted: the log catalogue's fields, all known here. */
+type ThrottleEventFields = Required<ThrottleBeginFields>;
 
 export type SwiotlbEventSink = (e: SwiotlbEvent) => void;
 
