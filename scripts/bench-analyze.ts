@@ -17,6 +17,7 @@ import { runMain } from '../src/cli/main.js';
 import { InputError } from '../src/errors.js';
 import { LEVEL_VALUES, bootText, levelOf, messageOf, type EventFields, type EventName } from '../src/log/events.js';
 import { parseSize } from '../src/util/units.js';
+import { IO_TLB_SIZE } from '../src/swiotlb/constants.js';
 import { Rng } from '../src/util/rng.js';
 
 const PEAK_RSS_LIMIT_MB = 200;
@@ -61,7 +62,7 @@ function synthesise(file: string, targetBytes: number): { bytes: number; lines: 
     chunkBytes = 0;
   };
   const start = Date.UTC(2025, 0, 1);
-  put(line(start, 'run_config', { config: { vcpus: 32, mem_bytes: 16 * 2 ** 30, swiotlb_bytes: nslabs * 2048, nslabs, nareas, cmdline: `swiotlb=${nslabs},${nareas},force`, seed: 1, sample_interval_ms: 250, throttle: { enabled: true, high_throttle: high, low_throttle: low }, devices: devices.map((d) => ({ name: d, kind: d.startsWith('eth') ? 'nic' : 'nvme' })) } }));
+  put(line(start, 'run_config', { config: { vcpus: 32, mem_bytes: 16 * 2 ** 30, swiotlb_bytes: nslabs * IO_TLB_SIZE, nslabs, nareas, cmdline: `swiotlb=${nslabs},${nareas},force`, seed: 1, sample_interval_ms: 250, throttle: { enabled: true, high_throttle: high, low_throttle: low }, devices: devices.map((d) => ({ name: d, kind: d.startsWith('eth') ? 'nic' : 'nvme' })) } }));
   put(line(start, 'boot_line', { text: bootText.areaNum(nareas) }));
   put(line(start, 'boot_line', { text: bootText.mapped(0x8000_0000, nslabs) }));
   put(line(start, 'pool_created', { pool: 0, start: 0x8000_0000, nslabs, nareas, kind: 'default' }));

@@ -12,7 +12,8 @@ import {
 import { configValue, envOrigin } from '../src/config.js';
 import { measureInstrumentationCost } from '../src/bench/instrument-bench.js';
 import { runMain } from '../src/cli/main.js';
-import { DMA_ATTR_MAY_BLOCK } from '../src/swiotlb/constants.js';
+import { DMA_ATTR_MAY_BLOCK, POOL_START } from '../src/swiotlb/constants.js';
+import { GUEST_BASE } from '../src/memory/guest.js';
 import { IoTlbMem } from '../src/swiotlb/mem.js';
 import { runWorkers } from '../src/util/threads.js';
 import { parseDuration } from '../src/util/units.js';
@@ -27,8 +28,6 @@ const FAIL_EVERY = 64;
 const ARM_PHASE_MS = 50;
 const ARM_WINDOW_FACTOR = 4;
 
-const POOL_START = 0x8000_0000;
-const GUEST_BASE = 0x1_0000_0000;
 const SIZE = 4096;
 
 interface Row {

@@ -1,10 +1,11 @@
 // Shared test fixtures: a small CoCo-style allocator with private memory on one thread.
 import { DmaDevice, type DmaDeviceOptions } from '../src/dma/device.js';
-import { GuestMemory } from '../src/memory/guest.js';
 import { IoTlbMem, type SwiotlbEvent } from '../src/swiotlb/mem.js';
 
-export const POOL_START = 0x8000_0000; // 2 GiB, page-aligned, below 4 GiB like the CoCo pool
-export const GUEST_BASE = 0x1_0000_0000; // private memory above 4 GiB
+import { POOL_START } from '../src/swiotlb/constants.js';
+import { GUEST_BASE, GuestMemory } from '../src/memory/guest.js';
+
+export { GUEST_BASE, POOL_START };
 
 export interface Fixture {
   mem: IoTlbMem;

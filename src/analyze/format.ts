@@ -1,6 +1,7 @@
 // The analyzer's text output: sections in the order a reader asks the questions (what ran, how full
 // the pool got, what failed, who waited, what stuck, how it ended), tables aligned like fio's.
 import { formatBytes } from '../util/units.js';
+import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import type { JobSummary, RunSummary } from '../log/events.js';
 import { formatReport, type RunReport } from '../vm/report.js';
 import type { Analysis, At, ErrorGroup } from './analyzer.js';
@@ -135,7 +136,7 @@ export function formatText(a: Analysis): string {
   if (a.pools.count > 0) {
     L.push('', `Pools: ${a.pools.count} (${Object.entries(a.pools.by_kind).map(([k, n]) => `${k} ${n}`).join(', ')})`);
     L.push(...table(['>pool', 'kind', '>nslabs', 'size', '>areas', '>when'],
-      a.pools.list.slice(0, TEXT_ROWS).map((p) => [String(p.pool), p.kind, String(p.nslabs), formatBytes(p.nslabs * 2048), String(p.nareas), fmtAt(p.at)])));
+      a.pools.list.slice(0, TEXT_ROWS).map((p) => [String(p.pool), p.kind, String(p.nslabs), formatBytes(p.nslabs * IO_TLB_SIZE), String(p.nareas), fmtAt(p.at)])));
     if (a.pools.count > Math.min(TEXT_ROWS, a.pools.list.length)) L.push(`  ... ${a.pools.count - Math.min(TEXT_ROWS, a.pools.list.length)} more`);
   }
 
@@ -145,7 +146,7 @@ export function formatText(a: Analysis): string {
     L.push('  (no sample records)');
   } else {
     const pairs: Array<[string, string]> = [];
-    pairs.push(['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * 2048)})${t.max_nslabs !== t.nslabs ? `, at most ${t.max_nslabs}` : ''}`]);
+    pairs.push(['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * IO_TLB_SIZE)})${t.max_nslabs !== t.nslabs ? `, at most ${t.max_nslabs}` : ''}`]);
     if (t.peak_used) pairs.push(['peak io_tlb_used', `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}% of pool) at ${fmtAt(t.peak_used.at)}`]);
     pairs.push(['max used_hiwater', String(t.max_hiwater)]);
     if (t.mean_used !== null) pairs.push(['mean io_tlb_used', `${t.mean_used.toFixed(1)} slots`]);

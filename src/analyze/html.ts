@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatBytes } from '../util/units.js';
+import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import type { Analysis } from './analyzer.js';
 import { fmtAt, fmtMs, fmtUs, jobsTabular, keyValues, vmReportText } from './format.js';
 import type { ChartData } from './series.js';
@@ -56,7 +57,7 @@ function sections(a: Analysis): string {
     const p = (x: number): string => (d > 0 ? `${((100 * x) / d).toFixed(1)}%` : '-');
     const rows: Array<[string, string]> = [
       ['samples', `${t.samples}${t.sample_interval_ms !== null ? `, every ${fmtMs(t.sample_interval_ms)}` : ''}`],
-      ['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * 2048)})`],
+      ['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * IO_TLB_SIZE)})`],
       ['peak io_tlb_used', t.peak_used ? `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}%) at ${fmtAt(t.peak_used.at)}` : '-'],
       ['max used_hiwater', String(t.max_hiwater)],
       ['thresholds', t.time_above_ms.high_throttle === null ? 'throttling off' : `high_throttle ${t.high_throttle}, low_throttle ${t.low_throttle}`],

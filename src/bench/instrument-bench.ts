@@ -5,8 +5,8 @@
 // so drifting load on a shared machine hits both alike. Target: >= 0.97 (in practice: the noise).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaDevice } from '../dma/device.js';
-import { GuestMemory } from '../memory/guest.js';
-import { IO_TLB_SIZE } from '../swiotlb/constants.js';
+import { GUEST_BASE, GuestMemory } from '../memory/guest.js';
+import { IO_TLB_SIZE, POOL_START } from '../swiotlb/constants.js';
 import { IoTlbMem, type IoTlbMemShared } from '../swiotlb/mem.js';
 import { runWorkers } from '../util/threads.js';
 import { uninstrumentedMemModule } from './variants.js';
@@ -24,8 +24,6 @@ export interface InstrumentBenchConfig {
 const ROUNDS = 5;
 const WARMUP_PAIRS = 200_000;
 const SIZE = 4096;
-const POOL_START = 0x8000_0000;
-const GUEST_BASE = 0x1_0000_0000;
 
 /** Worker side: search and release pairs while the control word says run; returns the count. */
 export function runInstrumentBenchThread(cfg: InstrumentBenchConfig, Mem: typeof IoTlbMem): number {

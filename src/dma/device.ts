@@ -1,6 +1,6 @@
 // The parts of struct device that the DMA API and swiotlb look at.
 import { InputError } from '../errors.js';
-import { getMaxSlots } from '../swiotlb/constants.js';
+import { getMaxSlots, isPowerOfTwo } from '../swiotlb/constants.js';
 
 /** dma_get_seg_boundary's value for PCI devices (the PCI core sets 0xFFFFFFFF). */
 export const PCI_SEG_BOUNDARY_MASK = 0xffffffff;
@@ -31,7 +31,7 @@ export class DmaDevice {
     this.dmaMask = opts.dmaMask ?? DMA_BIT_MASK_64;
     // Masks are low-bit masks (2^k - 1); the bit arithmetic of the search relies on it.
     for (const [what, m] of [['min_align_mask', this.minAlignMask], ['seg_boundary_mask', this.segBoundaryMask]] as const) {
-      if (!Number.isSafeInteger(m) || m < 0 || (m !== NO_SEG_BOUNDARY && !Number.isInteger(Math.log2(m + 1)))) {
+      if (!Number.isSafeInteger(m) || m < 0 || (m !== NO_SEG_BOUNDARY && !isPowerOfTwo(m + 1))) {
         throw new InputError('EBADMASK', `${name}: ${what} 0x${m.toString(16)} is not of the form 2^k-1`);
       }
     }

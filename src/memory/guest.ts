@@ -3,6 +3,9 @@
 // cannot read private pages, which is the whole reason bounce buffers exist.
 import { InputError, InvariantError, assert } from '../errors.js';
 
+/** Guest-physical address of private memory: above 4 GiB, clear of the pool below the PCI hole. */
+export const GUEST_BASE = 0x1_0000_0000;
+
 export class GuestMemory {
   readonly bytes: Uint8Array;
   readonly size: number;

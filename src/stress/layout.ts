@@ -12,8 +12,7 @@ export const CTL_ABORT = 1; // 1: give up now (the watchdog fired); waits in the
 export const CTL_RESET_GEN = 2; // used_hiwater reset generation: odd while a reset is in progress
 export const CTL_READY = 3; // threads that have attached and are about to start
 export const CTL_VIOLATIONS = 4; // broken checks reported by all threads
-export const CTL_NTHREADS = 5;
-export const CTL_NAREAS = 6;
+// 5..6: spare.
 // [RFC] throttle_sem, as the hooks see it.
 export const CTL_SEM_JOINS = 7; // waiters that joined the queue (a waiter's join number is its order)
 export const CTL_SEM_GRANTS = 8; // waiters that were handed the semaphore
@@ -42,10 +41,13 @@ export function holderIndex(nthreads: number, area: number): number {
   return CTL_HEADER_INTS + nthreads * THREAD_INTS + area;
 }
 
+/** The name of lock shadow entry `k`: an area's lock, or (k = nareas) throttle_sem's own. */
+export function lockName(k: number, nareas: number): string {
+  return k === nareas ? "throttle_sem's lock" : `area ${k}'s lock`;
+}
+
 export function createControl(nthreads: number, nareas: number): Int32Array {
   const ctl = new Int32Array(new SharedArrayBuffer((CTL_HEADER_INTS + nthreads * THREAD_INTS + nareas + 1) * 4));
-  ctl[CTL_NTHREADS] = nthreads;
-  ctl[CTL_NAREAS] = nareas;
   for (let t = 0; t < nthreads; t++) {
     const b = threadBase(t);
     ctl[b + T_TAKING] = -1;

@@ -26,6 +26,8 @@ import {
   THROTTLE_HOLDER_MAPPING, THROTTLE_HOLDER_NONE,
 } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
+import { POOL_START } from '../swiotlb/constants.js';
+import { GUEST_BASE } from '../memory/guest.js';
 import { mutantByName } from '../swiotlb/mutants.js';
 import { quiescenceViolations } from '../swiotlb/quiesce.js';
 import { workerFile } from '../util/worker-file.js';
@@ -33,13 +35,11 @@ import { type TrialConfig, regionBytes } from './config.js';
 import {
   CTL_ABORT, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS, T_DONE,
   T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT, T_PROGRESS, T_SEM_WAIT, T_STARTED, T_STEPS, T_TAKING, createControl,
-  holderIndex, threadBase,
+  holderIndex, lockName, threadBase,
 } from './layout.js';
 import { type PctSummary, createPctState, pctDescribe, pctSummary, pctTryStart } from './pct.js';
 import type { StressThreadPayload, StressThreadResult } from './worker.js';
 
-export const POOL_START = 0x8000_0000;
-export const GUEST_BASE = 0x1_0000_0000;
 const POLL_MS = 20;
 /** How long every unfinished thread may sit parked before it is a lost wakeup. */
 export const LOST_WAKEUP_GRACE_MS = 2000;
@@ -216,11 +216,11 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
   let parkedSig = '';
   let parkedSince = 0;
   let stalled = false;
-  const abortTrial = async (why: string[]) => {
+  /** End the trial: the headline, then the state of every thread and lock (those lines do not count against MAX_FAILURES). */
+  const abortTrial = async (headline: string) => {
     stalled = true;
-    // The headline, then the report whole (its lines do not count against MAX_FAILURES).
-    fail(why[0]!);
-    failures.push(...why.slice(1));
+    fail(headline);
+    failures.push(...describeState(ctl, areas, thr, n, cfg.nareas, pct));
     Atomics.store(ctl, CTL_STOP, 1);
     Atomics.store(ctl, CTL_ABORT, 1);
     await Promise.race([run.done, sleep(ABORT_GRACE_MS)]);
@@ -236,7 +236,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     }
     if (t > opts.deadline || t - t0 > opts.maxTrialMs) Atomics.store(ctl, CTL_STOP, 1);
     if (firstFailureAt >= 0 && t - firstFailureAt > FAILURE_GRACE_MS) {
-      await abortTrial([`(threads still running ${FAILURE_GRACE_MS} ms after the first broken check were ended)`, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
+      await abortTrial(`(threads still running ${FAILURE_GRACE_MS} ms after the first broken check were ended)`);
       break;
     }
     // Progress.
@@ -258,11 +258,11 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
         lastStepAt = t;
       }
       if (s.deadlock !== 0) {
-        await abortTrial([`pct: cpu ${s.deadlock - 1} found no runnable thread (the schedule deadlocked)`, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
+        await abortTrial(`pct: cpu ${s.deadlock - 1} found no runnable thread (the schedule deadlocked)`);
         break;
       }
       if (pctStarted && t - lastStepAt > opts.watchdogMs) {
-        await abortTrial([`watchdog: the pct schedule made no step for ${Math.round(t - lastStepAt)} ms`, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
+        await abortTrial(`watchdog: the pct schedule made no step for ${Math.round(t - lastStepAt)} ms`);
         break;
       }
     } else {
@@ -273,7 +273,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
         const headline = starved.length > 0
           ? `watchdog: ${starved.map((i) => `cpu ${i}`).join(', ')} made no progress for ${STARVED_FACTOR * opts.watchdogMs} ms while other threads went on`
           : `watchdog: no thread made progress for ${opts.watchdogMs} ms (${quiet.map((i) => `cpu ${i}`).join(', ')})`;
-        await abortTrial([headline, ...describeState(ctl, areas, thr, n, cfg.nareas, pct)]);
+        await abortTrial(headline);
         break;
       }
     }
@@ -297,14 +297,13 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
           .map((k) => ({ k, h: Atomics.load(ctl, holderIndex(n, k)) })).filter((x) => x.h !== 0);
         const semWaiters = live.filter((i) => ctl[threadBase(i) + T_SEM_WAIT] === 1).length;
         const semHolder = Atomics.load(thr, THR_HOLDER_KIND) === THROTTLE_HOLDER_NONE ? -1 : Atomics.load(thr, THR_HOLDER_VCPU);
-        await abortTrial([
+        await abortTrial(
           dead.length > 0
             ? `${dead.map((x) => `cpu ${x.h - 1} ended while holding ${lockName(x.k, cfg.nareas)}`).join('; ')}: every unfinished thread (${parkedOn}) waits for it`
             : semWaiters > 0 && live.includes(semHolder)
               ? `throttle_sem self-deadlock (§15.9): every unfinished thread (${parkedOn}) waits, and the holder, cpu ${semHolder}, is among them`
               : `lost wakeup: every unfinished thread (${parkedOn}) has been parked for ${Math.round(t - parkedSince)} ms, and no thread is left to wake it`,
-          ...describeState(ctl, areas, thr, n, cfg.nareas, pct),
-        ]);
+        );
         break;
       }
     } else parkedSig = '';
@@ -352,14 +351,12 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     const owners = new Int32Array(ownersSab);
     const owned = owners.findIndex((o) => o !== 0);
     if (owned >= 0) fail(`quiescence: slot ${owned} is still owned by cpu ${owners[owned]! - 1} in the ownership shadow`);
-    for (let a = 0; a < cfg.nareas; a++) {
+    for (let a = 0; a <= cfg.nareas; a++) { // the areas' locks, then throttle_sem's
       const h = ctl[holderIndex(n, a)]!;
-      if (h !== 0) fail(`quiescence: the lock shadow says cpu ${h - 1} still holds area ${a}`);
+      if (h !== 0) fail(`quiescence: the lock shadow says cpu ${h - 1} still holds ${lockName(a, cfg.nareas)}`);
     }
     const unmaps = ok.reduce((s, r) => s + r.exerciser!.unmaps, 0);
     if (unmaps !== maps) fail(`quiescence: ${maps} maps but ${unmaps} unmaps`);
-    const h = ctl[holderIndex(n, cfg.nareas)]!;
-    if (h !== 0) fail(`quiescence: the lock shadow says cpu ${h - 1} still holds throttle_sem's lock`);
     const th = Atomics.load(ctl, CTL_THROTTLED_HOLDER);
     if (th !== 0) fail(`quiescence: cpu ${th - 1}'s throttled mapping is still recorded as live`);
     const joins = Atomics.load(ctl, CTL_SEM_JOINS);
@@ -372,10 +369,6 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     config: cfg, failures, ops, maps, mapFailures, perturbations, durationMs: performance.now() - t0, pct: pctInfo, stalled,
     throttledMaps, throttleWaits,
   };
-}
-
-function lockName(k: number, nareas: number): string {
-  return k === nareas ? "throttle_sem's lock" : `area ${k}'s lock`;
 }
 
 /** Who holds which area lock, who is taking or parked on which, and where every thread is. */

@@ -34,7 +34,7 @@ import type { TrialConfig } from './config.js';
 import {
   CTL_ABORT, CTL_READY, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS,
   T_DONE, T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT, T_PROGRESS, T_SEM_WAIT, T_STARTED, T_STEPS, T_TAKING,
-  holderIndex, threadBase,
+  holderIndex, lockName, threadBase,
 } from './layout.js';
 import { BLOCK_UNTIL_EQUAL, BLOCK_WHILE_EQUAL, PctThread, StressAbort } from './pct.js';
 
@@ -118,7 +118,6 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
   /** A lock's entry in the lock shadow: its area, nareas for throttle_sem's own lock, -1 unknown. */
   const lockIndex = (arg: number, words: Int32Array | undefined) =>
     words?.buffer === areasSab ? arg / AREA_INTS : words?.buffer === thrSab ? nareas : -1;
-  const lockName = (k: number) => (k === nareas ? "throttle_sem's lock" : `area ${k}'s lock`);
 
   const hookFn = (point: number, arg: number, words?: Int32Array): void => {
     ctl[tb + T_POINT] = point;
@@ -133,7 +132,6 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
           sched.pointBlocked(point, arg, words?.buffer === thrSab ? WATCH_THROTTLE : WATCH_AREAS, arg + AREA_LOCK, BLOCK_UNTIL_EQUAL, 0);
           return;
         }
-        ctl[tb + T_STEPS]--;
         break;
       case P_AREA_LOCK_ACQUIRED: {
         const k = lockIndex(arg, words);
@@ -144,7 +142,7 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
           break;
         }
         const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, k), 0, cpu + 1);
-        if (prev !== 0) violation(`cpu ${cpu}: took ${lockName(k)} while cpu ${prev - 1} holds it (two threads in one critical section)`);
+        if (prev !== 0) violation(`cpu ${cpu}: took ${lockName(k, nareas)} while cpu ${prev - 1} holds it (two threads in one critical section)`);
         break;
       }
       case P_AREA_UNLOCK: {
@@ -152,7 +150,7 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
         ctl[tb + T_HOLDING] = -1;
         if (k < 0) break;
         const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, k), cpu + 1, 0);
-        if (prev !== cpu + 1) violation(`cpu ${cpu}: released ${lockName(k)}, which ${prev === 0 ? 'nobody' : `cpu ${prev - 1}`} held`);
+        if (prev !== cpu + 1) violation(`cpu ${cpu}: released ${lockName(k, nareas)}, which ${prev === 0 ? 'nobody' : `cpu ${prev - 1}`} held`);
         break;
       }
       case P_AREA_LOCK_PARK:
@@ -201,7 +199,8 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
         }
         break;
     }
-    ctl[tb + T_STEPS]++;
+    // A spin is a wait, not a step: the watchdog must never see a spinning thread's count move.
+    if (point !== P_AREA_LOCK_SPIN) ctl[tb + T_STEPS]++;
     if (sched !== null) sched.point(point, arg);
     else {
       const r = rates[point]!;

@@ -57,6 +57,9 @@ export function ioTlbOffset(i: number): number {
   return i & (IO_TLB_SEGSIZE - 1);
 }
 
+/** Where the benchmarks, the stress harness and the tests place a pool: 2 GiB, page-aligned, below 4 GiB like the CoCo pool. */
+export const POOL_START = 0x8000_0000;
+
 export function isPowerOfTwo(n: number): boolean {
   return n > 0 && Number.isInteger(Math.log2(n));
 }

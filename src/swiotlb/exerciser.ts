@@ -22,10 +22,10 @@ import { DmaDevice } from '../dma/device.js';
 import { ScatterList, dmaMapSgtable, dmaMapSingle, dmaUnmapSg, dmaUnmapSingle } from '../dma/direct.js';
 import { GuestMemory } from '../memory/guest.js';
 import {
-  DMA_ATTR_MAY_BLOCK, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SEGSIZE, IO_TLB_SIZE,
-  PAGE_SIZE, type DmaDirection, nrSlots,
+  DMA_ATTR_MAY_BLOCK, DMA_BIDIRECTIONAL, DMA_DIRECTION_NAMES, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SEGSIZE,
+  IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE, type DmaDirection, nrSlots,
 } from './constants.js';
-import { TSTAT_ADMITTED, TSTAT_BOUND_VIOLATIONS, TSTAT_WAITS } from './layout.js';
+import { TSTAT_BOUND_VIOLATIONS, TSTAT_WAITS } from './layout.js';
 import { P_EXERCISER_OP, hook } from './instrument.js';
 import { IoTlbMem, type IoTlbMemShared } from './mem.js';
 import type { IoTlbPool } from './pool.js';
@@ -59,8 +59,6 @@ export interface ExerciserConfig {
   sgMaxEntries?: number;
   /** Relative weights of BIDIRECTIONAL, TO_DEVICE, FROM_DEVICE. Default 2:2:2 (a third each). */
   dirWeights?: readonly [number, number, number];
-  /** Random byte positions checked per buffer and direction, besides both ends. Default 2. */
-  verifySamples?: number;
   /** [RFC] Share of dma-direct maps (single and SG) passing DMA_ATTR_MAY_BLOCK. Default 0. */
   mayBlockShare?: number;
 }
@@ -93,21 +91,19 @@ export interface ExerciserResult {
   /** Operations done: map attempts plus unmaps. */
   ops: number;
   maps: number;
-  sgMaps: number;
   mapFailures: number;
   unmaps: number;
   violations: string[];
   maxUsedSeen: number;
-  bytesChecked: number;
   /** [RFC] Maps that came back flagged throttled. */
   throttledMaps: number;
-  /** [RFC] This thread's throttle statistics: admitted MAY_BLOCK requests, waits, slop bound violations. */
-  throttleAdmitted: number;
+  /** [RFC] This thread's throttle statistics: waits, slop bound violations. */
   throttleWaits: number;
   throttleBoundViolations: number;
 }
 
 const GUARD = 16; // bytes on each side of a private buffer that no copy may touch
+const VERIFY_SAMPLES = 2; // random byte positions checked per buffer and direction, besides both ends
 const GUARD_BYTE = 0x5a;
 const MAX_VIOLATIONS = 20;
 
@@ -142,7 +138,7 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
   const sgShare = cfg.sgShare ?? 0;
   const alignShare = cfg.allocAlignMasks !== undefined && cfg.allocAlignMasks.length > 0 ? (cfg.allocAlignShare ?? 0) : 0;
   const [wBi, wTo, wFrom] = cfg.dirWeights ?? [2, 2, 2];
-  const samples = cfg.verifySamples ?? 2;
+  const samples = VERIFY_SAMPLES;
   const mayBlockShare = cfg.mayBlockShare ?? 0;
   let throttledLive = 0;
   const bufBytes = (sgShare > 0 ? sgMax : 1) * cfg.maxSize;
@@ -151,8 +147,8 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
   const live: (Live | null)[] = new Array(Math.max(1, Math.min(cfg.maxLive, nbuf))).fill(null);
   if (nbuf < 1) throw new RangeError(`exerciser: region of ${cfg.regionBytes} bytes cannot hold one ${slotBytes}-byte buffer`);
   const res: ExerciserResult = {
-    ops: 0, maps: 0, sgMaps: 0, mapFailures: 0, unmaps: 0, violations: [], maxUsedSeen: 0, bytesChecked: 0, throttledMaps: 0,
-    throttleAdmitted: 0, throttleWaits: 0, throttleBoundViolations: 0,
+    ops: 0, maps: 0, mapFailures: 0, unmaps: 0, violations: [], maxUsedSeen: 0, throttledMaps: 0,
+    throttleWaits: 0, throttleBoundViolations: 0,
   };
   const bytes = guest.bytes;
   const data = pool.data;
@@ -182,7 +178,7 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     const allocSize = Math.ceil((size + offset) / (allocMask + 1)) * (allocMask + 1);
     const nslots = nrSlots(allocSize);
     const slotPos = (tlb - (offset & (IO_TLB_SIZE - 1)) - pool.start) / IO_TLB_SIZE;
-    const first = slotPos - (offset >>> 11);
+    const first = slotPos - (offset >>> IO_TLB_SHIFT);
     if (!Number.isInteger(first) || first < 0 || first + nslots > pool.nareas * pool.areaNslabs) {
       fail(`bounce address 0x${tlb.toString(16)} of a ${size}-byte mapping is not ${offset & (IO_TLB_SIZE - 1)} bytes into a slot of the pool`);
       return false;
@@ -215,11 +211,10 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     for (let k = 0; k < samples + 2; k++) {
       const p = pos(size, k);
       if (data[t + p] !== want[w + p]) {
-        fail(`${when}: bounce byte ${p} of a ${size}-byte ${dirName(m.dir)} mapping at slot ${m.first[i]} is ${data[t + p]}, expected ${want[w + p]}`);
+        fail(`${when}: bounce byte ${p} of a ${size}-byte ${DMA_DIRECTION_NAMES[m.dir]} mapping at slot ${m.first[i]} is ${data[t + p]}, expected ${want[w + p]}`);
         break;
       }
     }
-    res.bytesChecked += samples + 2;
   };
 
   const map = (b: number) => {
@@ -266,7 +261,6 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
       return;
     }
     res.maps++;
-    if (sg) res.sgMaps++;
     let trusted = true;
     for (let i = 0; i < n; i++) {
       const tlb = sg ? m.sgl!.dmaAddress[i]! : m.tlb[0]!;
@@ -313,21 +307,19 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
       for (let k = 0; k < samples + 2; k++) {
         const p = pos(size, k);
         if (bytes[off + p] !== want[w + p]) {
-          fail(`after unmap: private byte ${p} of a ${size}-byte ${dirName(m.dir)} mapping is ${bytes[off + p]}, expected ${want[w + p]}`);
+          fail(`after unmap: private byte ${p} of a ${size}-byte ${DMA_DIRECTION_NAMES[m.dir]} mapping is ${bytes[off + p]}, expected ${want[w + p]}`);
           break;
         }
       }
-      res.bytesChecked += samples + 2;
     }
     const start = m.off[0]!;
     const end = m.off[m.n - 1]! + m.len[m.n - 1]!;
     for (let g = 1; g <= GUARD; g++) {
       if (bytes[start - g] !== GUARD_BYTE || bytes[end + g - 1] !== GUARD_BYTE) {
-        fail(`bytes outside a ${end - start}-byte ${dirName(m.dir)} mapping were written (guard byte ${g} before or after)`);
+        fail(`bytes outside a ${end - start}-byte ${DMA_DIRECTION_NAMES[m.dir]} mapping were written (guard byte ${g} before or after)`);
         break;
       }
     }
-    res.bytesChecked += 2 * GUARD;
     live[b] = null;
   };
 
@@ -347,14 +339,9 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
   }
   res.ops = res.maps + res.mapFailures + res.unmaps;
   const t = mem.throttleStats.fields;
-  res.throttleAdmitted = t[TSTAT_ADMITTED]!;
   res.throttleWaits = t[TSTAT_WAITS]!;
   res.throttleBoundViolations = t[TSTAT_BOUND_VIOLATIONS]!;
   return res;
-}
-
-function dirName(dir: DmaDirection): string {
-  return dir === DMA_TO_DEVICE ? 'TO_DEVICE' : dir === DMA_FROM_DEVICE ? 'FROM_DEVICE' : 'BIDIRECTIONAL';
 }
 
 /**

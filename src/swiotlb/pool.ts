@@ -2,7 +2,7 @@
 // pool's SharedArrayBuffers (layout.ts). Creating a pool initialises it (swiotlb_init_io_tlb_pool);
 // attaching rebuilds the views in another thread without touching the contents.
 import { assert } from '../errors.js';
-import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, ioTlbOffset } from './constants.js';
+import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, ioTlbOffset, isPowerOfTwo } from './constants.js';
 import {
   AREA_INTS, POOL_KIND_TRANSIENT, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
   slotListOffset, slotOrigAddrOffset, slotPadSlotsOffset, slotThrottledOffset, slotsBytes,
@@ -48,7 +48,7 @@ export class IoTlbPool {
 
   constructor(desc: IoTlbPoolDesc, shared: IoTlbPoolShared) {
     assert(desc.nslabs > 0 && desc.nareas > 0, 'a pool has slots and areas');
-    assert((desc.nareas & (desc.nareas - 1)) === 0, 'pool.nareas is a power of two');
+    assert(isPowerOfTwo(desc.nareas), 'pool.nareas is a power of two');
     assert(desc.start % PAGE_SIZE === 0, 'a pool starts on a page boundary');
     assert(shared.areas.byteLength === areasBytes(desc.nareas), 'area region matches nareas');
     assert(shared.slots.byteLength === slotsBytes(desc.nslabs), 'slot region matches nslabs');

@@ -5,7 +5,7 @@
 import { InputError } from '../errors.js';
 import {
   IO_TLB_DEFAULT_SIZE, IO_TLB_MAX_SIZE, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, alignUp, isPowerOfTwo,
-  roundupPowOfTwo,
+  nrSlots, roundupPowOfTwo,
 } from './constants.js';
 
 export const SWIOTLB_PR_PREFIX = 'software IO TLB: ';
@@ -80,7 +80,7 @@ export function nslabsFromBytes(bytes: number, what = '--swiotlb'): number {
   if (bytes > IO_TLB_MAX_SIZE) {
     throw new InputError('EBADSIZE', `${what}: ${bytes} bytes is above the 1 GiB limit of the static pool; expected at most 1G`);
   }
-  return Math.ceil(bytes / IO_TLB_SIZE);
+  return nrSlots(bytes);
 }
 
 /** limit_nareas: an area must hold at least one segment. */

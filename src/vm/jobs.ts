@@ -72,6 +72,13 @@ export function histogramsBytes(instances: number): number {
   return HISTOGRAM_KINDS.length * instances * HISTOGRAM_BYTES;
 }
 
+/** true for a job that only reads, false for one that only writes, null for a mix (rwmixread decides each I/O). */
+export function onlyReads(rw: FioRw): boolean | null {
+  if (rw === 'read' || rw === 'randread') return true;
+  if (rw === 'write' || rw === 'randwrite') return false;
+  return null;
+}
+
 /**
  * One instance's limit on its whole I/O stream (bytes or I/Os per second) from fio's per-direction
  * rate= or rate_iops=. Each direction may use its own limit and the mix picks the direction of each
@@ -79,7 +86,8 @@ export function histogramsBytes(instances: number): number {
  * share over the directions that have a limit and a share. undefined: no limit.
  */
 export function streamRateLimit(rw: FioRw, rwmixread: number, limit: FioPerDirection<number | undefined>): number | undefined {
-  const readShare = rw === 'read' || rw === 'randread' ? 1 : rw === 'write' || rw === 'randwrite' ? 0 : rwmixread / 100;
+  const only = onlyReads(rw);
+  const readShare = only === null ? rwmixread / 100 : only ? 1 : 0;
   let out: number | undefined;
   for (const [cap, share] of [[limit.read, readShare], [limit.write, 1 - readShare]] as const) {
     if (cap === undefined || share <= 0) continue;

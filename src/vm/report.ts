@@ -8,6 +8,7 @@ import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD, I_VERIFY_OK,
   I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS,
 } from './jobs.js';
+import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import { THROTTLE_TUNABLES, sumThrottleStats, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { type VmRunResult, areaContention, mergedHistogram, sumSwiotlbStats } from './vm.js';
 
@@ -231,7 +232,7 @@ export function formatReport(rep: RunReport): string {
   const busiest = [...s.areas].sort((a, b) => b.contended - a.contended)[0];
   out.push('');
   out.push('swiotlb (/sys/kernel/debug/swiotlb):');
-  out.push(`  io_tlb_nslabs=${s.io_tlb_nslabs} (${formatBytes(s.io_tlb_nslabs * 2048)}), io_tlb_used=${s.io_tlb_used}, io_tlb_used_hiwater=${s.io_tlb_used_hiwater} (${((100 * s.io_tlb_used_hiwater) / s.io_tlb_nslabs).toFixed(1)}%), io_tlb_transient_nslabs=${s.io_tlb_transient_nslabs}`);
+  out.push(`  io_tlb_nslabs=${s.io_tlb_nslabs} (${formatBytes(s.io_tlb_nslabs * IO_TLB_SIZE)}), io_tlb_used=${s.io_tlb_used}, io_tlb_used_hiwater=${s.io_tlb_used_hiwater} (${((100 * s.io_tlb_used_hiwater) / s.io_tlb_nslabs).toFixed(1)}%), io_tlb_transient_nslabs=${s.io_tlb_transient_nslabs}`);
   out.push(`  maps: attempts=${s.map_attempts}, failures=${s.map_failures} (full=${s.map_failures_by_cause.full}, oversize=${s.map_failures_by_cause.oversize}${s.map_failures_by_cause.throttle_aborted > 0 ? `, throttle aborted=${s.map_failures_by_cause.throttle_aborted}` : ''}), unmaps=${s.unmaps}`);
   out.push(`  bounced: to device ${formatBytes(s.bytes_bounced_to_device)}, from device ${formatBytes(s.bytes_bounced_from_device)}`);
   out.push(`  area locks: ${s.nareas} areas, ${acquired} acquisitions, ${contended} contended (${acquired > 0 ? ((100 * contended) / acquired).toFixed(2) : '0.00'}%), ${parked} parks${busiest && busiest.contended > 0 ? `; busiest area ${busiest.area} (${busiest.contended} contended)` : ''}`);

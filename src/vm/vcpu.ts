@@ -28,7 +28,9 @@ import {
 } from '../devices/queue.js';
 import { GuestMemory } from '../memory/guest.js';
 import { LatencyHistogram } from '../report/histogram.js';
-import { DMA_ATTR_MAY_BLOCK, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, type DmaDirection } from '../swiotlb/constants.js';
+import {
+  DMA_ATTR_MAY_BLOCK, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, PAGE_SIZE, type DmaDirection, alignUp,
+} from '../swiotlb/constants.js';
 import { ThrottleStats } from '../swiotlb/throttle.js';
 import { Rng } from '../util/rng.js';
 import { STATS_FIELDS, STATS_STRIDE, TSTAT_HIGH_THROTTLED, TSTAT_LOW_THROTTLED } from '../swiotlb/layout.js';
@@ -38,7 +40,7 @@ import type { FioBlockSize } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_INFLIGHT, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
   I_VERIFY_OK, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, histogramOffset,
-  minBlockSize, streamRateLimit,
+  minBlockSize, onlyReads, streamRateLimit,
 } from './jobs.js';
 import { SECTOR_BYTES, type VerifyCounts, fillSectors, verifySectors } from './verify.js';
 
@@ -92,7 +94,8 @@ export interface VcpuResult {
 const YIELD_EVERY_MS = 10;
 const POLL_SPINS = 50;
 const MAX_PARK_MS = 5;
-const NVME_MIN_ALIGN_MASK = 0xfff;
+/** NVMe's dma_set_min_align_mask(NVME_CTRL_PAGE_SIZE - 1): the planner sizes requests with it too. */
+export const NVME_MIN_ALIGN_MASK = 0xfff;
 export const DEFAULT_FAILED_MAP_BACKOFF_US = 50;
 /** Longest single park at the start barrier before re-checking the stop flag. */
 const BARRIER_PARK_MS = 50;
@@ -123,6 +126,8 @@ class InstanceRun {
   readonly unthrottledHist: LatencyHistogram;
   readonly readAlign: number;
   readonly writeAlign: number;
+  /** The job's direction when it has only one (onlyReads), null for a mix. */
+  readonly onlyReads: boolean | null;
   /** rate= and rate_iops= as limits on the whole stream (streamRateLimit). */
   readonly rateLimit: number | undefined;
   readonly iopsLimit: number | undefined;
@@ -147,6 +152,7 @@ class InstanceRun {
     this.unthrottledHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'unthrottled'));
     this.readAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.read);
     this.writeAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.write);
+    this.onlyReads = onlyReads(spec.rw);
     this.rateLimit = streamRateLimit(spec.rw, spec.rwmixread, spec.rateBytesPerSec);
     this.iopsLimit = streamRateLimit(spec.rw, spec.rwmixread, spec.rateIops);
   }
@@ -157,11 +163,11 @@ export function instanceBufferBytes(spec: JobInstance): number {
   return spec.iodepth * bufferStride(spec);
 }
 function bufferStride(spec: JobInstance): number {
-  return dataStride(spec) + Math.ceil(spec.mdBytes / 4096) * 4096;
+  return dataStride(spec) + alignUp(spec.mdBytes, PAGE_SIZE);
 }
 /** A request's data buffer, with room for any sub-page offset; its metadata buffer follows. */
 function dataStride(spec: JobInstance): number {
-  return Math.ceil((spec.maxBs + 4096) / 4096) * 4096;
+  return alignUp(spec.maxBs + PAGE_SIZE, PAGE_SIZE);
 }
 
 export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
@@ -244,12 +250,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     return bs.entries[bs.entries.length - 1]!.bytes;
   };
 
-  const isRead = (r: InstanceRun): boolean => {
-    const rw = r.spec.rw;
-    if (rw === 'read' || rw === 'randread') return true;
-    if (rw === 'write' || rw === 'randwrite') return false;
-    return r.rng.below(100) < r.spec.rwmixread;
-  };
+  const isRead = (r: InstanceRun): boolean => r.onlyReads ?? r.rng.below(100) < r.spec.rwmixread;
 
   /** Issue one request; false when it failed before reaching the device (I/O error or drop). */
   const submit = (r: InstanceRun, req: Request, cid: number, now: number): boolean => {

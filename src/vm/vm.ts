@@ -10,7 +10,8 @@ import type { DeviceConfig, DeviceResult } from '../devices/device.js';
 import { DEV_COMMANDS, DEV_CONTROL_INTS, DEV_DOORBELL, DEV_STOP, QueuePair } from '../devices/queue.js';
 import { DmaDevice } from '../dma/device.js';
 import { LatencyHistogram } from '../report/histogram.js';
-import { IO_TLB_SIZE, PAGE_SIZE } from '../swiotlb/constants.js';
+import { IO_TLB_SIZE, PAGE_SIZE, alignUp } from '../swiotlb/constants.js';
+import { GUEST_BASE } from '../memory/guest.js';
 import {
   AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, AREA_USED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
 } from '../swiotlb/layout.js';
@@ -26,14 +27,13 @@ import { dmaMaxMappingSize } from '../dma/direct.js';
 import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
 import type { VmOptions } from './options.js';
 import { ControlPlane } from './control.js';
-import { RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
+import { NVME_MIN_ALIGN_MASK, RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
 
 /** How long threads get to finish after the run is stopped before they are terminated. */
 const TEARDOWN_MS = 5000;
 
 
-/** Private memory starts at 4 GiB; the pool sits at the top of low memory, below the PCI hole. */
-const GUEST_BASE = 0x1_0000_0000;
+/** The pool sits at the top of low memory, below the PCI hole (private memory starts at GUEST_BASE). */
 const LOW_MEM_TOP = 0xc000_0000;
 
 export interface VmHooks {
@@ -139,7 +139,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const log = hooks.log;
   const boot = bootSwiotlb(opts);
   const pool = boot.mem.defpool;
-  const probe = new DmaDevice('nvme0', { minAlignMask: 0xfff });
+  const probe = new DmaDevice('nvme0', { minAlignMask: NVME_MIN_ALIGN_MASK });
   const plan = planWorkload({
     jobs, vcpus: opts.vcpus, runtimeCapMs: opts.runtimeMs, sizeCapBytes: opts.sizeCapBytes,
     defaultSizeBytes: 64 * 1024 * 1024, seed: opts.seed, maxRequestBytes: MAX_SG * dmaMaxMappingSize(boot.mem, probe),
@@ -155,7 +155,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   let guestBytes = 0;
   for (const b of perCpu) {
     guestOffsets.push(guestBytes);
-    guestBytes += Math.ceil(b / PAGE_SIZE) * PAGE_SIZE;
+    guestBytes += alignUp(b, PAGE_SIZE);
   }
   if (guestBytes > opts.memBytes) {
     throw new InputError('EBADJOB', `the jobs' I/O buffers need ${guestBytes >> 20} MiB, more than the guest's ${opts.memBytes >> 20} MiB; lower iodepth or bs, or raise --mem`);
