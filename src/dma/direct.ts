@@ -3,6 +3,7 @@
 // reach do. The calling thread's allocator handle (`mem`) stands for the kernel's dev->dma_io_tlb_mem
 // plus the current CPU.
 import { assert } from '../errors.js';
+import { formatPhysAddr } from '../log/events.js';
 import {
   DMA_ATTR_MAY_BLOCK, DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DMA_NONE, EIO, type DmaDirection,
 } from '../swiotlb/constants.js';
@@ -44,11 +45,8 @@ export function swiotlbMap(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: n
   if (!dmaCapable(dev, dmaAddr, size)) {
     mem.tblUnmapSingle(dev, tlbAddr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
     mem.stats[STAT_MAP_FAIL_NOT_CAPABLE]!++;
-    if (Atomics.compareExchange(mem.header, MEM_ADDR_OVERFLOW_WARNED, 0, 1) === 0) {
-      mem.events?.({
-        event: 'swiotlb_warn', device: dev.name, vcpu: mem.cpu,
-        msg: `swiotlb addr 0x${dmaAddr.toString(16).padStart(16, '0')}+${size} overflow (mask ${dev.dmaMask.toString(16)}, bus limit 0).`,
-      });
+    if (mem.header[MEM_ADDR_OVERFLOW_WARNED] === 0) {
+      mem.warnOnce(MEM_ADDR_OVERFLOW_WARNED, `swiotlb addr ${formatPhysAddr(dmaAddr)}+${size} overflow (mask ${dev.dmaMask.toString(16)}, bus limit 0).`, dev);
     }
     return DMA_MAPPING_ERROR;
   }

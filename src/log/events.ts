@@ -29,6 +29,7 @@
 // concern one vCPU or one device carry `vcpu` (number) and/or `device` (string) at the top level (a
 // NIC is a device: packet_dropped names it in `device`); a stall names its parties in `holder` and
 // `waiters`.
+import { IO_TLB_SHIFT } from '../swiotlb/constants.js';
 
 /** pino's level names, lowest first. */
 export type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -416,8 +417,6 @@ export function formatPhysAddr(addr: number): string {
   return `0x${Math.max(0, Math.floor(addr)).toString(16).padStart(16, '0')}`;
 }
 
-const IO_TLB_SHIFT = 11;
-
 const BLOCK_OP_CODE: Readonly<Record<BlockOp, number>> = { read: 0, write: 1, flush: 2, discard: 3 };
 
 /**
@@ -434,7 +433,6 @@ export const bootText = {
   adjustedMb: (mb: number): string => `software IO TLB: SWIOTLB bounce buffer size adjusted to ${mb}MB`,
   adjustedSlabs: (from: number, to: number): string =>
     `software IO TLB: SWIOTLB bounce buffer size adjusted ${from} -> ${to} slabs`,
-  onlyAble: (mb: number): string => `software IO TLB: only able to allocate ${mb} MB`,
   /** pr_warn_once in swiotlb_tbl_map_single, at the first bounce on an encrypted platform. */
   memEncryption: (): string => 'software IO TLB: Memory encryption is active and system is using DMA bounce buffers',
   /** x86 pci_iommu_alloc. */

@@ -26,6 +26,7 @@ export const MEM_ENCRYPTION_WARNED = 8; // "Memory encryption is active ..." pri
 export const MEM_ALIGN_WARNED = 9; // "Alloc alignment may prevent ..." WARN once
 export const MEM_OVERFLOW_WARNED = 10; // "Buffer overflow detected ..." WARN once
 export const MEM_ADDR_OVERFLOW_WARNED = 11; // "swiotlb addr ... overflow" WARN once
+export const MEM_MEM_ENCRYPT = 12; // cc_platform_has(CC_ATTR_MEM_ENCRYPT): the first bounce says so
 
 export const MEM_TOTAL_USED = 16; // total_used: atomic, outside the area locks
 export const MEM_USED_HIWATER = 17; // used_hiwater: raised by compare-and-exchange, reset only to 0

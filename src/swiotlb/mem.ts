@@ -23,11 +23,11 @@ import {
 import {
   DMA_ATTR_MAY_BLOCK, DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_DIRECTION_NAMES, DMA_FROM_DEVICE,
   DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE,
-  type DmaDirection, getMaxSlots, nrSlots,
+  type DmaDirection, alignUp, getMaxSlots, ioTlbOffset, nrSlots,
 } from './constants.js';
 import {
   AREA_INDEX, AREA_USED, MAX_POOLS, MEM_ALIGN_WARNED, MEM_CAN_GROW, MEM_DEFAULT_NAREAS, MEM_ENCRYPTION_WARNED,
-  MEM_FORCE_BOUNCE, MEM_HEADER_BYTES, MEM_LOCK_SPINS, MEM_MAGIC, MEM_MAGIC_VALUE, MEM_MAP_FAILURES, MEM_NPOOLS,
+  MEM_FORCE_BOUNCE, MEM_HEADER_BYTES, MEM_LOCK_SPINS, MEM_MAGIC, MEM_MEM_ENCRYPT, MEM_MAGIC_VALUE, MEM_MAP_FAILURES, MEM_NPOOLS,
   MEM_NSLABS, MEM_OVERFLOW_WARNED, MEM_PARK_TIMEOUT_MS, MEM_POOL_TABLE, MEM_TOTAL_USED, MEM_TRANSIENT_NSLABS,
   MEM_USED_HIWATER, POOL_DESC_INTS, POOL_KIND, POOL_KIND_DEFAULT, POOL_NAREAS, POOL_NSLABS, POOL_START_HI,
   POOL_START_LO, STATS_FIELDS, STAT_BOUNCE_OVERFLOWS, STAT_MAP_FAIL_THROTTLE_ABORTED, STAT_BYTES_FROM_DEVICE, STAT_BYTES_TO_DEVICE,
@@ -67,8 +67,7 @@ export type SwiotlbEvent =
       total: number;
       used: number;
       dir: string;
-      /** throttle_aborted: a MAY_BLOCK request gave up its wait on throttle_sem (the abort word). */
-      cause: 'full' | 'oversize' | 'no_pool' | 'throttle_aborted';
+      cause: MapFailureCause;
     }
   | { event: 'double_unmap'; msg: string; device: string; vcpu: number; tlb_addr: number }
   | { event: 'bounce_overflow'; msg: string; device: string; vcpu: number; alloc_size: number; mapping_size: number }
@@ -81,6 +80,20 @@ export type SwiotlbEvent =
 
 /** What a throttle wait reports, at its start and again (with wait_us) when it is admitted: the log catalogue's fields, all known here. */
 type ThrottleEventFields = Required<ThrottleBeginFields>;
+
+/** Why a map failed; throttle_aborted: a MAY_BLOCK request gave up its wait on throttle_sem (the abort word). */
+export type MapFailureCause = 'full' | 'oversize' | 'no_pool' | 'throttle_aborted';
+
+const MAP_FAIL_STAT: Readonly<Record<MapFailureCause, number>> = {
+  full: STAT_MAP_FAIL_FULL, oversize: STAT_MAP_FAIL_OVERSIZE, no_pool: STAT_MAP_FAIL_NO_POOL, throttle_aborted: STAT_MAP_FAIL_THROTTLE_ABORTED,
+};
+
+/** The kernel's words for a failed map (the emulator's, for an aborted throttle wait). */
+function mapFailureText(cause: MapFailureCause, size: number, total: number, used: number): string {
+  if (cause === 'no_pool') return "Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer";
+  const what = cause === 'throttle_aborted' ? 'swiotlb throttle: wait for throttle_sem aborted' : 'swiotlb buffer is full';
+  return `${what} (sz: ${size} bytes), total ${total} (slots), used ${used} (slots)`;
+}
 
 export type SwiotlbEventSink = (e: SwiotlbEvent) => void;
 
@@ -98,6 +111,8 @@ export interface IoTlbMemCreateOptions {
   /** Guest-physical start of the default pool (page-aligned). */
   start: number;
   forceBounce: boolean;
+  /** A memory-encryption platform (cc_platform_has(CC_ATTR_MEM_ENCRYPT)): the first bounce says so. Default false. */
+  memEncrypt?: boolean;
   lockSpins?: number;
   parkTimeoutMs?: number;
   /** [RFC] CONFIG_SWIOTLB_THROTTLE and the initial thresholds; default off. */
@@ -128,6 +143,11 @@ export class IoTlbMem {
   events: SwiotlbEventSink | null;
   readonly stats: Float64Array;
   private readonly sharedPools: IoTlbPoolShared[];
+  // Fixed at boot, so read from the header once rather than on every map.
+  /** default_nareas: the k-loop bound of the pool search. */
+  readonly defaultNareas: number;
+  readonly forceBounce: boolean;
+  private readonly memEncrypt: boolean;
   private readonly lockSpins: number;
   private readonly parkTimeoutMs: number;
   /** Pool of the last successful findSlots (a second return value without an allocation). */
@@ -160,6 +180,9 @@ export class IoTlbMem {
     this.events = opts.events ?? null;
     this.stats = opts.stats ?? new Float64Array(STATS_FIELDS);
     assert(this.stats.length >= STATS_FIELDS, 'statistics block has room for every field');
+    this.defaultNareas = this.header[MEM_DEFAULT_NAREAS]!;
+    this.forceBounce = this.header[MEM_FORCE_BOUNCE] === 1;
+    this.memEncrypt = this.header[MEM_MEM_ENCRYPT] === 1;
     this.lockSpins = this.header[MEM_LOCK_SPINS]!;
     this.parkTimeoutMs = this.header[MEM_PARK_TIMEOUT_MS]!;
     this.throttle = new ThrottleState(shared.throttle);
@@ -175,6 +198,7 @@ export class IoTlbMem {
     header[MEM_MAGIC] = MEM_MAGIC_VALUE;
     header[MEM_DEFAULT_NAREAS] = opts.nareas;
     header[MEM_FORCE_BOUNCE] = opts.forceBounce ? 1 : 0;
+    header[MEM_MEM_ENCRYPT] = opts.memEncrypt === true ? 1 : 0;
     header[MEM_CAN_GROW] = 0;
     header[MEM_LOCK_SPINS] = opts.lockSpins ?? 64;
     header[MEM_PARK_TIMEOUT_MS] = opts.parkTimeoutMs ?? 100;
@@ -222,12 +246,6 @@ export class IoTlbMem {
 
   get nslabs(): number {
     return this.header[MEM_NSLABS]!;
-  }
-  get defaultNareas(): number {
-    return this.header[MEM_DEFAULT_NAREAS]!;
-  }
-  get forceBounce(): boolean {
-    return this.header[MEM_FORCE_BOUNCE] === 1;
   }
   /** The default (boot-time) pool: the oldest one. */
   get defpool(): IoTlbPool {
@@ -288,10 +306,8 @@ export class IoTlbMem {
   tblMapSingle(dev: DmaDevice, origAddr: number, mappingSize: number, allocAlignMask: number, dir: DmaDirection, attrs: number): number {
     const stats = this.stats;
     stats[STAT_MAP_ATTEMPTS]!++;
-    if (this.pools.length === 0 || this.nslabs === 0) {
-      return this.mapFailed(dev, 0, dir, attrs, 'no_pool');
-    }
-    if (this.header[MEM_ENCRYPTION_WARNED] === 0) this.warnOnce(MEM_ENCRYPTION_WARNED, 'Memory encryption is active and system is using DMA bounce buffers', dev);
+    if (this.pools.length === 0) return this.mapFailed(dev, 0, dir, attrs, 'no_pool');
+    if (this.memEncrypt && this.header[MEM_ENCRYPTION_WARNED] === 0) this.warnOnce(MEM_ENCRYPTION_WARNED, 'Memory encryption is active and system is using DMA bounce buffers', dev);
     if (allocAlignMask > PAGE_SIZE - 1 && this.header[MEM_ALIGN_WARNED] === 0) {
       this.warnOnce(MEM_ALIGN_WARNED, 'Alloc alignment may prevent fulfilling requests with max mapping_size', dev);
     }
@@ -301,13 +317,14 @@ export class IoTlbMem {
     let throttled: ThrottleDecision = THROTTLE_NONE;
     if (mayBlock) {
       const t = this.throttleCheckAndWait(dev, mappingSize);
-      if (t < 0) return this.throttleAborted(dev, mappingSize, dir);
+      if (t < 0) return this.throttleAborted(dev, mappingSize, dir, attrs);
       throttled = t as ThrottleDecision;
       if (hook !== null) hook(P_THROTTLE_CHECKED, throttled);
     }
 
     const offset = alignOffset(dev, allocAlignMask, origAddr);
-    const size = Math.ceil((mappingSize + offset) / (allocAlignMask + 1)) * (allocAlignMask + 1);
+    const size = alignUp(mappingSize + offset, allocAlignMask + 1);
+    const nslots = nrSlots(size);
     if (size > MAX_SEGMENT_BYTES) {
       const r = this.mapFailed(dev, size, dir, attrs, 'oversize');
       if (mayBlock) this.throttleAllocFailed(throttled);
@@ -325,37 +342,35 @@ export class IoTlbMem {
     const padSlots = offset >>> IO_TLB_SHIFT;
     index += padSlots;
     pool.padSlots[index] = padSlots;
-    if (mayBlock) this.throttleAdmitted(throttled, pool, index, nrSlots(size));
-    const dataSlots = nrSlots(size) - padSlots;
+    if (mayBlock) this.throttleAdmitted(throttled, pool, index, nslots);
+    const dataSlots = nslots - padSlots;
     for (let i = 0; i < dataSlots; i++) pool.origAddr[index + i] = origAddr + i * IO_TLB_SIZE;
     const tlbAddr = pool.start + index * IO_TLB_SIZE + (offset & SLOT_MASK);
 
     // The map-time copy happens for every direction and ignores SKIP_CPU_SYNC (§7).
     this.bounce(dev, tlbAddr, mappingSize, DMA_TO_DEVICE, pool);
     stats[STAT_MAP_OK]!++;
-    stats[STAT_SLOTS_MAPPED]! += nrSlots(size);
+    stats[STAT_SLOTS_MAPPED]! += nslots;
     return tlbAddr;
   }
 
-  private mapFailed(dev: DmaDevice, size: number, dir: DmaDirection, attrs: number, cause: 'full' | 'oversize' | 'no_pool'): number {
-    const stat = cause === 'full' ? STAT_MAP_FAIL_FULL : cause === 'oversize' ? STAT_MAP_FAIL_OVERSIZE : STAT_MAP_FAIL_NO_POOL;
-    this.stats[stat]!++;
+  /** A failed map: counted by cause, and reported (the kernel's text) unless DMA_ATTR_NO_WARN. */
+  private mapFailed(dev: DmaDevice, size: number, dir: DmaDirection, attrs: number, cause: MapFailureCause): number {
+    this.stats[MAP_FAIL_STAT[cause]]!++;
     Atomics.add(this.header, MEM_MAP_FAILURES, 1);
     if ((attrs & DMA_ATTR_NO_WARN) === 0 && this.events !== null) {
       const total = this.nslabs;
       const used = this.memUsed();
       this.events({
-        event: 'map_failure',
-        msg: cause === 'no_pool'
-          ? "Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce buffer"
-          : `swiotlb buffer is full (sz: ${size} bytes), total ${total} (slots), used ${used} (slots)`,
+        event: 'map_failure', msg: mapFailureText(cause, size, total, used),
         device: dev.name, vcpu: this.cpu, size, total, used, dir: DMA_DIRECTION_NAMES[dir], cause,
       });
     }
     return DMA_MAPPING_ERROR;
   }
 
-  private warnOnce(flag: number, msg: string, dev: DmaDevice): void {
+  /** A WARN_ONCE / pr_warn_once: `flag` (a MEM_*_WARNED word) makes it once per boot, across threads. */
+  warnOnce(flag: number, msg: string, dev: DmaDevice): void {
     if (Atomics.compareExchange(this.header, flag, 0, 1) === 0 && this.events !== null) {
       this.events({ event: 'swiotlb_warn', msg, device: dev.name, vcpu: this.cpu });
     }
@@ -471,21 +486,10 @@ export class IoTlbMem {
   }
 
   /** A throttled request gave up its wait because the abort word was set: the map fails. */
-  private throttleAborted(dev: DmaDevice, mappingSize: number, dir: DmaDirection): number {
+  private throttleAborted(dev: DmaDevice, mappingSize: number, dir: DmaDirection, attrs: number): number {
     this.allocBegun = THR_ALLOC_BEGUN_NON_BLOCK;
     this.throttleStats.fields[TSTAT_ABORTED]!++;
-    this.stats[STAT_MAP_FAIL_THROTTLE_ABORTED]!++;
-    Atomics.add(this.header, MEM_MAP_FAILURES, 1);
-    if (this.events !== null) {
-      const total = this.nslabs;
-      const used = this.memUsed();
-      this.events({
-        event: 'map_failure',
-        msg: `swiotlb throttle: wait for throttle_sem aborted (sz: ${mappingSize} bytes), total ${total} (slots), used ${used} (slots)`,
-        device: dev.name, vcpu: this.cpu, size: mappingSize, total, used, dir: DMA_DIRECTION_NAMES[dir], cause: 'throttle_aborted',
-      });
-    }
-    return DMA_MAPPING_ERROR;
+    return this.mapFailed(dev, mappingSize, dir, attrs, 'throttle_aborted');
   }
 
   private throttleDeadlock(dev: DmaDevice, size: number, holder: ThrottleHolder): void {
@@ -691,7 +695,7 @@ export class IoTlbMem {
     // Seed from the free run behind the range, if it is in the same segment.
     let count = 0;
     const after = index + nslots;
-    if (after < Math.ceil((index + 1) / IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE) {
+    if (after < index - ioTlbOffset(index) + IO_TLB_SEGSIZE) { // the end of index's segment
       if (after >= pool.nslabs) this.stats[STAT_PAST_END_READS]!++; // §19: the kernel reads past the array
       else count = list[after]!;
     }

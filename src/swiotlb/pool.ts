@@ -4,7 +4,7 @@
 import { assert } from '../errors.js';
 import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, ioTlbOffset, isPowerOfTwo } from './constants.js';
 import {
-  AREA_INTS, POOL_KIND_TRANSIENT, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
+  AREA_INTS, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
   slotListOffset, slotOrigAddrOffset, slotPadSlotsOffset, slotThrottledOffset, slotsBytes,
 } from './layout.js';
 
@@ -32,7 +32,6 @@ export class IoTlbPool {
   /** nslabs / nareas; trailing slots beyond nareas * area_nslabs are never searched. */
   readonly areaNslabs: number;
   readonly kind: PoolKind;
-  readonly transient: boolean;
   readonly shared: IoTlbPoolShared;
 
   /** Area records, AREA_INTS each (layout.ts AREA_*). */
@@ -59,7 +58,6 @@ export class IoTlbPool {
     this.nareas = desc.nareas;
     this.areaNslabs = Math.floor(desc.nslabs / desc.nareas);
     this.kind = desc.kind;
-    this.transient = desc.kind === POOL_KIND_TRANSIENT;
     this.shared = shared;
     const n = desc.nslabs;
     this.areas = new Int32Array(shared.areas);

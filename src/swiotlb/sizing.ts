@@ -7,8 +7,8 @@ import {
   IO_TLB_DEFAULT_SIZE, IO_TLB_MAX_SIZE, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, alignUp, isPowerOfTwo,
   nrSlots, roundupPowOfTwo,
 } from './constants.js';
+import { bootText } from '../log/events.js';
 
-export const SWIOTLB_PR_PREFIX = 'software IO TLB: ';
 const MAX_NSLABS = IO_TLB_MAX_SIZE >> IO_TLB_SHIFT;
 const MAX_NAREAS = MAX_NSLABS / IO_TLB_SEGSIZE;
 const BOOT_PARAM_FORM = 'swiotlb=<nslabs>[,<nareas>][,force|noforce], e.g. swiotlb=32768,16,force';
@@ -122,7 +122,6 @@ export interface PoolPlan {
  */
 export function planDefaultPool(input: SizingInput): PoolPlan {
   const messages: string[] = [];
-  const pr = (m: string) => messages.push(SWIOTLB_PR_PREFIX + m);
   let defaultNslabs = IO_TLB_DEFAULT_SIZE >> IO_TLB_SHIFT;
   let defaultNareas = 0;
 
@@ -135,10 +134,8 @@ export function planDefaultPool(input: SizingInput): PoolPlan {
   };
   const adjustNareas = (n: number): void => {
     defaultNareas = n === 0 ? 1 : roundupPowOfTwo(n);
-    pr(`area num ${defaultNareas}.`);
-    if (roundUpDefaultNslabs()) {
-      pr(`SWIOTLB bounce buffer size roundup to ${(defaultNslabs * IO_TLB_SIZE) >> 20}MB`);
-    }
+    messages.push(bootText.areaNum(defaultNareas));
+    if (roundUpDefaultNslabs()) messages.push(bootText.roundup((defaultNslabs * IO_TLB_SIZE) >> 20));
   };
 
   const bp = input.bootParam ?? { force: false, noforce: false };
@@ -152,7 +149,7 @@ export function planDefaultPool(input: SizingInput): PoolPlan {
       size = alignUp(size, IO_TLB_SIZE);
       defaultNslabs = alignUp(size >> IO_TLB_SHIFT, IO_TLB_SEGSIZE);
       if (roundUpDefaultNslabs()) size = defaultNslabs * IO_TLB_SIZE;
-      pr(`SWIOTLB bounce buffer size adjusted to ${size >> 20}MB`);
+      messages.push(bootText.adjustedMb(size >> 20));
     }
   }
 
@@ -165,16 +162,4 @@ export function planDefaultPool(input: SizingInput): PoolPlan {
   }
   const nareas = limitNareas(defaultNareas, defaultNslabs);
   return { nslabs: defaultNslabs, nareas, forceBounce: bp.force || input.coco, disabled: false, messages };
-}
-
-/** The kernel's swiotlb_print_info line for a pool. */
-export function mappedMessage(start: number, nslabs: number): string {
-  const bytes = nslabs * IO_TLB_SIZE;
-  // The kernel prints pool->end, which is exclusive.
-  return `${SWIOTLB_PR_PREFIX}mapped [mem ${formatPa(start)}-${formatPa(start + bytes)}] (${bytes >> 20}MB)`;
-}
-
-/** %pa: a physical address as 0x followed by 16 hex digits. */
-export function formatPa(addr: number): string {
-  return '0x' + addr.toString(16).padStart(16, '0');
 }

@@ -233,9 +233,6 @@ export class ThrottleState {
   queueLength(): number {
     return Atomics.load(this.i32, THR_QUEUE_LEN);
   }
-  get aborting(): boolean {
-    return Atomics.load(this.i32, THR_ABORT) !== 0;
-  }
 
   // --- the decision (§15.4 steps 1-4) ---------------------------------------------------------
 

@@ -18,7 +18,8 @@ import {
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
 import { thresholdSlots } from './options.js';
-import { mappedMessage, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
+import { nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
+import { bootText } from '../log/events.js';
 import { nowMs } from '../util/clock.js';
 import { workerFile } from '../util/worker-file.js';
 import type { FioJob } from '../workload/fio.js';
@@ -86,14 +87,10 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
         ...(opts.lowThrottle !== undefined ? { lowThrottle: thresholdSlots(opts.lowThrottle, plan.nslabs) } : {}),
       }
     : { enabled: false };
-  const mem = IoTlbMem.create({ nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, throttle });
-  const bootLines = [
-    ...plan.messages,
-    mappedMessage(start, plan.nslabs),
-    'PCI-DMA: Using software bounce buffering for IO (SWIOTLB)',
-    'Memory encryption is active and system is using DMA bounce buffers',
-  ];
-  // Printed at boot as the first driver maps; the core must not print it again.
+  const mem = IoTlbMem.create({ nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, memEncrypt: true, throttle });
+  const bootLines = [...plan.messages, bootText.mapped(start, plan.nslabs), bootText.pciDma(), bootText.memEncryption()];
+  // The core prints the last line at the first bounce; the VM prints it with the boot lines, as the
+  // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
   return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines };
 }

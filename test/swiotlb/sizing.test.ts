@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import {
-  cocoSwiotlbBytes, limitNareas, mappedMessage, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool,
+  cocoSwiotlbBytes, limitNareas, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool,
 } from '../../src/swiotlb/sizing.js';
+import { bootText } from '../../src/log/events.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -104,6 +105,6 @@ describe('sizes and messages', () => {
     expect(() => nslabsFromBytes(2 * GiB)).toThrow(/1 GiB/);
   });
   it('prints the mapped line with the exclusive end', () => {
-    expect(mappedMessage(0xbbed6000, 32768)).toBe('software IO TLB: mapped [mem 0x00000000bbed6000-0x00000000bfed6000] (64MB)');
+    expect(bootText.mapped(0xbbed6000, 32768)).toBe('software IO TLB: mapped [mem 0x00000000bbed6000-0x00000000bfed6000] (64MB)');
   });
 });
