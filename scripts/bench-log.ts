@@ -1,20 +1,13 @@
 // `npm run bench:log [-- --workers N]`: what logging costs a worker thread. See src/log/overhead.ts.
 // Not part of `npm test`.
+import { parseFlags } from '../src/cli/flags.js';
 import { runMain } from '../src/cli/main.js';
-import { InputError } from '../src/errors.js';
 import { loggingCpuPct, measureLoggingOverhead } from '../src/log/overhead.js';
 import { parseIntInRange } from '../src/util/units.js';
 
-const USAGE = 'npm run bench:log -- [--workers N]';
-
 runMain(async () => {
-  const argv = process.argv.slice(2);
-  let workers = 1;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--workers') workers = parseIntInRange(argv[++i] ?? '', '--workers', 1, 64);
-    else throw new InputError('EUSAGE', `unknown option "${a}"; usage: ${USAGE}`);
-  }
+  const flags = parseFlags(process.argv.slice(2), [{ name: 'workers', kind: 'string', help: 'worker threads emitting at once, 1..64' }], 'bench:log');
+  const workers = parseIntInRange(flags.get('workers') ?? '1', '--workers', 1, 64);
   const r = await measureLoggingOverhead({ workers });
   const lines = [
     `worker logging cost per emit (${r.workers} worker thread${r.workers > 1 ? 's' : ''} emitting at once, logger level info)`,

@@ -3,7 +3,7 @@
 // capped group tables, a log-scale histogram for throttle waits and a bucketed time series for the
 // chart. Lines that are not run-log records are counted by reason and skipped.
 import {
-  EVENT_NAMES, LEVEL_VALUES, checkRecord, isEventName,
+  EVENT_NAMES, LEVEL_VALUES, checkFields, isEventName,
   type BounceOverflowFields, type DoubleUnmapFields, type EventName, type IoErrorFields, type LevelName,
   type LogOverflowFields, type MapFailureFields, type PacketDroppedFields, type PoolCreatedFields, type RunConfig,
   type RunSummary, type SampleFields, type StallFields, type SwiotlbWarnFields, type ThrottleEndFields,
@@ -297,7 +297,7 @@ export class LogAnalyzer {
       this.skip(lineNo, 'unknown event', event.slice(0, 80));
       return;
     }
-    const bad = checkRecord(r);
+    const bad = checkFields(event, r);
     if (bad !== undefined) {
       this.skip(lineNo, 'bad fields', bad);
       return;

@@ -1,6 +1,7 @@
 // The analyzer's text output: sections in the order a reader asks the questions (what ran, how full
 // the pool got, what failed, who waited, what stuck, how it ended), tables aligned like fio's.
 import { formatBytes } from '../util/units.js';
+import { table } from '../util/table.js';
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import type { JobSummary, RunSummary } from '../log/events.js';
 import { formatReport, type RunReport } from '../vm/report.js';
@@ -32,16 +33,6 @@ function pct(part: number, whole: number): string {
 
 function num(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(1);
-}
-
-/** Rows under headers; columns whose header starts with '>' are right-aligned (numbers). */
-export function table(headers: string[], rows: string[][], indent = '  '): string[] {
-  const right = headers.map((h) => h.startsWith('>'));
-  const heads = headers.map((h) => (h.startsWith('>') ? h.slice(1) : h));
-  const widths = heads.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]): string =>
-    indent + cells.map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [fmt(heads), ...rows.map(fmt)];
 }
 
 /** A value for the key/value listings: sizes and durations get a readable form alongside. */
@@ -87,6 +78,38 @@ function kvLines(pairs: Array<[string, string]>, indent = '  '): string[] {
 
 function errorGroupRows(groups: ErrorGroup[], limit: number): string[][] {
   return groups.slice(0, limit).map((g) => [g.device, g.kind, g.reason, String(g.count), formatBytes(g.bytes), fmtAt(g.first), fmtAt(g.last)]);
+}
+
+/** The timeline summary as label/value pairs: the text and the HTML report show the same. */
+export function timelinePairs(t: Analysis['timeline']): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  pairs.push(['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * IO_TLB_SIZE)})${t.max_nslabs !== t.nslabs ? `, at most ${t.max_nslabs}` : ''}`]);
+  if (t.peak_used) pairs.push(['peak io_tlb_used', `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}% of pool) at ${fmtAt(t.peak_used.at)}`]);
+  pairs.push(['max used_hiwater', String(t.max_hiwater)]);
+  if (t.mean_used !== null) pairs.push(['mean io_tlb_used', `${t.mean_used.toFixed(1)} slots`]);
+  pairs.push(['thresholds', t.time_above_ms.high_throttle === null ? 'throttling off (high_throttle 0)' : `high_throttle ${t.high_throttle}, low_throttle ${t.low_throttle}`]);
+  const d = t.duration_ms;
+  if (t.time_above_ms.low_throttle !== null) pairs.push(['above low_throttle', `${fmtMs(t.time_above_ms.low_throttle)} (${pct(t.time_above_ms.low_throttle, d)})`]);
+  if (t.time_above_ms.high_throttle !== null) pairs.push(['above high_throttle', `${fmtMs(t.time_above_ms.high_throttle)} (${pct(t.time_above_ms.high_throttle, d)})`]);
+  pairs.push(['above 50% of pool', `${fmtMs(t.time_above_ms.pct50)} (${pct(t.time_above_ms.pct50, d)})`]);
+  pairs.push(['above 90% of pool', `${fmtMs(t.time_above_ms.pct90)} (${pct(t.time_above_ms.pct90, d)})`]);
+  pairs.push(['pool full', `${fmtMs(t.time_above_ms.full)} (${pct(t.time_above_ms.full, d)})`]);
+  if (t.peak_throttle_queue_len) pairs.push(['peak throttle queue', `${t.peak_throttle_queue_len.value} at ${fmtAt(t.peak_throttle_queue_len.at)}`]);
+  if (t.iops) pairs.push(['iops', `mean ${t.iops.mean.toFixed(0)}, max ${t.iops.max.toFixed(0)}`]);
+  if (t.area_peak_used.length > 0) {
+    const peak = Math.max(...t.area_peak_used);
+    pairs.push(['area peak used', `${t.area_peak_used.length} areas, busiest ${peak} slots (area ${t.area_peak_used.indexOf(peak)}), least ${Math.min(...t.area_peak_used)}`]);
+  }
+  return pairs;
+}
+
+/** The jobs table of a run summary whose jobs are flat JobSummary records: headers, then rows. */
+export const JOB_HEADERS = ['job', 'device', 'rw', '>ios', '>iops', '>bw', '>errors', '>lat p50', '>lat p99', '>lat max'];
+export function jobRows(jobs: readonly JobSummary[], max: number): string[][] {
+  return jobs.slice(0, max).map((j) => [j.name, j.device ?? '', j.rw ?? '', j.ios !== undefined ? String(j.ios) : '',
+    j.iops !== undefined ? j.iops.toFixed(0) : '', j.bw_bytes_per_s !== undefined ? `${formatBytes(Math.round(j.bw_bytes_per_s))}/s` : '',
+    j.errors !== undefined ? String(j.errors) : '', j.lat_us?.p50 !== undefined ? fmtUs(j.lat_us.p50) : '',
+    j.lat_us?.p99 !== undefined ? fmtUs(j.lat_us.p99) : '', j.lat_us?.max !== undefined ? fmtUs(j.lat_us.max) : '']);
 }
 
 /**
@@ -145,25 +168,7 @@ export function formatText(a: Analysis): string {
   if (t.samples === 0) {
     L.push('  (no sample records)');
   } else {
-    const pairs: Array<[string, string]> = [];
-    pairs.push(['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * IO_TLB_SIZE)})${t.max_nslabs !== t.nslabs ? `, at most ${t.max_nslabs}` : ''}`]);
-    if (t.peak_used) pairs.push(['peak io_tlb_used', `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}% of pool) at ${fmtAt(t.peak_used.at)}`]);
-    pairs.push(['max used_hiwater', String(t.max_hiwater)]);
-    if (t.mean_used !== null) pairs.push(['mean io_tlb_used', `${t.mean_used.toFixed(1)} slots`]);
-    pairs.push(['thresholds', t.time_above_ms.high_throttle === null ? 'throttling off (high_throttle 0)' : `high_throttle ${t.high_throttle}, low_throttle ${t.low_throttle}`]);
-    const d = t.duration_ms;
-    if (t.time_above_ms.low_throttle !== null) pairs.push(['above low_throttle', `${fmtMs(t.time_above_ms.low_throttle)} (${pct(t.time_above_ms.low_throttle, d)})`]);
-    if (t.time_above_ms.high_throttle !== null) pairs.push(['above high_throttle', `${fmtMs(t.time_above_ms.high_throttle)} (${pct(t.time_above_ms.high_throttle, d)})`]);
-    pairs.push(['above 50% of pool', `${fmtMs(t.time_above_ms.pct50)} (${pct(t.time_above_ms.pct50, d)})`]);
-    pairs.push(['above 90% of pool', `${fmtMs(t.time_above_ms.pct90)} (${pct(t.time_above_ms.pct90, d)})`]);
-    pairs.push(['pool full', `${fmtMs(t.time_above_ms.full)} (${pct(t.time_above_ms.full, d)})`]);
-    if (t.peak_throttle_queue_len) pairs.push(['peak throttle queue', `${t.peak_throttle_queue_len.value} at ${fmtAt(t.peak_throttle_queue_len.at)}`]);
-    if (t.iops) pairs.push(['iops', `mean ${t.iops.mean.toFixed(0)}, max ${t.iops.max.toFixed(0)}`]);
-    if (t.area_peak_used.length > 0) {
-      const peak = Math.max(...t.area_peak_used);
-      pairs.push(['area peak used', `${t.area_peak_used.length} areas, busiest ${peak} slots (area ${t.area_peak_used.indexOf(peak)}), least ${Math.min(...t.area_peak_used)}`]);
-    }
-    L.push(...kvLines(pairs));
+    L.push(...kvLines(timelinePairs(t)));
   }
 
   const m = a.map_failures;
@@ -233,11 +238,7 @@ export function formatText(a: Analysis): string {
     const tabular = jobsTabular(jobs);
     L.push(...kvLines(keyValues(tabular ? rest : { ...rest, ...(jobs ? { jobs } : {}) })));
     if (tabular && jobs && jobs.length > 0) {
-      L.push(...table(['job', 'device', 'rw', '>ios', '>iops', '>bw', '>errors', '>lat p50', '>lat p99', '>lat max'],
-        jobs.slice(0, 256).map((j) => [j.name, j.device ?? '', j.rw ?? '', j.ios !== undefined ? String(j.ios) : '',
-          j.iops !== undefined ? j.iops.toFixed(0) : '', j.bw_bytes_per_s !== undefined ? `${formatBytes(Math.round(j.bw_bytes_per_s))}/s` : '',
-          j.errors !== undefined ? String(j.errors) : '', j.lat_us?.p50 !== undefined ? fmtUs(j.lat_us.p50) : '',
-          j.lat_us?.p99 !== undefined ? fmtUs(j.lat_us.p99) : '', j.lat_us?.max !== undefined ? fmtUs(j.lat_us.max) : ''])));
+      L.push(...table(JOB_HEADERS, jobRows(jobs, 256)));
     }
     if (swiotlb) L.push(...kvLines(keyValues(swiotlb, 'swiotlb')));
   }

@@ -4,9 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatBytes } from '../util/units.js';
-import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import type { Analysis } from './analyzer.js';
-import { fmtAt, fmtMs, fmtUs, jobsTabular, keyValues, vmReportText } from './format.js';
+import { JOB_HEADERS, fmtAt, fmtMs, fmtUs, jobRows, jobsTabular, keyValues, timelinePairs, vmReportText } from './format.js';
 import type { ChartData } from './series.js';
 
 const require = createRequire(import.meta.url);
@@ -53,22 +52,7 @@ function sections(a: Analysis): string {
   if (t.samples === 0) {
     out.push('<p>No sample records.</p>');
   } else {
-    const d = t.duration_ms;
-    const p = (x: number): string => (d > 0 ? `${((100 * x) / d).toFixed(1)}%` : '-');
-    const rows: Array<[string, string]> = [
-      ['samples', `${t.samples}${t.sample_interval_ms !== null ? `, every ${fmtMs(t.sample_interval_ms)}` : ''}`],
-      ['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * IO_TLB_SIZE)})`],
-      ['peak io_tlb_used', t.peak_used ? `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}%) at ${fmtAt(t.peak_used.at)}` : '-'],
-      ['max used_hiwater', String(t.max_hiwater)],
-      ['thresholds', t.time_above_ms.high_throttle === null ? 'throttling off' : `high_throttle ${t.high_throttle}, low_throttle ${t.low_throttle}`],
-    ];
-    if (t.time_above_ms.low_throttle !== null) rows.push(['time above low_throttle', `${fmtMs(t.time_above_ms.low_throttle)} (${p(t.time_above_ms.low_throttle)})`]);
-    if (t.time_above_ms.high_throttle !== null) rows.push(['time above high_throttle', `${fmtMs(t.time_above_ms.high_throttle)} (${p(t.time_above_ms.high_throttle)})`]);
-    rows.push(['time above 90% of pool', `${fmtMs(t.time_above_ms.pct90)} (${p(t.time_above_ms.pct90)})`]);
-    rows.push(['time pool full', `${fmtMs(t.time_above_ms.full)} (${p(t.time_above_ms.full)})`]);
-    if (t.peak_throttle_queue_len) rows.push(['peak throttle queue', `${t.peak_throttle_queue_len.value} at ${fmtAt(t.peak_throttle_queue_len.at)}`]);
-    if (t.iops) rows.push(['iops', `mean ${t.iops.mean.toFixed(0)}, max ${t.iops.max.toFixed(0)}`]);
-    out.push(kvTable(rows));
+    out.push(kvTable([['samples', `${t.samples}${t.sample_interval_ms !== null ? `, every ${fmtMs(t.sample_interval_ms)}` : ''}`], ...timelinePairs(t)]));
   }
 
   const m = a.map_failures;
@@ -128,11 +112,7 @@ function sections(a: Analysis): string {
     const tabular = jobsTabular(jobs);
     out.push(kvTable(keyValues(tabular ? rest : { ...rest, ...(jobs ? { jobs } : {}) })));
     if (tabular && jobs && jobs.length > 0) {
-      out.push(tableHtml(['job', 'device', 'rw', '>ios', '>iops', '>bw', '>errors', '>lat p50', '>lat p99', '>lat max'],
-        jobs.slice(0, HTML_ROWS).map((j) => [j.name, j.device ?? '', j.rw ?? '', j.ios ?? '', j.iops !== undefined ? j.iops.toFixed(0) : '',
-          j.bw_bytes_per_s !== undefined ? `${formatBytes(Math.round(j.bw_bytes_per_s))}/s` : '', j.errors ?? '',
-          j.lat_us?.p50 !== undefined ? fmtUs(j.lat_us.p50) : '', j.lat_us?.p99 !== undefined ? fmtUs(j.lat_us.p99) : '',
-          j.lat_us?.max !== undefined ? fmtUs(j.lat_us.max) : '']), 'jobs'));
+      out.push(tableHtml(JOB_HEADERS, jobRows(jobs, HTML_ROWS), 'jobs'));
     }
     if (swiotlb) out.push(kvTable(keyValues(swiotlb, 'swiotlb')));
   }

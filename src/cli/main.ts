@@ -46,7 +46,7 @@ export function runMain(main: () => Promise<number>): void {
         process.exitCode = 0;
       } else if (e instanceof InputError) {
         process.stderr.write(`${name}: ${e.message}\n`);
-        process.exitCode = 2;
+        process.exitCode = e.exitStatus;
       } else {
         process.stderr.write(`${name}: error: ${describeError(e)}\n`);
         process.exitCode = 1;

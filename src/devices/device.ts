@@ -12,7 +12,7 @@ import { exposeOnPort } from '../util/comlink.js';
 import { nowMs } from '../util/clock.js';
 import type { DeviceControlApi } from '../vm/control.js';
 import {
-  CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR, DEV_BYTES,
+  CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR,
   DEV_COMMANDS, DEV_DOORBELL, DEV_PARKED, DEV_STOP, OP_READ, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
   QP_VCPU_PARKED, QueuePair, STATUS_ERROR, STATUS_OK,
 } from './queue.js';
@@ -40,8 +40,6 @@ export interface DeviceConfig {
 
 export interface DeviceResult {
   commands: number;
-  bytes: number;
-  dmaErrors: number;
 }
 
 /** Longest park before re-checking the stop flag. */
@@ -68,8 +66,6 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
   let npending = 0;
   let busyUntil = 0;
   let commands = 0;
-  let bytes = 0;
-  let dmaErrors = 0;
   const irq = new Uint8Array(qps.length);
 
   const transfer = (qp: QueuePair, cid: number): number => {
@@ -98,7 +94,6 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
   };
 
   const api: DeviceControlApi = {
-    counters: () => ({ name: cfg.name, commands, bytes }),
     get: (name) => {
       if (name === 'latency_us') return latencyMs * 1000;
       if (name === 'bandwidth_bytes_per_s') return bwPerMs * 1000;
@@ -144,15 +139,12 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
     for (let i = 0; i < done; i++) {
       const qp = qps[dueQ[i]!]!;
       const cid = dueCid[i]!;
-      const status = transfer(qp, cid);
-      if (status !== STATUS_OK) dmaErrors++;
-      qp.cmd[cid * CMD_INTS + CMD_STATUS] = status;
+      qp.cmd[cid * CMD_INTS + CMD_STATUS] = transfer(qp, cid);
       const tail = qp.header[QP_CQ_TAIL]!;
       qp.cq[tail % qp.depth] = cid;
       Atomics.store(qp.header, QP_CQ_TAIL, tail + 1);
       irq[dueQ[i]!] = 1;
       commands++;
-      bytes += qp.cmd[cid * CMD_INTS + CMD_LEN]!;
     }
     if (done > 0) {
       dueAt.copyWithin(0, done, npending);
@@ -167,7 +159,6 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
         if (Atomics.load(h, QP_VCPU_PARKED) !== 0) Atomics.notify(h, QP_CQ_IRQ);
       }
       Atomics.store(control, DEV_COMMANDS, commands);
-      Atomics.store(control, DEV_BYTES, Math.min(bytes, 2 ** 31 - 1));
       continue;
     }
     // Nothing due: sleep until the next completion or a doorbell.
@@ -178,7 +169,7 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
     Atomics.store(control, DEV_PARKED, 0);
   }
   cfg.controlPort?.close();
-  return { commands, bytes, dmaErrors };
+  return { commands };
 
   function insertPending(at: number, q: number, cid: number): void {
     assert(npending < cap, 'pending commands fit the queues');

@@ -46,7 +46,6 @@ export const DEV_DOORBELL = 0;
 export const DEV_PARKED = 1;
 export const DEV_STOP = 2;
 export const DEV_COMMANDS = 3; // commands completed, for the progress display
-export const DEV_BYTES = 4;
 export const DEV_CONTROL_INTS = 16;
 
 /** Views over one queue pair's SharedArrayBuffer. */

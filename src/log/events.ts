@@ -637,6 +637,11 @@ export function checkRecord(rec: Record<string, unknown>): string | undefined {
   const event = rec['event'];
   if (typeof event !== 'string') return 'no "event" field';
   if (!isEventName(event)) return `unknown event "${event}"`;
+  return checkFields(event, rec);
+}
+
+/** checkRecord's field check, for a reader that has already found the record's event in the catalogue. */
+export function checkFields(event: EventName, rec: Record<string, unknown>): string | undefined {
   for (const [key, want] of REQUIRED[event]!) {
     const v = rec[key];
     // typeof first: the common case needs no call.

@@ -7,8 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { workerFile } from '../util/worker-file.js';
+import { runWorkers } from '../util/threads.js';
 import { createRunLogger, type RunLoggerStats } from './logger.js';
 import type { OverheadJob, OverheadOutcome } from './overhead-worker.js';
 
@@ -47,14 +46,6 @@ export function loggingCpuPct(nsPerEmit: number, eventsPerS: number): number {
   return (nsPerEmit * eventsPerS) / 1e7;
 }
 
-async function runJobs(jobs: OverheadJob[]): Promise<OverheadOutcome[]> {
-  return Promise.all(jobs.map((job) => new Promise<OverheadOutcome>((resolve, reject) => {
-    const w = new Worker(workerFile('log-bench'), { workerData: job });
-    w.once('message', (m: OverheadOutcome) => resolve(m));
-    w.once('error', reject);
-  })));
-}
-
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -80,7 +71,7 @@ export async function measureLoggingOverhead(opts: OverheadOptions = {}): Promis
           channel: log.workerChannel(`vcpu${v}`), kind, event, vcpu: v,
           rounds, batches: Math.ceil(emits / batchSize), batchSize, records: burst,
         }));
-        const out = await runJobs(jobs);
+        const out = await runWorkers<OverheadOutcome>('log-bench', jobs);
         await log.flush();
         const stats = log.stats();
         await log.close();

@@ -35,9 +35,4 @@ export class Ratelimit {
     this.missed++;
     return -1;
   }
-
-  /** Messages suppressed and not yet reported by a printed one. */
-  get pending(): number {
-    return this.missed;
-  }
 }

@@ -10,6 +10,7 @@ import { parseDuration, parseIntInRange } from '../util/units.js';
 import { MAX_VCPUS, MIN_VCPUS, type StressModeOption, type TrialLimits } from './config.js';
 import { type FailureReport, type MutantRow, type StressSummary, runMutants, runStress } from './run.js';
 import { LOST_WAKEUP_GRACE_MS } from './trial.js';
+import { table } from '../util/table.js';
 
 export const STRESS_FLAGS: readonly FlagSpec[] = [
   { name: 'seconds', kind: 'string', help: 'length of the run, e.g. 60 or 2m (bare numbers are seconds)' },
@@ -168,12 +169,6 @@ export function formatFailure(f: FailureReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-function table(head: string[], rows: string[][], right: boolean[]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (right[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
-  return [line(head), ...rows.map(line)].join('\n');
-}
-
 const num = (n: number) => n.toLocaleString('en-US');
 
 export function formatSummary(s: StressSummary): string {
@@ -185,20 +180,20 @@ export function formatSummary(s: StressSummary): string {
   }
   rows.push(['total', num(s.trials), num(s.operations), num(s.ops_per_s), num(s.interleavings_perturbed), num(s.failures)]);
   const head = `stress: seed ${s.seed}, mode ${s.mode}${s.mutant !== null ? `, mutant ${s.mutant}` : ''}, ${s.seconds} s`;
-  const t = table(['mode', 'trials', 'operations', 'ops/s', 'interleavings perturbed', 'failures'], rows, [false, true, true, true, true, true]);
+  const t = table(['mode', '>trials', '>operations', '>ops/s', '>interleavings perturbed', '>failures'], rows, '').join('\n');
   const verdict = s.failures === 0 ? 'no check failed' : `${s.failures} failed trial${s.failures === 1 ? '' : 's'}; replay each with the command printed above`;
   return `${head}\n${t}\n${verdict}\n`;
 }
 
 export function formatMutantTable(rows: readonly MutantRow[]): string {
   const t = table(
-    ['mutant', 'caught', 'time (s)', 'trials', 'mode', 'seed', 'caught by'],
+    ['mutant', 'caught', '>time (s)', '>trials', 'mode', '>seed', 'caught by'],
     rows.map((r) => [
       r.mutant, r.caught ? 'yes' : 'NO', r.seconds.toFixed(1), num(r.trials), r.mode, r.seed === null ? '-' : String(r.seed),
       r.check === null ? '-' : r.check.length > 100 ? `${r.check.slice(0, 97)}...` : r.check,
     ]),
-    [false, false, true, true, false, true, false],
-  );
+    '',
+  ).join('\n');
   const caught = rows.filter((r) => r.caught).length;
   return `${t}\n${caught} of ${rows.length} mutants caught\n`;
 }

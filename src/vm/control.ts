@@ -20,11 +20,6 @@ export interface VcpuCounters {
   cpu: number;
   /** I/Os completed (reads + writes + packets). */
   ios: number;
-  inflight: number;
-  map_failures: number;
-  /** Records suppressed by the ratelimit so far. */
-  suppressed: number;
-  finished: boolean;
 }
 
 /** Served by every vCPU thread. */
@@ -34,22 +29,13 @@ export interface VcpuControlApi {
   set(name: string, value: number): number;
 }
 
-export interface DeviceCounters {
-  name: string;
-  commands: number;
-  bytes: number;
-}
-
 /** Served by every device thread. */
 export interface DeviceControlApi {
-  counters(): DeviceCounters;
   get(name: string): number;
   /** Set a device tunable; returns the old value. */
   set(name: string, value: number): number;
 }
 
-/** Tunables a vCPU thread applies to its drivers. */
-export const VCPU_TUNABLES = ['failed_map_backoff_us'] as const;
 /** Tunables a device thread applies to its service model. */
 export const DEVICE_TUNABLES = ['latency_us', 'bandwidth_bytes_per_s'] as const;
 
@@ -68,11 +54,6 @@ export interface Tunable {
 
 export interface LiveCounters {
   ios: number;
-  inflight: number;
-  map_failures: number;
-  suppressed: number;
-  /** vCPUs that answered this round (the rest are reported with their last answer). */
-  answered: number;
 }
 
 /** How long a counters() round waits for slow threads before using their last answer. */
@@ -128,7 +109,7 @@ export class ControlPlane {
   addVcpu(cpu: number, port: MessagePort): void {
     this.vcpus[cpu] = wrapPort<VcpuControlApi>(port);
     this.ports.push(port);
-    this.lastVcpu[cpu] = { cpu, ios: 0, inflight: 0, map_failures: 0, suppressed: 0, finished: false };
+    this.lastVcpu[cpu] = { cpu, ios: 0 };
   }
 
   addDevice(name: string, port: MessagePort): void {
@@ -186,23 +167,13 @@ export class ControlPlane {
 
   /** Live counters of every vCPU, summed. Threads that do not answer in time count with their last answer. */
   async counters(): Promise<LiveCounters> {
-    let answered = 0;
     await Promise.all(this.vcpus.map(async (r, cpu) => {
       const c = await withTimeout(r.counters(), COUNTERS_TIMEOUT_MS);
-      if (c !== undefined) {
-        this.lastVcpu[cpu] = c;
-        answered++;
-      }
+      if (c !== undefined) this.lastVcpu[cpu] = c;
     }));
-    const out: LiveCounters = { ios: 0, inflight: 0, map_failures: 0, suppressed: 0, answered };
-    for (const c of this.lastVcpu) {
-      if (c === undefined) continue;
-      out.ios += c.ios;
-      out.inflight += c.inflight;
-      out.map_failures += c.map_failures;
-      out.suppressed += c.suppressed;
-    }
-    return out;
+    let ios = 0;
+    for (const c of this.lastVcpu) if (c !== undefined) ios += c.ios;
+    return { ios };
   }
 
   /** Drop every proxy and close our ends of the ports, so nothing keeps the process alive. */

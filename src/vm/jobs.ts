@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import type { FioBlockSize, FioJob, FioPerDirection, FioRw } from '../workload/fio.js';
 import { HISTOGRAM_BYTES } from '../report/histogram.js';
 import { MAX_QUEUE_DEPTH, MAX_SG } from '../devices/queue.js';
+import { Rng } from '../util/rng.js';
 
 /** What one vCPU needs to run one clone of a job. Plain data: it crosses into the worker. */
 export interface JobInstance {
@@ -56,7 +57,6 @@ export const I_VERIFY_BAD = 8;
 export const I_UNWRITTEN = 9;
 export const I_START_MS = 10;
 export const I_END_MS = 11;
-export const I_INFLIGHT = 12;
 export const INST_FIELDS = 16;
 
 /**
@@ -124,7 +124,6 @@ export interface PlanInput {
 
 export interface Plan {
   instances: JobInstance[];
-  groups: number;
   /** Instances per group. */
   groupSizes: number[];
   /** Backing store needed by the storage device. */
@@ -139,6 +138,8 @@ export function planWorkload(input: PlanInput): Plan {
   let group = 0;
   let rr = 0;
   const groupSizes: number[] = [];
+  // The plan's own random choices (startdelay=a-b), reproducible by --seed.
+  const rng = new Rng(input.seed ^ 0x5d1a7e);
   input.jobs.forEach((job, j) => {
     if (job.stonewall && j > 0 && (groupSizes[group] ?? 0) > 0) group++;
     const maxBs = Math.max(maxBlockSize(job.bs.read), maxBlockSize(job.bs.write));
@@ -152,6 +153,9 @@ export function planWorkload(input: PlanInput): Plan {
       if (cpu >= input.vcpus) {
         throw new InputError('EBADJOB', `job ${job.name}: cpus_allowed names CPU ${cpu}, but the VM has ${input.vcpus} vCPUs (0-${input.vcpus - 1})`);
       }
+    }
+    if (job.sizePercent !== undefined && job.sizeBytes === undefined) {
+      throw new InputError('EBADJOB', `job ${job.name}: size=${job.sizePercent}% is a share of a device size, and the emulated disk is sized from the jobs' own sizes; give size in bytes (e.g. size=64M)`);
     }
     const region = Math.min(job.sizeBytes ?? input.defaultSizeBytes, input.sizeCapBytes);
     const ioLimit = Math.min(job.ioSizeBytes ?? region, input.sizeCapBytes);
@@ -174,11 +178,13 @@ export function planWorkload(input: PlanInput): Plan {
         ioLimitBytes: job.timeBased ? Infinity : ioLimit,
         timeBased: job.timeBased && Number.isFinite(runtimeMs), runtimeMs,
         rampTimeMs: job.rampTimeMs, rateBytesPerSec: job.rateBytesPerSec, rateIops: job.rateIops,
-        thinktimeUs: job.thinktimeUs, startdelayMs: job.startdelayMs, verify: job.verify !== 'none',
+        // startdelay=a-b: each clone picks its own delay in the range, as fio does.
+        thinktimeUs: job.thinktimeUs, startdelayMs: job.startdelayMs + rng.float() * (job.startdelayMaxMs - job.startdelayMs),
+        verify: job.verify !== 'none',
         mdBytes: job.engine === 'storage' ? job.mdPerIoSizeBytes : 0, seed: (input.seed * 1_000_003 + instances.length * 7919) >>> 0, maxBs,
       });
       groupSizes[group] = (groupSizes[group] ?? 0) + 1;
     }
   });
-  return { instances, groups: group + 1, groupSizes, capacityBytes: capacity };
+  return { instances, groupSizes, capacityBytes: capacity };
 }

@@ -211,8 +211,7 @@ function formatThrottle(t: ThrottleReport): string[] {
   return [
     `  throttling [RFC]: high_throttle=${t.high_throttle}, low_throttle=${t.low_throttle}, high_throttle_count=${t.high_throttle_count}, low_throttle_count=${t.low_throttle_count}${t.throttle_count_lost ? ` (racy counters: ${t.throttle_count_lost} increments lost)` : ''}`,
     `    throttled=${t.throttled}, waits=${t.waits}, wait total=${(t.wait_us_total / 1000).toFixed(1)}ms max=${(t.wait_us_max / 1000).toFixed(2)}ms, p50=${t.wait_us.p50}us p90=${t.wait_us.p90}us p99=${t.wait_us.p99}us p99.9=${t.wait_us.p999}us, max queue=${t.queue_len_max}${t.aborted > 0 ? `, aborted=${t.aborted}` : ''}${t.waits_behind_own_mapping > 0 ? `, waits behind own mapping=${t.waits_behind_own_mapping}` : ''}`,
-    // Reports written before the split existed (older logs read by the analyzer) lack it.
-    ...(t.clat_throttled === undefined ? [] : [`    completion latency: throttled ${latencyText(t.clat_throttled)}; unthrottled ${latencyText(t.clat_unthrottled)}`]),
+    `    completion latency: throttled ${latencyText(t.clat_throttled)}; unthrottled ${latencyText(t.clat_unthrottled)}`,
     `    slop: ${t.slop.overshoots} of ${t.slop.admitted} unthrottled MAY_BLOCK maps ended above high_throttle; largest overshoot ${t.slop.overshoot_slots_max} slots, bound ${t.slop.bound_slots_at_max} (own ${t.slop.own_slots_at_max} + other MAY_BLOCK ${t.slop.other_may_block_slots_at_max} + non-blocking ${t.slop.non_block_slots_at_max}), bound violations ${t.slop.bound_violations}`,
   ];
 }

@@ -38,7 +38,7 @@ import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem
 import { nowMs } from '../util/clock.js';
 import type { FioBlockSize } from '../workload/fio.js';
 import {
-  I_DROPS, I_END_MS, I_INFLIGHT, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
+  I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
   I_VERIFY_OK, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, histogramOffset,
   minBlockSize, onlyReads, streamRateLimit,
 } from './jobs.js';
@@ -59,9 +59,8 @@ export interface VcpuTask {
   mem: IoTlbMemShared;
   guest: SharedArrayBuffer;
   guestBase: number;
-  /** This vCPU's slice of private memory. */
+  /** Where this vCPU's slice of private memory starts. */
   guestOffset: number;
-  guestBytes: number;
   nvmeQueue: SharedArrayBuffer;
   nvmeControl: SharedArrayBuffer;
   nicQueue: SharedArrayBuffer;
@@ -113,6 +112,8 @@ class Request {
   md = DMA_MAPPING_ERROR;
   /** [RFC] A map of this request was throttled (it took throttle_sem, waiting or not). */
   throttled = false;
+  /** Whole sectors of a verifying storage job: written with a verifiable pattern, checked when read. */
+  verifiable = false;
   constructor(readonly bufOffset: number, readonly mdOffset: number, readonly sgl: ScatterList) {}
 }
 
@@ -216,16 +217,11 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
 
   // The control plane: answered at the yields below, never from inside the data path.
   let failedMapBackoffMs = DEFAULT_FAILED_MAP_BACKOFF_US / 1000;
-  let mapFailures = 0;
   const control: VcpuControlApi = {
     counters: (): VcpuCounters => {
       let ios = 0;
-      let inflight = 0;
-      for (const r of runs) {
-        ios += r.stats[I_READ_IOS]! + r.stats[I_WRITE_IOS]!;
-        inflight += r.inflight;
-      }
-      return { cpu: task.cpu, ios, inflight, map_failures: mapFailures, suppressed: vlog.suppressed, finished: active === 0 };
+      for (const r of runs) ios += r.stats[I_READ_IOS]! + r.stats[I_WRITE_IOS]!;
+      return { cpu: task.cpu, ios };
     },
     set: (name: string, value: number): number => {
       if (name !== 'failed_map_backoff_us') throw new Error(`vcpu${task.cpu}: no tunable ${name}`);
@@ -273,12 +269,13 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     req.len = len;
     req.devOffset = spec.regionOffset + off;
     req.startMs = now;
+    req.verifiable = spec.verify && spec.engine === 'storage' && req.devOffset % SECTOR_BYTES === 0 && len % SECTOR_BYTES === 0;
     r.bytesIssued += len;
 
     // The buffer: verifiable sectors for writes, stale bytes for reads (the map copies them anyway).
     const buf = req.bufOffset;
     if (!read) {
-      if (spec.verify && req.devOffset % SECTOR_BYTES === 0 && len % SECTOR_BYTES === 0) {
+      if (req.verifiable) {
         fillSectors(words, buf >> 2, len / SECTOR_BYTES, req.devOffset / SECTOR_BYTES, r.rng.next() | 0);
       } else {
         guest.bytes.fill(spec.id & 0xff, buf, buf + len);
@@ -333,7 +330,6 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
 
   const mapFailed = (r: InstanceRun, req: Request, read: boolean): false => {
     const spec = r.spec;
-    mapFailures++;
     if (spec.engine === 'net') {
       r.stats[I_DROPS]!++;
       vlog.packetDropped({ device: 'eth0', vcpu: task.cpu, size: req.len, dir: read ? 'rx' : 'tx', reason: 'DMA map failed' }, req.startMs);
@@ -370,7 +366,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
       if (r.firstError === null) r.firstError = 'device reported a DMA error';
       return;
     }
-    if (read && spec.verify && spec.engine === 'storage' && req.devOffset % SECTOR_BYTES === 0 && req.len % SECTOR_BYTES === 0) {
+    if (read && req.verifiable) {
       verifyCounts.ok = 0; verifyCounts.unwritten = 0; verifyCounts.bad = 0; verifyCounts.firstBad = null;
       verifySectors(words, req.bufOffset >> 2, req.len / SECTOR_BYTES, req.devOffset / SECTOR_BYTES, verifyCounts);
       r.stats[I_VERIFY_OK]! += verifyCounts.ok;
@@ -429,6 +425,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   };
 
   let active = runs.length;
+  /** Storage instances not finished: while there are any, the vCPU parks on the storage queue's interrupt. */
+  let activeStorage = runs.filter((r) => r.spec.engine === 'storage').length;
   await startBarrier(run);
   const faultAt = task.faultAtMs === undefined ? Infinity : nowMs() + task.faultAtMs;
   let lastYield = nowMs();
@@ -438,7 +436,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     if (now >= faultAt) throw new Error(`vcpu${task.cpu}: injected fault (--inject-fault) after ${task.faultAtMs} ms`);
     let progressed = reap('storage', now) + reap('net', now);
     let nextWake = now + MAX_PARK_MS;
-    const rung = { storage: false, net: false };
+    let rungStorage = false;
+    let rungNet = false;
     for (const r of runs) {
       if (r.finished) continue;
       const spec = r.spec;
@@ -469,18 +468,18 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
           break;
         }
         progressed++;
-        rung[spec.engine] = true;
+        if (spec.engine === 'storage') rungStorage = true;
+        else rungNet = true;
         const len = r.bytesIssued - before;
         // Both limits given: the I/O waits for the stricter one, not for the two in turn.
         const spacingMs = Math.max(r.rateLimit !== undefined ? (len / r.rateLimit) * 1000 : 0, r.iopsLimit !== undefined ? 1000 / r.iopsLimit : 0);
         if (spacingMs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now) + spacingMs;
         if (spec.thinktimeUs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now + spec.thinktimeUs / 1000);
       }
-      r.stats[I_INFLIGHT] = r.inflight;
       if (r.nextSubmitAt > now) nextWake = Math.min(nextWake, r.nextSubmitAt);
     }
-    if (rung.storage) ringDoorbell(dbs.storage);
-    if (rung.net) ringDoorbell(dbs.net);
+    if (rungStorage) ringDoorbell(dbs.storage);
+    if (rungNet) ringDoorbell(dbs.net);
 
     if (now - lastYield >= YIELD_EVERY_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -500,6 +499,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     r.stats[I_END_MS] = now;
     if (!r.started || r.stats[I_START_MS]! > now) r.stats[I_START_MS] = now; // never started, or ended in the ramp
     active--;
+    if (r.spec.engine === 'storage') activeStorage--;
     Atomics.add(run, RUN_GROUP_DONE + r.spec.group, 1);
     Atomics.notify(run, RUN_GROUP_DONE + r.spec.group);
   }
@@ -515,7 +515,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     }
     const wait = Math.min(until - nowMs(), MAX_PARK_MS);
     if (wait <= 0) return;
-    const useNet = runs.every((r) => r.finished || r.spec.engine === 'net');
+    const useNet = activeStorage === 0;
     const h = useNet ? n : s;
     Atomics.store(h, QP_VCPU_PARKED, 1);
     Atomics.wait(h, QP_CQ_IRQ, useNet ? seqN : seqS, wait);

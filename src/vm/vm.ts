@@ -22,7 +22,7 @@ import { nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotl
 import { bootText } from '../log/events.js';
 import { nowMs } from '../util/clock.js';
 import { workerFile } from '../util/worker-file.js';
-import type { FioJob } from '../workload/fio.js';
+import { type FioJob, parseFioJobFile } from '../workload/fio.js';
 import { MAX_SG } from '../devices/queue.js';
 import { dmaMaxMappingSize } from '../dma/direct.js';
 import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
@@ -95,19 +95,13 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
   return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines };
 }
 
-/** The default workload: every vCPU busy with mixed random storage I/O, verified. */
-export function defaultJobs(opts: VmOptions): FioJob[] {
-  const bs = { kind: 'split' as const, entries: [
-    { bytes: 4096, percent: 50 }, { bytes: 16384, percent: 20 }, { bytes: 65536, percent: 20 }, { bytes: 262144, percent: 10 },
-  ] };
-  return [{
-    name: 'default', line: 0, rw: 'randrw', rwmixread: 70, bs: { read: bs, write: bs }, blocksizeUnaligned: false,
-    iodepth: 8, numjobs: opts.vcpus, sizeBytes: 16 * 1024 * 1024, sizePercent: undefined, ioSizeBytes: undefined,
-    runtimeMs: opts.runtimeMs, timeBased: true, rampTimeMs: 0,
-    rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
-    thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, ioengine: 'io_uring', engine: 'storage',
-    direct: true, verify: 'crc32c', cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
-  }];
+/** The default workload: every vCPU busy with mixed random storage I/O, verified (a fio job, like any other). */
+export function defaultJobs(opts: VmOptions): readonly FioJob[] {
+  const text = [
+    '[default]', 'ioengine=io_uring', 'direct=1', 'rw=randrw', 'rwmixread=70', 'bssplit=4k/50:16k/20:64k/20:256k/10',
+    'iodepth=8', `numjobs=${opts.vcpus}`, 'size=16M', 'time_based', `runtime=${opts.runtimeMs}ms`, 'verify=crc32c',
+  ].join('\n');
+  return parseFioJobFile(text, 'the default workload').jobs;
 }
 
 export interface VmRunResult {
@@ -250,7 +244,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     const ch = new MessageChannel();
     control.addVcpu(cpu, ch.port1);
     const task: VcpuTask = {
-      cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!, guestBytes: perCpu[cpu]!,
+      cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!,
       nvmeQueue: nvmeQueues[cpu]!, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
       instances: plan.instances.filter((i) => i.cpu === cpu), groupSizes: plan.groupSizes,
       instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab,

@@ -1,6 +1,8 @@
-// The workload plan's arithmetic: fio's per-direction rate limits as a limit on one instance's stream.
+// The workload plan: fio's per-direction rate limits as a limit on one instance's stream, and the
+// options the plan resolves (startdelay ranges, size forms).
 import { describe, expect, it } from 'vitest';
-import { streamRateLimit } from '../../src/vm/jobs.js';
+import { planWorkload, streamRateLimit } from '../../src/vm/jobs.js';
+import { parseFioJobFile } from '../../src/workload/fio.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -26,5 +28,27 @@ describe('streamRateLimit (rate=, rate_iops=)', () => {
   it('a direction the mix never picks does not limit the stream', () => {
     expect(streamRateLimit('randrw', 100, { read: undefined, write: 500 * KiB })).toBeUndefined();
     expect(streamRateLimit('randrw', 0, { read: 1000, write: 200 })).toBe(200);
+  });
+});
+
+describe('planWorkload', () => {
+  const plan = (text: string, seed = 1) => planWorkload({
+    jobs: parseFioJobFile(text, 't.fio').jobs, vcpus: 4, runtimeCapMs: Infinity, sizeCapBytes: Infinity,
+    defaultSizeBytes: 64 * MiB, seed, maxRequestBytes: MiB,
+  });
+
+  it('gives each clone of startdelay=a-b its own delay in the range, reproducibly by seed', () => {
+    const delays = plan('[j]\nrw=read\nsize=1M\nnumjobs=16\nstartdelay=1-5\n').instances.map((i) => i.startdelayMs);
+    for (const d of delays) {
+      expect(d).toBeGreaterThanOrEqual(1000);
+      expect(d).toBeLessThanOrEqual(5000);
+    }
+    expect(new Set(delays).size).toBeGreaterThan(8);
+    expect(plan('[j]\nrw=read\nsize=1M\nnumjobs=16\nstartdelay=1-5\n').instances.map((i) => i.startdelayMs)).toEqual(delays);
+    expect(plan('[j]\nrw=read\nsize=1M\nstartdelay=2\n').instances[0]!.startdelayMs).toBe(2000);
+  });
+
+  it('refuses size as a percentage, which needs a device size the emulated disk does not have', () => {
+    expect(() => plan('[j]\nrw=read\nsize=20%\n')).toThrow(/job j: size=20% is a share of a device size.*give size in bytes/);
   });
 });
