@@ -4,18 +4,13 @@
 // with the slowest thread >= 25% of the fastest; logging at the default level costs the map/unmap
 // path < 5%. [RFC] may_block_throttle_on_over_off: MAY_BLOCK maps below the threshold with throttling
 // on over the same maps with it off (the cost of the check).
-import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  CONTROL_ARM_B, CONTROL_INTS, CONTROL_READY, CONTROL_STATE, type CoreBenchMode, type CoreBenchThreadConfig, type CoreBenchThreadResult,
-  STATE_RUN, STATE_STOP,
-} from '../src/bench/core-bench.js';
+import { CONTROL_INTS, type CoreBenchMode, type CoreBenchThreadConfig, runCoreBenchWindow } from '../src/bench/core-bench.js';
 import { configValue, envOrigin } from '../src/config.js';
 import { measureInstrumentationCost } from '../src/bench/instrument-bench.js';
 import { runMain } from '../src/cli/main.js';
 import { DMA_ATTR_MAY_BLOCK, POOL_START } from '../src/swiotlb/constants.js';
 import { GUEST_BASE } from '../src/memory/guest.js';
 import { IoTlbMem } from '../src/swiotlb/mem.js';
-import { runWorkers } from '../src/util/threads.js';
 import { parseDuration } from '../src/util/units.js';
 import { createRunLogger, type RunLogger } from '../src/log/index.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -73,40 +68,17 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
   const memB = v.throttleArm === true ? create(true) : null;
   const guest = new SharedArrayBuffer(threads * 2 * SIZE + SIZE);
   const control = new SharedArrayBuffer(CONTROL_INTS * 4);
-  const ctl = new Int32Array(control);
   const cfgs: CoreBenchThreadConfig[] = Array.from({ length: threads }, (_, cpu) => ({
     mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE, attrs: v.mayBlock ? DMA_ATTR_MAY_BLOCK : 0,
     ...(logging === undefined ? {} : { failEvery: logging.failEvery, log: logging.logger.workerChannel(`vcpu${cpu}`) }),
     ...(memB === null ? {} : { sharedB: memB.shared() }),
   }));
-  const done = runWorkers<CoreBenchThreadResult>('bench-core', cfgs);
-  while (Atomics.load(ctl, CONTROL_READY) < threads) await sleep(5);
-  await sleep(50); // let thread start-up settle before the window opens
-  const t0 = performance.now();
-  Atomics.store(ctl, CONTROL_STATE, STATE_RUN);
-  Atomics.notify(ctl, CONTROL_STATE);
-  // A two-arm comparison alternates its arms every ARM_PHASE_MS within the window, in the order
-  // A B B A A B B A ..., so that a drift that is linear over the window hits both arms alike.
-  const armMs = { a: 0, b: 0 };
-  if (!twoArms) {
-    await sleep(seconds * 1000);
-  } else {
-    for (let phase = 0; performance.now() - t0 < seconds * 1000 || phase % 4 !== 0; phase++) {
-      const b = ((phase + 1) >> 1) % 2 === 1;
-      Atomics.store(ctl, CONTROL_ARM_B, b ? 1 : 0);
-      const p0 = performance.now();
-      await sleep(ARM_PHASE_MS);
-      armMs[b ? 'b' : 'a'] += performance.now() - p0;
-    }
-  }
-  Atomics.store(ctl, CONTROL_STATE, STATE_STOP);
-  const elapsed = (performance.now() - t0) / 1000;
-  const results = await done;
+  const { results, elapsedS, armMs } = await runCoreBenchWindow(cfgs, seconds, twoArms ? ARM_PHASE_MS : undefined);
   const per = results.map((r) => r.pairs);
   const total = per.reduce((a, b) => a + b, 0);
   const row = {
     name, threads, nareas, mode,
-    pairs_per_s: Math.round(total / elapsed),
+    pairs_per_s: Math.round(total / elapsedS),
     slowest_over_fastest: Math.min(...per) / Math.max(...per),
     failures: results.reduce((a, r) => a + r.failures, 0),
   };

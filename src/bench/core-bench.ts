@@ -1,5 +1,7 @@
-// One thread of the core benchmark: map+unmap pairs in a timed window that the main thread opens
-// and closes through a shared control word, so every thread of a configuration runs the same window.
+// The core benchmark: map+unmap pairs in a timed window that the main thread opens and closes
+// through a shared control word, so every thread of a configuration runs the same window. The thread
+// side (runCoreBenchThread) and the main side (runCoreBenchWindow) of `npm run bench`'s rows.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaDevice } from '../dma/device.js';
 import { dmaMapSingle, dmaUnmapSingle } from '../dma/direct.js';
 import { GuestMemory } from '../memory/guest.js';
@@ -9,6 +11,7 @@ import type { LogChannel } from '../log/logger.js';
 import { attachWorkerLogger } from '../log/worker-logger.js';
 import { nowMs } from '../util/clock.js';
 import { VcpuLog } from '../vm/vcpu-log.js';
+import { runWorkers } from '../util/threads.js';
 
 /** bounce: dma_map_single + dma_unmap_single of 4 KiB TO_DEVICE; alloc: slot search and release only; copy: the one 4 KiB copy. */
 export type CoreBenchMode = 'bounce' | 'alloc' | 'copy';
@@ -34,6 +37,8 @@ export interface CoreBenchThreadConfig {
   sharedB?: IoTlbMemShared;
   /** DMA attrs of the bounce mode's maps (e.g. DMA_ATTR_MAY_BLOCK); default 0. */
   attrs?: number;
+  /** URL of a build of mem.js to measure instead of the real one (src/bench/variants.ts). */
+  memModule?: string;
 }
 
 export const CONTROL_READY = 0;
@@ -57,55 +62,68 @@ export interface CoreBenchThreadResult {
 }
 
 export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<CoreBenchThreadResult> {
+  // The build of the core to measure: the real one, or a variant loaded by URL (instrument-bench.ts).
+  const Mem = cfg.memModule !== undefined ? ((await import(cfg.memModule)) as { IoTlbMem: typeof IoTlbMem }).IoTlbMem : IoTlbMem;
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
   const logging = cfg.failEvery !== undefined;
+  const twoArms = logging || cfg.sharedB !== undefined;
   const vlogOn = new VcpuLog(await attachWorkerLogger(cfg.log, { vcpu: cfg.cpu }));
   const vlogOff = new VcpuLog(await attachWorkerLogger(null));
   let armB = false;
   const events = logging ? (e: SwiotlbEvent) => (armB ? vlogOn : vlogOff).swiotlb(e, nowMs()) : null;
-  const memA = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest, events });
-  const memB = cfg.sharedB !== undefined ? IoTlbMem.attach(cfg.sharedB, { cpu: cfg.cpu, guest, events }) : memA;
+  const memA = Mem.attach(cfg.shared, { cpu: cfg.cpu, guest, events });
+  const memB = cfg.sharedB !== undefined ? Mem.attach(cfg.sharedB, { cpu: cfg.cpu, guest, events }) : memA;
+  const poolA = memA.defpool;
+  const poolB = memB.defpool;
   let mem = memA;
+  let pool = poolA;
+  const setArm = (b: boolean): void => {
+    armB = b;
+    mem = b ? memB : memA;
+    pool = b ? poolB : poolA;
+  };
   const failEvery = cfg.failEvery ?? 0;
   let n = 0;
   const dev = new DmaDevice(`bench${cfg.cpu}`);
   const control = new Int32Array(cfg.control);
-  const pool = memA.defpool;
   const size = cfg.sizeBytes;
   const goff = (cfg.cpu * 2 * size) % (guest.size - size);
   const orig = guest.addrOf(goff);
   guest.bytes.fill(cfg.cpu & 0xff, goff, goff + size);
-  // The copy-only ceiling copies into this thread's own area, as a mapping would.
-  const copyAt = ((cfg.cpu & (pool.nareas - 1)) * pool.areaNslabs) * IO_TLB_SIZE;
-  const src = guest.bytes;
-  const data = pool.data;
   const attrs = cfg.attrs ?? 0;
+
+  // One step per mode, chosen once: the measured loop does nothing else.
+  const bounce = (): boolean => {
+    if (failEvery > 0 && ++n === failEvery) {
+      n = 0;
+      dmaMapSingle(mem, dev, orig, IO_TLB_SIZE * 129, DMA_TO_DEVICE); // oversize: fails, reports
+    }
+    const tlb = dmaMapSingle(mem, dev, orig, size, DMA_TO_DEVICE, attrs);
+    if (tlb === DMA_MAPPING_ERROR) return false;
+    dmaUnmapSingle(mem, dev, tlb, size, DMA_TO_DEVICE);
+    return true;
+  };
+  const alloc = (): boolean => {
+    const index = mem.findSlots(dev, orig, size, 0);
+    if (index < 0) return false;
+    pool.origAddr[index] = orig; // the bookkeeping release checks, without the copy
+    mem.releaseSlots(dev, pool.start + index * IO_TLB_SIZE, pool);
+    return true;
+  };
+  // The copy-only ceiling copies into this thread's own area, as a mapping would.
+  const copyAt = ((cfg.cpu & (poolA.nareas - 1)) * poolA.areaNslabs) * IO_TLB_SIZE;
+  const src = guest.bytes;
+  const data = poolA.data;
+  const copy = (): boolean => {
+    data.set(src.subarray(goff, goff + size), copyAt);
+    return true;
+  };
+  const step = cfg.mode === 'bounce' ? bounce : cfg.mode === 'alloc' ? alloc : copy;
 
   // Each thread is its own V8 isolate and must reach optimised code on its own; with 32 threads on 2
   // cores that takes a large part of a short window, so warm up before reporting ready.
-  const step = (): boolean => {
-    if (cfg.mode === 'bounce') {
-      if (failEvery > 0 && ++n === failEvery) {
-        n = 0;
-        dmaMapSingle(mem, dev, orig, IO_TLB_SIZE * 129, DMA_TO_DEVICE); // oversize: fails, reports
-      }
-      const tlb = dmaMapSingle(mem, dev, orig, size, DMA_TO_DEVICE, attrs);
-      if (tlb === DMA_MAPPING_ERROR) return false;
-      dmaUnmapSingle(mem, dev, tlb, size, DMA_TO_DEVICE);
-    } else if (cfg.mode === 'alloc') {
-      const index = mem.findSlots(dev, orig, size, 0);
-      if (index < 0) return false;
-      const p = mem.defpool;
-      p.origAddr[index] = orig; // the bookkeeping release checks, without the copy
-      mem.releaseSlots(dev, p.start + index * IO_TLB_SIZE, p);
-    } else {
-      data.set(src.subarray(goff, goff + size), copyAt);
-    }
-    return true;
-  };
   for (let i = 0; i < WARMUP_PAIRS; i++) {
-    armB = ((i >> 12) & 1) === 1; // both arms reach optimised code
-    mem = armB ? memB : memA;
+    if (twoArms) setArm(((i >> 12) & 1) === 1); // both arms reach optimised code
     step();
   }
 
@@ -116,12 +134,56 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   let pairs = 0;
   let pairsArmB = 0;
   let failures = 0;
-  while (Atomics.load(control, CONTROL_STATE) === STATE_RUN) {
-    armB = Atomics.load(control, CONTROL_ARM_B) === 1;
-    mem = armB ? memB : memA;
-    if (!step()) failures++;
-    pairs++;
-    if (armB) pairsArmB++;
+  if (!twoArms) {
+    while (Atomics.load(control, CONTROL_STATE) === STATE_RUN) {
+      if (!step()) failures++;
+      pairs++;
+    }
+  } else {
+    while (Atomics.load(control, CONTROL_STATE) === STATE_RUN) {
+      setArm(Atomics.load(control, CONTROL_ARM_B) === 1);
+      if (!step()) failures++;
+      pairs++;
+      if (armB) pairsArmB++;
+    }
   }
   return { pairs, pairsArmB, failures };
+}
+
+/** What a window of one configuration measured: each thread's result, the window's length, each arm's share of it. */
+export interface CoreBenchWindow {
+  results: CoreBenchThreadResult[];
+  elapsedS: number;
+  armMs: { a: number; b: number };
+}
+
+/**
+ * Main side: start one thread per config (all on the same control block), wait until every one has
+ * warmed up, open the window for `seconds`, then close it and collect. With `armPhaseMs`, the window
+ * alternates the two arms every armPhaseMs in the order A B B A A B B A ..., so that a drift that is
+ * linear over the window hits both arms alike.
+ */
+export async function runCoreBenchWindow(cfgs: CoreBenchThreadConfig[], seconds: number, armPhaseMs?: number): Promise<CoreBenchWindow> {
+  const ctl = new Int32Array(cfgs[0]!.control);
+  const done = runWorkers<CoreBenchThreadResult>('bench-core', cfgs);
+  while (Atomics.load(ctl, CONTROL_READY) < cfgs.length) await sleep(5);
+  await sleep(50); // let thread start-up settle before the window opens
+  const t0 = performance.now();
+  Atomics.store(ctl, CONTROL_STATE, STATE_RUN);
+  Atomics.notify(ctl, CONTROL_STATE);
+  const armMs = { a: 0, b: 0 };
+  if (armPhaseMs === undefined) {
+    await sleep(seconds * 1000);
+  } else {
+    for (let phase = 0; performance.now() - t0 < seconds * 1000 || phase % 4 !== 0; phase++) {
+      const b = ((phase + 1) >> 1) % 2 === 1;
+      Atomics.store(ctl, CONTROL_ARM_B, b ? 1 : 0);
+      const p0 = performance.now();
+      await sleep(armPhaseMs);
+      armMs[b ? 'b' : 'a'] += performance.now() - p0;
+    }
+  }
+  Atomics.store(ctl, CONTROL_STATE, STATE_STOP);
+  const elapsedS = (performance.now() - t0) / 1000;
+  return { results: await done, elapsedS, armMs };
 }

@@ -10,6 +10,11 @@ import { projectRoot } from '../util/worker-file.js';
 
 const FILES = ['mem.js', 'area-lock.js'];
 
+/** The URL of the real build's mem.js, loaded the same way as the copy so that only the points differ. */
+export function instrumentedMemModule(): string {
+  return pathToFileURL(join(projectRoot(), 'dist', 'src', 'swiotlb', 'mem.js')).href;
+}
+
 /** Write the uninstrumented copy (once per call) and return the URL of its mem.js. */
 export function uninstrumentedMemModule(): string {
   const root = projectRoot();
