@@ -39,6 +39,8 @@ export interface CoreBenchThreadConfig {
   attrs?: number;
   /** URL of a build of mem.js to measure instead of the real one (src/bench/variants.ts). */
   memModule?: string;
+  /** Arm B's build of mem.js, on `sharedB` (the instrumentation row: points in against compiled out). */
+  memModuleB?: string;
 }
 
 export const CONTROL_READY = 0;
@@ -50,6 +52,9 @@ export const CONTROL_STATE = 1;
  */
 export const CONTROL_ARM_B = 2;
 export const CONTROL_INTS = 3;
+/** Two-arm comparisons: how long each arm runs before the other, and the window (x the configuration time). */
+export const ARM_PHASE_MS = 50;
+export const ARM_WINDOW_FACTOR = 4;
 export const STATE_RUN = 1;
 export const STATE_STOP = 2;
 const WARMUP_PAIRS = 200_000;
@@ -63,7 +68,10 @@ export interface CoreBenchThreadResult {
 
 export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<CoreBenchThreadResult> {
   // The build of the core to measure: the real one, or a variant loaded by URL (instrument-bench.ts).
-  const Mem = cfg.memModule !== undefined ? ((await import(cfg.memModule)) as { IoTlbMem: typeof IoTlbMem }).IoTlbMem : IoTlbMem;
+  const load = async (url: string | undefined): Promise<typeof IoTlbMem> =>
+    url !== undefined ? ((await import(url)) as { IoTlbMem: typeof IoTlbMem }).IoTlbMem : IoTlbMem;
+  const Mem = await load(cfg.memModule);
+  const MemB = cfg.memModuleB !== undefined ? await load(cfg.memModuleB) : Mem;
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
   const logging = cfg.failEvery !== undefined;
   const twoArms = logging || cfg.sharedB !== undefined;
@@ -72,7 +80,7 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   let armB = false;
   const events = logging ? (e: SwiotlbEvent) => (armB ? vlogOn : vlogOff).swiotlb(e, nowMs()) : null;
   const memA = Mem.attach(cfg.shared, { cpu: cfg.cpu, guest, events });
-  const memB = cfg.sharedB !== undefined ? Mem.attach(cfg.sharedB, { cpu: cfg.cpu, guest, events }) : memA;
+  const memB = cfg.sharedB !== undefined ? MemB.attach(cfg.sharedB, { cpu: cfg.cpu, guest, events }) : memA;
   const poolA = memA.defpool;
   const poolB = memB.defpool;
   let mem = memA;
