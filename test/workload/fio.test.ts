@@ -470,6 +470,12 @@ describe('job files on disk', () => {
     expect(md.jobs.map((j) => [j.rw, j.bs.write, j.iodepth, j.numjobs, j.mdPerIoSizeBytes])).toEqual([['randwrite', fixed(128 * KiB), 8, 8, 4 * KiB]]);
   });
 
+  it('ships ramp.fio: 32 clones of 64 KiB random I/O, 4 s after a 2 s ramp', () => {
+    const file = readFioJobFile(jobsDir('ramp.fio'));
+    expect(file.ignored).toEqual([]);
+    expect(file.jobs.map((j) => [j.rw, j.numjobs, j.runtimeMs, j.rampTimeMs, j.timeBased])).toEqual([['randrw', 32, 4000, 2000, true]]);
+  });
+
   it('names an unreadable file and why', () => {
     let caught: unknown;
     try {
