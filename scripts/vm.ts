@@ -4,7 +4,7 @@ import { createRunLogger } from '../src/log/index.js';
 import { buildReport, formatReport } from '../src/vm/report.js';
 import { parseVmOptions } from '../src/vm/options.js';
 import { type VmSample, defaultJobs, runVm } from '../src/vm/vm.js';
-import { readFioJobFile } from '../src/workload/fio.js';
+import { formatIgnored, readFioJobFile } from '../src/workload/fio.js';
 
 async function main(): Promise<number> {
   const opts = parseVmOptions(process.argv.slice(2));
@@ -14,9 +14,8 @@ async function main(): Promise<number> {
   const tty = process.stderr.isTTY === true && opts.outputFormat === 'normal';
   const log = createRunLogger({ ...(opts.logFile !== undefined ? { file: opts.logFile } : {}), level: opts.logFile !== undefined ? opts.logLevel : 'silent' });
   atExit(() => log.close());
-  if (jobFile !== undefined && jobFile.ignored.length > 0) {
-    process.stderr.write(`vm: ignoring fio options: ${jobFile.ignored.join(', ')}\n`);
-  }
+  const ignored = jobFile !== undefined ? formatIgnored(jobFile.ignored) : null;
+  if (ignored !== null) process.stderr.write(`vm: ${ignored}\n`);
   log.emit('run_config', {
     config: {
       vcpus: opts.vcpus, mem_bytes: opts.memBytes, ...(opts.swiotlbBytes !== undefined ? { swiotlb_bytes: opts.swiotlbBytes } : {}),

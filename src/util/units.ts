@@ -1,6 +1,7 @@
 // Parsing of the sizes and durations users type: "64M", "16G", "4k", "256KiB", "10s", "2m".
 // One parser for flags, environment variables, the kernel command line and fio job files.
 import { InputError } from '../errors.js';
+import { quote } from './quote.js';
 
 export const SIZE_FORM = 'a whole number of bytes with an optional suffix k, K, KiB, m, M, MiB, g, G, GiB, t, T or TiB (binary multiples, as fio and the kernel read them), e.g. 4k, 64M, 16G';
 
@@ -20,14 +21,14 @@ const SIZE_MULTIPLIERS: Readonly<Record<string, number>> = {
  */
 export function parseSize(text: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  if (!m) throw new InputError('EBADSIZE', `${what}: "${text}" is not a size; expected ${SIZE_FORM}`);
+  if (!m) throw new InputError('EBADSIZE', `${what}: ${quote(text)} is not a size; expected ${SIZE_FORM}`);
   const mult = SIZE_MULTIPLIERS[m[2]!.toLowerCase()];
   if (mult === undefined) {
-    throw new InputError('EBADSIZE', `${what}: unknown size suffix "${m[2]}" in "${text}"; expected ${SIZE_FORM}`);
+    throw new InputError('EBADSIZE', `${what}: unknown size suffix ${quote(m[2]!)} in ${quote(text)}; expected ${SIZE_FORM}`);
   }
   const bytes = Number(m[1]) * mult;
   if (!Number.isSafeInteger(bytes)) {
-    throw new InputError('EBADSIZE', `${what}: "${text}" is not a whole number of bytes; expected ${SIZE_FORM}`);
+    throw new InputError('EBADSIZE', `${what}: ${quote(text)} is not a whole number of bytes; expected ${SIZE_FORM}`);
   }
   return bytes;
 }
@@ -45,7 +46,7 @@ export function parseDuration(text: string, what: string, defaultUnitMs = 1000):
   const unit = m ? m[2]!.toLowerCase() : '';
   const mult = unit === '' ? defaultUnitMs : DURATION_MS[unit];
   if (!m || mult === undefined) {
-    throw new InputError('EBADDURATION', `${what}: "${text}" is not a duration; expected ${DURATION_FORM}`);
+    throw new InputError('EBADDURATION', `${what}: ${quote(text)} is not a duration; expected ${DURATION_FORM}`);
   }
   return Number(m[1]) * mult;
 }
@@ -57,7 +58,7 @@ export function parsePercent(text: string, what: string, min = 1, max = 100): nu
   const m = /^\s*(\d+)\s*%\s*$/.exec(text);
   const v = m ? Number(m[1]) : NaN;
   if (!Number.isSafeInteger(v) || v < min || v > max) {
-    throw new InputError('EBADPERCENT', `${what}: "${text}" is not a percentage from ${min}% to ${max}%; expected ${PERCENT_FORM}`);
+    throw new InputError('EBADPERCENT', `${what}: ${quote(text)} is not a percentage from ${min}% to ${max}%; expected ${PERCENT_FORM}`);
   }
   return v;
 }
@@ -67,7 +68,7 @@ export function parseIntInRange(text: string, what: string, min: number, max: nu
   const t = text.trim();
   const v = /^-?\d+$/.test(t) ? Number(t) : NaN;
   if (!Number.isSafeInteger(v) || v < min || v > max) {
-    throw new InputError('EBADINT', `${what}: "${text}" is not valid; expected a whole number from ${min} to ${max}`);
+    throw new InputError('EBADINT', `${what}: ${quote(text)} is not valid; expected a whole number from ${min} to ${max}`);
   }
   return v;
 }

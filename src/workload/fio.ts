@@ -20,6 +20,7 @@
 //   offset modifier are refused with a clear error rather than half-supported.
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
+import { hasControlCharacters, printable, quote } from '../util/quote.js';
 import { DURATION_FORM, SIZE_FORM, parseDuration, parseIntInRange, parsePercent, parseSize } from '../util/units.js';
 
 /** fio's I/O patterns that the emulator runs ('rw' in a job file is an alias of 'readwrite'). */
@@ -231,12 +232,12 @@ function needValue(o: OptionLine, form: string): string {
 function parseBool(o: OptionLine): boolean {
   if (o.value === undefined || o.value === '1') return true;
   if (o.value === '0') return false;
-  return fail(o, `"${o.value}" is not a boolean`, BOOL_FORM);
+  return fail(o, `${quote(o.value)} is not a boolean`, BOOL_FORM);
 }
 
 /** A size in bytes that must be at least 1. */
 function positiveSize(o: OptionLine, text: string, form: string): number {
-  if (/^\s*-/.test(text)) fail(o, `"${text}" is negative`, form);
+  if (/^\s*-/.test(text)) fail(o, `${quote(text)} is negative`, form);
   const bytes = parseSize(text, o.where);
   if (bytes === 0) fail(o, 'a size of zero is not allowed', form);
   return bytes;
@@ -271,13 +272,13 @@ function perDirection<T>(o: OptionLine, form: string, parse: (text: string) => T
 }
 
 function parseBsFixed(o: OptionLine, text: string): FioBlockSize {
-  if (!/^\s*-/.test(text) && /[:-]/.test(text)) fail(o, `"${text}" looks like a range`, `${BS_FORM} (use bsrange= for a range)`);
+  if (!/^\s*-/.test(text) && /[:-]/.test(text)) fail(o, `${quote(text)} looks like a range`, `${BS_FORM} (use bsrange= for a range)`);
   return { kind: 'fixed', bytes: positiveSize(o, text, BS_FORM) };
 }
 
 function parseBsRange(o: OptionLine, text: string): FioBlockSize {
   const m = /^([^:-]+)[:-]([^:-]+)$/.exec(text);
-  if (!m) fail(o, `"${text}" is not a range`, BSRANGE_FORM);
+  if (!m) fail(o, `${quote(text)} is not a range`, BSRANGE_FORM);
   const a = positiveSize(o, m[1]!, BSRANGE_FORM);
   const b = positiveSize(o, m[2]!, BSRANGE_FORM);
   // fio swaps a range written high-low.
@@ -303,7 +304,7 @@ function parseBssplit(o: OptionLine, text: string): FioBlockSize {
     const percentText = slash < 0 ? '' : item.slice(slash + 1).trim().replace(/%$/, '');
     const bytes = positiveSize(o, sizeText, BSSPLIT_FORM);
     if (percentText === '') return { bytes, percent: undefined };
-    if (!/^\d+$/.test(percentText)) fail(o, `"${item}" has a percentage that is not a whole number`, BSSPLIT_FORM);
+    if (!/^\d+$/.test(percentText)) fail(o, `${quote(item)} has a percentage that is not a whole number`, BSSPLIT_FORM);
     const percent = Number(percentText);
     return { bytes, percent: percent === 0 ? undefined : percent };
   });
@@ -330,7 +331,7 @@ function parseRw(o: OptionLine): FioRw {
   }
   if (rw !== undefined) return rw;
   if (TRIM_MODES.has(base)) fail(o, `trim workloads are not supported (no data moves, so nothing is bounced)`, RW_FORM);
-  return fail(o, `unknown I/O pattern "${value}"`, RW_FORM);
+  return fail(o, `unknown I/O pattern ${quote(value)}`, RW_FORM);
 }
 
 function parseCpus(o: OptionLine): number[] {
@@ -338,17 +339,17 @@ function parseCpus(o: OptionLine): number[] {
   const cpus = new Set<number>();
   for (const item of value.split(',').map((s) => s.trim())) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(item);
-    if (!m) fail(o, `"${item}" is not a CPU number or range`, CPUS_FORM);
+    if (!m) fail(o, `${quote(item)} is not a CPU number or range`, CPUS_FORM);
     const lo = parseIntInRange(m[1]!, o.where, 0, MAX_CPU);
     const hi = m[2] === undefined ? lo : parseIntInRange(m[2], o.where, 0, MAX_CPU);
-    if (hi < lo) fail(o, `range "${item}" runs backwards`, CPUS_FORM);
+    if (hi < lo) fail(o, `range ${quote(item)} runs backwards`, CPUS_FORM);
     for (let cpu = lo; cpu <= hi; cpu++) cpus.add(cpu);
   }
   return [...cpus].sort((a, b) => a - b);
 }
 
 function parseRate(o: OptionLine, text: string): number | undefined {
-  if (/^\s*-/.test(text)) fail(o, `"${text}" is negative`, RATE_FORM);
+  if (/^\s*-/.test(text)) fail(o, `${quote(text)} is negative`, RATE_FORM);
   const bytesPerSec = parseSize(text, o.where);
   return bytesPerSec === 0 ? undefined : bytesPerSec;
 }
@@ -376,7 +377,7 @@ function parseThinktime(o: OptionLine): number {
   try {
     ms = parseDuration(value, o.where, 0.001);
   } catch {
-    return fail(o, `"${value}" is not a duration`, THINKTIME_FORM);
+    return fail(o, `${quote(value)} is not a duration`, THINKTIME_FORM);
   }
   return Math.round(ms * 1000);
 }
@@ -388,7 +389,11 @@ type Handler = (d: Draft, o: OptionLine) => void;
  * file goes to FioJobFile.ignored.
  */
 const SUPPORTED: ReadonlyArray<readonly [names: readonly string[], handler: Handler]> = [
-  [['name'], (d, o) => { d.name = needValue(o, 'a job name'); }],
+  [['name'], (d, o) => {
+    const value = needValue(o, 'a job name');
+    if (hasControlCharacters(value)) fail(o, 'the name has a control or non-printable character', 'a job name of printable characters');
+    d.name = value;
+  }],
   [['rw', 'readwrite'], (d, o) => { d.rw = parseRw(o); }],
   [['rwmixread'], (d, o) => { d.rwmixread = parseIntInRange(needValue(o, 'a percentage from 0 to 100'), o.where, 0, 100); }],
   [['rwmixwrite'], (d, o) => { d.rwmixread = 100 - parseIntInRange(needValue(o, 'a percentage from 0 to 100'), o.where, 0, 100); }],
@@ -430,7 +435,7 @@ const SUPPORTED: ReadonlyArray<readonly [names: readonly string[], handler: Hand
   [['stonewall', 'wait_for_previous'], (d, o) => { d.stonewall = parseBool(o); }],
   [['ioengine'], (d, o) => {
     const value = needValue(o, ENGINE_FORM);
-    if (!STORAGE_ENGINES.includes(value) && !NET_ENGINES.includes(value)) fail(o, `engine "${value}" is not supported`, ENGINE_FORM);
+    if (!STORAGE_ENGINES.includes(value) && !NET_ENGINES.includes(value)) fail(o, `engine ${quote(value)} is not supported`, ENGINE_FORM);
     d.ioengine = value;
   }],
   [['direct'], (d, o) => { d.direct = parseBool(o); }],
@@ -439,7 +444,7 @@ const SUPPORTED: ReadonlyArray<readonly [names: readonly string[], handler: Hand
     const value = needValue(o, VERIFY_FORM);
     const verify = VERIFY_NAMES.get(value);
     if (verify === undefined) {
-      const why = value === 'pattern' ? 'verify=pattern needs verify_pattern, which is not supported' : `unknown verify method "${value}"`;
+      const why = value === 'pattern' ? 'verify=pattern needs verify_pattern, which is not supported' : `unknown verify method ${quote(value)}`;
       fail(o, why, VERIFY_FORM);
     }
     d.verify = verify;
@@ -456,6 +461,22 @@ const HANDLERS: ReadonlyMap<string, Handler> = new Map(SUPPORTED.flatMap(([names
 
 /** Every option name the parser uses, aliases included, sorted. */
 export const FIO_SUPPORTED_OPTIONS: readonly string[] = [...HANDLERS.keys()].sort();
+
+/** Characters of a job file's name kept in messages (a path; longer ones end in "...(N bytes)"). */
+const FILE_NAME_MAX = 256;
+/** Option names listed by formatIgnored before "and N more". */
+const IGNORED_LISTED = 16;
+
+/**
+ * The one warning line for the options a job file set that the emulator does not use (null when
+ * there are none): each name escaped and capped as any user text, at most IGNORED_LISTED of them.
+ */
+export function formatIgnored(ignored: readonly string[]): string | null {
+  if (ignored.length === 0) return null;
+  const listed = ignored.slice(0, IGNORED_LISTED).map((n) => printable(n)).join(', ');
+  const more = ignored.length > IGNORED_LISTED ? `, and ${ignored.length - IGNORED_LISTED} more` : '';
+  return `ignoring fio options: ${listed}${more}`;
+}
 
 /** fio's option names: letters, digits, '_' and '-' (hugepage-size), starting with a letter or '_'. */
 const OPTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
@@ -498,6 +519,7 @@ function finishJob(d: Draft, header: string, line: number): FioJob {
  */
 export function parseFioJobFile(text: string, fileName: string): FioJobFile {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const file = printable(fileName, FILE_NAME_MAX);
   // fio semantics: a [global] section changes the defaults of the jobs after it, and only those.
   const globals = defaultDraft();
   let section: { draft: Draft; header: string; line: number } | 'global' | undefined;
@@ -513,13 +535,14 @@ export function parseFioJobFile(text: string, fileName: string): FioJobFile {
     const content = raw.replace(/[;#].*$/, '').trim();
     if (content === '') return;
     const malformed = (problem: string): never => {
-      throw new InputError('EFIOJOB', `${fileName}:${line}: "${content}": ${problem}; expected ${JOBFILE_FORM}`);
+      throw new InputError('EFIOJOB', `${file}:${line}: ${quote(content)}: ${problem}; expected ${JOBFILE_FORM}`);
     };
 
     if (content.startsWith('[')) {
       const m = /^\[([^[\]]*)\]$/.exec(content);
       const header = m?.[1]!.trim();
       if (!header) return malformed('not a section header');
+      if (hasControlCharacters(header)) return malformed('the section name has a control or non-printable character');
       closeSection();
       section = header === 'global' ? 'global' : { draft: structuredClone(globals), header, line };
       return;
@@ -530,7 +553,7 @@ export function parseFioJobFile(text: string, fileName: string): FioJobFile {
     const name = (eq < 0 ? content : content.slice(0, eq)).trim();
     const value = eq < 0 ? undefined : content.slice(eq + 1).trim();
     if (!OPTION_NAME.test(name)) return malformed('not an option');
-    const o: OptionLine = { name, value, where: `${fileName}:${line}: ${value === undefined ? name : `${name}=${value}`}` };
+    const o: OptionLine = { name, value, where: `${file}:${line}: ${value === undefined ? printable(name) : `${printable(name)}=${printable(value)}`}` };
     if (section === undefined) fail(o, 'option outside of any section', 'a [global] or [jobname] header before the first option');
 
     const handler = HANDLERS.get(name);
@@ -548,7 +571,7 @@ export function parseFioJobFile(text: string, fileName: string): FioJobFile {
 
   if (jobs.length === 0) {
     const lastLine = Math.max(1, lines.length - (lines.at(-1) === '' ? 1 : 0));
-    throw new InputError('EFIOJOB', `${fileName}:${lastLine}: no job sections; expected at least one [jobname] section (a [global] section alone defines no job)`);
+    throw new InputError('EFIOJOB', `${file}:${lastLine}: no job sections; expected at least one [jobname] section (a [global] section alone defines no job)`);
   }
   return { jobs, ignored: [...ignored].sort() };
 }
@@ -561,7 +584,7 @@ export function readFioJobFile(path: string): FioJobFile {
   } catch (err) {
     // Node's message repeats the path ("ENOENT: no such file or directory, open 'x'"); keep the reason.
     const reason = (err as Error).message.replace(/, \w+ '.*'$/, '');
-    throw new InputError('EJOBFILE', `cannot read job file ${path}: ${reason}`);
+    throw new InputError('EJOBFILE', `cannot read job file ${printable(path, FILE_NAME_MAX)}: ${reason}`);
   }
   return parseFioJobFile(text, path);
 }

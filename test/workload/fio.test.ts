@@ -5,7 +5,7 @@
 import { describe, it, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../../src/errors.js';
-import { FIO_SUPPORTED_OPTIONS, parseFioJobFile, readFioJobFile, type FioBlockSize, type FioJob } from '../../src/workload/fio.js';
+import { FIO_SUPPORTED_OPTIONS, formatIgnored, parseFioJobFile, readFioJobFile, type FioBlockSize, type FioJob } from '../../src/workload/fio.js';
 
 const parse = (text: string) => parseFioJobFile(text, 'jobs.fio');
 /** The single job of "[j]" followed by `body`. */
@@ -376,6 +376,34 @@ describe('errors', () => {
     expectError('[unterminated\n', 1, 'not a section header');
     expectError('[]\n', 1, 'not a section header');
     expectError('[j]\ninclude common.fio\n', 2, 'include directives are not supported');
+  });
+
+  it('quotes what the file said: raw CR, ESC and binary bytes escaped, long text capped with its length', () => {
+    // Every message stays one line of printable text (expectError checks no CR or LF).
+    const esc = expectError('[j]\nrw=read\x1b[2J\n', 2, 'rw=read\\x1b[2J', 'unknown I/O pattern "read\\x1b[2J"');
+    expect(esc.message).not.toMatch(/[\x00-\x1f\x7f]/);
+    // A lone CR inside a line (not a line end) is shown as \r.
+    expectError('[j]\nbs=4q\rxx\n', 2, 'bs=4q\\rxx');
+    // A binary byte (0xff decodes to U+FFFD) on a malformed line.
+    const bin = expectError(`[j]\n${Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0xff]).toString('utf8')}\n`, 2, '"\\x7fELF\\ufffd"', 'not an option');
+    expect(bin.message).not.toMatch(/[\x00-\x1f\x7f\ufffd]/);
+    // A 1 MB value: the message keeps 64 escaped characters and says how long the value was.
+    const big = expectError(`[j]\nbs=${'9'.repeat(1024 * 1024)}q\n`, 2, '..."(1048577 bytes)');
+    expect(big.message.length).toBeLessThan(600);
+    // A section name or name= with a control character is refused, escaped.
+    expectError('[j\x1b]\n', 1, '"[j\\x1b]"', 'control');
+    expectError('[j]\nname=a\x07b\n', 2, 'name=a\\x07b', 'printable');
+  });
+
+  it('says which options it ignores in one short line, however long or many the names', () => {
+    const long = 'x'.repeat(1024 * 1024);
+    const file = parse(`[j]\n${long}=1\n`);
+    expect(file.ignored).toEqual([long]);
+    expect(formatIgnored(file.ignored)).toBe(`ignoring fio options: ${'x'.repeat(64)}...(1048576 bytes)`);
+    const many = Array.from({ length: 20 }, (_, i) => `opt${String(i).padStart(2, '0')}`);
+    expect(formatIgnored(parse(`[j]\n${many.map((n) => `${n}=1`).join('\n')}\n`).ignored))
+      .toBe(`ignoring fio options: ${many.slice(0, 16).join(', ')}, and 4 more`);
+    expect(formatIgnored([])).toBeNull();
   });
 
   it('rejects an engine it cannot emulate, listing the accepted ones', () => {
