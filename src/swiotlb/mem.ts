@@ -117,6 +117,8 @@ export interface IoTlbMemCreateOptions {
   parkTimeoutMs?: number;
   /** [RFC] CONFIG_SWIOTLB_THROTTLE and the initial thresholds; default off. */
   throttle?: ThrottleOptions;
+  /** io_tlb_mem.can_grow (CONFIG_SWIOTLB_DYNAMIC, the default allocator only; never a restricted pool). Default false. */
+  canGrow?: boolean;
 }
 
 export interface IoTlbMemAttachOptions {
@@ -199,7 +201,7 @@ export class IoTlbMem {
     header[MEM_DEFAULT_NAREAS] = opts.nareas;
     header[MEM_FORCE_BOUNCE] = opts.forceBounce ? 1 : 0;
     header[MEM_MEM_ENCRYPT] = opts.memEncrypt === true ? 1 : 0;
-    header[MEM_CAN_GROW] = 0;
+    header[MEM_CAN_GROW] = opts.canGrow === true ? 1 : 0;
     header[MEM_LOCK_SPINS] = opts.lockSpins ?? 64;
     header[MEM_PARK_TIMEOUT_MS] = opts.parkTimeoutMs ?? 100;
     const pools: IoTlbPoolShared[] = [];
@@ -246,6 +248,10 @@ export class IoTlbMem {
 
   get nslabs(): number {
     return this.header[MEM_NSLABS]!;
+  }
+  /** io_tlb_mem.can_grow: a failed search schedules growth and tries a transient pool. */
+  get canGrow(): boolean {
+    return this.header[MEM_CAN_GROW] === 1;
   }
   /** The default (boot-time) pool: the oldest one. */
   get defpool(): IoTlbPool {

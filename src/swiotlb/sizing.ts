@@ -13,6 +13,13 @@ const MAX_NSLABS = IO_TLB_MAX_SIZE >> IO_TLB_SHIFT;
 const MAX_NAREAS = MAX_NSLABS / IO_TLB_SEGSIZE;
 const BOOT_PARAM_FORM = 'swiotlb=<nslabs>[,<nareas>][,force|noforce], e.g. swiotlb=32768,16,force';
 
+/**
+ * Mainline's setup_io_tlb_npages knows no "dynamic": CONFIG_SWIOTLB_DYNAMIC is a build option. Only
+ * Petr Tesarik's April 2023 RFC (v2 5/7) parsed swiotlb=dynamic; the emulator's switch is a flag.
+ */
+const DYNAMIC_IS_NOT_A_BOOT_OPTION = (word: string): string =>
+  `--cmdline: "${word}": mainline Linux has no swiotlb=dynamic boot option (only the 2023 RFC had one; dynamic swiotlb is CONFIG_SWIOTLB_DYNAMIC); use --swiotlb-dynamic on, and ${BOOT_PARAM_FORM} on the command line`;
+
 /** What the swiotlb= boot parameter asked for. */
 export interface SwiotlbBootParam {
   nslabs?: number;
@@ -31,6 +38,7 @@ export function parseSwiotlbCmdline(cmdline: string): SwiotlbBootParam {
     if (!word.startsWith('swiotlb=')) continue;
     // The kernel's cursor walk: [digits] [,] [digits] [,] then "force" or "noforce".
     let rest = word.slice('swiotlb='.length);
+    if (rest.split(',').includes('dynamic')) throw new InputError('EBADCMDLINE', DYNAMIC_IS_NOT_A_BOOT_OPTION(word));
     const take = (): string | undefined => {
       const m = /^\d+/.exec(rest);
       if (!m) return undefined;

@@ -34,6 +34,8 @@ export interface VmOptions {
   lowThrottle: ThrottleThreshold | undefined;
   /** A throttle waiter parked this long while the holder makes no progress is a stall. */
   throttleStallMs: number;
+  /** CONFIG_SWIOTLB_DYNAMIC (mainline >= v6.6): the default allocator may grow; off by default, as in the kernel config. */
+  swiotlbDynamic: boolean;
 }
 
 /** A throttle threshold as given: a slot count, or a percentage of nslabs resolved at boot. */
@@ -73,6 +75,7 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'high-throttle', kind: 'string', help: `high_throttle: ${THRESHOLD_FORM}` },
   { name: 'low-throttle', kind: 'string', help: `low_throttle: ${THRESHOLD_FORM}` },
   { name: 'throttle-stall-timeout', kind: 'string', help: 'report a stall when a throttle waiter is parked this long behind a holder that makes no progress, e.g. 5s' },
+  { name: 'swiotlb-dynamic', kind: 'boolean', help: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): the growth worker and transient pools, on or off' },
   { name: 'inject-fault', kind: 'string', help: 'make a thread throw, THREAD@TIME, e.g. vcpu3@500ms or nvme0@1s (tests the failure path)' },
 ];
 
@@ -97,6 +100,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [high, highWhat] = get('high-throttle', 'COCO_HIGH_THROTTLE');
   const [low, lowWhat] = get('low-throttle', 'COCO_LOW_THROTTLE');
   const [tstall, tstallWhat] = get('throttle-stall-timeout', 'COCO_THROTTLE_STALL_TIMEOUT');
+  const [dynamic, dynamicWhat] = get('swiotlb-dynamic', 'COCO_SWIOTLB_DYNAMIC');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
   if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS.join(', ')}`);
   if (f.has('swiotlb') && f.has('cmdline')) {
@@ -129,6 +133,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     highThrottle: high === '' ? undefined : parseThreshold(high, highWhat),
     lowThrottle: low === '' ? undefined : parseThreshold(low, lowWhat),
     throttleStallMs: parseDuration(tstall, tstallWhat),
+    swiotlbDynamic: parseOnOff(dynamic, dynamicWhat),
   };
 }
 

@@ -87,7 +87,7 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
         ...(opts.lowThrottle !== undefined ? { lowThrottle: thresholdSlots(opts.lowThrottle, plan.nslabs) } : {}),
       }
     : { enabled: false };
-  const mem = IoTlbMem.create({ nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, memEncrypt: true, throttle });
+  const mem = IoTlbMem.create({ nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, memEncrypt: true, throttle, canGrow: opts.swiotlbDynamic });
   const bootLines = [...plan.messages, bootText.mapped(start, plan.nslabs), bootText.pciDma(), bootText.memEncryption()];
   // The core prints the last line at the first bounce; the VM prints it with the boot lines, as the
   // first driver maps during boot, so the core must not print it again.
