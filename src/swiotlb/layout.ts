@@ -66,6 +66,11 @@ export const AREA_ACQUIRED = 3; // lock acquisitions, counted under the lock
 export const AREA_CONTENDED = 4; // acquisitions that found the lock held
 export const AREA_PARKED = 5; // Atomics.wait parks on the lock word
 export const AREA_PARK_TIMEOUTS = 6; // parks that timed out (a lost wakeup would show here)
+// The area's high-water mark of area->used: raised under the lock, in the same critical section
+// that raises area->used, so it is exact (never below any value area->used held) and costs one
+// compare. Not in the kernel (which keeps only the pool-wide used_hiwater): it shows which area
+// fills first, the one whose failures the pool-wide figures hide. Never reset during a run.
+export const AREA_USED_HIWATER = 7;
 export const AREA_BYTES = AREA_INTS * I32;
 
 export function areasBytes(nareas: number): number {

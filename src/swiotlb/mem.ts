@@ -26,7 +26,7 @@ import {
   type DmaDirection, alignUp, getMaxSlots, ioTlbOffset, nrSlots,
 } from './constants.js';
 import {
-  AREA_INDEX, AREA_USED, MAX_POOLS, MEM_ALIGN_WARNED, MEM_CAN_GROW, MEM_DEFAULT_NAREAS, MEM_ENCRYPTION_WARNED,
+  AREA_INDEX, AREA_USED, AREA_USED_HIWATER, MAX_POOLS, MEM_ALIGN_WARNED, MEM_CAN_GROW, MEM_DEFAULT_NAREAS, MEM_ENCRYPTION_WARNED,
   MEM_FORCE_BOUNCE, MEM_HEADER_BYTES, MEM_LOCK_SPINS, MEM_MAGIC, MEM_MEM_ENCRYPT, MEM_MAGIC_VALUE, MEM_MAP_FAILURES, MEM_NPOOLS,
   MEM_NSLABS, MEM_OVERFLOW_WARNED, MEM_PARK_TIMEOUT_MS, MEM_POOL_TABLE, MEM_TOTAL_USED, MEM_TRANSIENT_NSLABS,
   MEM_USED_HIWATER, POOL_DESC_INTS, POOL_KIND, POOL_KIND_DEFAULT, POOL_NAREAS, POOL_NSLABS, POOL_START_HI,
@@ -625,7 +625,8 @@ export class IoTlbMem {
     renumberFreeRunBefore(list, slotIndex, 0);
     const next = index + nslots;
     areas[base + AREA_INDEX] = next >= areaNslabs ? (mutant === M_CURSOR_NO_WRAP ? next : 0) : next;
-    areas[base + AREA_USED]! += nslots;
+    const areaUsed = (areas[base + AREA_USED]! += nslots);
+    if (areaUsed > areas[base + AREA_USED_HIWATER]!) areas[base + AREA_USED_HIWATER] = areaUsed; // under the lock
     if (!unlockEarly) areaUnlock(areas, base);
 
     this.incUsedAndHiwater(nslots);

@@ -4,7 +4,7 @@
 import { assert } from '../errors.js';
 import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, ioTlbOffset, isPowerOfTwo } from './constants.js';
 import {
-  AREA_INTS, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
+  AREA_INTS, AREA_USED, AREA_USED_HIWATER, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
   slotListOffset, slotOrigAddrOffset, slotPadSlotsOffset, slotThrottledOffset, slotsBytes,
 } from './layout.js';
 
@@ -87,6 +87,21 @@ export class IoTlbPool {
   /** Base index of area `a`'s record in `areas`. */
   areaBase(a: number): number {
     return a * AREA_INTS;
+  }
+
+  /**
+   * Each area's area->used and its high-water mark, in area order, read from any thread (an atomic
+   * load of each word; the two of one area may be a few slots apart when the pool is busy).
+   */
+  areaOccupancy(): { used: number[]; used_hiwater: number[] } {
+    const used: number[] = [];
+    const hiwater: number[] = [];
+    for (let a = 0; a < this.nareas; a++) {
+      const b = this.areaBase(a);
+      used.push(Atomics.load(this.areas, b + AREA_USED));
+      hiwater.push(Atomics.load(this.areas, b + AREA_USED_HIWATER));
+    }
+    return { used, used_hiwater: hiwater };
   }
 }
 

@@ -235,6 +235,34 @@ describe('accounting (§9)', () => {
   });
 });
 
+describe('per-area high-water mark (AREA_USED_HIWATER)', () => {
+  it('keeps each area\'s peak of area.used through unmaps, apart from the other areas', () => {
+    const { mem, dev, guest } = fixture(512, 4); // 4 areas of 128 slots
+    const d = dev();
+    mem.cpu = 1; // area 1
+    const a = mem.tblMapSingle(d, guest.base, 5000, 0, DMA_TO_DEVICE, 0); // 3 slots
+    const b = mem.tblMapSingle(d, guest.base, 100, 0, DMA_TO_DEVICE, 0); // 1 slot: area 1 at 4
+    mem.tblUnmapSingle(d, a, 5000, DMA_TO_DEVICE, 0); // area 1 at 1
+    const c = mem.tblMapSingle(d, guest.base, 3000, 0, DMA_TO_DEVICE, 0); // 2 slots: area 1 at 3, below its peak
+    mem.cpu = 2;
+    const e = mem.tblMapSingle(d, guest.base, 100, 0, DMA_TO_DEVICE, 0); // area 2 at 1
+    expect(mem.defpool.areaOccupancy()).toEqual({ used: [0, 3, 1, 0], used_hiwater: [0, 4, 1, 0] });
+    for (const [t, n] of [[b, 100], [c, 3000], [e, 100]] as const) mem.tblUnmapSingle(d, t, n, DMA_TO_DEVICE, 0);
+    // Freed: area.used is back to 0 and the marks stay. The pool-wide used_hiwater is the peak of the
+    // sum (4: area 1 at 4 and area 2 at 0), at most the sum of the per-area marks (5).
+    expect(mem.defpool.areaOccupancy()).toEqual({ used: [0, 0, 0, 0], used_hiwater: [0, 4, 1, 0] });
+    expect(mem.debugfs().io_tlb_used_hiwater).toBe(4);
+  });
+  it('reaches area_nslabs when an area fills; the next map from that CPU raises the next area\'s mark', () => {
+    const { mem, dev, guest } = fixture(256, 2);
+    const d = dev();
+    mem.cpu = 0;
+    for (let i = 0; i < 128; i++) mem.tblMapSingle(d, guest.base, 100, 0, DMA_TO_DEVICE, 0); // area 0 full
+    mem.tblMapSingle(d, guest.base, 100, 0, DMA_TO_DEVICE, 0); // fast reject on area 0, then area 1
+    expect(mem.defpool.areaOccupancy()).toEqual({ used: [128, 1], used_hiwater: [128, 1] });
+  });
+});
+
 describe('bounce copies (§7)', () => {
   function pattern(bytes: Uint8Array, off: number, n: number, seed: number) {
     for (let i = 0; i < n; i++) bytes[off + i] = (seed + i * 7) & 0xff;
