@@ -19,7 +19,7 @@ async function main(): Promise<number> {
   log.emit('run_config', {
     config: {
       vcpus: opts.vcpus, mem_bytes: opts.memBytes, ...(opts.swiotlbBytes !== undefined ? { swiotlb_bytes: opts.swiotlbBytes } : {}),
-      cmdline: opts.cmdline, runtime_ms: opts.runtimeMs, seed: opts.seed, sample_interval_ms: opts.sampleIntervalMs,
+      cmdline: opts.cmdline, policy: opts.policy, ...(opts.exactNslabs !== undefined ? { exact_nslabs: opts.exactNslabs } : {}), runtime_ms: opts.runtimeMs, seed: opts.seed, sample_interval_ms: opts.sampleIntervalMs,
       log_level: opts.logLevel, job_file: opts.jobFile ?? null, jobs: jobs.map((j) => j.name),
       size_cap_bytes: Number.isFinite(opts.sizeCapBytes) ? opts.sizeCapBytes : null,
       devices: [

@@ -5,6 +5,7 @@ import { InputError } from '../errors.js';
 import { type FlagSpec, parseFlags, parseOnOff } from '../cli/flags.js';
 import { parseDuration, parseIntInRange, parsePercent, parseSize } from '../util/units.js';
 import { type TuneStep, parseTuneSteps } from './control.js';
+import { type Origin, type PolicyName, resolvePolicy } from './policy.js';
 
 export interface VmOptions {
   vcpus: number;
@@ -27,8 +28,15 @@ export interface VmOptions {
   tune: TuneStep[];
   /** Fault injection for testing the failure path: a thread throws at a time (--inject-fault). */
   injectFault: { thread: string; atMs: number } | undefined;
-  /** [RFC] swiotlb throttling (CONFIG_SWIOTLB_THROTTLE): off by default, as in the kernel config. */
+  /** The allocator's policy under pressure (policy.ts); --throttle on means throttle. */
+  policy: PolicyName;
+  /** [RFC] swiotlb throttling (CONFIG_SWIOTLB_THROTTLE): policy === 'throttle'. */
   throttle: boolean;
+  /**
+   * [emulator] Boot the default pool with exactly this many slots, skipping the kernel's round-up to
+   * a power of two (what `npm run size` probes between powers of two); undefined: the kernel's sizing.
+   */
+  exactNslabs: number | undefined;
   /** Thresholds at boot; undefined means the RFC's defaults (70% and 65% of nslabs). */
   highThrottle: ThrottleThreshold | undefined;
   lowThrottle: ThrottleThreshold | undefined;
@@ -71,11 +79,13 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'nvme-bandwidth', kind: 'string', help: 'bytes per second, e.g. 2G' },
   { name: 'tune', kind: 'string', repeatable: true, help: 'change a tunable during the run, AT:NAME=VALUE, e.g. 2s:io_tlb_used_hiwater=0' },
   { name: 'stall-timeout', kind: 'string', help: 'end the run when no I/O completes for this long, e.g. 15s' },
-  { name: 'throttle', kind: 'boolean', help: '[RFC] swiotlb throttling of MAY_BLOCK maps, on or off' },
+  { name: 'policy', kind: 'string', help: 'the allocator under pressure: static, or throttle ([RFC]); dynamic, hybrid and cma need dynamic swiotlb' },
+  { name: 'throttle', kind: 'boolean', help: '[RFC] swiotlb throttling of MAY_BLOCK maps, on or off (on means --policy throttle)' },
   { name: 'high-throttle', kind: 'string', help: `high_throttle: ${THRESHOLD_FORM}` },
   { name: 'low-throttle', kind: 'string', help: `low_throttle: ${THRESHOLD_FORM}` },
   { name: 'throttle-stall-timeout', kind: 'string', help: 'report a stall when a throttle waiter is parked this long behind a holder that makes no progress, e.g. 5s' },
   { name: 'swiotlb-dynamic', kind: 'boolean', help: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): the growth worker and transient pools, on or off' },
+  { name: 'exact-nslabs', kind: 'string', help: '[emulator] a default pool of exactly N slots, a multiple of 128 x areas, not rounded up to a power of two as the kernel does (what npm run size probes)' },
   { name: 'inject-fault', kind: 'string', help: 'make a thread throw, THREAD@TIME, e.g. vcpu3@500ms or nvme0@1s (tests the failure path)' },
 ];
 
@@ -97,6 +107,12 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [sample, sampleWhat] = [configValue('COCO_SAMPLE_INTERVAL'), envOrigin('COCO_SAMPLE_INTERVAL')];
   const [stall, stallWhat] = get('stall-timeout', 'COCO_STALL_TIMEOUT');
   const [throttle, throttleWhat] = get('throttle', 'COCO_THROTTLE');
+  const [policy, policyWhat] = get('policy', 'COCO_POLICY');
+  const origin = (flag: string, env: string): Origin => (f.has(flag) ? 'flag' : process.env[env] !== undefined ? 'environment' : 'default');
+  const policyName = resolvePolicy(
+    { value: policy, origin: origin('policy', 'COCO_POLICY'), what: policyWhat },
+    { value: parseOnOff(throttle, throttleWhat), origin: origin('throttle', 'COCO_THROTTLE'), what: throttleWhat },
+  );
   const [high, highWhat] = get('high-throttle', 'COCO_HIGH_THROTTLE');
   const [low, lowWhat] = get('low-throttle', 'COCO_LOW_THROTTLE');
   const [tstall, tstallWhat] = get('throttle-stall-timeout', 'COCO_THROTTLE_STALL_TIMEOUT');
@@ -129,12 +145,20 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     stallMs: parseDuration(stall, stallWhat),
     tune: parseTuneSteps(f.all('tune'), '--tune'),
     injectFault: f.has('inject-fault') ? parseFault(f.get('inject-fault')!, nvcpus) : undefined,
-    throttle: parseOnOff(throttle, throttleWhat),
+    policy: policyName,
+    throttle: policyName === 'throttle',
+    exactNslabs: f.has('exact-nslabs') ? parseExactNslabs(f.get('exact-nslabs')!, f.has('swiotlb') || f.has('cmdline')) : undefined,
     highThrottle: high === '' ? undefined : parseThreshold(high, highWhat),
     lowThrottle: low === '' ? undefined : parseThreshold(low, lowWhat),
     throttleStallMs: parseDuration(tstall, tstallWhat),
     swiotlbDynamic: parseOnOff(dynamic, dynamicWhat),
   };
+}
+
+function parseExactNslabs(text: string, sized: boolean): number {
+  if (sized) throw new InputError('EBADFLAG', '--exact-nslabs and --swiotlb/--cmdline all size the pool; give one of them');
+  // The multiple of 128 x areas is checked at boot, where the area count is known.
+  return parseIntInRange(text, '--exact-nslabs', 128, 1 << 19);
 }
 
 const FAULT_FORM = 'THREAD@TIME with THREAD one of vcpuN, nvme0, eth0, e.g. vcpu3@500ms';

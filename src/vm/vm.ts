@@ -10,7 +10,7 @@ import type { DeviceConfig, DeviceResult } from '../devices/device.js';
 import { DEV_COMMANDS, DEV_CONTROL_INTS, DEV_DOORBELL, DEV_STOP, QueuePair } from '../devices/queue.js';
 import { DmaDevice } from '../dma/device.js';
 import { LatencyHistogram } from '../report/histogram.js';
-import { IO_TLB_SIZE, PAGE_SIZE, alignUp } from '../swiotlb/constants.js';
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, alignUp, roundupPowOfTwo } from '../swiotlb/constants.js';
 import { GUEST_BASE } from '../memory/guest.js';
 import {
   AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, AREA_USED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
@@ -18,7 +18,7 @@ import {
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
 import { thresholdSlots } from './options.js';
-import { nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
+import { type PoolPlan, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
 import { bootText } from '../log/events.js';
 import { nowMs } from '../util/clock.js';
 import { workerFile } from '../util/worker-file.js';
@@ -70,7 +70,9 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
   const bootParam = opts.swiotlbBytes !== undefined
     ? { nslabs: nslabsFromBytes(opts.swiotlbBytes), force: false, noforce: false }
     : parseSwiotlbCmdline(opts.cmdline);
-  const plan = planDefaultPool({ cpus: opts.vcpus, memBytes: opts.memBytes, coco: true, bootParam });
+  const plan = opts.exactNslabs !== undefined
+    ? exactPool(opts.exactNslabs, opts.vcpus)
+    : planDefaultPool({ cpus: opts.vcpus, memBytes: opts.memBytes, coco: true, bootParam });
   if (plan.disabled) {
     throw new InputError('EBADCMDLINE', 'swiotlb=noforce leaves a CoCo VM without bounce buffers, so no device could do DMA; drop noforce');
   }
@@ -93,6 +95,20 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
   // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
   return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines };
+}
+
+/**
+ * [emulator] --exact-nslabs: the kernel's areas (the vCPUs rounded up to a power of two)
+ * over exactly nslabs slots, without round_up_default_nslabs. Every area gets the same whole number of
+ * segments, so no slot lies beyond nareas * area_nslabs, unsearched.
+ */
+export function exactPool(nslabs: number, cpus: number): PoolPlan {
+  const nareas = roundupPowOfTwo(cpus);
+  const step = IO_TLB_SEGSIZE * nareas;
+  if (nslabs % step !== 0) {
+    throw new InputError('EBADSIZE', `--exact-nslabs: ${nslabs} slots is not a whole number of segments per area; expected a multiple of ${step} (128 slots x ${nareas} areas)`);
+  }
+  return { nslabs, nareas, forceBounce: true, disabled: false, messages: [bootText.areaNum(nareas)] };
 }
 
 /** The default workload: every vCPU busy with mixed random storage I/O, verified (a fio job, like any other). */
