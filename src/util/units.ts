@@ -19,7 +19,7 @@ const SIZE_MULTIPLIERS: Readonly<Record<string, number>> = {
  * fio with its default kb_base=1024 and in the kernel's memparse). Fractions are accepted only when
  * the result is a whole number of bytes ("1.5k" is 1536).
  */
-export function parseSize(text: string, what: string): number {
+export function parseSize(text: string, what: string, minBytes = 0): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   if (!m) throw new InputError('EBADSIZE', `${what}: ${quote(text)} is not a size; expected ${SIZE_FORM}`);
   const mult = SIZE_MULTIPLIERS[m[2]!.toLowerCase()];
@@ -27,11 +27,28 @@ export function parseSize(text: string, what: string): number {
     throw new InputError('EBADSIZE', `${what}: unknown size suffix ${quote(m[2]!)} in ${quote(text)}; expected ${SIZE_FORM}`);
   }
   const bytes = Number(m[1]) * mult;
+  // A 400-digit number reads as Infinity: too large, not "not whole".
+  if (!(bytes <= Number.MAX_SAFE_INTEGER)) {
+    throw new InputError('EBADSIZE', `${what}: ${quote(text)} is too large; expected at most ${MAX_SIZE_TEXT}`);
+  }
   if (!Number.isSafeInteger(bytes)) {
     throw new InputError('EBADSIZE', `${what}: ${quote(text)} is not a whole number of bytes; expected ${SIZE_FORM}`);
   }
+  if (bytes < minBytes) {
+    throw new InputError('EBADSIZE', `${what}: ${quote(text)} is ${bytes === 0 ? 'zero' : 'too small'}; expected at least ${minBytes} byte${minBytes === 1 ? '' : 's'}, ${SIZE_FORM}`);
+  }
   return bytes;
 }
+
+/** Largest size parseSize accepts: 2^53 - 1 bytes (8 PiB less a byte), the largest exact byte count. */
+const MAX_SIZE_TEXT = `${Number.MAX_SAFE_INTEGER} bytes (8 PiB - 1)`;
+
+/**
+ * Largest duration parseDuration accepts, in milliseconds: 2^53 - 1 microseconds (about 285 years),
+ * so that every accepted duration is an exact whole number of microseconds (fio's resolution).
+ * Callers that arm a timer bound it further to what the run can honour.
+ */
+export const MAX_DURATION_MS = Number.MAX_SAFE_INTEGER / 1000;
 
 export const DURATION_FORM = 'a number with an optional unit us, ms, s, m, h or d (seconds when none), e.g. 500ms, 10s, 2m';
 
@@ -41,14 +58,19 @@ const DURATION_MS: Readonly<Record<string, number>> = {
 };
 
 /** Parse a duration into milliseconds. A bare number means seconds, as in fio's runtime. */
-export function parseDuration(text: string, what: string, defaultUnitMs = 1000): number {
+export function parseDuration(text: string, what: string, defaultUnitMs = 1000, form = DURATION_FORM): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   const unit = m ? m[2]!.toLowerCase() : '';
   const mult = unit === '' ? defaultUnitMs : DURATION_MS[unit];
   if (!m || mult === undefined) {
-    throw new InputError('EBADDURATION', `${what}: ${quote(text)} is not a duration; expected ${DURATION_FORM}`);
+    throw new InputError('EBADDURATION', `${what}: ${quote(text)} is not a duration; expected ${form}`);
   }
-  return Number(m[1]) * mult;
+  const ms = Number(m[1]) * mult;
+  // A 400-digit number reads as Infinity, which every timer and comparison would take at face value.
+  if (!(ms <= MAX_DURATION_MS)) {
+    throw new InputError('EBADDURATION', `${what}: ${quote(text)} is too long; expected at most ${Number.MAX_SAFE_INTEGER}us (about 285 years), ${form}`);
+  }
+  return ms;
 }
 
 const PERCENT_FORM = 'a whole-number percentage followed by %, e.g. 20%';

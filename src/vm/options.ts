@@ -133,7 +133,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     swiotlbBytes: swiotlb === '' ? undefined : parseSize(swiotlb, swWhat),
     cmdline,
     runtimeMs,
-    sizeCapBytes: f.has('size') ? parseSize(f.get('size')!, '--size') : Infinity,
+    sizeCapBytes: f.has('size') ? parseSize(f.get('size')!, '--size', 1) : Infinity,
     jobFile: f.get('job'),
     seed: parseIntInRange(seed, seedWhat, 0, 2 ** 31 - 1),
     outputFormat: fmt,

@@ -18,7 +18,7 @@
 // - Bare boolean options are accepted for every boolean (fio accepts "direct" only as direct=1).
 // - ${VAR} expansion, $ncpus-style keywords, (arithmetic), include directives and the rw=<mode>:<nr>
 //   offset modifier are refused with a clear error rather than half-supported.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { hasControlCharacters, printable, quote } from '../util/quote.js';
 import { DURATION_FORM, SIZE_FORM, parseDuration, parseIntInRange, parsePercent, parseSize } from '../util/units.js';
@@ -372,14 +372,7 @@ const THINKTIME_FORM = DURATION_FORM.replace('seconds when none', 'microseconds 
 
 /** fio reads a bare thinktime in microseconds; whole microseconds are fio's resolution. */
 function parseThinktime(o: OptionLine): number {
-  const value = needValue(o, THINKTIME_FORM);
-  let ms: number;
-  try {
-    ms = parseDuration(value, o.where, 0.001);
-  } catch {
-    return fail(o, `${quote(value)} is not a duration`, THINKTIME_FORM);
-  }
-  return Math.round(ms * 1000);
+  return Math.round(parseDuration(needValue(o, THINKTIME_FORM), o.where, 0.001, THINKTIME_FORM) * 1000);
 }
 
 type Handler = (d: Draft, o: OptionLine) => void;
@@ -576,15 +569,45 @@ export function parseFioJobFile(text: string, fileName: string): FioJobFile {
   return { jobs, ignored: [...ignored].sort() };
 }
 
-/** Read and parse a job file; an unreadable file is an InputError naming it. */
+/**
+ * Largest job file read: 1 MiB. fio's own job files are a few KiB (its largest example, under 10 KiB);
+ * a file above this is not a job file, and reading one whole (`--job /dev/zero`) never ends.
+ */
+export const MAX_JOB_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Read and parse a job file. An unreadable file, one that is not a regular file (a device, a FIFO,
+ * a directory) or one above MAX_JOB_FILE_BYTES is an InputError naming it, decided before reading
+ * its contents. The size is checked on the open descriptor and the read stops one byte past the
+ * limit, so a file that grows between the check and the read is still refused.
+ */
 export function readFioJobFile(path: string): FioJobFile {
-  let text: string;
+  const shown = printable(path, FILE_NAME_MAX);
+  const refuse = (problem: string): never => {
+    throw new InputError('EJOBFILE', `job file ${shown}: ${problem}; expected a regular file of at most ${MAX_JOB_FILE_BYTES} bytes (1 MiB) in fio's job-file format`);
+  };
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever before fstat can refuse it.
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (err) {
     // Node's message repeats the path ("ENOENT: no such file or directory, open 'x'"); keep the reason.
     const reason = (err as Error).message.replace(/, \w+ '.*'$/, '');
-    throw new InputError('EJOBFILE', `cannot read job file ${printable(path, FILE_NAME_MAX)}: ${reason}`);
+    throw new InputError('EJOBFILE', `cannot read job file ${shown}: ${reason}`);
+  }
+  let text: string;
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) refuse('is a directory');
+    if (!st.isFile()) refuse('is not a regular file (a device, FIFO or socket)');
+    if (st.size > MAX_JOB_FILE_BYTES) refuse(`is ${st.size} bytes`);
+    const buf = Buffer.alloc(MAX_JOB_FILE_BYTES + 1);
+    let got = 0;
+    for (let n; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, null)) > 0;) got += n;
+    if (got > MAX_JOB_FILE_BYTES) refuse(`grew above ${MAX_JOB_FILE_BYTES} bytes while being read`);
+    text = buf.toString('utf8', 0, got);
+  } finally {
+    closeSync(fd);
   }
   return parseFioJobFile(text, path);
 }

@@ -4,8 +4,11 @@
 // hand below.
 import { describe, it, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InputError } from '../../src/errors.js';
-import { FIO_SUPPORTED_OPTIONS, formatIgnored, parseFioJobFile, readFioJobFile, type FioBlockSize, type FioJob } from '../../src/workload/fio.js';
+import { FIO_SUPPORTED_OPTIONS, MAX_JOB_FILE_BYTES, formatIgnored, parseFioJobFile, readFioJobFile, type FioBlockSize, type FioJob } from '../../src/workload/fio.js';
 
 const parse = (text: string) => parseFioJobFile(text, 'jobs.fio');
 /** The single job of "[j]" followed by `body`. */
@@ -439,6 +442,19 @@ describe('errors', () => {
     expectError('[j]\nnumjobs=x\n', 2, 'numjobs=x', 'whole number');
     expectError('[j]\nruntime=10parsecs\n', 2, 'runtime=10parsecs', 'us, ms, s, m, h or d');
     expectError('[j]\nthinktime=fast\n', 2, 'thinktime=fast', 'microseconds when none');
+    // 400 digits read as a JavaScript number are Infinity: refused, as any duration above 2^53-1 us.
+    const digits = '9'.repeat(400);
+    expectError(`[j]\nruntime=${digits}\n`, 2, 'runtime=999', 'too long', 'at most 9007199254740991us');
+    expectError(`[j]\nstartdelay=${digits}\n`, 2, 'startdelay=999', 'too long');
+    expectError(`[j]\nstartdelay=1-${digits}\n`, 2, 'too long');
+    expectError(`[j]\nthinktime=${digits}\n`, 2, 'thinktime=999', 'too long', 'microseconds when none');
+    expectError(`[j]\nramp_time=${digits}ms\n`, 2, 'too long');
+    // 2^53 us is over the bound; a long but representable one is read exactly.
+    expectError('[j]\nthinktime=9007199254740992\n', 2, 'too long');
+    expect(job('thinktime=1000000000000').thinktimeUs).toBe(1e12);
+    // Sizes: too large, not "not a whole number".
+    expectError(`[j]\nsize=${digits}\n`, 2, 'size=999', 'too large', 'at most 9007199254740991 bytes');
+    expectError(`[j]\nrate=${digits}k\n`, 2, 'too large');
   });
 
   it('rejects a missing value', () => {
@@ -514,6 +530,40 @@ describe('job files on disk', () => {
     expect(caught).toBeInstanceOf(InputError);
     expect((caught as InputError).exitStatus).toBe(2);
     expect((caught as InputError).message).toBe('cannot read job file /nonexistent/dir/missing.fio: ENOENT: no such file or directory');
+  });
+
+  /** The InputError readFioJobFile throws for `path`. */
+  const readError = (path: string): InputError => {
+    try {
+      readFioJobFile(path);
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      return e as InputError;
+    }
+    throw new Error(`${path} was read`);
+  };
+
+  it('refuses a file that is not regular (a device, a directory) before reading it', () => {
+    // /dev/zero would read for ever (16 GB, then a native abort); it is refused from its fstat.
+    const zero = readError('/dev/zero');
+    expect(zero.exitStatus).toBe(2);
+    expect(zero.message).toBe(`job file /dev/zero: is not a regular file (a device, FIFO or socket); expected a regular file of at most ${MAX_JOB_FILE_BYTES} bytes (1 MiB) in fio's job-file format`);
+    expect(readError(jobsDir('.')).message).toContain(': is a directory; expected a regular file');
+  });
+
+  it(`refuses a file above ${MAX_JOB_FILE_BYTES} bytes, and reads one of exactly that size`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fio-size-'));
+    try {
+      const big = join(dir, 'big.fio');
+      // A valid job followed by comment lines, padded to one byte over the limit.
+      const head = '[j]\nbs=4k\n';
+      writeFileSync(big, head + ';'.repeat(MAX_JOB_FILE_BYTES + 1 - head.length));
+      expect(readError(big).message).toBe(`job file ${big}: is ${MAX_JOB_FILE_BYTES + 1} bytes; expected a regular file of at most ${MAX_JOB_FILE_BYTES} bytes (1 MiB) in fio's job-file format`);
+      writeFileSync(big, head + ';'.repeat(MAX_JOB_FILE_BYTES - head.length));
+      expect(readFioJobFile(big).jobs.map((j) => j.name)).toEqual(['j']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('uses the path it was given in parse errors', () => {
