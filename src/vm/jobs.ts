@@ -5,6 +5,7 @@ import type { FioBlockSize, FioJob, FioPerDirection, FioRw } from '../workload/f
 import { HISTOGRAM_BYTES } from '../report/histogram.js';
 import { MAX_QUEUE_DEPTH, MAX_SG } from '../devices/queue.js';
 import { Rng } from '../util/rng.js';
+import { printable } from '../util/quote.js';
 
 /** What one vCPU needs to run one clone of a job. Plain data: it crosses into the worker. */
 export interface JobInstance {
@@ -130,34 +131,154 @@ export interface Plan {
   capacityBytes: number;
 }
 
+/**
+ * A direction's block sizes as the vCPU draws them: a bssplit's entries in fio's lookup order,
+ * ascending percentage (options.c sorts them with bs_cmp), equal percentages in the order written.
+ * The order does not change how often each size is drawn, only where a size that does not fit falls.
+ */
+export function drawOrder(bs: FioBlockSize): FioBlockSize {
+  if (bs.kind !== 'split') return bs;
+  return { kind: 'split', entries: bs.entries.map((e, i) => ({ e, i })).sort((a, b) => a.e.percent - b.e.percent || a.i - b.i).map(({ e }) => e) };
+}
+
+/**
+ * The size of the next I/O of a direction (`bs` in drawOrder), at most `limit` bytes, as fio's
+ * get_next_buflen picks it: a fixed size is itself; a range is uniform between its ends, rounded
+ * down to a multiple of `align` (the direction's smallest size, or 1 with blocksize_unaligned); a
+ * bssplit walks its entries, the first whose cumulative share exceeds the draw wins, and one that
+ * is larger than `limit` passes its turn to the next entry that fits. A range draw or a walk that
+ * found nothing that fits is drawn again. The caller guarantees a size that fits can be drawn
+ * (planWorkload refuses a job whose minDrawableSize is above its region), so this ends.
+ */
+export function pickBlockSize(bs: FioBlockSize, align: number, rng: Rng, limit: number): number {
+  if (bs.kind === 'fixed') return bs.bytes;
+  for (;;) {
+    if (bs.kind === 'range') {
+      const n = bs.minBytes + rng.below(bs.maxBytes - bs.minBytes + 1);
+      const len = Math.max(bs.minBytes, n - (n % align));
+      if (len <= limit) return len;
+      continue;
+    }
+    const p = rng.below(100);
+    let cum = 0;
+    for (const e of bs.entries) {
+      cum += e.percent;
+      if (p < cum && e.bytes <= limit) return e.bytes;
+    }
+  }
+}
+
+/**
+ * The smallest size a direction can issue: the fixed size, the range's low end, or the smallest
+ * bssplit entry with a share above 0% (a 0% entry is never drawn, as in fio's lookup).
+ */
+export function minDrawableSize(bs: FioBlockSize): number {
+  if (bs.kind !== 'split') return minBlockSize(bs);
+  return Math.min(...bs.entries.filter((e) => e.percent > 0).map((e) => e.bytes));
+}
+
+/**
+ * The vCPU of every clone, job by job: the clone's cpus_allowed in turn, or round robin over all
+ * vCPUs (one counter across the jobs that have no cpus_allowed).
+ */
+function placeClones(jobs: readonly FioJob[], vcpus: number): number[][] {
+  let rr = 0;
+  return jobs.map((job) => Array.from({ length: job.numjobs }, (_, clone) => {
+    const allowed = job.cpusAllowed;
+    return allowed !== undefined && allowed.length > 0 ? allowed[clone % allowed.length]! : rr++ % vcpus;
+  }));
+}
+
+/** Largest total iodepth on one vCPU's queue of each device, with the jobs that make it up. */
+function deepestQueue(jobs: readonly FioJob[], cpus: readonly (readonly number[])[]): { cpu: number; engine: 'storage' | 'net'; depth: number; parts: Map<number, number> } {
+  const depth = new Map<string, { cpu: number; engine: 'storage' | 'net'; depth: number; parts: Map<number, number> }>();
+  let worst = { cpu: 0, engine: 'storage' as 'storage' | 'net', depth: 0, parts: new Map<number, number>() };
+  jobs.forEach((job, j) => {
+    for (const cpu of cpus[j]!) {
+      const key = `${cpu}:${job.engine}`;
+      let q = depth.get(key);
+      if (q === undefined) depth.set(key, (q = { cpu, engine: job.engine, depth: 0, parts: new Map() }));
+      q.depth += job.iodepth;
+      q.parts.set(j, (q.parts.get(j) ?? 0) + 1);
+      if (q.depth > worst.depth) worst = q;
+    }
+  });
+  return worst;
+}
+
+/**
+ * Every vCPU has one submission queue per device of at most MAX_QUEUE_DEPTH commands (as an NVMe
+ * I/O queue has a fixed size), and every I/O in flight holds a command: the iodepths of the clones
+ * placed on one vCPU must add up to at most MAX_QUEUE_DEPTH. Checked here, where the placement is
+ * known, so that a job file that passes every per-job check cannot reach the queue's assertion.
+ */
+function checkQueueDepths(jobs: readonly FioJob[], vcpus: number, cpus: readonly (readonly number[])[]): void {
+  const worst = deepestQueue(jobs, cpus);
+  if (worst.depth <= MAX_QUEUE_DEPTH) return;
+  const parts = [...worst.parts].map(([j, n]) => `${n} x ${printable(jobs[j]!.name)} iodepth=${jobs[j]!.iodepth}`).join(', ');
+  const device = worst.engine === 'storage' ? 'nvme0' : 'eth0';
+  // How many vCPUs the same jobs would need, when more would help (cpus_allowed pins clones).
+  let enough: number | undefined;
+  for (let v = vcpus + 1; v <= MAX_VCPUS_SUGGESTED; v++) {
+    if (deepestQueue(jobs, placeClones(jobs, v)).depth <= MAX_QUEUE_DEPTH) {
+      enough = v;
+      break;
+    }
+  }
+  const more = enough !== undefined ? `, or run on --vcpus ${enough}` : '';
+  throw new InputError('EBADJOB', `vCPU ${worst.cpu} would have ${worst.depth} I/Os in flight on its ${device} queue (${parts}), above the ${MAX_QUEUE_DEPTH} commands of one queue; lower iodepth or numjobs so that the iodepths on each vCPU add up to at most ${MAX_QUEUE_DEPTH}${more}`);
+}
+/** The largest --vcpus the queue-depth message suggests (the flag's own limit). */
+const MAX_VCPUS_SUGGESTED = 256;
+
+/**
+ * fio refuses a job whose size is below its smallest block size (filesetup.c: o->size < td_min_bs,
+ * "fio: blocksize too large for data set"; td_min_bs is the least of the directions' min_bs). A
+ * direction the job issues whose own smallest size does not fit would do no I/O at all in fio; it is
+ * refused too rather than shrunk. Sizes of a bsrange or bssplit above the region are not issued
+ * (see the vCPU's pickSize, as fio's get_next_buflen draws again until a size fits).
+ */
+function checkSizeFitsBlocks(job: FioJob, region: number, capped: boolean): void {
+  const only = onlyReads(job.rw);
+  const dirs: ('read' | 'write')[] = only === null ? ['read', 'write'] : only ? ['read'] : ['write'];
+  const fioMin = Math.min(minBlockSize(job.bs.read), minBlockSize(job.bs.write));
+  const need = Math.max(fioMin, ...dirs.map((d) => minDrawableSize(job.bs[d])));
+  if (region >= need) return;
+  const why = capped ? `--size caps its size to ${region} bytes` : `size=${region} bytes`;
+  const which = dirs.length === 2 ? 'a read or write' : `a ${dirs[0]}`;
+  throw new InputError('EBADJOB', `job ${printable(job.name)}: ${why} is smaller than ${which} block of ${need} bytes (fio: blocksize too large for data set); use a size of at least ${need} bytes${capped ? ' (--size)' : ''}, or a block size of at most ${region} bytes`);
+}
+
 /** Expand jobs into instances, place them on vCPUs and lay out their device regions. */
 export function planWorkload(input: PlanInput): Plan {
   const instances: JobInstance[] = [];
   const regions = new Map<string, { offset: number; bytes: number }>();
   let capacity = 0;
   let group = 0;
-  let rr = 0;
   const groupSizes: number[] = [];
   // The plan's own random choices (startdelay=a-b), reproducible by --seed.
   const rng = new Rng(input.seed ^ 0x5d1a7e);
+  const cpus = placeClones(input.jobs, input.vcpus);
   input.jobs.forEach((job, j) => {
     if (job.stonewall && j > 0 && (groupSizes[group] ?? 0) > 0) group++;
     const maxBs = Math.max(maxBlockSize(job.bs.read), maxBlockSize(job.bs.write));
     if (maxBs > input.maxRequestBytes) {
-      throw new InputError('EBADJOB', `job ${job.name}: block size ${maxBs} is larger than the ${input.maxRequestBytes}-byte requests the emulated NVMe accepts (${MAX_SG} segments); use bs <= ${input.maxRequestBytes}`);
+      throw new InputError('EBADJOB', `job ${printable(job.name)}: block size ${maxBs} is larger than the ${input.maxRequestBytes}-byte requests the emulated NVMe accepts (${MAX_SG} segments); use bs <= ${input.maxRequestBytes}`);
     }
     if (job.iodepth > MAX_QUEUE_DEPTH) {
-      throw new InputError('EBADJOB', `job ${job.name}: iodepth=${job.iodepth} is above the queue depth limit; use at most ${MAX_QUEUE_DEPTH}`);
+      throw new InputError('EBADJOB', `job ${printable(job.name)}: iodepth=${job.iodepth} is above the queue depth limit; use at most ${MAX_QUEUE_DEPTH}`);
     }
     for (const cpu of job.cpusAllowed ?? []) {
       if (cpu >= input.vcpus) {
-        throw new InputError('EBADJOB', `job ${job.name}: cpus_allowed names CPU ${cpu}, but the VM has ${input.vcpus} vCPUs (0-${input.vcpus - 1})`);
+        throw new InputError('EBADJOB', `job ${printable(job.name)}: cpus_allowed names CPU ${cpu}, but the VM has ${input.vcpus} vCPUs (0-${input.vcpus - 1})`);
       }
     }
     if (job.sizePercent !== undefined && job.sizeBytes === undefined) {
-      throw new InputError('EBADJOB', `job ${job.name}: size=${job.sizePercent}% is a share of a device size, and the emulated disk is sized from the jobs' own sizes; give size in bytes (e.g. size=64M)`);
+      throw new InputError('EBADJOB', `job ${printable(job.name)}: size=${job.sizePercent}% is a share of a device size, and the emulated disk is sized from the jobs' own sizes; give size in bytes (e.g. size=64M)`);
     }
-    const region = Math.min(job.sizeBytes ?? input.defaultSizeBytes, input.sizeCapBytes);
+    const asked = job.sizeBytes ?? input.defaultSizeBytes;
+    const region = Math.min(asked, input.sizeCapBytes);
+    if (job.engine === 'storage') checkSizeFitsBlocks(job, region, region < asked);
     const ioLimit = Math.min(job.ioSizeBytes ?? region, input.sizeCapBytes);
     const runtimeMs = Math.min(job.runtimeMs ?? Infinity, input.runtimeCapMs);
     for (let clone = 0; clone < job.numjobs; clone++) {
@@ -169,8 +290,7 @@ export function planWorkload(input: PlanInput): Plan {
         capacity += region;
         regions.set(key, r);
       }
-      const allowed = job.cpusAllowed;
-      const cpu = allowed !== undefined && allowed.length > 0 ? allowed[clone % allowed.length]! : rr++ % input.vcpus;
+      const cpu = cpus[j]![clone]!;
       instances.push({
         id: instances.length, job: j, clone, name: job.name, group, cpu, engine: job.engine, rw: job.rw,
         rwmixread: job.rwmixread, bs: job.bs, blocksizeUnaligned: job.blocksizeUnaligned, iodepth: job.iodepth,
@@ -186,5 +306,6 @@ export function planWorkload(input: PlanInput): Plan {
       groupSizes[group] = (groupSizes[group] ?? 0) + 1;
     }
   });
+  checkQueueDepths(input.jobs, input.vcpus, cpus);
   return { instances, groupSizes, capacityBytes: capacity };
 }

@@ -40,7 +40,7 @@ import type { FioBlockSize } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
   I_VERIFY_OK, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, histogramOffset,
-  minBlockSize, onlyReads, streamRateLimit,
+  drawOrder, minBlockSize, onlyReads, pickBlockSize, streamRateLimit,
 } from './jobs.js';
 import { SECTOR_BYTES, type VerifyCounts, fillSectors, verifySectors } from './verify.js';
 
@@ -127,6 +127,9 @@ class InstanceRun {
   readonly unthrottledHist: LatencyHistogram;
   readonly readAlign: number;
   readonly writeAlign: number;
+  /** The directions' block sizes in drawOrder. */
+  readonly readBs: FioBlockSize;
+  readonly writeBs: FioBlockSize;
   /** The job's direction when it has only one (onlyReads), null for a mix. */
   readonly onlyReads: boolean | null;
   /** rate= and rate_iops= as limits on the whole stream (streamRateLimit). */
@@ -153,6 +156,8 @@ class InstanceRun {
     this.unthrottledHist = new LatencyHistogram(hists, histogramOffset(spec.id, 'unthrottled'));
     this.readAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.read);
     this.writeAlign = spec.blocksizeUnaligned ? 1 : minBlockSize(spec.bs.write);
+    this.readBs = drawOrder(spec.bs.read);
+    this.writeBs = drawOrder(spec.bs.write);
     this.onlyReads = onlyReads(spec.rw);
     this.rateLimit = streamRateLimit(spec.rw, spec.rwmixread, spec.rateBytesPerSec);
     this.iopsLimit = streamRateLimit(spec.rw, spec.rwmixread, spec.rateIops);
@@ -232,20 +237,6 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   };
   exposeOnPort(control, task.control);
 
-  const pickSize = (bs: FioBlockSize, align: number, rng: Rng): number => {
-    if (bs.kind === 'fixed') return bs.bytes;
-    if (bs.kind === 'range') {
-      const n = bs.minBytes + rng.below(bs.maxBytes - bs.minBytes + 1);
-      return Math.max(bs.minBytes, n - (n % align));
-    }
-    let p = rng.below(100);
-    for (const e of bs.entries) {
-      if (p < e.percent) return e.bytes;
-      p -= e.percent;
-    }
-    return bs.entries[bs.entries.length - 1]!.bytes;
-  };
-
   const isRead = (r: InstanceRun): boolean => r.onlyReads ?? r.rng.below(100) < r.spec.rwmixread;
 
   /** Issue one request; false when it failed before reaching the device (I/O error or drop). */
@@ -253,8 +244,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     const spec = r.spec;
     const read = isRead(r);
     const align = read ? r.readAlign : r.writeAlign;
-    let len = pickSize(read ? spec.bs.read : spec.bs.write, align, r.rng);
-    if (spec.engine === 'storage') len = Math.min(len, spec.regionBytes);
+    // A storage I/O fits its region (fio's io_u_fits); a packet has no region.
+    const len = pickBlockSize(read ? r.readBs : r.writeBs, align, r.rng, spec.engine === 'storage' ? spec.regionBytes : Infinity);
     let off: number;
     if (spec.engine === 'net') off = r.bytesIssued;
     else if (spec.rw === 'randread' || spec.rw === 'randwrite' || spec.rw === 'randrw') {
