@@ -11,23 +11,23 @@ import type { ChartData } from './series.js';
 const require = createRequire(import.meta.url);
 
 /** uPlot's browser build and stylesheet, read from node_modules when a report is written. */
-function uplotAssets(): { js: string; css: string } {
+export function uplotAssets(): { js: string; css: string } {
   return {
     js: readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8'),
     css: readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8'),
   };
 }
 
-function esc(s: unknown): string {
+export function esc(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 /** Text that is safe inside a <script> element. */
-function scriptSafe(s: string): string {
+export function scriptSafe(s: string): string {
   return s.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
 }
 
-function tableHtml(headers: string[], rows: Array<Array<string | number>>, cls = ''): string {
+export function tableHtml(headers: string[], rows: Array<Array<string | number>>, cls = ''): string {
   const right = headers.map((h) => h.startsWith('>'));
   const th = headers.map((h, i) => `<th${right[i] ? ' class="num"' : ''}>${esc(right[i] ? h.slice(1) : h)}</th>`).join('');
   const trs = rows.map((r) => `<tr>${r.map((c, i) => `<td${right[i] ? ' class="num"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('\n');
@@ -127,7 +127,7 @@ function sections(a: Analysis): string {
   return out.join('\n');
 }
 
-const CSS = `
+export const CSS = `
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.4em; margin-bottom: .2em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 .sub { color: #666; margin-top: 0; }

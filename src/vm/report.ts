@@ -1,7 +1,7 @@
 // The run report: fio's per-job and per-group sections, then the swiotlb's own counters under their
 // debugfs names. One plain document serves the text and the JSON output.
 import { type DirectionStats, type GroupReport, type JobReport, formatGroupStatus, formatJobReport } from '../report/fio-report.js';
-import type { HistogramSnapshot } from '../report/histogram.js';
+import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
 import { formatBytes } from '../util/units.js';
 import type { FioBlockSize } from '../workload/fio.js';
 import {
@@ -84,6 +84,8 @@ export interface RunReport {
   groups: GroupReport[];
   swiotlb: SwiotlbReport;
   throttle: ThrottleReport;
+  /** Completion latency of every storage request (reads and writes of every job): one figure to compare runs by. */
+  storage_clat: LatencySummary;
   run: { vcpus: number; boot_ms: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number };
 }
 
@@ -153,6 +155,7 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
       areas: areaContention(r.boot.mem),
     },
     throttle: throttleReport(r),
+    storage_clat: storageLatency(r, ['read', 'write']),
     run: { vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted, device_commands: r.deviceCommands },
   };
 }
@@ -193,10 +196,12 @@ function throttleReport(r: VmRunResult): ThrottleReport {
   };
 }
 
-/** [RFC] One latency split of the storage requests, merged over every storage instance. */
-function storageLatency(r: VmRunResult, kind: 'throttled' | 'unthrottled'): LatencySummary {
+/** Completion latency of the storage requests in some histograms (both directions, or one [RFC] throttle split), merged over every storage instance. */
+function storageLatency(r: VmRunResult, kind: 'throttled' | 'unthrottled' | ['read', 'write']): LatencySummary {
   const ids = r.plan.instances.filter((i) => i.engine === 'storage').map((i) => i.id);
-  const h = mergedHistogram(r.histograms, ids, kind).snapshot();
+  const merged = LatencyHistogram.create();
+  for (const k of Array.isArray(kind) ? kind : [kind]) LatencyHistogram.merge(merged, mergedHistogram(r.histograms, ids, k));
+  const h = merged.snapshot();
   const pct = (p: number) => percentileUs(h, p);
   return { ios: h.count, avg_us: us(h.mean_ns), p50_us: pct(50), p90_us: pct(90), p99_us: pct(99), p999_us: pct(99.9), max_us: us(h.max_ns) };
 }

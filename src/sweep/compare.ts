@@ -1,0 +1,272 @@
+// `npm run compare`: the same workload, with the same seed, under every policy and pool size, each
+// configuration --repeat times, in child processes (run.ts); one table of each figure's median and
+// spread (figures.ts); --output-format json as one document; --html a page (html.ts). A sweep can be
+// cut into shards run on many machines (--shard, --out) and merged back (--merge).
+import { existsSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { configValue, envOrigin } from '../config.js';
+import { InputError } from '../errors.js';
+import { type ParsedFlags, parseFlags } from '../cli/flags.js';
+import { IO_TLB_SIZE } from '../swiotlb/constants.js';
+import { quote } from '../util/quote.js';
+import { table } from '../util/table.js';
+import { formatBytes, parseDuration, parseIntInRange, parseSize } from '../util/units.js';
+import { VM_FLAGS } from '../vm/options.js';
+import { POLICIES, type PolicyName, availablePolicies, checkPolicyAvailable, parsePolicy } from '../vm/policy.js';
+import { FIGURES, type Row, type Spread, rows } from './figures.js';
+import { renderCompareHtml } from './html.js';
+import { type RunConfig, type RunRecord, runConfigs } from './run.js';
+import { type Merged, type Shard, mergeShards, parseShard, runId, shardOf, sweepId, writeShard } from './shard.js';
+
+/** Flags every sweep command shares: the workload, the machine, repeats, seeds, parallelism, shards. */
+export const SWEEP_FLAGS = [
+  { name: 'job', kind: 'string', help: 'fio job file (required)' },
+  { name: 'vcpus', kind: 'string', help: 'vCPUs of every run (default COCO_VCPUS)' },
+  { name: 'mem', kind: 'string', help: 'guest memory of every run (default COCO_MEM)' },
+  { name: 'runtime', kind: 'string', help: 'cap on each job\'s runtime, e.g. 3s (default: the job file\'s)' },
+  { name: 'repeat', kind: 'string', help: 'runs of each configuration (default COCO_SWEEP_REPEAT)' },
+  { name: 'seed', kind: 'string', help: 'seed of every run (default COCO_SEED)' },
+  { name: 'parallel', kind: 'string', help: 'configurations run at once, each in its own process (default COCO_SWEEP_PARALLEL)' },
+  { name: 'high-throttle', kind: 'string', help: '[RFC] high_throttle for the throttle policy: slots or % of nslabs' },
+  { name: 'low-throttle', kind: 'string', help: '[RFC] low_throttle for the throttle policy: slots or % of nslabs' },
+  { name: 'time-scale', kind: 'string', help: 'passed to the VM as --time-scale (when the VM has it)' },
+  { name: 'output-format', kind: 'string', help: 'normal or json' },
+] as const;
+
+export const COMPARE_FLAGS = [
+  ...SWEEP_FLAGS,
+  { name: 'policies', kind: 'string', help: `policies to compare, comma-separated (default: every one this build runs: ${availablePolicies().join(',')})` },
+  { name: 'sizes', kind: 'string', help: 'pool sizes, comma-separated, e.g. 16M,32M,64M (default COCO_COMPARE_SIZES)' },
+  { name: 'html', kind: 'string', help: 'write a self-contained HTML page: timelines overlaid, a bar chart per figure' },
+  { name: 'shard', kind: 'string', help: 'run only shard I of N (I from 0), e.g. 3/8; needs --out' },
+  { name: 'shards', kind: 'string', help: 'N shards, this one\'s index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; needs --out' },
+  { name: 'out', kind: 'string', help: 'directory for this run\'s result file (shard-I-of-N.json)' },
+  { name: 'merge', kind: 'string', help: 'merge the shard files of DIR into one table (no runs)' },
+] as const;
+
+/** What a sweep's runs share, parsed and checked once. */
+export interface SweepBase {
+  job: string;
+  vcpus: number;
+  mem: string;
+  runtime: string | undefined;
+  repeat: number;
+  seed: number;
+  parallel: number;
+  /** VM flags every run of a policy gets (its knobs), by policy. */
+  knobs: (p: PolicyName) => Record<string, string>;
+  /** The knobs as given, for the record. */
+  knobText: Record<string, string>;
+  outputFormat: 'normal' | 'json';
+}
+
+function fromFlagOrEnv(f: ParsedFlags, flag: string, env: string): [string, string] {
+  return f.has(flag) ? [f.get(flag)!, `--${flag}`] : [configValue(env), envOrigin(env)];
+}
+
+/** The default parallelism: one run at a time unless the machine has cores to spare beyond one VM's threads. */
+export function defaultParallel(): number {
+  const v = configValue('COCO_SWEEP_PARALLEL');
+  if (v !== 'auto') return parseIntInRange(v, envOrigin('COCO_SWEEP_PARALLEL'), 1, 64);
+  return Math.max(1, Math.floor(availableParallelism() / 8));
+}
+
+export function parseSweepBase(f: ParsedFlags): SweepBase {
+  const job = f.get('job');
+  if (job === undefined) throw new InputError('EBADFLAG', '--job FILE is required: the fio job file every run uses');
+  if (!existsSync(job)) throw new InputError('ENOENT', `--job: ${quote(job)} does not exist; expected an fio job file`);
+  const [vcpus, vcpusWhat] = fromFlagOrEnv(f, 'vcpus', 'COCO_VCPUS');
+  const [mem, memWhat] = fromFlagOrEnv(f, 'mem', 'COCO_MEM');
+  const [repeat, repeatWhat] = fromFlagOrEnv(f, 'repeat', 'COCO_SWEEP_REPEAT');
+  const [seed, seedWhat] = fromFlagOrEnv(f, 'seed', 'COCO_SEED');
+  const [fmt, fmtWhat] = fromFlagOrEnv(f, 'output-format', 'COCO_OUTPUT_FORMAT');
+  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: ${quote(fmt)} is not valid; expected normal or json`);
+  parseSize(mem, memWhat);
+  const runtime = f.get('runtime');
+  if (runtime !== undefined) parseDuration(runtime, '--runtime');
+  const knobText: Record<string, string> = {};
+  for (const k of ['high-throttle', 'low-throttle', 'time-scale']) if (f.has(k)) knobText[k] = f.get(k)!;
+  if (knobText['time-scale'] !== undefined && !VM_FLAGS.some((s) => s.name === 'time-scale')) {
+    throw new InputError('EBADFLAG', '--time-scale: this build\'s VM has no --time-scale yet; drop the flag');
+  }
+  return {
+    job, vcpus: parseIntInRange(vcpus, vcpusWhat, 1, 256), mem, runtime,
+    repeat: parseIntInRange(repeat, repeatWhat, 1, 1000), seed: parseIntInRange(seed, seedWhat, 0, 2 ** 31 - 1),
+    parallel: f.has('parallel') ? parseIntInRange(f.get('parallel')!, '--parallel', 1, 64) : defaultParallel(),
+    knobs: (p) => {
+      const out: Record<string, string> = {};
+      if (knobText['time-scale'] !== undefined) out['time-scale'] = knobText['time-scale'];
+      // A throttle threshold is the throttle policy's knob (and, once it exists, hybrid's).
+      if (p === 'throttle' || p === 'hybrid') {
+        for (const k of ['high-throttle', 'low-throttle']) if (knobText[k] !== undefined) out[k] = knobText[k];
+      }
+      return out;
+    },
+    knobText, outputFormat: fmt,
+  };
+}
+
+function list(text: string, what: string): string[] {
+  const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw new InputError('EBADFLAG', `${what}: ${quote(text)} is empty; expected a comma-separated list`);
+  if (new Set(items).size !== items.length) throw new InputError('EBADFLAG', `${what}: ${quote(text)} names an item twice; give each once`);
+  return items;
+}
+
+/** Every run of a comparison, in a fixed order: policy, then size, then repeat. */
+export function enumerateCompare(base: SweepBase, policies: readonly PolicyName[], sizes: readonly string[]): RunConfig[] {
+  const out: RunConfig[] = [];
+  for (const policy of policies) {
+    for (const size of sizes) {
+      for (let repeat = 0; repeat < base.repeat; repeat++) {
+        out.push({
+          job: base.job, vcpus: base.vcpus, mem: base.mem, pool: { swiotlb: size }, policy, knobs: base.knobs(policy), seed: base.seed,
+          ...(base.runtime !== undefined ? { runtime: base.runtime } : {}), repeat,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** The comparison as one document (--output-format json, and what the HTML page embeds). */
+export interface CompareDocument {
+  command: 'compare';
+  sweep: string;
+  figures: { name: string; label: string; unit: string; help: string }[];
+  policies: { name: string; status: string; source: string }[];
+  rows: Row[];
+  runs: { id: string; key: string; repeat: number; seed: number; status: string; exit: number | null; reason?: string; wall_ms: number; figures: Record<string, number | null> }[];
+  /** Runs of the sweep that no shard file held (a merge only). */
+  missing: string[];
+}
+
+export function compareDocument(sweep: string, records: readonly RunRecord[], missing: string[]): CompareDocument {
+  const policies = [...new Set(records.map((r) => r.config.policy))];
+  return {
+    command: 'compare', sweep,
+    figures: FIGURES.map(({ name, label, unit, help }) => ({ name, label, unit, help })),
+    policies: policies.map((p) => ({ name: p, status: POLICIES[p].status, source: POLICIES[p].source })),
+    rows: rows(records),
+    runs: records.map((r) => ({
+      id: runId(r.config), key: r.key, repeat: r.config.repeat, seed: r.seed, status: r.status, exit: r.exit,
+      ...(r.reason !== undefined ? { reason: r.reason } : {}), wall_ms: r.wall_ms,
+      figures: Object.fromEntries(FIGURES.map((f) => [f.name, r.report !== undefined ? f.of(r.report) : null])),
+    })),
+    missing,
+  };
+}
+
+/** A figure's value for the text table: compact units. */
+export function formatValue(unit: string, v: number): string {
+  switch (unit) {
+    case 'bytes': return formatBytes(Math.round(v));
+    case 'bytes/s': return `${formatBytes(Math.round(v))}/s`;
+    case 'us': return v >= 1000 ? `${(v / 1000).toFixed(2)}ms` : `${Math.round(v)}us`;
+    default: return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  }
+}
+
+function cell(unit: string, s: Spread | null): string {
+  if (s === null) return '-';
+  const spread = s.spread === null ? '±?' : s.spread === 0 ? '' : ` ±${(s.spread * 100).toFixed(s.spread < 0.1 ? 1 : 0)}%`;
+  return `${formatValue(unit, s.median)}${spread}`;
+}
+
+function poolText(c: Row['config']): string {
+  return 'swiotlb' in c.pool ? c.pool.swiotlb : `${c.pool.nslabs} slots (${formatBytes(c.pool.nslabs * IO_TLB_SIZE)})`;
+}
+
+/** The text table: one row per configuration, each figure as median ±spread (range over median). */
+export function formatCompare(doc: CompareDocument): string {
+  const heads = ['policy', 'pool', '>runs', ...FIGURES.map((f) => `>${f.label}`), '>stalls'];
+  const body = doc.rows.map((r) => [
+    r.config.policy, poolText(r.config), `${r.ok}/${r.repeats}`,
+    ...FIGURES.map((f) => cell(f.unit, r.figures[f.name] ?? null)), String(r.stalls),
+  ]);
+  const first = doc.rows[0]?.config;
+  const out = [
+    first === undefined ? 'compare: no runs' : `compare: ${first.job}, ${first.vcpus} vCPUs, ${first.mem}, seed ${first.seed}${first.runtime !== undefined ? `, runtime ${first.runtime}` : ''}, ${doc.rows[0]!.repeats} repeats each`,
+    ...table(heads, body),
+    '',
+    'Each cell: the median over the runs that ended ok, and ±(max-min)/median when the repeats differ. Map failures by cause:',
+    'full, oversize, thr.abort (throttle wait aborted), transient (no transient pool; - without dynamic swiotlb). peak mem: every pool.',
+    'p50/p99/p99.9: completion latency of the storage requests; wait p99: throttle wait (- when the policy does not wait).',
+  ];
+  for (const p of doc.policies) out.push(`  ${p.name}: ${p.status}, ${p.source}`);
+  const bad = doc.rows.filter((r) => r.ok < r.repeats);
+  if (bad.length > 0) {
+    out.push('', 'Runs that did not end ok:');
+    for (const r of bad) for (const why of r.reasons) out.push(`  ${r.config.policy} ${poolText(r.config)}: ${why}`);
+  }
+  if (doc.missing.length > 0) {
+    out.push('', `Missing from the merge (${doc.missing.length} runs no shard file holds):`);
+    for (const m of doc.missing) out.push(`  ${m}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** Progress on a terminal only: one line per finished run. */
+function progress(total: number): ((r: RunRecord) => void) | undefined {
+  if (process.stderr.isTTY !== true) return undefined;
+  let n = 0;
+  return (r) => {
+    n++;
+    process.stderr.write(`[${n}/${total}] ${r.config.policy} ${'swiotlb' in r.config.pool ? r.config.pool.swiotlb : `${r.config.pool.nslabs} slots`} repeat ${r.config.repeat}: ${r.status}${r.reason !== undefined ? ` (${r.reason})` : ''}\n`);
+  };
+}
+
+/** A child that has not ended within the run's time plus this is killed and reported stalled. */
+export function runTimeoutMs(runtime: string | undefined): number {
+  const stall = parseDuration(configValue('COCO_STALL_TIMEOUT'), envOrigin('COCO_STALL_TIMEOUT'));
+  const run = runtime !== undefined ? parseDuration(runtime, '--runtime') : parseDuration(configValue('COCO_RUNTIME'), envOrigin('COCO_RUNTIME'));
+  return run + stall + 60_000;
+}
+
+/** Run records, failing the whole command with the VM's own message when a run's input was bad. */
+export async function runAll(configs: readonly RunConfig[], parallel: number, runtime: string | undefined): Promise<RunRecord[]> {
+  const tick = progress(configs.length);
+  const records = await runConfigs(configs, parallel, { timeoutMs: runTimeoutMs(runtime) }, (r) => tick?.(r));
+  const bad = records.find((r) => r.status === 'input-error');
+  if (bad !== undefined) throw new InputError('EBADFLAG', `a run was refused by the VM: ${bad.reason ?? ''}`);
+  return records;
+}
+
+export interface CompareOutcome {
+  text: string;
+  status: number;
+}
+
+/** The whole command; returns what to print and the exit status (1 when a run stalled, crashed or is missing). */
+export async function compareMain(argv: readonly string[]): Promise<CompareOutcome> {
+  const f = parseFlags(argv, COMPARE_FLAGS, 'compare');
+  const [fmt, fmtWhat] = fromFlagOrEnv(f, 'output-format', 'COCO_OUTPUT_FORMAT');
+  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: ${quote(fmt)} is not valid; expected normal or json`);
+  let merged: Merged;
+  if (f.has('merge')) {
+    const others = [...f.keys()].filter((k) => !['merge', 'output-format', 'html'].includes(k));
+    if (others.length > 0) throw new InputError('EBADFLAG', `--merge takes only --output-format and --html; drop ${others.map((k) => `--${k}`).join(', ')}`);
+    merged = mergeShards(f.get('merge')!);
+  } else {
+    const base = parseSweepBase(f);
+    const policies = (f.has('policies') ? list(f.get('policies')!, '--policies') : availablePolicies()).map((p) => parsePolicy(p, '--policies'));
+    for (const p of policies) checkPolicyAvailable(p, '--policies');
+    const [sizesText, sizesWhat] = fromFlagOrEnv(f, 'sizes', 'COCO_COMPARE_SIZES');
+    const sizes = list(sizesText, sizesWhat);
+    for (const s of sizes) parseSize(s, sizesWhat);
+    const all = enumerateCompare(base, policies, sizes);
+    const shard: Shard = parseShard(f.get('shard'), f.get('shards'));
+    if (shard.count > 1 && !f.has('out')) throw new InputError('EBADFLAG', '--shard needs --out DIR: each shard writes its results there for --merge');
+    const mine = shardOf(all, shard);
+    const records = await runAll(mine, base.parallel, base.runtime);
+    const sweep = sweepId(all);
+    if (f.has('out')) writeShard(f.get('out')!, { command: 'compare', sweep, shard, configs: all, meta: {}, records });
+    // A shard's table is its own part; the whole sweep's comes from --merge.
+    merged = { command: 'compare', sweep, configs: all, meta: {}, records, missing: [], files: [] };
+  }
+  const doc = compareDocument(merged.sweep, merged.records, merged.missing);
+  if (f.has('html')) writeFileSync(f.get('html')!, renderCompareHtml(doc, merged.records));
+  const text = fmt === 'json' ? JSON.stringify(doc) + '\n' : formatCompare(doc) + (f.has('html') ? `HTML written to ${f.get('html')}\n` : '');
+  const failed = merged.records.some((r) => r.status !== 'ok') || merged.missing.length > 0;
+  return { text, status: failed ? 1 : 0 };
+}
