@@ -371,6 +371,28 @@ export interface StressFailureFields {
   replay: string;
 }
 
+// ---- guest physical memory and the atomic DMA pool (src/memory) ----
+
+/** atomic_pool_work_fn added a chunk to an atomic pool (the kernel prints nothing for it). */
+export interface AtomicPoolExpandedFields {
+  /** The pool's gfp as %pGg prints it: "GFP_KERNEL", "GFP_KERNEL|GFP_DMA32", "GFP_KERNEL|GFP_DMA". */
+  pool: string;
+  /** The chunk: its bytes and physical address. */
+  bytes: number;
+  phys: number;
+  /** The pool's size (gen_pool_size) after the chunk. */
+  size: number;
+}
+
+/** dma_alloc_from_pool found no room in any atomic pool. */
+export interface AtomicPoolExhaustedFields {
+  device: string;
+  size: number;
+  vcpu?: number;
+  /** The kernel's WARN text, when it prints one ("DMA pool exhausted for %s" without __GFP_NOWARN). */
+  text?: string;
+}
+
 /** Every event name and the type of its fields. */
 export interface EventFields {
   boot_line: BootLineFields;
@@ -392,6 +414,8 @@ export interface EventFields {
   log_overflow: LogOverflowFields;
   stress_trial: StressTrialFields;
   stress_failure: StressFailureFields;
+  atomic_pool_expanded: AtomicPoolExpandedFields;
+  atomic_pool_exhausted: AtomicPoolExhaustedFields;
 }
 
 export type EventName = keyof EventFields;
@@ -589,6 +613,19 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
     doc: 'A check of the race stress harness failed: the first broken check, all of them, the configuration and the replay command.',
     required: { trial: 'number', seed: 'number', mode: 'string', check: 'string', failures: 'array', config: 'object', replay: 'string' },
     message: (f) => `stress trial ${f.trial} failed (seed ${f.seed}, ${f.mode}): ${f.check}; replay: ${f.replay}`,
+  },
+  // ---- guest physical memory and the atomic DMA pool (src/memory) ----
+  atomic_pool_expanded: {
+    level: 'info',
+    doc: 'atomic_pool_work_fn added a chunk to an atomic DMA pool (kernel/dma/pool.c prints nothing; the message is the emulator\'s).',
+    required: { pool: 'string', bytes: 'number', phys: 'number', size: 'number' },
+    message: (f) => `DMA: ${f.pool} atomic pool expanded by ${f.bytes >> 10} KiB at ${formatPhysAddr(f.phys)} to ${f.size >> 10} KiB`,
+  },
+  atomic_pool_exhausted: {
+    level: 'warn',
+    doc: 'No atomic DMA pool could serve an allocation: the kernel WARNs "DMA pool exhausted for %s" unless __GFP_NOWARN (a transient swiotlb pool\'s allocation carries it, so mainline is silent there).',
+    required: { device: 'string', size: 'number' },
+    message: (f) => f.text ?? `${f.device}: atomic DMA pool exhausted (${f.size} bytes; the kernel is silent: __GFP_NOWARN)`,
   },
 };
 

@@ -170,6 +170,9 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
     }
     if (k === 22) {
       emit('pool_created', { pool: 1, start: 0x1_0000_0000, nslabs: 64, nareas: 1, kind: 'transient', device: 'nvme0' });
+      // Guest memory: the transient pool's atomic-pool allocation left the pool low (expanded), and a later one found no room.
+      emit('atomic_pool_expanded', { pool: 'GFP_KERNEL', bytes: 2 * 1024 * 1024, phys: 0x1_0040_0000, size: 4 * 1024 * 1024 });
+      emit('atomic_pool_exhausted', { device: 'eth0', size: 262144 });
       // A burst through a tiny ring that may not wait: the logger must count and report the drops.
       const events: AnyEvent[] = [];
       for (let i = 0; i < F.burst; i++) {

@@ -18,6 +18,7 @@ describe('event catalogue', () => {
       throttle_begin: 'debug', throttle_end: 'info', stall: 'error', tunable_changed: 'info', sample: 'info',
       run_config: 'info', run_summary: 'info', worker_error: 'error', double_unmap: 'error', bounce_overflow: 'warn',
       swiotlb_warn: 'warn', log_overflow: 'warn', stress_trial: 'info', stress_failure: 'error',
+      atomic_pool_expanded: 'info', atomic_pool_exhausted: 'warn',
     });
   });
 
