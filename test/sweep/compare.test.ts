@@ -116,18 +116,19 @@ describe('the run driver', () => {
     const base: RunConfig = { job, vcpus: 1, mem: '1G', pool: { swiotlb: '1M' }, policy: 'static', knobs: {}, seed: 1, runtime: '300ms', repeat: 0 };
     const configs: RunConfig[] = [
       { ...base, knobs: { 'inject-fault': 'vcpu0@50ms' } },
-      // The self-deadlock of the throttling RFC: a stall the throttle watchdog ends.
-      { ...base, job: join(ROOT, 'jobs', 'md-deadlock.fio'), vcpus: 2, pool: { nslabs: 512 }, policy: 'throttle', runtime: '2s', knobs: { 'throttle-stall-timeout': '300ms' } },
+      // A device that completes nothing within the stall timeout: the VM's no-progress stall.
+      { ...base, runtime: '2s', knobs: { 'nvme-latency': '20s', 'stall-timeout': '500ms' } },
       base,
     ];
     const recs = await runConfigs(configs, 2, { timeoutMs: 60_000 });
     expect(recs.map((r) => r.status)).toEqual(['crashed', 'stalled', 'ok']);
     expect(recs[0]!.reason).toBe('vcpu0 failed: vcpu0: injected fault (--inject-fault) after 50 ms');
     expect(recs[0]!.exit).toBe(1);
-    expect(recs[1]!.reason).toMatch(/^swiotlb throttle stall/);
+    expect(recs[1]!.reason).toMatch(/^stall: no I\/O completed for \d+ s with io_tlb_used \d+ of 512 slots$/);
     expect(recs[1]!.stalls).toBeGreaterThanOrEqual(1);
     const rep = recs[2]!.report!;
     expect(rep.swiotlb.io_tlb_nslabs).toBe(512);
+    expect(rep.swiotlb.map_attempts).toBeGreaterThan(0);
     // The latency every comparison reads covers every storage request, reads and writes.
     expect(rep.storage_clat.ios).toBe(rep.jobs.reduce((n, j) => n + (j.read?.ios ?? 0) + (j.write?.ios ?? 0), 0));
     expect(rep.storage_clat.ios).toBeGreaterThan(0);
