@@ -9,6 +9,7 @@ import {
   type RunSummary, type SampleFields, type StallFields, type SwiotlbWarnFields, type ThrottleEndFields,
   type TunableChangedFields, type WorkerErrorFields,
 } from '../log/events.js';
+import { COUNTER_KINDS, type CounterKind } from './series.js';
 import { LogHistogram, type Percentiles } from './histogram.js';
 import { TimeSeries, type ChartData } from './series.js';
 
@@ -37,6 +38,34 @@ export interface SkippedExample {
 export interface At {
   time: number;
   t_ms: number;
+}
+
+/**
+ * An exact count of a ratelimited event (map failures, I/O errors, dropped packets). The records of
+ * these events are ratelimited (10 per 5 s per vCPU), so they are examples of the message, not a
+ * count: the count comes from the cumulative counters of the samples and the run_summary's totals.
+ */
+export interface ExactCount {
+  /** The count: the run_summary's total, else the last sample's counter, else (an old log) the printed records plus the repeats they say were suppressed, a lower bound. */
+  total: number;
+  source: 'run_summary' | 'samples' | 'records';
+  /** The last sample's counter: what had happened by that sample's time (null: no sample carries it). */
+  sampled: number | null;
+  /**
+   * The first and the last sample intervals in which the counter rose: the events happened between
+   * `from` and `to` (a sample interval apart). When the run_summary counts more than the last
+   * sample, the last interval runs from the last sample to the end of the run.
+   */
+  first: { from: At; to: At } | null;
+  last: { from: At; to: At } | null;
+  /** Counted by the run_summary after the last sample. */
+  after_last_sample: number;
+  /** Sample intervals in which the counter rose, and the time they cover. */
+  intervals: number;
+  intervals_ms: number;
+  /** Records printed (ratelimited examples of the message) and the repeats those records say were suppressed. */
+  printed: number;
+  suppressed: number;
 }
 
 export interface FailureGroup {
@@ -98,15 +127,26 @@ export interface Analysis {
       high_throttle: number | null;
       pct50: number;
       pct90: number;
-      full: number;
+      /** Sampled time with at least one area of the default pool full (area.used = its nslabs / nareas). */
+      area_full: number;
     };
     peak_throttle_queue_len: { value: number; at: At } | null;
+    /**
+     * Rates over the sampled time: the mean is the counter's change over the whole sampled span, the
+     * max the largest change over one sample interval (from the samples' ios and bytes counters; from
+     * their iops field in a log without them).
+     */
     iops: { mean: number; max: number } | null;
-    /** Peak area.used per area, in area order. */
+    bw_bytes_per_s: { mean: number; max: number } | null;
+    /** Peak area.used per area, in area order, as sampled. */
     area_peak_used: number[];
+    /** Each area's exact high-water mark of area.used (the run_summary's, else the last sample's); [] when the log has none. */
+    area_used_hiwater: number[];
+    /** Slots per area of the default pool (nslabs / nareas), when known. */
+    area_nslabs: number | null;
   };
-  /** total counts records; suppressed sums their `suppressed` fields (repeats a ratelimit did not print). */
-  map_failures: { total: number; suppressed: number; groups: FailureGroup[]; groups_dropped: number; by_device: Record<string, number> };
+  /** Exact counts (ExactCount); groups and by_device describe the printed records, examples of the message. */
+  map_failures: ExactCount & { groups: FailureGroup[]; groups_dropped: number; by_device: Record<string, number> };
   throttle: {
     begins: number;
     waits: number;
@@ -118,8 +158,8 @@ export interface Analysis {
     /** throttle_begin records with no throttle_end (waits still open at the end of the log). */
     unfinished: number;
   };
-  io_errors: { total: number; groups: ErrorGroup[]; groups_dropped: number };
-  packet_drops: { total: number; groups: ErrorGroup[]; groups_dropped: number };
+  io_errors: ExactCount & { groups: ErrorGroup[]; groups_dropped: number };
+  packet_drops: ExactCount & { groups: ErrorGroup[]; groups_dropped: number };
   stalls: { total: number; self_deadlocks: number; longest_parked_ms: number; list: Array<StallFields & { at: At }>; more: number };
   tunables: { total: number; list: Array<TunableChangedFields & { at: At }>; more: number };
   worker_errors: { total: number; fatal: number; list: Array<WorkerErrorFields & { at: At; level: string }>; more: number };
@@ -165,7 +205,10 @@ export class LogAnalyzer {
   private readonly events = Object.fromEntries(EVENT_NAMES.map((e) => [e, 0])) as Record<EventName, number>;
   private readonly levels: Partial<Record<LevelName, number>> = {};
   private t0: number | null = null;
-  private runStart: number | null = null;
+  /** The run's clock: the run_start record's time; for a log without one, the first sample's time less its t_ms; else run_config's time. */
+  private runStartTime: number | null = null;
+  private sampleZero: number | null = null;
+  private configTime: number | null = null;
   private firstTime: number | null = null;
   private lastTime: number | null = null;
 
@@ -193,15 +236,27 @@ export class LogAnalyzer {
   private aboveHigh = 0;
   private above50 = 0;
   private above90 = 0;
-  private aboveFull = 0;
+  private areaFull = 0;
+  private areaNslabs: number | null = null;
   private sampledMs = 0;
   private throttleSeen = false;
   private peakQueue: { value: number; time: number } | null = null;
   private iopsSum = 0;
   private iopsMax = 0;
+  private rateSpanMs = 0;
+  private ios: number | null = null;
+  private sampledBytes: number | null = null;
+  private bytesRateMax: number | null = null;
+  private bytesSince = 0;
+  private iosSince = 0;
   private areaPeak: number[] = [];
+  private areaHiwater: number[] = [];
+  private readonly counters = Object.fromEntries(COUNTER_KINDS.map((k) => [k, new CounterTrack()])) as Record<CounterKind, CounterTrack>;
+  private prevSampleTime: number | null = null;
+  private lastSampleTime: number | null = null;
+  private summaryTime: number | null = null;
 
-  private mapFailures = 0;
+  private mapFailuresPrinted = 0;
   private mapFailuresSuppressed = 0;
   private readonly failureGroups = new Map<string, { device: string; size: number; count: number; first: number; last: number; dirs: Record<string, number> }>();
   private failureGroupsDropped = 0;
@@ -213,8 +268,8 @@ export class LogAnalyzer {
   private readonly waitsByReason: Record<string, number> = {};
   private readonly waitsByDevice: Record<string, { waits: number; wait_us_total: number; wait_us_max: number }> = {};
 
-  private readonly ioErrors = { total: 0, groups: new Map<string, ErrorGroupRaw>(), dropped: 0 };
-  private readonly drops = { total: 0, groups: new Map<string, ErrorGroupRaw>(), dropped: 0 };
+  private readonly ioErrors = { total: 0, suppressed: 0, groups: new Map<string, ErrorGroupRaw>(), dropped: 0 };
+  private readonly drops = { total: 0, suppressed: 0, groups: new Map<string, ErrorGroupRaw>(), dropped: 0 };
 
   private stallTotal = 0;
   private selfDeadlocks = 0;
@@ -316,8 +371,11 @@ export class LogAnalyzer {
         this.configRecords++;
         if (this.config === null) {
           this.config = r['config'] as RunConfig;
-          this.runStart = time;
+          this.configTime = time;
         }
+        break;
+      case 'run_start':
+        if (this.runStartTime === null) this.runStartTime = time;
         break;
       case 'boot_line':
         if (this.bootLines.length < LIMITS.bootLines) this.bootLines.push(String(r['text']));
@@ -328,6 +386,7 @@ export class LogAnalyzer {
         inc(this.poolKinds, String(r['kind']));
         if (this.pools.length < LIMITS.pools) {
           const f = r as unknown as PoolCreatedFields;
+          if (f.pool === 0 && f.nareas > 0) this.areaNslabs = Math.floor(f.nslabs / f.nareas);
           this.pools.push({ pool: f.pool, start: f.start, nslabs: f.nslabs, nareas: f.nareas, kind: f.kind, ...(typeof f.device === 'string' ? { device: f.device } : {}), time });
         }
         break;
@@ -337,7 +396,7 @@ export class LogAnalyzer {
         break;
       case 'map_failure': {
         const f = r as unknown as MapFailureFields;
-        this.mapFailures++;
+        this.mapFailuresPrinted++;
         if (typeof f.suppressed === 'number' && f.suppressed > 0) this.mapFailuresSuppressed += f.suppressed;
         incCapped(this.failuresByDevice, f.device, LIMITS.groups);
         const key = `${f.device}\u0000${f.size}`;
@@ -385,13 +444,13 @@ export class LogAnalyzer {
       }
       case 'io_error': {
         const f = r as unknown as IoErrorFields;
-        addErrorGroup(this.ioErrors, f.device, f.op, f.reason, f.size, time);
+        addErrorGroup(this.ioErrors, f.device, f.op, f.reason, f.size, time, r['suppressed']);
         this.series.mark(t, 'ioErrors');
         break;
       }
       case 'packet_dropped': {
         const f = r as unknown as PacketDroppedFields;
-        addErrorGroup(this.drops, f.device, typeof f.dir === 'string' ? f.dir : '-', f.reason, f.size, time);
+        addErrorGroup(this.drops, f.device, typeof f.dir === 'string' ? f.dir : '-', f.reason, f.size, time, r['suppressed']);
         this.series.mark(t, 'packetDrops');
         break;
       }
@@ -412,6 +471,7 @@ export class LogAnalyzer {
           const f = r as unknown as TunableChangedFields;
           this.tunables.push({ name: f.name, old: f.old, new: f.new, time });
         }
+        this.series.mark(t, 'tunables');
         break;
       }
       case 'worker_error': {
@@ -456,12 +516,14 @@ export class LogAnalyzer {
       }
       case 'run_summary':
         this.summary = r['summary'] as RunSummary;
+        this.summaryTime = time;
         break;
     }
   }
 
   private sample(s: SampleFields, time: number, t: number): void {
     this.samples++;
+    if (this.sampleZero === null) this.sampleZero = time - s.t_ms;
     const used = s.io_tlb_used;
     const nslabs = s.nslabs;
     // Each sample stands for the interval since the previous one (the first: since the run started).
@@ -471,6 +533,8 @@ export class LogAnalyzer {
       this.intervals++;
     }
     this.prevTms = s.t_ms;
+    const areas = s.area_used;
+    const areaNslabs = this.areaNslabs ?? (areas.length > 0 ? Math.floor(nslabs / areas.length) : 0);
     if (dt > 0) {
       this.sampledMs += dt;
       if (s.high_throttle > 0 && used > s.high_throttle) this.aboveHigh += dt;
@@ -478,8 +542,8 @@ export class LogAnalyzer {
       if (nslabs > 0) {
         if (used * 2 > nslabs) this.above50 += dt;
         if (used * 10 > nslabs * 9) this.above90 += dt;
-        if (used >= nslabs) this.aboveFull += dt;
       }
+      if (areaNslabs > 0 && areas.some((v) => typeof v === 'number' && v >= areaNslabs)) this.areaFull += dt;
     }
     if (s.high_throttle > 0 || s.low_throttle > 0) this.throttleSeen = true;
     this.nslabs = nslabs;
@@ -490,26 +554,63 @@ export class LogAnalyzer {
     this.high = s.high_throttle;
     this.low = s.low_throttle;
     if (this.peakQueue === null || s.throttle_queue_len > this.peakQueue.value) this.peakQueue = { value: s.throttle_queue_len, time };
+    // Rates: from the cumulative counters over the interval since the previous sample (the sample's
+    // own iops field in a log without them; its rounding and its interval are the VM's).
     this.iopsSum += s.iops;
-    if (s.iops > this.iopsMax) this.iopsMax = s.iops;
-    const areas = s.area_used;
+    const ios = typeof s.ios === 'number' ? s.ios : null;
+    if (ios !== null && dt > 0) {
+      const rate = ((ios - (this.ios ?? 0)) * 1000) / dt;
+      if (rate > this.iopsMax) this.iopsMax = rate;
+      this.iosSince = ios;
+      this.rateSpanMs += dt;
+    } else if (ios === null && s.iops > this.iopsMax) {
+      this.iopsMax = s.iops;
+    }
+    if (ios !== null) this.ios = ios;
+    const bytes = typeof s.bytes === 'number' ? s.bytes : null;
+    if (bytes !== null && dt > 0) {
+      const rate = ((bytes - (this.sampledBytes ?? 0)) * 1000) / dt;
+      if (this.bytesRateMax === null || rate > this.bytesRateMax) this.bytesRateMax = rate;
+      this.bytesSince = bytes;
+    }
+    if (bytes !== null) this.sampledBytes = bytes;
     for (let i = 0; i < areas.length && i < LIMITS.areas; i++) {
       const v = areas[i];
       if (typeof v === 'number' && !(v <= (this.areaPeak[i] ?? -1))) this.areaPeak[i] = v;
     }
+    if (Array.isArray(s.area_used_hiwater)) this.areaHiwater = s.area_used_hiwater.slice(0, LIMITS.areas).map((v) => (typeof v === 'number' ? v : 0));
+    // The exact counters of the ratelimited events: what rose in this interval, and when.
+    const deltas: Partial<Record<CounterKind, number>> = {};
+    for (const k of COUNTER_KINDS) {
+      const v = s[k];
+      if (typeof v !== 'number') continue;
+      const d = this.counters[k].add(v, this.prevSampleTime ?? time - s.t_ms, time, dt);
+      if (d > 0) deltas[k] = d;
+    }
+    this.prevSampleTime = time;
+    this.lastSampleTime = time;
     this.series.addSample(t, used, s.io_tlb_used_hiwater, nslabs, s.high_throttle, s.low_throttle, s.throttle_queue_len);
+    if (dt > 0) this.series.addCounts(t, dt, deltas);
+  }
+
+  /** Epoch ms of the run's +0 (see runStartTime). */
+  private zero(): number | null {
+    return this.runStartTime ?? this.sampleZero ?? this.configTime ?? this.t0;
   }
 
   private at(time: number): At {
-    const start = this.runStart ?? this.t0 ?? time;
+    const start = this.zero() ?? time;
     return { time, t_ms: time - start };
   }
 
-  /** The chart's time series (x in seconds since the first record). */
+  /** The chart's time series (x in seconds since the run started). */
   chart(): ChartData {
-    const d = this.series.data();
+    // Counters from the samples when the log has them, else the printed records (an older log).
+    const fromCounters = Object.fromEntries(COUNTER_KINDS.map((k) => [k, this.counters[k].last !== null])) as Record<CounterKind, boolean>;
+    const d = this.series.data(fromCounters);
     // Series times are relative to the first record; shift them to the run's start if that differs.
-    const shift = this.runStart !== null && this.t0 !== null ? (this.t0 - this.runStart) / 1000 : 0;
+    const zero = this.zero();
+    const shift = zero !== null && this.t0 !== null ? (this.t0 - zero) / 1000 : 0;
     if (shift !== 0) d.x_s = d.x_s.map((x) => x + shift);
     return d;
   }
@@ -518,7 +619,11 @@ export class LogAnalyzer {
     const at = (time: number): At => this.at(time);
     const groups = (m: Map<string, ErrorGroupRaw>): ErrorGroup[] =>
       [...m.values()].sort((a, b) => b.count - a.count).map((g) => ({ device: g.device, kind: g.kind, reason: g.reason, count: g.count, bytes: g.bytes, first: at(g.first), last: at(g.last) }));
-    const start = this.runStart ?? this.firstTime;
+    const start = this.zero() ?? this.firstTime;
+    const totals = summaryTotals(this.summary);
+    const exact = (k: CounterKind, printed: number, suppressed: number): ExactCount =>
+      this.counters[k].result(totals[k], printed, suppressed, this.lastSampleTime, this.summaryTime, at);
+    const summaryAreas = summaryAreaHiwater(this.summary);
     return {
       input: {
         source: this.source,
@@ -564,15 +669,20 @@ export class LogAnalyzer {
           high_throttle: this.throttleSeen ? this.aboveHigh : null,
           pct50: this.above50,
           pct90: this.above90,
-          full: this.aboveFull,
+          area_full: this.areaFull,
         },
         peak_throttle_queue_len: this.peakQueue === null ? null : { value: this.peakQueue.value, at: at(this.peakQueue.time) },
-        iops: this.samples > 0 ? { mean: this.iopsSum / this.samples, max: this.iopsMax } : null,
+        iops: this.samples === 0 ? null : {
+          mean: this.rateSpanMs > 0 ? (this.iosSince * 1000) / this.rateSpanMs : this.iopsSum / this.samples,
+          max: this.iopsMax,
+        },
+        bw_bytes_per_s: this.bytesRateMax === null || this.rateSpanMs <= 0 ? null : { mean: (this.bytesSince * 1000) / this.rateSpanMs, max: this.bytesRateMax },
         area_peak_used: [...this.areaPeak],
+        area_used_hiwater: summaryAreas ?? [...this.areaHiwater],
+        area_nslabs: this.areaNslabs ?? (this.nslabs !== null && this.areaPeak.length > 0 ? Math.floor(this.nslabs / this.areaPeak.length) : null),
       },
       map_failures: {
-        total: this.mapFailures,
-        suppressed: this.mapFailuresSuppressed,
+        ...exact('map_failures', this.mapFailuresPrinted, this.mapFailuresSuppressed),
         groups: [...this.failureGroups.values()]
           .sort((a, b) => b.count - a.count || a.device.localeCompare(b.device) || a.size - b.size)
           .map((g) => ({ device: g.device, size: g.size, count: g.count, first: at(g.first), last: at(g.last), dirs: g.dirs })),
@@ -592,8 +702,8 @@ export class LogAnalyzer {
         by_device: { ...this.waitsByDevice },
         unfinished: Math.max(0, this.throttleBegins - this.waitHist.count),
       },
-      io_errors: { total: this.ioErrors.total, groups: groups(this.ioErrors.groups), groups_dropped: this.ioErrors.dropped },
-      packet_drops: { total: this.drops.total, groups: groups(this.drops.groups), groups_dropped: this.drops.dropped },
+      io_errors: { ...exact('io_errors', this.ioErrors.total, this.ioErrors.suppressed), groups: groups(this.ioErrors.groups), groups_dropped: this.ioErrors.dropped },
+      packet_drops: { ...exact('packets_dropped', this.drops.total, this.drops.suppressed), groups: groups(this.drops.groups), groups_dropped: this.drops.dropped },
       stalls: {
         total: this.stallTotal,
         self_deadlocks: this.selfDeadlocks,
@@ -644,10 +754,11 @@ interface ErrorGroupRaw {
 }
 
 function addErrorGroup(
-  acc: { total: number; groups: Map<string, ErrorGroupRaw>; dropped: number },
-  device: string, kind: string, reason: string, size: number, time: number,
+  acc: { total: number; suppressed: number; groups: Map<string, ErrorGroupRaw>; dropped: number },
+  device: string, kind: string, reason: string, size: number, time: number, suppressed: unknown,
 ): void {
   acc.total++;
+  if (typeof suppressed === 'number' && suppressed > 0) acc.suppressed += suppressed;
   const key = `${device}\u0000${kind}\u0000${reason}`;
   let g = acc.groups.get(key);
   if (g === undefined) {
@@ -668,5 +779,92 @@ function addErrorGroup(
 function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+/**
+ * One cumulative counter as the samples carry it: its last value, and the first and last sample
+ * intervals in which it rose. Constant memory.
+ */
+class CounterTrack {
+  last: number | null = null;
+  private first: { from: number; to: number } | null = null;
+  private lastRise: { from: number; to: number } | null = null;
+  private intervals = 0;
+  private intervalsMs = 0;
+
+  /** A sample at `time` (the previous one at `from`, dtMs of run time before it) read `value`; returns the rise since the previous sample. */
+  add(value: number, from: number, time: number, dtMs: number): number {
+    const rise = value - (this.last ?? 0);
+    this.last = value;
+    if (rise <= 0) return 0;
+    const span = { from, to: time };
+    if (this.first === null) this.first = span;
+    this.lastRise = span;
+    this.intervals++;
+    this.intervalsMs += Math.max(0, dtMs);
+    return rise;
+  }
+
+  result(summaryTotal: number | undefined, printed: number, suppressed: number, lastSample: number | null, summaryTime: number | null,
+    at: (t: number) => At): ExactCount {
+    const sampled = this.last;
+    const total = summaryTotal ?? sampled ?? printed + suppressed;
+    const source: ExactCount['source'] = summaryTotal !== undefined ? 'run_summary' : sampled !== null ? 'samples' : 'records';
+    const after = summaryTotal !== undefined && sampled !== null ? Math.max(0, summaryTotal - sampled) : 0;
+    let first = this.first;
+    let last = this.lastRise;
+    // Counted after the last sample: they happened between it and the end of the run.
+    if (after > 0 && lastSample !== null && summaryTime !== null) {
+      last = { from: lastSample, to: summaryTime };
+      if (first === null) first = last;
+    }
+    const span = (x: { from: number; to: number } | null) => (x === null ? null : { from: at(x.from), to: at(x.to) });
+    return {
+      total, source, sampled, first: span(first), last: span(last), after_last_sample: after,
+      intervals: this.intervals, intervals_ms: this.intervalsMs, printed, suppressed,
+    };
+  }
+}
+
+/** The run_summary's exact totals of the counted events, where it has them in the VM's shape. */
+function summaryTotals(summary: RunSummary | null): Partial<Record<CounterKind, number>> {
+  const out: Partial<Record<CounterKind, number>> = {};
+  if (summary === null) return out;
+  const sw = (summary as Record<string, unknown>)['swiotlb'];
+  if (sw !== null && typeof sw === 'object' && typeof (sw as Record<string, unknown>)['map_failures'] === 'number') {
+    out.map_failures = (sw as Record<string, number>)['map_failures'];
+  }
+  const jobs = (summary as Record<string, unknown>)['jobs'];
+  if (Array.isArray(jobs) && jobs.length > 0 && jobs.every((j) => j !== null && typeof j === 'object')) {
+    const sum = (key: string): number | undefined => {
+      let n = 0;
+      for (const j of jobs as Array<Record<string, unknown>>) {
+        const v = j[key];
+        if (typeof v !== 'number') return undefined;
+        n += v;
+      }
+      return n;
+    };
+    const errors = sum('errors_total');
+    const drops = sum('packets_dropped');
+    // errors_total: requests that completed with an error (dropped packets are counted apart).
+    if (errors !== undefined) out.io_errors = errors;
+    if (drops !== undefined) out.packets_dropped = drops;
+  }
+  return out;
+}
+
+/** The run_summary's per-area used_hiwater, where it has them. */
+function summaryAreaHiwater(summary: RunSummary | null): number[] | undefined {
+  const sw = summary === null ? undefined : (summary as Record<string, unknown>)['swiotlb'];
+  const areas = sw !== null && typeof sw === 'object' ? (sw as Record<string, unknown>)['areas'] : undefined;
+  if (!Array.isArray(areas) || areas.length === 0) return undefined;
+  const out: number[] = [];
+  for (const a of areas.slice(0, LIMITS.areas)) {
+    const v = a !== null && typeof a === 'object' ? (a as Record<string, unknown>)['used_hiwater'] : undefined;
+    if (typeof v !== 'number') return undefined;
+    out.push(v);
+  }
   return out;
 }

@@ -4,8 +4,8 @@ import { formatBytes } from '../util/units.js';
 import { table } from '../util/table.js';
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import type { JobSummary, RunSummary } from '../log/events.js';
-import { formatReport, type RunReport } from '../vm/report.js';
-import type { Analysis, At, ErrorGroup } from './analyzer.js';
+import { areaHiwaterText, formatReport, type RunReport } from '../vm/report.js';
+import type { Analysis, At, ErrorGroup, ExactCount } from './analyzer.js';
 
 /** "+1.234s": when, relative to the run's start. */
 export function fmtAt(at: At): string {
@@ -81,7 +81,8 @@ function errorGroupRows(groups: ErrorGroup[], limit: number): string[][] {
 }
 
 /** The timeline summary as label/value pairs: the text and the HTML report show the same. */
-export function timelinePairs(t: Analysis['timeline']): Array<[string, string]> {
+export function timelinePairs(a: Analysis): Array<[string, string]> {
+  const t = a.timeline;
   const pairs: Array<[string, string]> = [];
   pairs.push(['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * IO_TLB_SIZE)})${t.max_nslabs !== t.nslabs ? `, at most ${t.max_nslabs}` : ''}`]);
   if (t.peak_used) pairs.push(['peak io_tlb_used', `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}% of pool) at ${fmtAt(t.peak_used.at)}`]);
@@ -93,14 +94,40 @@ export function timelinePairs(t: Analysis['timeline']): Array<[string, string]> 
   if (t.time_above_ms.high_throttle !== null) pairs.push(['above high_throttle', `${fmtMs(t.time_above_ms.high_throttle)} (${pct(t.time_above_ms.high_throttle, d)})`]);
   pairs.push(['above 50% of pool', `${fmtMs(t.time_above_ms.pct50)} (${pct(t.time_above_ms.pct50, d)})`]);
   pairs.push(['above 90% of pool', `${fmtMs(t.time_above_ms.pct90)} (${pct(t.time_above_ms.pct90, d)})`]);
-  pairs.push(['pool full', `${fmtMs(t.time_above_ms.full)} (${pct(t.time_above_ms.full, d)})`]);
+  // A pool fails maps long before io_tlb_used reaches nslabs (an area is full, or no free run is long
+  // enough): the two rows say how long an area was full at the samples, and how long maps failed.
+  if (t.area_nslabs !== null) pairs.push(['an area full', `${fmtMs(t.time_above_ms.area_full)} (${pct(t.time_above_ms.area_full, d)}) with some area at ${t.area_nslabs} of ${t.area_nslabs} slots when sampled`]);
+  const m = a.map_failures;
+  if (m.sampled !== null) pairs.push(['maps failing', `${fmtMs(m.intervals_ms)} (${pct(m.intervals_ms, d)}): sample intervals with at least one failed map`]);
   if (t.peak_throttle_queue_len) pairs.push(['peak throttle queue', `${t.peak_throttle_queue_len.value} at ${fmtAt(t.peak_throttle_queue_len.at)}`]);
-  if (t.iops) pairs.push(['iops', `mean ${t.iops.mean.toFixed(0)}, max ${t.iops.max.toFixed(0)}`]);
+  if (t.iops) pairs.push(['iops', `mean ${t.iops.mean.toFixed(0)}, max ${t.iops.max.toFixed(0)} over one sample interval`]);
+  if (t.bw_bytes_per_s) pairs.push(['bandwidth', `mean ${formatBytes(Math.round(t.bw_bytes_per_s.mean))}/s, max ${formatBytes(Math.round(t.bw_bytes_per_s.max))}/s over one sample interval`]);
   if (t.area_peak_used.length > 0) {
     const peak = Math.max(...t.area_peak_used);
-    pairs.push(['area peak used', `${t.area_peak_used.length} areas, busiest ${peak} slots (area ${t.area_peak_used.indexOf(peak)}), least ${Math.min(...t.area_peak_used)}`]);
+    pairs.push(['area peak used', `${t.area_peak_used.length} areas, busiest ${peak} slots (area ${t.area_peak_used.indexOf(peak)}), least ${Math.min(...t.area_peak_used)} (as sampled)`]);
+  }
+  if (t.area_used_hiwater.length > 0 && t.area_nslabs !== null) {
+    pairs.push(['area used_hiwater', `(of ${t.area_nslabs} slots per area) ${areaHiwaterText(t.area_nslabs, t.area_used_hiwater)}`]);
   }
   return pairs;
+}
+
+/** "12 (exact, from the run summary)": a count and where it comes from. */
+export function exactCountText(c: ExactCount): string {
+  const src = c.source === 'run_summary' ? 'the run summary' : c.source === 'samples' ? 'the samples' : 'the printed records: a lower bound, the log has no counters';
+  return `${c.total.toLocaleString('en-US')} (${c.source === 'records' ? '' : 'exact, '}from ${src})`;
+}
+
+/** When a counted event happened, at the resolution of the samples. */
+export function exactCountWhen(c: ExactCount): string | undefined {
+  if (c.first === null || c.last === null) return undefined;
+  const span = (x: { from: At; to: At }) => `${fmtAt(x.from)}..${fmtAt(x.to)}`;
+  return `first between ${span(c.first)}, last between ${span(c.last)}${c.after_last_sample > 0 ? ` (${c.after_last_sample} after the last sample)` : ''}; in ${c.intervals} sample ${c.intervals === 1 ? 'interval' : 'intervals'}`;
+}
+
+/** What the example tables are: the printed records of a ratelimited event. */
+export function printedText(c: ExactCount, what: string): string {
+  return `${c.printed} ${what} records printed (the ratelimit prints at most 10 per 5 s per vCPU${c.suppressed > 0 ? `; they report ${c.suppressed} suppressed` : ''}): examples of the message, by group`;
 }
 
 /** The jobs table of a run summary whose jobs are flat JobSummary records: headers, then rows. */
@@ -168,17 +195,20 @@ export function formatText(a: Analysis): string {
   if (t.samples === 0) {
     L.push('  (no sample records)');
   } else {
-    L.push(...kvLines(timelinePairs(t)));
+    L.push(...kvLines(timelinePairs(a)));
   }
 
   const m = a.map_failures;
-  L.push('', `Map failures ("swiotlb buffer is full"): ${m.total}${m.suppressed > 0 ? ` (and ${m.suppressed} more suppressed by the ratelimit)` : ''}`);
-  if (m.total > 0) {
-    L.push(...table(['device', '>size', '>count', '>first', '>last', 'direction'],
+  L.push('', `Map failures: ${exactCountText(m)}`);
+  const mWhen = exactCountWhen(m);
+  if (mWhen !== undefined) L.push(`  ${mWhen}`);
+  if (m.printed > 0) {
+    L.push(`  ${printedText(m, 'map_failure')}`);
+    L.push(...table(['device', '>size', '>records', '>first', '>last', 'direction'],
       m.groups.slice(0, TEXT_ROWS).map((g) => [g.device, String(g.size), String(g.count), fmtAt(g.first), fmtAt(g.last),
         Object.entries(g.dirs).map(([k, n]) => `${k} ${n}`).join(', ')])));
     if (m.groups.length > TEXT_ROWS) L.push(`  ... ${m.groups.length - TEXT_ROWS} more groups (all in --output-format json)`);
-    if (m.groups_dropped > 0) L.push(`  ${m.groups_dropped} failures beyond the group limit are counted only in the total`);
+    if (m.groups_dropped > 0) L.push(`  ${m.groups_dropped} records beyond the group limit are counted only in the printed total`);
   }
 
   const th = a.throttle;
@@ -195,13 +225,15 @@ export function formatText(a: Analysis): string {
   }
   if (th.unfinished > 0) L.push(`  ${th.unfinished} waits began (throttle_begin) with no throttle_end in the log`);
 
-  if (a.io_errors.total > 0) {
-    L.push('', `I/O errors: ${a.io_errors.total}`);
-    L.push(...table(['device', 'op', 'reason', '>count', '>bytes', '>first', '>last'], errorGroupRows(a.io_errors.groups, TEXT_ROWS)));
-  }
-  if (a.packet_drops.total > 0) {
-    L.push('', `Packets dropped: ${a.packet_drops.total}`);
-    L.push(...table(['device', 'dir', 'reason', '>count', '>bytes', '>first', '>last'], errorGroupRows(a.packet_drops.groups, TEXT_ROWS)));
+  for (const [title, g, what, kind] of [['I/O errors', a.io_errors, 'io_error', 'op'], ['Packets dropped', a.packet_drops, 'packet_dropped', 'dir']] as const) {
+    if (g.total === 0 && g.printed === 0) continue;
+    L.push('', `${title}: ${exactCountText(g)}`);
+    const when = exactCountWhen(g);
+    if (when !== undefined) L.push(`  ${when}`);
+    if (g.printed > 0) {
+      L.push(`  ${printedText(g, what)}`);
+      L.push(...table(['device', kind, 'reason', '>records', '>bytes', '>first', '>last'], errorGroupRows(g.groups, TEXT_ROWS)));
+    }
   }
 
   const st = a.stalls;

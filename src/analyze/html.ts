@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatBytes } from '../util/units.js';
 import type { Analysis } from './analyzer.js';
-import { JOB_HEADERS, fmtAt, fmtMs, fmtUs, jobRows, jobsTabular, keyValues, timelinePairs, vmReportText } from './format.js';
+import { JOB_HEADERS, exactCountText, exactCountWhen, fmtAt, fmtMs, fmtUs, jobRows, jobsTabular, keyValues, printedText, timelinePairs, vmReportText } from './format.js';
 import type { ChartData } from './series.js';
 
 const require = createRequire(import.meta.url);
@@ -52,13 +52,16 @@ function sections(a: Analysis): string {
   if (t.samples === 0) {
     out.push('<p>No sample records.</p>');
   } else {
-    out.push(kvTable([['samples', `${t.samples}${t.sample_interval_ms !== null ? `, every ${fmtMs(t.sample_interval_ms)}` : ''}`], ...timelinePairs(t)]));
+    out.push(kvTable([['samples', `${t.samples}${t.sample_interval_ms !== null ? `, every ${fmtMs(t.sample_interval_ms)}` : ''}`], ...timelinePairs(a)]));
   }
 
   const m = a.map_failures;
-  out.push(`<h2>Map failures: ${m.total}${m.suppressed > 0 ? ` (and ${m.suppressed} suppressed by the ratelimit)` : ''}</h2>`);
-  if (m.total > 0) {
-    out.push(tableHtml(['device', '>size', '>count', '>first', '>last', 'direction'],
+  out.push(`<h2>Map failures: ${esc(exactCountText(m))}</h2>`);
+  const mWhen = exactCountWhen(m);
+  if (mWhen !== undefined) out.push(`<p>${esc(mWhen)}.</p>`);
+  if (m.printed > 0) {
+    out.push(`<p>${esc(printedText(m, 'map_failure'))}.</p>`);
+    out.push(tableHtml(['device', '>size', '>records', '>first', '>last', 'direction'],
       m.groups.slice(0, HTML_ROWS).map((g) => [g.device, g.size, g.count, fmtAt(g.first), fmtAt(g.last), Object.entries(g.dirs).map(([k, n]) => `${k} ${n}`).join(', ')]), 'failures'));
   }
 
@@ -73,10 +76,14 @@ function sections(a: Analysis): string {
       Object.entries(th.by_device).sort((x, y) => y[1].wait_us_total - x[1].wait_us_total).slice(0, HTML_ROWS).map(([dv, v]) => [dv, v.waits, fmtUs(v.wait_us_total), fmtUs(v.wait_us_max)])));
   }
 
-  for (const [title, g, kind] of [['I/O errors', a.io_errors, 'op'], ['Packets dropped', a.packet_drops, 'dir']] as const) {
-    if (g.total === 0) continue;
-    out.push(`<h2>${title}: ${g.total}</h2>`);
-    out.push(tableHtml(['device', kind, 'reason', '>count', '>bytes', '>first', '>last'],
+  for (const [title, g, what, kind] of [['I/O errors', a.io_errors, 'io_error', 'op'], ['Packets dropped', a.packet_drops, 'packet_dropped', 'dir']] as const) {
+    if (g.total === 0 && g.printed === 0) continue;
+    out.push(`<h2>${title}: ${esc(exactCountText(g))}</h2>`);
+    const when = exactCountWhen(g);
+    if (when !== undefined) out.push(`<p>${esc(when)}.</p>`);
+    if (g.printed === 0) continue;
+    out.push(`<p>${esc(printedText(g, what))}.</p>`);
+    out.push(tableHtml(['device', kind, 'reason', '>records', '>bytes', '>first', '>last'],
       g.groups.slice(0, HTML_ROWS).map((e) => [e.device, e.kind, e.reason, e.count, formatBytes(e.bytes), fmtAt(e.first), fmtAt(e.last)])));
   }
 
@@ -147,6 +154,10 @@ const CHART_JS = `
     return { scale: 'events', stroke: color, width: 0, paths: function () { return null; },
              points: { show: true, size: 7, stroke: color, fill: color } };
   };
+  var rates = function (color) {
+    return { scale: 'per_s', stroke: color, width: 0, paths: function () { return null; },
+             points: { show: true, size: 6, stroke: color, fill: color } };
+  };
   var series = [
     { label: 't (s)' },
     { label: 'io_tlb_used (max)', scale: 'slots', stroke: '#1f77b4', width: 1.5, spanGaps: true },
@@ -155,19 +166,24 @@ const CHART_JS = `
     { label: 'high_throttle', scale: 'slots', stroke: '#ff7f0e', width: 1.5, dash: [6, 4], spanGaps: true },
     { label: 'low_throttle', scale: 'slots', stroke: '#bcbd22', width: 1.5, dash: [6, 4], spanGaps: true },
     { label: 'pool size (nslabs)', scale: 'slots', stroke: '#2ca02c', width: 2, spanGaps: true },
-    Object.assign({ label: 'map failures' }, marks('#e41a1c')),
+    Object.assign({ label: 'map failures/s' }, rates('#e41a1c')),
+    Object.assign({ label: 'I/O errors/s' }, rates('#a65628')),
+    Object.assign({ label: 'packets dropped/s' }, rates('#f781bf')),
     Object.assign({ label: 'throttle waits' }, marks('#ff7f0e')),
-    Object.assign({ label: 'stalls' }, marks('#6a3d9a'))
+    Object.assign({ label: 'stalls' }, marks('#6a3d9a')),
+    Object.assign({ label: 'tunable changes' }, marks('#17becf'))
   ];
   var data = [d.x_s, d.used_max, d.used_min, d.hiwater, d.high_throttle, d.low_throttle, d.nslabs,
-              d.map_failures, d.throttle_waits, d.stalls];
+              d.map_failures_per_s, d.io_errors_per_s, d.packets_dropped_per_s, d.throttle_waits, d.stalls, d.tunables];
   var opts = {
     width: Math.max(600, el.clientWidth || 1000), height: 440,
     scales: { x: { time: false, range: function (u, min, max) { return [Math.min(0, min), Math.max(max, 0.001)]; } }, slots: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.05]; } },
-              events: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; } } },
+              events: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; } },
+              per_s: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.1]; } } },
     axes: [
       { scale: 'x', label: 'seconds since the run started' },
       { scale: 'slots', label: 'slots', size: 70 },
+      { scale: 'per_s', side: 1, label: 'failures per second', grid: { show: false }, size: 70 },
       { scale: 'events', side: 1, label: 'events per ' + (d.bucket_ms >= 1000 ? (d.bucket_ms / 1000) + ' s' : d.bucket_ms + ' ms'), grid: { show: false }, size: 60 }
     ],
     bands: [{ series: [1, 2], fill: 'rgba(31,119,180,0.15)' }],
@@ -184,6 +200,14 @@ const CHART_JS = `
   document.body.setAttribute('data-chart-ready', '1');
 })();
 `;
+
+/** Where the chart's failure rates come from. */
+function failureSourceNote(chart: ChartData): string {
+  const src = Object.values(chart.failure_source);
+  if (src.every((x) => x === 'counters')) return "from the samples' exact counters, over each sample interval";
+  if (src.every((x) => x === 'records')) return 'from the printed records, which the ratelimit thins: a lower bound (this log\'s samples carry no counters)';
+  return Object.entries(chart.failure_source).map(([k, x]) => `${k} from ${x === 'counters' ? 'the exact counters' : 'the printed records'}`).join(', ');
+}
 
 /** The whole report as one HTML document. */
 export function renderHtml(a: Analysis, chart: ChartData): string {
@@ -203,7 +227,7 @@ export function renderHtml(a: Analysis, chart: ChartData): string {
 <h1>${esc(title)}</h1>
 <p class="sub">Started ${esc(start)}; ${esc(a.input.records)} records; ${esc(a.summary === null ? 'no final report' : a.summary.status !== undefined ? `status ${a.summary.status}` : 'final report present')}.</p>
 <div id="chart"></div>
-<p class="note">Lines: io_tlb_used (maximum and minimum per ${esc(fmtMs(chart.bucket_ms))} bucket, band between), used_hiwater, the throttle thresholds and the pool size, in slots (left axis). Points: map failures, throttle waits (at the time each wait began) and stalls per bucket (right axis).</p>
+<p class="note">Time in seconds since the run started (the start barrier). Lines: io_tlb_used (maximum and minimum per ${esc(fmtMs(chart.bucket_ms))} bucket, band between), used_hiwater, the throttle thresholds and the pool size, in slots (left axis). Points: map failures, I/O errors and dropped packets per second (${esc(failureSourceNote(chart))}; first right axis); throttle waits (at the time each wait began), stalls and tunable changes per bucket (second right axis).</p>
 ${sections(a)}
 <script type="application/json" id="report-data">${JSON.stringify(chart).replace(/</g, '\\u003c')}</script>
 <script>${scriptSafe(js)}</script>

@@ -1,8 +1,20 @@
 // The time series behind the HTML chart, in bounded memory whatever the log's length: time is cut
 // into at most maxPoints buckets; when a record falls past the last bucket, the bucket width doubles
 // and neighbouring buckets merge. Each bucket keeps the min and max of io_tlb_used (so a spike is
-// never averaged away), the max of used_hiwater, the thresholds and pool size, and counts of the
-// events marked on the chart.
+// never averaged away), the max of used_hiwater, the thresholds and pool size, counts of the
+// events marked on the chart, and the rises of the samples' cumulative counters with the sampled
+// time they cover (a rate per second whatever the bucket width).
+//
+// To add a series: a field in Bucket (with its empty value and its merge), where it is fed, and its
+// array in ChartData; a counter the samples carry needs only its name in COUNTER_KINDS.
+
+/** Cumulative counters of the sample records, charted as rates (the exact counts of ratelimited events). */
+export const COUNTER_KINDS = ['map_failures', 'io_errors', 'packets_dropped'] as const;
+export type CounterKind = (typeof COUNTER_KINDS)[number];
+
+function zeroCounts(): Record<CounterKind, number> {
+  return Object.fromEntries(COUNTER_KINDS.map((k) => [k, 0])) as Record<CounterKind, number>;
+}
 
 export interface Bucket {
   samples: number;
@@ -21,13 +33,18 @@ export interface Bucket {
   stalls: number;
   ioErrors: number;
   packetDrops: number;
+  tunables: number;
+  /** Sampled time (ms) covered by the samples in this bucket, and their counters' rises. */
+  counterMs: number;
+  counts: Record<CounterKind, number>;
 }
 
 function emptyBucket(): Bucket {
   return {
     samples: 0, sampleTMax: -Infinity, usedMin: Infinity, usedMax: -Infinity, hiwaterMax: -Infinity, nslabs: -Infinity,
     high: -Infinity, low: -Infinity, queueMax: -Infinity,
-    mapFailures: 0, throttleWaits: 0, throttleWaitUsMax: 0, stalls: 0, ioErrors: 0, packetDrops: 0,
+    mapFailures: 0, throttleWaits: 0, throttleWaitUsMax: 0, stalls: 0, ioErrors: 0, packetDrops: 0, tunables: 0,
+    counterMs: 0, counts: zeroCounts(),
   };
 }
 
@@ -49,10 +66,13 @@ function merge(a: Bucket, b: Bucket): Bucket {
     stalls: a.stalls + b.stalls,
     ioErrors: a.ioErrors + b.ioErrors,
     packetDrops: a.packetDrops + b.packetDrops,
+    tunables: a.tunables + b.tunables,
+    counterMs: a.counterMs + b.counterMs,
+    counts: Object.fromEntries(COUNTER_KINDS.map((k) => [k, a.counts[k] + b.counts[k]])) as Record<CounterKind, number>,
   };
 }
 
-export type MarkKind = 'mapFailures' | 'throttleWaits' | 'stalls' | 'ioErrors' | 'packetDrops';
+export type MarkKind = 'mapFailures' | 'throttleWaits' | 'stalls' | 'ioErrors' | 'packetDrops' | 'tunables';
 
 /** The chart's data: one entry per bucket, x in seconds since the run started; null = no data. */
 export interface ChartData {
@@ -65,12 +85,21 @@ export interface ChartData {
   high_throttle: Array<number | null>;
   low_throttle: Array<number | null>;
   throttle_queue_len: Array<number | null>;
-  map_failures: Array<number | null>;
+  /**
+   * Per second: from the samples' exact counters (rise / sampled time, at the sample's bucket), or in
+   * a log whose samples lack the counter, from the printed (ratelimited) records per bucket width.
+   */
+  map_failures_per_s: Array<number | null>;
+  io_errors_per_s: Array<number | null>;
+  packets_dropped_per_s: Array<number | null>;
+  /** Where the three rates come from. */
+  failure_source: Record<CounterKind, 'counters' | 'records'>;
+  /** Counts per bucket. */
   throttle_waits: Array<number | null>;
   throttle_wait_us_max: Array<number | null>;
   stalls: Array<number | null>;
-  io_errors: Array<number | null>;
-  packet_drops: Array<number | null>;
+  /** tunable_changed records per bucket (drawn when the change was made). */
+  tunables: Array<number | null>;
 }
 
 export class TimeSeries {
@@ -120,21 +149,32 @@ export class TimeSeries {
     if (queueLen > b.queueMax) b.queueMax = queueLen;
   }
 
+  /** The rises of the samples' counters over the `dtMs` before the sample at tMs. */
+  addCounts(tMs: number, dtMs: number, rises: Partial<Record<CounterKind, number>>): void {
+    const b = this.at(tMs);
+    b.counterMs += dtMs;
+    for (const k of COUNTER_KINDS) b.counts[k] += rises[k] ?? 0;
+  }
+
   mark(tMs: number, kind: MarkKind, waitUs = 0): void {
     const b = this.at(tMs);
     b[kind]++;
     if (kind === 'throttleWaits' && waitUs > b.throttleWaitUsMax) b.throttleWaitUsMax = waitUs;
   }
 
-  data(): ChartData {
+  /** The chart's arrays; `fromCounters` says, per counter, whether the samples carried it. */
+  data(fromCounters: Record<CounterKind, boolean> = { map_failures: false, io_errors: false, packets_dropped: false }): ChartData {
     const n = this.buckets.length;
     const fin = (v: number): number | null => (Number.isFinite(v) ? v : null);
     const count = (v: number): number | null => (v > 0 ? v : null);
+    const source = Object.fromEntries(COUNTER_KINDS.map((k) => [k, fromCounters[k] ? 'counters' : 'records'])) as ChartData['failure_source'];
     const d: ChartData = {
       bucket_ms: this.widthMs, x_s: [], used_max: [], used_min: [], hiwater: [], nslabs: [], high_throttle: [],
-      low_throttle: [], throttle_queue_len: [], map_failures: [], throttle_waits: [], throttle_wait_us_max: [],
-      stalls: [], io_errors: [], packet_drops: [],
+      low_throttle: [], throttle_queue_len: [], map_failures_per_s: [], io_errors_per_s: [], packets_dropped_per_s: [],
+      failure_source: source, throttle_waits: [], throttle_wait_us_max: [], stalls: [], tunables: [],
     };
+    const records: Record<CounterKind, 'mapFailures' | 'ioErrors' | 'packetDrops'> = { map_failures: 'mapFailures', io_errors: 'ioErrors', packets_dropped: 'packetDrops' };
+    const out: Record<CounterKind, Array<number | null>> = { map_failures: d.map_failures_per_s, io_errors: d.io_errors_per_s, packets_dropped: d.packets_dropped_per_s };
     for (let i = 0; i < n; i++) {
       const b = this.buckets[i]!;
       // x at the bucket's latest sample (a sample taken at t describes the pool at t), else its middle.
@@ -147,12 +187,16 @@ export class TimeSeries {
       d.high_throttle.push(fin(b.high));
       d.low_throttle.push(fin(b.low));
       d.throttle_queue_len.push(fin(b.queueMax));
-      d.map_failures.push(count(b.mapFailures));
+      for (const k of COUNTER_KINDS) {
+        const rate = source[k] === 'counters'
+          ? (b.counterMs > 0 && b.counts[k] > 0 ? (b.counts[k] * 1000) / b.counterMs : null)
+          : (b[records[k]] > 0 ? (b[records[k]] * 1000) / this.widthMs : null);
+        out[k].push(rate);
+      }
       d.throttle_waits.push(count(b.throttleWaits));
       d.throttle_wait_us_max.push(count(b.throttleWaitUsMax));
       d.stalls.push(count(b.stalls));
-      d.io_errors.push(count(b.ioErrors));
-      d.packet_drops.push(count(b.packetDrops));
+      d.tunables.push(count(b.tunables));
     }
     return d;
   }

@@ -161,9 +161,14 @@ export interface TunableChangedFields {
   new: number | string;
 }
 
-/** Periodic sample of the allocator, every COCO_SAMPLE_INTERVAL. Counters are cumulative. */
+/**
+ * Periodic sample of the allocator and the workload, every COCO_SAMPLE_INTERVAL, all read at one
+ * instant. Counters are cumulative since the start barrier (the exact counts: the map_failure,
+ * io_error and packet_dropped records are ratelimited examples); rates are over the interval since
+ * the previous sample's counters.
+ */
 export interface SampleFields {
-  /** Milliseconds since the run started. */
+  /** Milliseconds since the run started (the start barrier: the run_start record). */
   t_ms: number;
   io_tlb_used: number;
   io_tlb_used_hiwater: number;
@@ -171,6 +176,8 @@ export interface SampleFields {
   nslabs: number;
   /** area.used for each area of the default pool, in area order. */
   area_used: number[];
+  /** Each area's high-water mark of area.used (the default pool), in area order. */
+  area_used_hiwater?: number[];
   /** Requests parked on throttle_sem right now. */
   throttle_queue_len: number;
   /** Completed I/Os per second over the last interval, all devices. */
@@ -178,14 +185,23 @@ export interface SampleFields {
   high_throttle: number;
   low_throttle: number;
   // Optional: filled when the VM knows them.
+  /** The run's phase: startdelay, ramp, running or teardown (src/vm/run-state.ts). */
+  phase?: string;
   io_tlb_transient_nslabs?: number;
   high_throttle_count?: number;
   low_throttle_count?: number;
   /** throttle_sem is held (count 0). */
   throttle_held?: boolean;
   map_ok?: number;
+  /** Failed maps, all causes, since the run started. */
   map_failures?: number;
+  /** Storage requests completed with an error since the run started. */
+  io_errors?: number;
+  /** Packets the NIC dropped since the run started. */
+  packets_dropped?: number;
   bytes_bounced?: number;
+  /** Bytes the completed I/Os moved since the run started. */
+  bytes?: number;
   /** Bytes per second moved by all devices over the last interval. */
   bw_bytes_per_s?: number;
   /** Per-device IOPS over the last interval. */
@@ -194,6 +210,13 @@ export interface SampleFields {
   pool_used?: number[];
   /** I/Os completed since the run started. */
   ios?: number;
+}
+
+/** Every vCPU is at the start barrier and released: the run's clock starts at this record's time. */
+export interface RunStartFields {
+  /** From the start of boot to the barrier. */
+  boot_ms: number;
+  vcpus?: number;
 }
 
 /** One emulated device, as run_config describes it. */
@@ -405,6 +428,7 @@ export interface EventFields {
   stall: StallFields;
   tunable_changed: TunableChangedFields;
   sample: SampleFields;
+  run_start: RunStartFields;
   run_config: RunConfigFields;
   run_summary: RunSummaryFields;
   worker_error: WorkerErrorFields;
@@ -544,6 +568,12 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
     },
     message: (f) =>
       `io_tlb_used ${f.io_tlb_used}/${f.nslabs} hiwater ${f.io_tlb_used_hiwater} throttle queue ${f.throttle_queue_len} iops ${Math.round(f.iops)}`,
+  },
+  run_start: {
+    level: 'info',
+    doc: 'The start barrier: every vCPU ready, the run\'s clock starts (t_ms 0 of the samples; the analyzer\'s +0).',
+    required: { boot_ms: 'number' },
+    message: (f) => `run started: ${f.vcpus !== undefined ? `${plural(f.vcpus, 'vCPU')} ` : ''}released from the start barrier after ${f.boot_ms} ms of boot`,
   },
   run_config: {
     level: 'info',

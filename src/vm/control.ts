@@ -1,7 +1,8 @@
 // The VM's control plane: comlink between the main thread and the worker threads. Each vCPU and each
 // device serves a small API on its own MessagePort, answered whenever that thread yields to its event
-// loop (a vCPU every ~10 ms; never from inside the data path). The main thread gathers live counters
-// for the progress display and reads and writes tunables while the VM runs.
+// loop (a vCPU every ~10 ms; never from inside the data path). The main thread reads and writes
+// tunables through it while the VM runs. (Live counters are not gathered here: the sampler reads them
+// from shared memory at one instant, since a round over the ports mixes answers of different ages.)
 //
 // Tunables have one name and one path each. Swiotlb tunables live in the allocator's shared header,
 // so the main thread writes them directly; device and vCPU tunables are set over comlink on the
@@ -15,16 +16,8 @@ import { DEFAULT_FAILED_MAP_BACKOFF_US } from './vcpu.js';
 import { THROTTLE_TUNABLES, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { parseDuration, parseIntInRange, parseSize } from '../util/units.js';
 
-/** What one vCPU reports about itself. */
-export interface VcpuCounters {
-  cpu: number;
-  /** I/Os completed (reads + writes + packets). */
-  ios: number;
-}
-
 /** Served by every vCPU thread. */
 export interface VcpuControlApi {
-  counters(): VcpuCounters;
   /** Set a vCPU tunable; returns the old value. */
   set(name: string, value: number): number;
 }
@@ -52,18 +45,10 @@ export interface Tunable {
   set(value: number): Promise<void>;
 }
 
-export interface LiveCounters {
-  ios: number;
-}
-
-/** How long a counters() round waits for slow threads before using their last answer. */
-const COUNTERS_TIMEOUT_MS = 200;
-
 export class ControlPlane {
   private readonly vcpus: Remote<VcpuControlApi>[] = [];
   /** Our ends of the ports: comlink cannot close them through the Node adapter, so close() does. */
   private readonly ports: MessagePort[] = [];
-  private readonly lastVcpu: VcpuCounters[] = [];
   private readonly devices = new Map<string, Remote<DeviceControlApi>>();
   private readonly tunables = new Map<string, Tunable>();
   /** The last value set on every vCPU (the vCPUs' default until then). */
@@ -109,7 +94,6 @@ export class ControlPlane {
   addVcpu(cpu: number, port: MessagePort): void {
     this.vcpus[cpu] = wrapPort<VcpuControlApi>(port);
     this.ports.push(port);
-    this.lastVcpu[cpu] = { cpu, ios: 0 };
   }
 
   addDevice(name: string, port: MessagePort): void {
@@ -165,17 +149,6 @@ export class ControlPlane {
     return old;
   }
 
-  /** Live counters of every vCPU, summed. Threads that do not answer in time count with their last answer. */
-  async counters(): Promise<LiveCounters> {
-    await Promise.all(this.vcpus.map(async (r, cpu) => {
-      const c = await withTimeout(r.counters(), COUNTERS_TIMEOUT_MS);
-      if (c !== undefined) this.lastVcpu[cpu] = c;
-    }));
-    let ios = 0;
-    for (const c of this.lastVcpu) if (c !== undefined) ios += c.ios;
-    return { ios };
-  }
-
   /** Drop every proxy and close our ends of the ports, so nothing keeps the process alive. */
   close(): void {
     for (const r of this.vcpus) if (r !== undefined) releaseRemote(r);
@@ -184,18 +157,6 @@ export class ControlPlane {
     this.vcpus.length = 0;
     this.devices.clear();
     this.ports.length = 0;
-  }
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms).unref();
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

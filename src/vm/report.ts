@@ -26,7 +26,8 @@ export type SwiotlbReport = {
   bytes_bounced_to_device: number;
   bytes_bounced_from_device: number;
   map_unmap_per_sec: number;
-  areas: { area: number; acquired: number; contended: number; parked: number }[];
+  /** Per area: lock counters, and used_hiwater, the area's high-water mark of area->used (of nslabs / nareas slots). */
+  areas: { area: number; acquired: number; contended: number; parked: number; used_hiwater: number }[];
 };
 
 /** Completion latency of a set of requests, in microseconds. */
@@ -221,6 +222,32 @@ function formatThrottle(t: ThrottleReport): string[] {
   ];
 }
 
+/** Areas listed one by one up to this many; beyond, the line names the fullest and counts the full ones. */
+const AREAS_LISTED = 16;
+
+/**
+ * The per-area high-water marks: which area came closest to full. A map fails when the areas it
+ * searches have no free run long enough, which can happen with one area full while the pool-wide
+ * used_hiwater is well below io_tlb_nslabs.
+ */
+export function areaHiwaterLine(s: Pick<SwiotlbReport, 'io_tlb_nslabs' | 'nareas' | 'areas'>): string | undefined {
+  const marks = s.areas.map((a) => a.used_hiwater);
+  if (marks.length === 0 || !marks.every((m) => typeof m === 'number')) return undefined; // a log from before the field
+  const per = Math.floor(s.io_tlb_nslabs / Math.max(1, s.nareas));
+  return `  area used_hiwater (of ${per} slots per area): ${areaHiwaterText(per, marks)}`;
+}
+
+/** The per-area marks in one phrase: each of them (up to AREAS_LISTED), the fullest and the emptiest, and which areas were full. */
+export function areaHiwaterText(perArea: number, marks: readonly number[]): string {
+  const max = Math.max(...marks);
+  const full = marks.flatMap((m, a) => (m >= perArea ? [a] : []));
+  const fullText = full.length === 0 ? 'no area was full'
+    : full.length === marks.length ? 'every area was full at some time'
+    : `${full.length === 1 ? 'area' : 'areas'} ${full.length <= AREAS_LISTED ? full.join(',') : `${full.slice(0, AREAS_LISTED).join(',')},... (${full.length})`} full at some time`;
+  const list = marks.length <= AREAS_LISTED ? `[${marks.join(' ')}] ` : '';
+  return `${list}max ${max} (area ${marks.indexOf(max)}), min ${Math.min(...marks)}; ${fullText}`;
+}
+
 export function formatReport(rep: RunReport): string {
   const out: string[] = [];
   for (const job of rep.jobs) {
@@ -239,6 +266,8 @@ export function formatReport(rep: RunReport): string {
   out.push(`  io_tlb_nslabs=${s.io_tlb_nslabs} (${formatBytes(s.io_tlb_nslabs * IO_TLB_SIZE)}), io_tlb_used=${s.io_tlb_used}, io_tlb_used_hiwater=${s.io_tlb_used_hiwater} (${((100 * s.io_tlb_used_hiwater) / s.io_tlb_nslabs).toFixed(1)}%), io_tlb_transient_nslabs=${s.io_tlb_transient_nslabs}`);
   out.push(`  maps: attempts=${s.map_attempts}, failures=${s.map_failures} (full=${s.map_failures_by_cause.full}, oversize=${s.map_failures_by_cause.oversize}${s.map_failures_by_cause.throttle_aborted > 0 ? `, throttle aborted=${s.map_failures_by_cause.throttle_aborted}` : ''}), unmaps=${s.unmaps}`);
   out.push(`  bounced: to device ${formatBytes(s.bytes_bounced_to_device)}, from device ${formatBytes(s.bytes_bounced_from_device)}`);
+  const hiwaterLine = areaHiwaterLine(s);
+  if (hiwaterLine !== undefined) out.push(hiwaterLine);
   out.push(`  area locks: ${s.nareas} areas, ${acquired} acquisitions, ${contended} contended (${acquired > 0 ? ((100 * contended) / acquired).toFixed(2) : '0.00'}%), ${parked} parks${busiest && busiest.contended > 0 ? `; busiest area ${busiest.area} (${busiest.contended} contended)` : ''}`);
   out.push(...formatThrottle(rep.throttle));
   out.push(`  emulator: ${s.map_unmap_per_sec.toLocaleString('en-US')} map+unmap pairs/s sustained`);

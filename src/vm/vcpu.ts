@@ -16,7 +16,7 @@ import type { LogChannel } from '../log/logger.js';
 import { attachWorkerLogger } from '../log/worker-logger.js';
 import { VcpuLog } from './vcpu-log.js';
 import { exposeOnPort } from '../util/comlink.js';
-import type { VcpuControlApi, VcpuCounters } from './control.js';
+import type { VcpuControlApi } from './control.js';
 import { DmaDevice } from '../dma/device.js';
 import {
   ScatterList, dmaMapSgtable, dmaMapSingle, dmaMaxMappingSize, dmaRecommendMayBlock, dmaUnmapSg, dmaUnmapSingle,
@@ -223,11 +223,6 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   // The control plane: answered at the yields below, never from inside the data path.
   let failedMapBackoffMs = DEFAULT_FAILED_MAP_BACKOFF_US / 1000;
   const control: VcpuControlApi = {
-    counters: (): VcpuCounters => {
-      let ios = 0;
-      for (const r of runs) ios += r.stats[I_READ_IOS]! + r.stats[I_WRITE_IOS]!;
-      return { cpu: task.cpu, ios };
-    },
     set: (name: string, value: number): number => {
       if (name !== 'failed_map_backoff_us') throw new Error(`vcpu${task.cpu}: no tunable ${name}`);
       const old = failedMapBackoffMs * 1000;

@@ -13,7 +13,7 @@ import { LatencyHistogram } from '../report/histogram.js';
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, alignUp, roundupPowOfTwo } from '../swiotlb/constants.js';
 import { GUEST_BASE } from '../memory/guest.js';
 import {
-  AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, AREA_USED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
+  AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
 } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
@@ -28,6 +28,7 @@ import { dmaMaxMappingSize } from '../dma/direct.js';
 import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
 import type { VmOptions } from './options.js';
 import { ControlPlane } from './control.js';
+import { type RunPhase, plannedIsExact, plannedRunMs, ratePerSec, workloadCounters, workloadPhase } from './run-state.js';
 import { NVME_MIN_ALIGN_MASK, RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
 
 /** How long threads get to finish after the run is stopped before they are terminated. */
@@ -44,17 +45,36 @@ export interface VmHooks {
   bootLine(msg: string): void;
   /** Called at the sample interval while the run goes on (the progress display). */
   sample(s: VmSample): void;
+  /** The run entered a phase: boot when runVm starts, running at the start barrier, teardown when the vCPUs stop. */
+  phase?(p: { phase: 'boot' | 'running' | 'teardown'; plannedMs: number; plannedExact: boolean }): void;
 }
 
+/**
+ * One sample of the run, taken at one instant: the counters are cumulative (since the start
+ * barrier), the rates are over the interval since the previous sample's counters. The log's sample
+ * record carries all of it (and the throttle state); add a counter here and it is logged.
+ */
 export interface VmSample {
+  /** Milliseconds since the start barrier (the run's clock). */
   t_ms: number;
+  phase: RunPhase;
   io_tlb_used: number;
   io_tlb_used_hiwater: number;
+  /** io_tlb_nslabs. */
+  nslabs: number;
+  /** area->used of each area of the default pool, and its high-water mark (AREA_USED_HIWATER). */
   area_used: number[];
-  /** I/Os completed, from the vCPUs' live counters (control plane). */
+  area_used_hiwater: number[];
+  /** I/Os completed, and the bytes they moved (after each job's ramp, as the report counts them). */
   ios: number;
+  bytes: number;
+  /** ios and bytes per second over the interval since the previous sample. */
   iops: number;
+  bw_bytes_per_s: number;
+  /** Failed maps (all causes), storage requests failed, packets dropped: the exact counts the ratelimited records sample. */
   map_failures: number;
+  io_errors: number;
+  packets_dropped: number;
 }
 
 export interface VmBoot {
@@ -276,10 +296,16 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   while (Atomics.load(run, RUN_READY) < opts.vcpus && failure === null && !signal.aborted) {
     await Atomics.waitAsync(run, RUN_READY, Atomics.load(run, RUN_READY), 50).value;
   }
-  const bootMs = nowMs() - t0;
+  // The run's clock starts here, at the start barrier: samples, tunables, the progress line and the
+  // analyzer's times all count from runStart (the run_start record's time).
   const runStart = nowMs();
+  const bootMs = runStart - t0;
   Atomics.store(run, RUN_GO, 1);
   Atomics.notify(run, RUN_GO);
+  log.emit('run_start', { boot_ms: Math.round(bootMs), vcpus: opts.vcpus });
+  const plannedMs = plannedRunMs(plan.instances);
+  const plannedExact = plannedIsExact(plan.instances);
+  hooks.phase?.({ phase: 'running', plannedMs, plannedExact });
 
   // Scheduled tunable changes (--tune), then samples and the watchdog.
   const tuneTimers = tuneSteps.map((step) => setTimeout(() => {
@@ -289,15 +315,9 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const swiotlbStats = new Float64Array(swiotlbStatsSab);
   const nvmeCtl = new Int32Array(nvmeControl);
   const nicCtl = new Int32Array(nicControl);
-  let lastIos = 0;
-  let lastT = runStart;
+  let last = { t: runStart, ios: 0, bytes: 0 };
   let lastProgressAt = runStart;
   let lastCommands = 0;
-  // At most one counters() round in flight; one that resolves after the run has ended is dropped, so
-  // no progress line or sample record follows the report (it is not waited for: idle vCPU threads
-  // no longer answer, and the round's timeout does not hold the process).
-  let sampling = false;
-  let ended = false;
   // [RFC] The throttle watchdog: a waiter parked longer than --throttle-stall-timeout while the holder
   // has held the semaphore at least as long is a stall. It is logged with who holds and who waits,
   // every wait is aborted (so no thread hangs), and the run ends with exit 1.
@@ -316,49 +336,54 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     const who = thr.waiters.map((w) => `vcpu${w.vcpu} (${w.device}, ${w.size} bytes, ${Math.round(w.waited_ms)} ms)`).join(', ');
     fail('main', new Error(`swiotlb throttle stall${self ? ' (self-deadlock: the holder\'s own vCPU waits for it)' : ''}: throttle_sem held ${Math.round(h.held_ms)} ms by vcpu${h.vcpu} (${h.device}, ${h.size}-byte ${h.kind}); waiting: ${who}`), {});
   };
-  const ticker = setInterval(() => {
-    if (sampling) return;
-    sampling = true;
-    void control.counters().then((live) => {
-      if (ended) return;
-      const t = nowMs();
-      const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
-      if (commands !== lastCommands || live.ios !== lastIos) lastProgressAt = t;
-      lastCommands = commands;
-      const area_used: number[] = [];
-      for (let a = 0; a < pool.nareas; a++) area_used.push(pool.areas[pool.areaBase(a) + AREA_USED]!);
-      const d = boot.mem.debugfs();
-      const iops = Math.round(((live.ios - lastIos) * 1000) / Math.max(1, t - lastT));
-      const sample: VmSample = {
-        t_ms: Math.round(t - runStart), io_tlb_used: d.io_tlb_used, io_tlb_used_hiwater: d.io_tlb_used_hiwater, area_used,
-        ios: live.ios, iops, map_failures: boot.mem.mapFailures(),
-      };
-      const thr = boot.mem.throttleSnapshot();
-      log.emit('sample', {
-        ...sample, nslabs: d.io_tlb_nslabs, throttle_queue_len: thr.queue_len, high_throttle: thr.high_throttle,
-        low_throttle: thr.low_throttle, high_throttle_count: thr.high_throttle_count, low_throttle_count: thr.low_throttle_count,
-        throttle_held: thr.held, io_tlb_transient_nslabs: d.io_tlb_transient_nslabs,
-      });
-      checkThrottleStall(thr);
-      hooks.sample(sample);
-      lastIos = live.ios;
-      lastT = t;
-      if (t - lastProgressAt > opts.stallMs && failure === null) {
-        fail('main', new Error(`stall: no I/O completed for ${Math.round((t - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
-      }
-    }).catch((e: unknown) => fail('main', e, {})).finally(() => {
-      sampling = false;
+  // One sample: every counter read at one instant from shared memory, so a rate is the change of a
+  // counter over the time between two readings, whatever the vCPUs were doing.
+  const takeSample = (): void => {
+    const t = nowMs();
+    const c = workloadCounters(instanceStats, plan.instances.length);
+    const map_failures = boot.mem.mapFailures();
+    const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
+    if (commands !== lastCommands || c.ios !== last.ios) lastProgressAt = t;
+    lastCommands = commands;
+    const occ = pool.areaOccupancy();
+    const d = boot.mem.debugfs();
+    const sample: VmSample = {
+      t_ms: Math.round((t - runStart) * 10) / 10, phase: workloadPhase(instanceStats, plan.instances, t),
+      io_tlb_used: d.io_tlb_used, io_tlb_used_hiwater: d.io_tlb_used_hiwater, nslabs: d.io_tlb_nslabs,
+      area_used: occ.used, area_used_hiwater: occ.used_hiwater,
+      ios: c.ios, bytes: c.bytes,
+      iops: Math.round(ratePerSec(last.ios, c.ios, t - last.t)), bw_bytes_per_s: Math.round(ratePerSec(last.bytes, c.bytes, t - last.t)),
+      map_failures, io_errors: c.io_errors, packets_dropped: c.packets_dropped,
+    };
+    last = { t, ios: c.ios, bytes: c.bytes };
+    const thr = boot.mem.throttleSnapshot();
+    log.emit('sample', {
+      ...sample, throttle_queue_len: thr.queue_len, high_throttle: thr.high_throttle,
+      low_throttle: thr.low_throttle, high_throttle_count: thr.high_throttle_count, low_throttle_count: thr.low_throttle_count,
+      throttle_held: thr.held, io_tlb_transient_nslabs: d.io_tlb_transient_nslabs,
     });
+    checkThrottleStall(thr);
+    hooks.sample(sample);
+    if (t - lastProgressAt > opts.stallMs && failure === null) {
+      fail('main', new Error(`stall: no I/O completed for ${Math.round((t - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
+    }
+  };
+  const ticker = setInterval(() => {
+    try {
+      takeSample();
+    } catch (e) {
+      fail('main', e, {});
+    }
   }, opts.sampleIntervalMs);
 
   // After a failure or a stop request the vCPUs get TEARDOWN_MS to finish; a thread that does not
   // (it waits on a dead device, or it crashed) is terminated with the pool, never waited for.
   const settled = Promise.all(tasks);
   await Promise.race([settled, stopped]);
+  clearInterval(ticker);
+  hooks.phase?.({ phase: 'teardown', plannedMs, plannedExact });
   const vcpuResults = await Promise.race([settled, sleep(deviceDead ? 0 : TEARDOWN_MS, null, { ref: false })]);
   const runMs = nowMs() - runStart;
-  clearInterval(ticker);
-  ended = true;
   for (const t of tuneTimers) clearTimeout(t);
   stopDevices();
   const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);
@@ -386,13 +411,14 @@ export function sumSwiotlbStats(stats: Float64Array, vcpus: number): Record<(typ
   return out;
 }
 
-/** Per-area lock counters of the default pool. */
-export function areaContention(mem: IoTlbMem): { area: number; acquired: number; contended: number; parked: number }[] {
+/** Per-area figures of the default pool: the lock counters, and the high-water mark of area->used. */
+export function areaContention(mem: IoTlbMem): { area: number; acquired: number; contended: number; parked: number; used_hiwater: number }[] {
   const pool = mem.defpool;
+  const hiwater = pool.areaOccupancy().used_hiwater;
   const out = [];
   for (let a = 0; a < pool.nareas; a++) {
     const b = pool.areaBase(a);
-    out.push({ area: a, acquired: pool.areas[b + AREA_ACQUIRED]!, contended: pool.areas[b + AREA_CONTENDED]!, parked: pool.areas[b + AREA_PARKED]! });
+    out.push({ area: a, acquired: pool.areas[b + AREA_ACQUIRED]!, contended: pool.areas[b + AREA_CONTENDED]!, parked: pool.areas[b + AREA_PARKED]!, used_hiwater: hiwater[a]! });
   }
   return out;
 }

@@ -32,13 +32,15 @@ describe('analyzer', () => {
   it('works out the timeline: peak, and time above each threshold as the samples step', () => {
     // Each sample stands for the interval that ends at it: (0,100] used 10, (100,200] 80,
     // (200,300] 95, (300,400] 20. With low 50 and high 85: above low 200 ms, above high 100 ms;
-    // above 50% of 100 slots 200 ms, above 90% 100 ms, full never.
+    // above 50% of 100 slots 200 ms, above 90% 100 ms. Two areas of 50 slots: area 1 holds
+    // 95 - 47 = 48 at most, so no area is ever full.
     const log = [rec(0, 'run_config', { config: { nslabs: 100 } }), sample(100, 10, 10), sample(200, 80, 80), sample(300, 95, 95), sample(400, 20, 95)].join('\n');
     const { analysis: a } = analyzeText(`${log}\n`);
     expect(a.timeline).toMatchObject({
       samples: 4, sample_interval_ms: 100, duration_ms: 400, nslabs: 100, max_hiwater: 95, mean_used: 51.25,
       high_throttle: 85, low_throttle: 50,
-      time_above_ms: { low_throttle: 200, high_throttle: 100, pct50: 200, pct90: 100, full: 0 },
+      time_above_ms: { low_throttle: 200, high_throttle: 100, pct50: 200, pct90: 100, area_full: 0 },
+      area_nslabs: 50,
       peak_throttle_queue_len: { value: 2, at: { t_ms: 200 } },
       area_peak_used: [47, 48],
     });
@@ -54,14 +56,70 @@ describe('analyzer', () => {
       failure(40, 'nvme0', 4096, 'DMA_TO_DEVICE'),
     ].join('\n');
     const { analysis: a } = analyzeText(`${log}\n${rec(50, 'map_failure', { device: 'nvme0', vcpu: 1, size: 4096, dir: 'DMA_TO_DEVICE', total: 100, used: 99, suppressed: 7 })}`);
-    expect(a.map_failures.total).toBe(6);
-    expect(a.map_failures.suppressed).toBe(7);
+    // No sample counter and no run summary: the count is the printed records and the repeats they
+    // say were suppressed, a lower bound, and says so.
+    expect(a.map_failures).toMatchObject({ total: 13, source: 'records', printed: 6, suppressed: 7, sampled: null });
     expect(a.map_failures.by_device).toEqual({ nvme0: 5, eth0: 1 });
     expect(a.map_failures.groups).toEqual([
       { device: 'nvme0', size: 65536, count: 3, first: { time: T0 + 10, t_ms: 10 }, last: { time: T0 + 30, t_ms: 30 }, dirs: { DMA_TO_DEVICE: 2, DMA_FROM_DEVICE: 1 } },
       { device: 'nvme0', size: 4096, count: 2, first: { time: T0 + 40, t_ms: 40 }, last: { time: T0 + 50, t_ms: 50 }, dirs: { DMA_TO_DEVICE: 2 } },
       { device: 'eth0', size: 1514, count: 1, first: { time: T0 + 20, t_ms: 20 }, last: { time: T0 + 20, t_ms: 20 }, dirs: { DMA_FROM_DEVICE: 1 } },
     ]);
+  });
+
+  it('counts ratelimited events from the samples\' counters and the run summary, not from the printed records', () => {
+    // Counters rise 0 -> 40 in (100,200], stay, rise to 100 in (300,400]; 3 records printed. The
+    // summary counts 130: 30 after the last sample, so the last ones fall between +400 and its +450.
+    const s = (t: number, mapFailures: number, ioErrors: number): string =>
+      rec(t, 'sample', { t_ms: t, io_tlb_used: 10, io_tlb_used_hiwater: 10, nslabs: 100, area_used: [5, 5], throttle_queue_len: 0, iops: 0, high_throttle: 0, low_throttle: 0, map_failures: mapFailures, io_errors: ioErrors });
+    const lines = [
+      rec(0, 'run_start', { boot_ms: 5 }),
+      s(100, 0, 0), failure(150, 'nvme0', 4096, 'DMA_TO_DEVICE'), failure(160, 'nvme0', 4096, 'DMA_TO_DEVICE'), s(200, 40, 40),
+      s(300, 40, 40), failure(350, 'nvme0', 4096, 'DMA_TO_DEVICE'), s(400, 100, 100),
+    ];
+    const { analysis: a, chart } = analyzeText(`${lines.join('\n')}\n`);
+    expect(a.map_failures).toMatchObject({
+      total: 100, source: 'samples', sampled: 100, printed: 3, after_last_sample: 0, intervals: 2, intervals_ms: 200,
+      first: { from: { t_ms: 100 }, to: { t_ms: 200 } }, last: { from: { t_ms: 300 }, to: { t_ms: 400 } },
+    });
+    expect(a.io_errors).toMatchObject({ total: 100, source: 'samples', printed: 0 });
+    // The chart: 40 in 100 ms and 60 in 100 ms, per second.
+    const rates = chart!.map_failures_per_s.filter((v) => v !== null);
+    expect(rates).toEqual([400, 600]);
+    expect(chart!.failure_source.map_failures).toBe('counters');
+
+    const summary = rec(450, 'run_summary', { summary: { status: 'ok', swiotlb: { map_failures: 130 }, jobs: [{ name: 'j', errors_total: 101, packets_dropped: 0 }] } });
+    const { analysis: b } = analyzeText(`${lines.join('\n')}\n${summary}\n`);
+    expect(b.map_failures).toMatchObject({ total: 130, source: 'run_summary', sampled: 100, after_last_sample: 30, last: { from: { t_ms: 400 }, to: { t_ms: 450 } } });
+    expect(b.io_errors).toMatchObject({ total: 101, after_last_sample: 1 });
+    expect(formatText(b)).toContain('Map failures: 130 (exact, from the run summary)');
+  });
+
+  it('takes rates from the counters over each sample\'s actual interval, not from a sample\'s rate field', () => {
+    // ios 100 by +100, 300 by +200, 400 by +350: 1000, 2000, 666.7 per second; the mean is 400 in
+    // 350 ms. The iops fields (as a VM with stale counters wrote them) are ignored.
+    const s = (t: number, ios: number, iops: number): string =>
+      rec(t, 'sample', { t_ms: t, io_tlb_used: 1, io_tlb_used_hiwater: 1, nslabs: 100, area_used: [1], throttle_queue_len: 0, iops, high_throttle: 0, low_throttle: 0, ios, bytes: ios * 4096 });
+    const { analysis: a } = analyzeText(`${[rec(0, 'run_start', { boot_ms: 5 }), s(100, 100, 50), s(200, 300, 59_034), s(350, 400, 0)].join('\n')}\n`);
+    expect(a.timeline.iops!.max).toBe(2000);
+    expect(a.timeline.iops!.mean).toBeCloseTo(400 / 0.35, 6);
+    expect(a.timeline.bw_bytes_per_s!.max).toBe(2000 * 4096);
+  });
+
+  it('counts time from the start barrier (run_start), not from the first record of the boot', () => {
+    // Boot takes 800 ms; a tunable changed 2 s into the run is at +2.000 s, and so is the chart's mark.
+    const lines = [
+      rec(0, 'run_config', { config: {} }),
+      rec(800, 'run_start', { boot_ms: 800 }),
+      rec(1800, 'sample', { t_ms: 1000, io_tlb_used: 1, io_tlb_used_hiwater: 1, nslabs: 100, area_used: [1], throttle_queue_len: 0, iops: 0, high_throttle: 0, low_throttle: 0 }),
+      rec(2800, 'tunable_changed', { name: '/sys/kernel/debug/swiotlb/io_tlb_used_hiwater', old: 1, new: 0 }),
+    ];
+    const { analysis: a, chart } = analyzeText(`${lines.join('\n')}\n`);
+    expect(a.tunables.list[0]!.at.t_ms).toBe(2000);
+    expect(a.timeline.peak_used!.at.t_ms).toBe(1000);
+    expect(a.input.run_start_time).toBe(T0 + 800);
+    const i = chart!.tunables.findIndex((v) => v !== null);
+    expect(chart!.x_s[i]).toBeCloseTo(2.0, 1);
   });
 
   it('summarises throttle waits: count, total, percentiles, longest', () => {

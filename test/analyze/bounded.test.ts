@@ -30,16 +30,18 @@ describe('TimeSeries', () => {
     const s = new TimeSeries(100, 10);
     // One hour of samples every 10 ms with a one-sample spike to 999 at t = 1234.56 s.
     for (let t = 10; t <= 3_600_000; t += 10) s.addSample(t, t === 1_234_560 ? 999 : 100 + (t % 7), 0, 1000, 700, 650, 0);
-    s.mark(1_234_560, 'mapFailures');
-    s.mark(1_234_570, 'mapFailures');
-    const d = s.data();
+    // Counter rises of 5 and 7 at the spike's two samples, each over its 10 ms; and elsewhere none.
+    s.addCounts(1_234_560, 10, { map_failures: 5 });
+    s.addCounts(1_234_570, 10, { map_failures: 7 });
+    const d = s.data({ map_failures: true, io_errors: true, packets_dropped: true });
     expect(d.x_s.length).toBeLessThanOrEqual(100);
     expect(d.bucket_ms).toBeGreaterThanOrEqual(36_000);
     expect(Math.max(...d.used_max.map((v) => v ?? 0))).toBe(999);
     expect(Math.min(...d.used_min.map((v) => v ?? Infinity))).toBe(100);
-    expect(d.map_failures.reduce<number>((a, v) => a + (v ?? 0), 0)).toBe(2);
+    // Merged buckets keep a rate: 12 failures over the 20 ms of sampled time that carried counts.
     const spike = d.used_max.indexOf(999);
-    expect(d.map_failures[spike]).toBe(2);
+    expect(d.map_failures_per_s[spike]).toBe(600);
+    expect(d.map_failures_per_s.filter((v) => v !== null)).toHaveLength(1);
     for (let i = 1; i < d.x_s.length; i++) expect(d.x_s[i]!).toBeGreaterThan(d.x_s[i - 1]!);
   });
 

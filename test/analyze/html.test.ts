@@ -82,12 +82,12 @@ describe('HTML report', () => {
       })()`);
       expect(errors).toEqual([]);
       expect(network).toEqual([]);
-      expect(chart.labels).toEqual(['t (s)', 'io_tlb_used (max)', 'io_tlb_used (min)', 'used_hiwater', 'high_throttle', 'low_throttle', 'pool size (nslabs)', 'map failures', 'throttle waits', 'stalls']);
+      expect(chart.labels).toEqual(['t (s)', 'io_tlb_used (max)', 'io_tlb_used (min)', 'used_hiwater', 'high_throttle', 'low_throttle', 'pool size (nslabs)', 'map failures/s', 'I/O errors/s', 'packets dropped/s', 'throttle waits', 'stalls', 'tunable changes']);
       expect(chart.xs).toBeGreaterThan(10);
       for (const series of ['io_tlb_used (max)', 'used_hiwater', 'high_throttle', 'low_throttle', 'pool size (nslabs)']) {
         expect(chart.points[series], series).toBeGreaterThanOrEqual(40); // one per sample at least
       }
-      for (const series of ['map failures', 'throttle waits', 'stalls']) expect(chart.points[series], series).toBeGreaterThan(0);
+      for (const series of ['map failures/s', 'I/O errors/s', 'packets dropped/s', 'throttle waits', 'stalls', 'tunable changes']) expect(chart.points[series], series).toBeGreaterThan(0);
       expect(chart.inked).toBeGreaterThan(5000); // lines were drawn on the canvas
       expect(chart.tables).toBeGreaterThan(5);
       mkdirSync(SHOT_DIR, { recursive: true });

@@ -26,6 +26,10 @@ export interface FixtureResult {
   emitted: Record<EventName, number>;
   /** The samples as emitted (for tests that work out expected values themselves). */
   samples: EventFields['sample'][];
+  /** The exact counts the run had (the samples' counters and the run_summary's totals): far more than the printed records. */
+  counts: { map_failures: number; io_errors: number; packets_dropped: number };
+  /** Of these, counted after the last sample (only the run_summary has them). */
+  afterLastSample: { map_failures: number; io_errors: number; packets_dropped: number };
   /** Worker records dropped (the burst channel). */
   dropped: number;
 }
@@ -106,6 +110,8 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
   }
   emit('pool_created', { pool: 0, start: base, nslabs: F.nslabs, nareas: F.nareas, kind: 'default' });
 
+  emit('run_start', { boot_ms: 12, vcpus: 3 });
+
   const vcpu0 = new Emitter(log.workerChannel('vcpu0'), { vcpu: 0 });
   const vcpu1 = new Emitter(log.workerChannel('vcpu1'), { vcpu: 1 });
   const nvme0 = new Emitter(log.workerChannel('nvme0'), { device: 'nvme0' });
@@ -116,6 +122,9 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
   let nslabs: number = F.nslabs;
   let low: number = F.low;
   let burst: Emitter | undefined;
+  // What happened, as a run's exact counters would count it: each full step fails many more maps
+  // than the ratelimit prints.
+  const counts = { map_failures: 0, io_errors: 0, packets_dropped: 0 };
   for (let k = 1; k <= F.steps; k++) {
     await sleep(F.stepMs);
     const used = fixtureUsed(k);
@@ -133,6 +142,7 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
       low_throttle: low,
       throttle_held: used > low,
       map_ok: 100 * k,
+      ...counts,
     };
     emit('sample', sample);
     samples.push(sample);
@@ -160,6 +170,9 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
       await nvme0.send(count([
         { event: 'io_error', fields: { device: 'nvme0', vcpu: 0, op: 'write', offset: 4096 * k, size: 65536, reason: 'swiotlb buffer is full', phys_seg: 16 } },
       ]));
+      counts.map_failures += 57;
+      counts.io_errors += 19;
+      counts.packets_dropped += 5;
     }
     if (k === 15) {
       await vcpu0.send(count([
@@ -180,6 +193,7 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
       }
       burst = new Emitter(log.workerChannel('vcpu2', { ringBytes: 4096, fullWaitMs: 0 }), { vcpu: 2 }, events, false);
       await burst.exited();
+      counts.map_failures += F.burst;
     }
     if (k === 24) {
       emit('stall', {
@@ -202,6 +216,9 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
     }
   }
   await Promise.all([vcpu0.finish(), vcpu1.finish(), nvme0.finish()]);
+  // Failures after the last sample: only the run_summary counts them.
+  const afterLastSample = { map_failures: 7, io_errors: 3, packets_dropped: 0 };
+  for (const k of ['map_failures', 'io_errors', 'packets_dropped'] as const) counts[k] += afterLastSample[k];
   // The stress harness's records (npm run stress) share the catalogue.
   emit('stress_trial', { trial: 0, seed: 42, mode: 'pct', vcpus: 4, nslabs: 512, nareas: 2, ops: 1000, perturbations: 12, duration_ms: 80, ok: false, failures: 1, pct_steps: 9000, pct_trace: 123456 });
   emit('stress_failure', {
@@ -213,8 +230,8 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
   emit('run_summary', {
     summary: {
       status: 'ok', runtime_ms: Math.round(performance.now() - start),
-      jobs: [{ name: 'randwrite', device: 'nvme0', rw: 'randwrite', bs_bytes: 65536, iodepth: 32, ios: 4000, iops: 4000, bw_bytes_per_s: 4000 * 65536, errors: emitted.io_error, lat_us: { min: 20, mean: 250, p50: 200, p99: 1800, max: 5000 } }],
-      swiotlb: { nslabs, used_hiwater: hiwater, map_ok: 4000, map_failures: emitted.map_failure },
+      jobs: [{ name: 'randwrite', device: 'nvme0', rw: 'randwrite', bs_bytes: 65536, iodepth: 32, ios: 4000, iops: 4000, bw_bytes_per_s: 4000 * 65536, errors: counts.io_errors, errors_total: counts.io_errors, packets_dropped: counts.packets_dropped, lat_us: { min: 20, mean: 250, p50: 200, p99: 1800, max: 5000 } }],
+      swiotlb: { nslabs, used_hiwater: hiwater, map_ok: 4000, map_failures: counts.map_failures },
     },
   });
   const stats = log.stats();
@@ -222,5 +239,5 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
   const dropped = stats.dropped;
   emitted.map_failure += F.burst - dropped;
   // log_overflow records are written by the logger itself, one per drain that found drops.
-  return { file, emitted, samples, dropped };
+  return { file, emitted, samples, dropped, counts, afterLastSample };
 }

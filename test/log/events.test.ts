@@ -16,7 +16,7 @@ describe('event catalogue', () => {
     expect(levels).toEqual({
       boot_line: 'info', pool_created: 'info', map_failure: 'warn', io_error: 'warn', packet_dropped: 'warn',
       throttle_begin: 'debug', throttle_end: 'info', stall: 'error', tunable_changed: 'info', sample: 'info',
-      run_config: 'info', run_summary: 'info', worker_error: 'error', double_unmap: 'error', bounce_overflow: 'warn',
+      run_start: 'info', run_config: 'info', run_summary: 'info', worker_error: 'error', double_unmap: 'error', bounce_overflow: 'warn',
       swiotlb_warn: 'warn', log_overflow: 'warn', stress_trial: 'info', stress_failure: 'error',
       atomic_pool_expanded: 'info', atomic_pool_exhausted: 'warn',
     });
