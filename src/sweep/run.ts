@@ -38,7 +38,8 @@ export interface Timeline {
   io_tlb_used: Array<number | null>;
   hiwater: Array<number | null>;
   nslabs: Array<number | null>;
-  map_failures: Array<number | null>;
+  /** Map failures per second, from the samples' exact counters (the analyzer's chart series). */
+  map_failures_per_s: Array<number | null>;
 }
 
 export interface RunRecord {
@@ -168,7 +169,7 @@ async function readLog(file: string): Promise<{ stalls: number; timeline: Timeli
   const { analysis, chart } = await analyzeFile(file, { chartPoints: TIMELINE_POINTS });
   return {
     stalls: analysis.stalls.total,
-    timeline: { t_s: chart.x_s, io_tlb_used: chart.used_max, hiwater: chart.hiwater, nslabs: chart.nslabs, map_failures: chart.map_failures },
+    timeline: { t_s: chart.x_s, io_tlb_used: chart.used_max, hiwater: chart.hiwater, nslabs: chart.nslabs, map_failures_per_s: chart.map_failures_per_s },
   };
 }
 
