@@ -7,7 +7,6 @@ import { availableParallelism } from 'node:os';
 import { configValue, envOrigin } from '../config.js';
 import { InputError } from '../errors.js';
 import { type ParsedFlags, parseFlags } from '../cli/flags.js';
-import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import { quote } from '../util/quote.js';
 import { table } from '../util/table.js';
 import { formatBytes, parseDuration, parseIntInRange, parseSize } from '../util/units.js';
@@ -15,7 +14,7 @@ import { VM_FLAGS } from '../vm/options.js';
 import { POLICIES, type PolicyName, availablePolicies, checkPolicyAvailable, parsePolicy } from '../vm/policy.js';
 import { FIGURES, type Row, type Spread, rows } from './figures.js';
 import { renderCompareHtml } from './html.js';
-import { type RunConfig, type RunRecord, runConfigs } from './run.js';
+import { type RunConfig, type RunRecord, poolLabel, runConfigs } from './run.js';
 import { type Merged, type Shard, mergeShards, parseShard, runId, shardOf, sweepId, writeShard } from './shard.js';
 
 /** Flags every sweep command shares: the workload, the machine, repeats, seeds, parallelism, shards. */
@@ -174,7 +173,7 @@ function cell(unit: string, s: Spread | null): string {
 }
 
 function poolText(c: Row['config']): string {
-  return 'swiotlb' in c.pool ? c.pool.swiotlb : `${c.pool.nslabs} slots (${formatBytes(c.pool.nslabs * IO_TLB_SIZE)})`;
+  return poolLabel(c.pool);
 }
 
 /** The text table: one row per configuration, each figure as median ±spread (range over median). */
@@ -212,7 +211,7 @@ function progress(total: number): ((r: RunRecord) => void) | undefined {
   let n = 0;
   return (r) => {
     n++;
-    process.stderr.write(`[${n}/${total}] ${r.config.policy} ${'swiotlb' in r.config.pool ? r.config.pool.swiotlb : `${r.config.pool.nslabs} slots`} repeat ${r.config.repeat}: ${r.status}${r.reason !== undefined ? ` (${r.reason})` : ''}\n`);
+    process.stderr.write(`[${n}/${total}] ${r.config.policy} ${poolLabel(r.config.pool)} repeat ${r.config.repeat}: ${r.status}${r.reason !== undefined ? ` (${r.reason})` : ''}\n`);
   };
 }
 

@@ -5,7 +5,7 @@
 import { CSS as REPORT_CSS, esc, scriptSafe, tableHtml, uplotAssets } from '../analyze/html.js';
 import { FIGURES } from './figures.js';
 import { type CompareDocument, formatValue } from './compare.js';
-import type { RunRecord } from './run.js';
+import { type RunRecord, poolLabel } from './run.js';
 
 const CSS = `
 .charts { display: flex; flex-wrap: wrap; gap: 1em; } .bar { width: 380px; } .bar h3 { font-size: 1em; margin: .6em 0 .2em; }
@@ -63,7 +63,7 @@ const CHART_JS = `
 /** The page: `records` gives the timelines (each configuration's first run that has one). */
 export function renderCompareHtml(doc: CompareDocument, records: readonly RunRecord[]): string {
   const { js, css } = uplotAssets();
-  const labels = doc.rows.map((r) => `${r.config.policy} ${'swiotlb' in r.config.pool ? r.config.pool.swiotlb : `${r.config.pool.nslabs} slots`}`);
+  const labels = doc.rows.map((r) => `${r.config.policy} ${poolLabel(r.config.pool)}`);
   const timelines = doc.rows.flatMap((row, i) => {
     const rec = records.find((r) => r.key === row.key && r.timeline !== undefined);
     return rec === undefined ? [] : [{ label: labels[i]!, t_s: rec.timeline!.t_s, io_tlb_used: rec.timeline!.io_tlb_used }];

@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeFile } from '../analyze/run.js';
+import { IO_TLB_SIZE } from '../swiotlb/constants.js';
+import { formatBytes } from '../util/units.js';
 import { projectRoot } from '../util/worker-file.js';
 import type { PolicyName } from '../vm/policy.js';
 import type { RunReport } from '../vm/report.js';
@@ -18,8 +20,8 @@ export interface RunConfig {
   job: string;
   vcpus: number;
   mem: string;
-  /** The pool: a size as --swiotlb takes it ("8M"), or exactly nslabs slots (--exact-nslabs). */
-  pool: { swiotlb: string } | { nslabs: number };
+  /** The pool: a size as --swiotlb takes it ("8M"), exactly nslabs slots (--exact-nslabs), or a kernel command line. */
+  pool: { swiotlb: string } | { nslabs: number } | { cmdline: string };
   policy: PolicyName;
   /** The policy's knobs and any other VM flag, by flag name without "--" (e.g. high-throttle: "70%"). */
   knobs: Record<string, string>;
@@ -66,16 +68,27 @@ export function vmScript(): string {
 
 /** A configuration's row: every field but the repeat, in a fixed order (so a merge groups shards' repeats). */
 export function configKey(c: RunConfig): string {
-  const pool = 'swiotlb' in c.pool ? `swiotlb=${c.pool.swiotlb}` : `nslabs=${c.pool.nslabs}`;
+  const pool = poolWords(c.pool);
   const knobs = Object.keys(c.knobs).sort().map((k) => `${k}=${c.knobs[k]}`);
   return [`policy=${c.policy}`, pool, `vcpus=${c.vcpus}`, `mem=${c.mem}`, `job=${c.job}`, ...(c.runtime !== undefined ? [`runtime=${c.runtime}`] : []), ...knobs, `seed=${c.seed}`].join(' ');
+}
+
+/** A pool in a configuration's key: swiotlb=8M, nslabs=3072, or cmdline="swiotlb=4096,8". */
+function poolWords(p: RunConfig['pool']): string {
+  return 'swiotlb' in p ? `swiotlb=${p.swiotlb}` : 'nslabs' in p ? `nslabs=${p.nslabs}` : `cmdline="${p.cmdline}"`;
+}
+
+/** A pool for people: 8M, 3072 slots (6MiB), or the command line. */
+export function poolLabel(p: RunConfig['pool']): string {
+  return 'swiotlb' in p ? p.swiotlb : 'nslabs' in p ? `${p.nslabs} slots (${formatBytes(p.nslabs * IO_TLB_SIZE)})` : p.cmdline;
 }
 
 /** The VM flags of a configuration (the log file and output format are the driver's). */
 export function vmArgs(c: RunConfig): string[] {
   const args = ['--job', c.job, '--vcpus', String(c.vcpus), '--mem', c.mem, '--policy', c.policy, '--seed', String(c.seed)];
   if ('swiotlb' in c.pool) args.push('--swiotlb', c.pool.swiotlb);
-  else args.push('--exact-nslabs', String(c.pool.nslabs));
+  else if ('nslabs' in c.pool) args.push('--exact-nslabs', String(c.pool.nslabs));
+  else args.push('--cmdline', c.pool.cmdline);
   if (c.runtime !== undefined) args.push('--runtime', c.runtime);
   for (const k of Object.keys(c.knobs).sort()) args.push(`--${k}`, c.knobs[k]!);
   return args;
