@@ -3,7 +3,8 @@ import { atExit, runMain } from '../src/cli/main.js';
 import { createRunLogger } from '../src/log/index.js';
 import { buildReport, formatReport } from '../src/vm/report.js';
 import { parseVmOptions } from '../src/vm/options.js';
-import { type VmSample, defaultJobs, runVm } from '../src/vm/vm.js';
+import { defaultJobs, runVm } from '../src/vm/vm.js';
+import { ProgressDisplay } from '../src/cli/progress.js';
 import { formatIgnored, readFioJobFile } from '../src/workload/fio.js';
 
 async function main(): Promise<number> {
@@ -41,21 +42,17 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSigint);
 
-  let last: VmSample | undefined;
-  const t0 = Date.now();
+  const progress = tty ? new ProgressDisplay(process.stderr) : undefined;
   const result = await runVm(opts, jobs, {
     log,
     bootLine: (msg) => {
+      progress?.clear();
       if (opts.outputFormat === 'normal') process.stdout.write(`[    0.000000] ${msg}\n`);
     },
-    sample: (s) => {
-      last = s;
-      if (tty) {
-        process.stderr.write(`\r[${((Date.now() - t0) / 1000).toFixed(1)}s] iops=${s.iops} io_tlb_used=${s.io_tlb_used} hiwater=${s.io_tlb_used_hiwater} map_failures=${s.map_failures}   `);
-      }
-    },
+    sample: (s) => progress?.sample(s),
+    phase: (p) => progress?.phase(p),
   }, controller.signal).finally(() => {
-    if (tty && last !== undefined) process.stderr.write('\n');
+    progress?.stop();
     process.off('SIGINT', onSigint);
   });
 

@@ -5,8 +5,16 @@
 // - main thread: emit() -> pino formats -> FdSink buffer -> write(2) in batches (>= 64 KiB, every
 //   drain tick, or on flush);
 // - worker thread: WorkerLogger.emit() -> pino formats in the worker -> bytes copied into the
-//   worker's ring; the main thread drains every ring on each tick (COCO_LOG_DRAIN_INTERVAL), and
-//   also just before it writes a record of its own so that the file stays close to time order.
+//   worker's ring; the main thread drains every ring on each tick (COCO_LOG_DRAIN_INTERVAL).
+//
+// Time order: every record's `time` comes from one clock (util/clock.ts nowMs, the same in every
+// thread, and the run's samples use it too). Drained rings hold each worker's records in order, but
+// one drain takes ring after ring, so written as drained the file would interleave workers by ring,
+// not by time (pino-pretty showed times going back and forth). So every line, the main thread's
+// too, waits in a reorder buffer until it is REORDER_HOLD older than now, and is then written in
+// time order (equal times in arrival order). A record published later than that (its thread was
+// descheduled between taking the time and publishing) is written late and counted (stats().late).
+// Flushing writes everything held, in order.
 //
 // Completeness: flushSync() drains every ring and writes everything, synchronously. It runs on
 // process 'exit', from 'uncaughtExceptionMonitor' (so before Node prints the error and exits 1, and
@@ -23,6 +31,8 @@ import {
   type EventFields, type EventName, type LogLevelSetting,
 } from './events.js';
 import { RingReader, createRingBuffer, ringStats } from './ring.js';
+import { nowMs } from '../util/clock.js';
+import { pinoTimestamp } from './time.js';
 import { FdSink } from './sink.js';
 import { logSettings } from './settings.js';
 
@@ -75,6 +85,8 @@ export interface RunLoggerStats {
   fullWaits: number;
   /** Channels still open. */
   channels: number;
+  /** Records that reached the reorder buffer after a later record had been written (out of order in the file). */
+  late: number;
 }
 
 export interface RunLogger {
@@ -141,6 +153,91 @@ function uninstall(): void {
 
 // ------------------------------------------------------------------------------------------------
 
+/** How long a line is held for reordering: a few drain intervals, at least 100 ms. */
+export function reorderHoldMs(drainIntervalMs: number): number {
+  return Math.max(100, 5 * drainIntervalMs);
+}
+
+/** Held lines beyond this many bytes are written at once (in order), so that the buffer stays bounded. */
+const REORDER_MAX_BYTES = 8 * 1024 * 1024;
+
+const TIME_KEY = [...',"time":'].map((c) => c.charCodeAt(0));
+
+/** The `time` of a pino line (bytes from..to), or -Infinity when it has none where pino puts it. */
+export function lineTime(b: Uint8Array, from: number, to: number): number {
+  const end = Math.min(to, from + 48);
+  outer: for (let i = from; i + TIME_KEY.length <= end; i++) {
+    for (let k = 0; k < TIME_KEY.length; k++) if (b[i + k] !== TIME_KEY[k]) continue outer;
+    let v = 0;
+    let j = i + TIME_KEY.length;
+    let digits = 0;
+    for (; j < to; j++) {
+      const c = b[j]!;
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      digits++;
+    }
+    return digits > 0 ? v : -Infinity;
+  }
+  return -Infinity;
+}
+
+interface HeldLine {
+  time: number;
+  seq: number;
+  bytes: Uint8Array;
+}
+
+/** The reorder buffer: lines in, lines out in time order once they are old enough. */
+export class ReorderBuffer {
+  private held: HeldLine[] = [];
+  private heldBytes = 0;
+  private seq = 0;
+  private lastWritten = -Infinity;
+  /** Lines that came in older than a line already written. */
+  late = 0;
+
+  constructor(private readonly write: (b: Uint8Array) => void) {}
+
+  /** One line (with its newline). */
+  addLine(bytes: Uint8Array, time: number): void {
+    if (time < this.lastWritten) this.late++;
+    this.held.push({ time, seq: this.seq++, bytes });
+    this.heldBytes += bytes.length;
+  }
+
+  /** Whole lines, as a ring gives them. */
+  addLines(chunk: Uint8Array): void {
+    let start = 0;
+    while (start < chunk.length) {
+      let nl = chunk.indexOf(10, start);
+      if (nl < 0) nl = chunk.length - 1;
+      this.addLine(chunk.subarray(start, nl + 1), lineTime(chunk, start, nl));
+      start = nl + 1;
+    }
+  }
+
+  get bytes(): number {
+    return this.heldBytes;
+  }
+
+  /** Write, in time order, every line with time <= watermark (all of them when the buffer is too big). */
+  release(watermark: number): void {
+    if (this.held.length === 0) return;
+    if (this.heldBytes > REORDER_MAX_BYTES) watermark = Infinity;
+    this.held.sort((a, b) => a.time - b.time || a.seq - b.seq);
+    let n = 0;
+    while (n < this.held.length && this.held[n]!.time <= watermark) {
+      const l = this.held[n]!;
+      this.write(l.bytes);
+      this.heldBytes -= l.bytes.length;
+      if (l.time > this.lastWritten) this.lastWritten = l.time;
+      n++;
+    }
+    if (n > 0) this.held = this.held.slice(n);
+  }
+}
+
 class RunLoggerImpl implements RunLogger {
   readonly enabled = true;
   private readonly pino: Logger;
@@ -156,6 +253,8 @@ class RunLoggerImpl implements RunLogger {
   private channelCount = 0;
   private retired = { workerRecords: 0, dropped: 0, fullWaits: 0 };
   private readonly handlesExit: boolean;
+  private readonly reorder: ReorderBuffer;
+  private readonly holdMs: number;
 
   constructor(readonly level: Exclude<LogLevelSetting, 'silent'>, opts: RunLoggerOptions) {
     const settings = opts.ringBytes === undefined || opts.drainIntervalMs === undefined || opts.fullWaitMs === undefined
@@ -176,8 +275,15 @@ class RunLoggerImpl implements RunLogger {
     }
     if (opts.stdout === true) this.sink.addTarget(1, 'stdout', false);
     this.minLevel = LEVEL_VALUES[level];
+    this.reorder = new ReorderBuffer((b) => this.sink.writeBytes(b));
+    this.holdMs = reorderHoldMs(drainIntervalMs);
     // base: undefined drops pid and hostname: every record of a run has the same ones.
-    this.pino = pino({ level, base: undefined }, { write: (s: string) => this.sink.writeString(s) });
+    this.pino = pino({ level, base: undefined, timestamp: pinoTimestamp }, {
+      write: (s: string) => {
+        const b = Buffer.from(s, 'utf8');
+        this.reorder.addLine(b, lineTime(b, 0, b.length));
+      },
+    });
     this.timer = setInterval(() => this.tick(), drainIntervalMs);
     this.timer.unref();
     this.handlesExit = opts.exitHandlers !== false;
@@ -191,8 +297,6 @@ class RunLoggerImpl implements RunLogger {
     if (this.closed) return;
     const level = levelOf(event, fields);
     if (LEVEL_VALUES[level] < this.minLevel) return;
-    // Worker records already in the rings happened before this one: write them first.
-    this.drainRings();
     const rec: Record<string, unknown> = { event, ...fields };
     // A caller that passes an event object carrying its own msg must not get two "msg" keys.
     if (rec['msg'] !== undefined) rec['msg'] = undefined;
@@ -219,6 +323,7 @@ class RunLoggerImpl implements RunLogger {
   flushSync(): void {
     if (this.closed) return;
     this.drainRings();
+    this.reorder.release(Infinity);
     this.sink.flushSync();
   }
 
@@ -236,7 +341,7 @@ class RunLoggerImpl implements RunLogger {
   }
 
   stats(): RunLoggerStats {
-    const s = { bytes: this.sink.written + this.sink.buffered, ...this.retired, channels: this.readers.length };
+    const s = { bytes: this.sink.written + this.sink.buffered + this.reorder.bytes, ...this.retired, channels: this.readers.length, late: this.reorder.late };
     for (const { reader } of this.readers) {
       const r = ringStats(reader.sab);
       s.workerRecords += r.lines;
@@ -248,6 +353,7 @@ class RunLoggerImpl implements RunLogger {
 
   private tick(): void {
     const fill = this.drainRings();
+    this.reorder.release(nowMs() - this.holdMs);
     this.sink.flushSync();
     // Under a burst (some ring a quarter full within one interval) drain every millisecond instead
     // of once per interval, and keep doing so while ticks still find more than 1/64 of a ring, so
@@ -274,7 +380,7 @@ class RunLoggerImpl implements RunLogger {
       const bytes = reader.drain();
       if (bytes !== undefined) {
         fill = Math.max(fill, bytes.length / reader.capacity);
-        this.sink.writeBytes(bytes);
+        this.reorder.addLines(bytes);
       }
       const dropped = reader.takeDropped();
       if (dropped > 0) {
@@ -313,7 +419,7 @@ class OffLogger implements RunLogger {
     return Promise.resolve();
   }
   stats(): RunLoggerStats {
-    return { bytes: 0, workerRecords: 0, dropped: 0, fullWaits: 0, channels: 0 };
+    return { bytes: 0, workerRecords: 0, dropped: 0, fullWaits: 0, channels: 0, late: 0 };
   }
 }
 

@@ -12,6 +12,7 @@ import { InputError } from '../errors.js';
 import { LEVEL_VALUES, EVENTS, levelOf, messageOf, type EventFields, type EventName } from './events.js';
 import type { LogChannel } from './logger.js';
 import { RingWriter } from './ring.js';
+import { pinoTimestamp } from './time.js';
 
 /** Identity stamped on every record of this worker that does not carry its own vcpu / device. */
 export interface WorkerLogBinding {
@@ -58,7 +59,8 @@ class RingLogger implements WorkerLogger {
     this.minLevel = LEVEL_VALUES[channel.level];
     this.vcpu = bind.vcpu;
     this.device = bind.device;
-    this.pino = pino({ level: channel.level, base: undefined }, { write: (s: string) => this.writer.write(s) });
+    // The run's one clock for `time` (the main thread's logger orders the file by it).
+    this.pino = pino({ level: channel.level, base: undefined, timestamp: pinoTimestamp }, { write: (s: string) => this.writer.write(s) });
   }
 
   emit<E extends EventName>(event: E, fields: EventFields[E]): void {

@@ -45,8 +45,8 @@ export interface VmHooks {
   bootLine(msg: string): void;
   /** Called at the sample interval while the run goes on (the progress display). */
   sample(s: VmSample): void;
-  /** The run entered a phase: boot when runVm starts, running at the start barrier, teardown when the vCPUs stop. */
-  phase?(p: { phase: 'boot' | 'running' | 'teardown'; plannedMs: number; plannedExact: boolean }): void;
+  /** The run left boot (running, at the start barrier) or its I/O ended (teardown: the vCPUs stop, the threads are stopped). */
+  phase?(p: { phase: 'running' | 'teardown'; plannedMs: number; plannedExact: boolean }): void;
 }
 
 /**

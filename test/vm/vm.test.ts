@@ -118,7 +118,7 @@ describe('npm run vm', () => {
   it('writes an NDJSON log in the catalogue\'s shape, ratelimited like the kernel, that the analyzer reads whole', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coco-'));
     const file = join(dir, 'run.ndjson');
-    const r = await vm(['--vcpus', '2', '--runtime', '1s', '--swiotlb', '1M', '--log-file', file, '--output-format', 'json']);
+    const r = await vm(['--vcpus', '2', '--runtime', '1s', '--swiotlb', '1M', '--log-file', file, '--output-format', 'json', '--tune', '300ms:io_tlb_used_hiwater=0']);
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout) as RunReport;
     const recs = readRecords(file);
@@ -154,6 +154,17 @@ describe('npm run vm', () => {
       smp.area_used.forEach((u, a) => expect(smp.area_used_hiwater[a]!).toBeGreaterThanOrEqual(u));
     }
     expect(analysis.timeline.area_used_hiwater).toEqual(marks);
+    // One clock (item 8): records in time order whichever thread wrote them; the run's +0 is the
+    // start barrier (run_start), which the samples' t_ms, the tunables and the analyzer count from.
+    const times = recs.map((x) => x['time'] as number);
+    for (let i = 1; i < times.length; i++) expect(times[i]!, `record ${i}`).toBeGreaterThanOrEqual(times[i - 1]!);
+    const start = recs.find((x) => x.event === 'run_start')!;
+    expect(start['boot_ms']).toBe(rep.run.boot_ms);
+    const start0 = start['time'] as number;
+    for (const smp of samples) expect(Math.abs(smp['time']! - start0 - smp['t_ms']!)).toBeLessThanOrEqual(1);
+    const tuned = recs.find((x) => x.event === 'tunable_changed')!;
+    expect((tuned['time'] as number) - (start['time'] as number)).toBeGreaterThanOrEqual(299); // a timer never fires early
+    expect(analysis.tunables.list[0]!.at.t_ms).toBe((tuned['time'] as number) - (start['time'] as number));
   });
 
   it('reports no sample (progress line, sample record) once runVm has returned', async () => {
