@@ -166,10 +166,15 @@ export function formatValue(unit: string, v: number): string {
   }
 }
 
+/** After a median: ±(max-min)/median, or (max N) when the median is 0 and a repeat is not; nothing when every repeat agrees. */
+export function spreadText(unit: string, s: Spread): string {
+  if (s.spread === null) return ` (max ${formatValue(unit, s.max)})`;
+  return s.spread === 0 ? '' : ` ±${(s.spread * 100).toFixed(s.spread < 0.1 ? 1 : 0)}%`;
+}
+
 function cell(unit: string, s: Spread | null): string {
   if (s === null) return '-';
-  const spread = s.spread === null ? '±?' : s.spread === 0 ? '' : ` ±${(s.spread * 100).toFixed(s.spread < 0.1 ? 1 : 0)}%`;
-  return `${formatValue(unit, s.median)}${spread}`;
+  return `${formatValue(unit, s.median)}${spreadText(unit, s)}`;
 }
 
 function poolText(c: Row['config']): string {
@@ -188,7 +193,7 @@ export function formatCompare(doc: CompareDocument): string {
     first === undefined ? 'compare: no runs' : `compare: ${first.job}, ${first.vcpus} vCPUs, ${first.mem}, seed ${first.seed}${first.runtime !== undefined ? `, runtime ${first.runtime}` : ''}, ${doc.rows[0]!.repeats} repeats each`,
     ...table(heads, body),
     '',
-    'Each cell: the median over the runs that ended ok, and ±(max-min)/median when the repeats differ. Map failures by cause:',
+    'Each cell: the median over the runs that ended ok, and ±(max-min)/median when the repeats differ ((max N) when the median is 0). Map failures by cause:',
     'full, oversize, thr.abort (throttle wait aborted), transient (no transient pool; - without dynamic swiotlb). peak mem: every pool.',
     'p50/p99/p99.9: completion latency of the storage requests; wait p99: throttle wait (- when the policy does not wait).',
   ];

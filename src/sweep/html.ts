@@ -4,7 +4,7 @@
 // the repeats' min and max marked).
 import { CSS as REPORT_CSS, esc, scriptSafe, tableHtml, uplotAssets } from '../analyze/html.js';
 import { FIGURES } from './figures.js';
-import { type CompareDocument, formatValue } from './compare.js';
+import { type CompareDocument, formatValue, spreadText } from './compare.js';
 import { type RunRecord, poolLabel } from './run.js';
 
 const CSS = `
@@ -76,7 +76,7 @@ export function renderCompareHtml(doc: CompareDocument, records: readonly RunRec
     ...FIGURES.map((f) => {
       const s = r.figures[f.name];
       if (s === null || s === undefined) return '-';
-      return `${formatValue(f.unit, s.median)}${s.spread === null ? ' ±?' : s.spread > 0 ? ` ±${(s.spread * 100).toFixed(1)}%` : ''}`;
+      return `${formatValue(f.unit, s.median)}${spreadText(f.unit, s)}`;
     }),
     String(r.stalls),
   ]);

@@ -107,3 +107,14 @@ describe('shards', () => {
     expect(() => mergeShards(dir.file('nowhere'))).toThrow(InputError);
   });
 });
+
+describe('table cells', () => {
+  it('prints the median, then the spread, or the largest repeat when the median is 0', async () => {
+    const { spreadText, formatValue } = await import('../../src/sweep/compare.js');
+    expect(spreadText('count', spreadOf([0, 0, 0, 2, 0])!)).toBe(' (max 2)');
+    expect(spreadText('count', spreadOf([100, 101, 99, 102, 98])!)).toBe(' ±4.0%');
+    expect(spreadText('count', spreadOf([7, 7])!)).toBe('');
+    expect(formatValue('us', 1500)).toBe('1.50ms');
+    expect(formatValue('bytes', 8 << 20)).toBe('8MiB');
+  });
+});
