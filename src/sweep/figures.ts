@@ -21,21 +21,25 @@ const bytes = (r: RunReport): number => r.groups.reduce((s, g) => s + (g.read?.b
 const groupMs = (r: RunReport): number => r.groups.reduce((s, g) => s + g.runtime_ms, 0);
 const lat = (r: RunReport, v: number): number | null => (r.storage_clat.ios === 0 ? null : v);
 
+/** The dynamic swiotlb section of a report, where the build has one. */
+type DynamicSection = { enabled: boolean; transient?: { failed: number }; memory?: { in_use_peak_bytes: number } };
+const dyn = (r: RunReport): DynamicSection | undefined => (r as RunReport & { dynamic?: DynamicSection }).dynamic;
+
 /** The figures of a comparison, in table order. */
 export const FIGURES: readonly FigureSpec[] = [
   { name: 'fail_full', label: 'full', unit: 'count', help: 'map failures: no free slots ("swiotlb buffer is full")', of: (r) => r.swiotlb.map_failures_by_cause.full },
   { name: 'fail_oversize', label: 'oversize', unit: 'count', help: 'map failures: larger than swiotlb_max_mapping_size, whatever the pool', of: (r) => r.swiotlb.map_failures_by_cause.oversize },
   { name: 'fail_throttle_aborted', label: 'thr.abort', unit: 'count', help: '[RFC] map failures: a throttle wait aborted (the stall watchdog)', of: (r) => r.swiotlb.map_failures_by_cause.throttle_aborted },
   {
-    name: 'fail_transient', label: 'transient', unit: 'count', help: 'map failures: a transient pool could not be made (dynamic swiotlb); null without it',
-    of: (r) => (r.swiotlb.map_failures_by_cause as Record<string, number>)['transient_failed'] ?? null,
+    name: 'fail_transient', label: 'transient', unit: 'count', help: 'map failures: a transient pool could not be made (dynamic swiotlb\'s dynamic.transient.failed); null without dynamic swiotlb',
+    of: (r) => { const d = dyn(r); return d?.enabled === true && d.transient !== undefined ? d.transient.failed : null; },
   },
   { name: 'io_errors', label: 'io_err', unit: 'count', help: 'I/O errors of every job', of: (r) => r.jobs.reduce((s, j) => s + j.errors_total, 0) },
   { name: 'packets_dropped', label: 'drops', unit: 'count', help: 'packets the NIC dropped', of: (r) => r.jobs.reduce((s, j) => s + j.packets_dropped, 0) },
   { name: 'hiwater', label: 'hiwater', unit: 'slots', help: 'io_tlb_used_hiwater at the end of the run', of: (r) => r.swiotlb.io_tlb_used_hiwater },
   {
-    name: 'peak_bytes', label: 'peak mem', unit: 'bytes', help: 'peak swiotlb memory, every pool (static, dynamic, transient, atomic): the report\'s swiotlb.peak_bytes, else the static pool',
-    of: (r) => (r.swiotlb as { peak_bytes?: number }).peak_bytes ?? r.swiotlb.io_tlb_nslabs * IO_TLB_SIZE,
+    name: 'peak_bytes', label: 'peak mem', unit: 'bytes', help: 'peak swiotlb memory: with dynamic swiotlb every pool (default, dynamic, transient) at peak (dynamic.memory.in_use_peak_bytes), else the static pool',
+    of: (r) => { const d = dyn(r); return d?.enabled === true && d.memory !== undefined ? d.memory.in_use_peak_bytes : r.swiotlb.io_tlb_nslabs * IO_TLB_SIZE; },
   },
   { name: 'iops', label: 'IOPS', unit: 'iops', help: 'I/Os completed per second (every group)', of: (r) => Math.round((ios(r) * 1000) / Math.max(1, groupMs(r))) },
   { name: 'bw', label: 'BW', unit: 'bytes/s', help: 'bytes moved per second (every group)', of: (r) => Math.round((bytes(r) * 1000) / Math.max(1, groupMs(r))) },

@@ -118,3 +118,15 @@ describe('table cells', () => {
     expect(formatValue('bytes', 8 << 20)).toBe('8MiB');
   });
 });
+
+describe('figures of a run with dynamic swiotlb', () => {
+  it('takes peak memory over every pool and transient-pool failures from the dynamic section', () => {
+    const fig = (name: string) => FIGURES.find((f) => f.name === name)!;
+    const r = { ...report(0, 100, 10, 1000), dynamic: { enabled: true, transient: { failed: 3 }, memory: { in_use_peak_bytes: 12 << 20 } } } as unknown as RunReport;
+    expect(fig('peak_bytes').of(r)).toBe(12 << 20); // not the 8 MiB default pool
+    expect(fig('fail_transient').of(r)).toBe(3);
+    const off = { ...report(0, 100, 10, 1000), dynamic: { enabled: false } } as unknown as RunReport;
+    expect(fig('peak_bytes').of(off)).toBe(4096 * 2048);
+    expect(fig('fail_transient').of(off)).toBeNull();
+  });
+});
