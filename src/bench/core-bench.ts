@@ -4,8 +4,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaDevice } from '../dma/device.js';
 import { dmaMapSingle, dmaUnmapSingle } from '../dma/direct.js';
-import { GuestMemory } from '../memory/guest.js';
-import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE } from '../swiotlb/constants.js';
+import { GUEST_BASE, GuestMemory } from '../memory/guest.js';
+import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE, POOL_START } from '../swiotlb/constants.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
 import type { LogChannel } from '../log/logger.js';
 import { attachWorkerLogger } from '../log/worker-logger.js';
@@ -194,4 +194,21 @@ export async function runCoreBenchWindow(cfgs: CoreBenchThreadConfig[], seconds:
   Atomics.store(ctl, CONTROL_STATE, STATE_STOP);
   const elapsedS = (performance.now() - t0) / 1000;
   return { results: await done, elapsedS, armMs };
+}
+
+/**
+ * The core's 4 KiB bounce rate (dma_map_single + dma_unmap_single pairs per second, all threads) at
+ * `threads` threads and as many areas: the `4K bounce, N threads` rows of `npm run bench`, for a
+ * bench that compares something with the core at the same thread count in its own run.
+ */
+export async function coreBounceRate(threads: number, seconds: number): Promise<number> {
+  const size = 4096;
+  const mem = IoTlbMem.create({ nslabs: Math.max(threads * 128, 4096), nareas: threads, start: POOL_START, forceBounce: true });
+  const guest = new SharedArrayBuffer(threads * 2 * size + size);
+  const control = new SharedArrayBuffer(CONTROL_INTS * 4);
+  const cfgs: CoreBenchThreadConfig[] = Array.from({ length: threads }, (_, cpu) => ({
+    mode: 'bounce', shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: size,
+  }));
+  const { results, elapsedS } = await runCoreBenchWindow(cfgs, seconds);
+  return results.reduce((a, r) => a + r.pairs, 0) / elapsedS;
 }

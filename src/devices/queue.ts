@@ -3,9 +3,12 @@
 // owns SQ_HEAD and CQ_TAIL; a command table entry belongs to the vCPU from completion to submission
 // and to the device from submission to completion, and the tail/head Atomics order the handover.
 //
-// Doorbells: the vCPU rings the device's doorbell (DEVICE_DOORBELL) after submitting; the device
+// Doorbells: the vCPU rings the device's doorbell (DEV_DOORBELL) after submitting; the device
 // bumps the vCPU's CQ_IRQ word after posting completions (the interrupt) and notifies only when the
 // vCPU said it is parked, so neither side pays ~30 us for a wake-up the other is not waiting for.
+// The device says it is parked (DEV_PARKED) only when a new command could complete before what it
+// already holds; otherwise it sleeps until its next completion and reads new commands then (each
+// carries its submission time, CMDF_SUBMIT_MS, so reading it late changes nothing in the model).
 import { assert } from '../errors.js';
 
 export const MAX_QUEUE_DEPTH = 256;
@@ -33,7 +36,9 @@ export const CMD_INTS = CMD_SG_LEN + MAX_SG;
 // Float64 command fields, CMD_F64 per command id.
 export const CMDF_OFFSET = 0; // byte offset on the device
 export const CMDF_SG_ADDR = 1; // MAX_SG DMA addresses follow
-export const CMD_F64 = CMDF_SG_ADDR + MAX_SG;
+/** When the vCPU submitted the command (the run's clock, nowMs): the device model's arrival time. */
+export const CMDF_SUBMIT_MS = CMDF_SG_ADDR + MAX_SG;
+export const CMD_F64 = CMDF_SUBMIT_MS + 1;
 
 export const OP_READ = 0; // device -> memory (DMA_FROM_DEVICE)
 export const OP_WRITE = 1; // memory -> device (DMA_TO_DEVICE)
@@ -46,6 +51,7 @@ export const DEV_DOORBELL = 0;
 export const DEV_PARKED = 1;
 export const DEV_STOP = 2;
 export const DEV_COMMANDS = 3; // commands completed, for the progress display
+export const DEV_PASSES = 4; // passes of the device loop (each reads the clock once): what it costs the host
 export const DEV_CONTROL_INTS = 16;
 
 /** Views over one queue pair's SharedArrayBuffer. */

@@ -1,5 +1,30 @@
 // One clock for every thread: performance.now() counts from each thread's own time origin, so it is
 // re-based on the shared epoch origin. Milliseconds as a double (sub-microsecond resolution).
+//
+// The run's clock is emulated time (--time-scale K): it runs K times slower than the wall, so that
+// each emulated microsecond has K times the host's CPU behind it. Every thread of a run sets the same
+// K before it reads the clock (setTimeScale), so times stamped on one thread compare with another's.
+// Host-side watchdogs, yields and boot timings read wallMs(); everything the run reports (latency,
+// runtime, IOPS, samples) is in nowMs().
+let scale = 1;
+
+/** Set this thread's time scale K (>= 1): nowMs() then advances 1 ms per K ms of wall time. */
+export function setTimeScale(k: number): void {
+  if (!(Number.isFinite(k) && k >= 1)) throw new RangeError(`time scale must be a number >= 1, got ${k}`);
+  scale = k;
+}
+
+/** This thread's time scale K. */
+export function timeScale(): number {
+  return scale;
+}
+
+/** Emulated time: wall time / K. */
 export function nowMs(): number {
+  return (performance.timeOrigin + performance.now()) / scale;
+}
+
+/** Wall time, for what the host does (yields, parks, watchdogs, boot). */
+export function wallMs(): number {
   return performance.timeOrigin + performance.now();
 }

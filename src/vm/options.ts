@@ -44,6 +44,8 @@ export interface VmOptions {
   throttleStallMs: number;
   /** CONFIG_SWIOTLB_DYNAMIC (mainline >= v6.6): the default allocator may grow; off by default, as in the kernel config. */
   swiotlbDynamic: boolean;
+  /** --time-scale K: the run's clock (the device model, the workload, every reported time) runs K times slower than the wall. */
+  timeScale: number;
 }
 
 /** A throttle threshold as given: a slot count, or a percentage of nslabs resolved at boot. */
@@ -86,6 +88,7 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'throttle-stall-timeout', kind: 'string', help: 'report a stall when a throttle waiter is parked this long behind a holder that makes no progress, e.g. 5s' },
   { name: 'swiotlb-dynamic', kind: 'boolean', help: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): the growth worker and transient pools, on or off' },
   { name: 'exact-nslabs', kind: 'string', help: '[emulator] a default pool of exactly N slots, a multiple of 128 x areas, not rounded up to a power of two as the kernel does (what npm run size probes)' },
+  { name: 'time-scale', kind: 'string', help: 'run the emulated clock K times slower than the wall (K host-CPU us per emulated us), 1..10000' },
   { name: 'inject-fault', kind: 'string', help: 'make a thread throw, THREAD@TIME, e.g. vcpu3@500ms or nvme0@1s (tests the failure path)' },
 ];
 
@@ -117,6 +120,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [low, lowWhat] = get('low-throttle', 'COCO_LOW_THROTTLE');
   const [tstall, tstallWhat] = get('throttle-stall-timeout', 'COCO_THROTTLE_STALL_TIMEOUT');
   const [dynamic, dynamicWhat] = get('swiotlb-dynamic', 'COCO_SWIOTLB_DYNAMIC');
+  const [tscale, tscaleWhat] = get('time-scale', 'COCO_TIME_SCALE');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
   if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS.join(', ')}`);
   if (f.has('swiotlb') && f.has('cmdline')) {
@@ -152,6 +156,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     lowThrottle: low === '' ? undefined : parseThreshold(low, lowWhat),
     throttleStallMs: parseDuration(tstall, tstallWhat),
     swiotlbDynamic: parseOnOff(dynamic, dynamicWhat),
+    timeScale: parseIntInRange(tscale, tscaleWhat, 1, 10_000),
   };
 }
 

@@ -87,7 +87,15 @@ export interface RunReport {
   throttle: ThrottleReport;
   /** Completion latency of every storage request (reads and writes of every job): one figure to compare runs by. */
   storage_clat: LatencySummary;
-  run: { vcpus: number; boot_ms: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number };
+  /**
+   * run_ms is emulated time (--time-scale K: wall / K), as every time and rate above; boot_ms, wall_ms,
+   * cpu_ms (the process's CPU, all threads, boot to end) and cpu_boot_ms (of it, boot) are the host's.
+   * device_passes: the device loops' passes (one clock read each).
+   */
+  run: {
+    vcpus: number; boot_ms: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number;
+    device_passes: number; time_scale: number; cpu_ms: number; cpu_boot_ms: number; max_rss_bytes: number;
+  };
 }
 
 function bsText(bs: FioBlockSize): string {
@@ -157,7 +165,11 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
     },
     throttle: throttleReport(r),
     storage_clat: storageLatency(r, ['read', 'write']),
-    run: { vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted, device_commands: r.deviceCommands },
+    run: {
+      vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted,
+      device_commands: r.deviceCommands, device_passes: r.devicePasses, time_scale: r.timeScale, cpu_ms: Math.round(r.cpuMs), cpu_boot_ms: Math.round(r.cpuBootMs),
+      max_rss_bytes: r.maxRssBytes,
+    },
   };
 }
 
@@ -272,6 +284,6 @@ export function formatReport(rep: RunReport): string {
   out.push(...formatThrottle(rep.throttle));
   out.push(`  emulator: ${s.map_unmap_per_sec.toLocaleString('en-US')} map+unmap pairs/s sustained`);
   out.push('');
-  out.push(`run: ${rep.run.vcpus} vCPUs, ${(rep.run.run_ms / 1000).toFixed(2)} s of I/O, ${(rep.run.wall_ms / 1000).toFixed(2)} s wall${rep.run.interrupted ? ' (interrupted: partial report)' : ''}`);
+  out.push(`run: ${rep.run.vcpus} vCPUs, ${(rep.run.run_ms / 1000).toFixed(2)} s of I/O${rep.run.time_scale !== 1 ? ` (emulated, time scale ${rep.run.time_scale})` : ''}, ${(rep.run.wall_ms / 1000).toFixed(2)} s wall${rep.run.interrupted ? ' (interrupted: partial report)' : ''}`);
   return out.join('\n') + '\n';
 }

@@ -24,7 +24,7 @@ import {
 import { ringDoorbell } from '../devices/device.js';
 import {
   CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR, MAX_SG,
-  OP_READ, OP_WRITE, QP_CQ_HEAD, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_TAIL, QP_VCPU_PARKED, QueuePair, STATUS_OK,
+  CMDF_SUBMIT_MS, OP_READ, OP_WRITE, QP_CQ_HEAD, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_TAIL, QP_VCPU_PARKED, QueuePair, STATUS_OK,
 } from '../devices/queue.js';
 import { GuestMemory } from '../memory/guest.js';
 import { LatencyHistogram } from '../report/histogram.js';
@@ -35,7 +35,7 @@ import { ThrottleStats } from '../swiotlb/throttle.js';
 import { Rng } from '../util/rng.js';
 import { STATS_FIELDS, STATS_STRIDE, TSTAT_HIGH_THROTTLED, TSTAT_LOW_THROTTLED } from '../swiotlb/layout.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
-import { nowMs } from '../util/clock.js';
+import { nowMs, setTimeScale, timeScale, wallMs } from '../util/clock.js';
 import type { FioBlockSize } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
@@ -78,8 +78,10 @@ export interface VcpuTask {
   log: LogChannel;
   /** The control plane's port: this thread serves VcpuControlApi on it. */
   control: MessagePort;
-  /** Fault injection (--inject-fault): throw this long after the start, to exercise the failure path. */
+  /** Fault injection (--inject-fault): throw this long (wall time) after the start, to exercise the failure path. */
   faultAtMs?: number;
+  /** --time-scale K: the run's clock runs K times slower than the wall. */
+  timeScale: number;
 }
 
 export interface VcpuResult {
@@ -90,8 +92,10 @@ export interface VcpuResult {
   suppressed: number;
 }
 
+/** Wall ms between yields to the event loop (control-plane calls, log batches). */
 const YIELD_EVERY_MS = 10;
 const POLL_SPINS = 50;
+/** Longest park, wall ms. */
 const MAX_PARK_MS = 5;
 /** NVMe's dma_set_min_align_mask(NVME_CTRL_PAGE_SIZE - 1): the planner sizes requests with it too. */
 export const NVME_MIN_ALIGN_MASK = 0xfff;
@@ -177,6 +181,7 @@ function dataStride(spec: JobInstance): number {
 }
 
 export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
+  setTimeScale(task.timeScale);
   const guest = new GuestMemory(task.guest, task.guestBase);
   const words = new Int32Array(task.guest);
   const log = await attachWorkerLogger(task.log, { vcpu: task.cpu });
@@ -306,6 +311,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     qp.cmd[c + CMD_LEN] = len;
     qp.cmd[c + CMD_STATUS] = -1;
     qp.cmdf[f + CMDF_OFFSET] = req.devOffset;
+    qp.cmdf[f + CMDF_SUBMIT_MS] = nowMs(); // the arrival: read now, not at the start of the pass
     const tail = qp.header[QP_SQ_TAIL]!;
     qp.sq[tail % qp.depth] = cid;
     Atomics.store(qp.header, QP_SQ_TAIL, tail + 1);
@@ -414,14 +420,17 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   /** Storage instances not finished: while there are any, the vCPU parks on the storage queue's interrupt. */
   let activeStorage = runs.filter((r) => r.spec.engine === 'storage').length;
   await startBarrier(run);
-  const faultAt = task.faultAtMs === undefined ? Infinity : nowMs() + task.faultAtMs;
-  let lastYield = nowMs();
+  // Yields, parks and the fault are host time (wall); the workload runs on the run's clock (now).
+  const k = timeScale();
+  const faultAt = task.faultAtMs === undefined ? Infinity : wallMs() + task.faultAtMs;
+  let lastYield = wallMs();
   while (active > 0) {
-    const now = nowMs();
+    const wall = wallMs();
+    const now = wall / k;
     const stop = Atomics.load(run, RUN_STOP) !== 0;
-    if (now >= faultAt) throw new Error(`vcpu${task.cpu}: injected fault (--inject-fault) after ${task.faultAtMs} ms`);
+    if (wall >= faultAt) throw new Error(`vcpu${task.cpu}: injected fault (--inject-fault) after ${task.faultAtMs} ms`);
     let progressed = reap('storage', now) + reap('net', now);
-    let nextWake = now + MAX_PARK_MS;
+    let nextWake = now + MAX_PARK_MS / k;
     let rungStorage = false;
     let rungNet = false;
     for (const r of runs) {
@@ -467,9 +476,9 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     if (rungStorage) ringDoorbell(dbs.storage);
     if (rungNet) ringDoorbell(dbs.net);
 
-    if (now - lastYield >= YIELD_EVERY_MS) {
+    if (wall - lastYield >= YIELD_EVERY_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      lastYield = nowMs();
+      lastYield = wallMs();
     }
     if (progressed > 0 || active === 0) continue;
     idle(nextWake);
@@ -499,7 +508,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     for (let i = 0; i < POLL_SPINS; i++) {
       if (Atomics.load(s, QP_CQ_IRQ) !== seqS || Atomics.load(n, QP_CQ_IRQ) !== seqN) return;
     }
-    const wait = Math.min(until - nowMs(), MAX_PARK_MS);
+    const wait = Math.min((until - nowMs()) * timeScale(), MAX_PARK_MS);
     if (wait <= 0) return;
     const useNet = activeStorage === 0;
     const h = useNet ? n : s;

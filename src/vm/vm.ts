@@ -7,7 +7,7 @@ import type { RunLogger } from '../log/index.js';
 import { Piscina } from 'piscina';
 import { InputError } from '../errors.js';
 import type { DeviceConfig, DeviceResult } from '../devices/device.js';
-import { DEV_COMMANDS, DEV_CONTROL_INTS, DEV_DOORBELL, DEV_STOP, QueuePair } from '../devices/queue.js';
+import { DEV_COMMANDS, DEV_CONTROL_INTS, DEV_DOORBELL, DEV_PASSES, DEV_STOP, QueuePair } from '../devices/queue.js';
 import { DmaDevice } from '../dma/device.js';
 import { LatencyHistogram } from '../report/histogram.js';
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, alignUp, roundupPowOfTwo } from '../swiotlb/constants.js';
@@ -20,7 +20,7 @@ import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
 import { thresholdSlots } from './options.js';
 import { type PoolPlan, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
 import { bootText } from '../log/events.js';
-import { nowMs } from '../util/clock.js';
+import { nowMs, setTimeScale, wallMs } from '../util/clock.js';
 import { workerFile } from '../util/worker-file.js';
 import { type FioJob, parseFioJobFile } from '../workload/fio.js';
 import { MAX_SG } from '../devices/queue.js';
@@ -156,13 +156,26 @@ export interface VmRunResult {
   throttleStats: ThrottleStats[];
   vcpuResults: VcpuResult[];
   deviceCommands: number;
+  /** Passes of the device loops (each one clock read): the devices' host cost, per command served. */
+  devicePasses: number;
+  /** --time-scale K: runMs and every reported time are emulated (wall / K); bootMs and wallMs are wall time. */
+  timeScale: number;
+  /** The process's CPU time (every thread, user + system) from the start of boot to the end, of it in boot, and its peak RSS. */
+  cpuMs: number;
+  cpuBootMs: number;
+  maxRssBytes: number;
   /** Names of the tunables --tune changed during the run. */
   tuned: string[];
 }
 
 /** Boot, run and tear down the VM. Rejects (after stopping every thread, log written) if a worker fails. */
 export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmHooks, signal: AbortSignal): Promise<VmRunResult> {
-  const t0 = nowMs();
+  // The run's clock (--time-scale K): this thread's reads of it (samples, the throttle snapshot's
+  // waits) must match the vCPUs' and the devices'. Boot and the watchdogs are wall time.
+  setTimeScale(opts.timeScale);
+  const k = opts.timeScale;
+  const t0 = wallMs();
+  const cpu0 = process.cpuUsage();
   const log = hooks.log;
   const boot = bootSwiotlb(opts);
   const pool = boot.mem.defpool;
@@ -206,9 +219,9 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const deviceConfigs: DeviceConfig[] = [
     { kind: 'nvme', name: 'nvme0', bounce: pool.shared.data, bounceStart: pool.start, queues: nvmeQueues, control: nvmeControl,
       latencyUs: opts.nvmeLatencyUs, bandwidthBytesPerSec: opts.nvmeBandwidth, capacityBytes: Math.max(plan.capacityBytes, 4096),
-      controlPort: deviceChannels[0]!.port2, faultAtMs: faultAt('nvme0') },
+      controlPort: deviceChannels[0]!.port2, faultAtMs: faultAt('nvme0'), timeScale: k },
     { kind: 'nic', name: 'eth0', bounce: pool.shared.data, bounceStart: pool.start, queues: nicQueues, control: nicControl,
-      latencyUs: 5, bandwidthBytesPerSec: 1.25e9, capacityBytes: 0, controlPort: deviceChannels[1]!.port2, faultAtMs: faultAt('eth0') },
+      latencyUs: 5, bandwidthBytesPerSec: 1.25e9, capacityBytes: 0, controlPort: deviceChannels[1]!.port2, faultAtMs: faultAt('eth0'), timeScale: k },
   ];
   const instanceStatsSab = new SharedArrayBuffer(Math.max(1, plan.instances.length) * INST_FIELDS * 8);
   const histograms = new SharedArrayBuffer(Math.max(1, histogramsBytes(plan.instances.length)));
@@ -284,7 +297,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       nvmeQueue: nvmeQueues[cpu]!, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
       instances: plan.instances.filter((i) => i.cpu === cpu), groupSizes: plan.groupSizes,
       instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab,
-      log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`),
+      log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`), timeScale: k,
     };
     return (piscina.run(task, { transferList: [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
       fail(`vcpu${cpu}`, e, { vcpu: cpu });
@@ -298,8 +311,9 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   }
   // The run's clock starts here, at the start barrier: samples, tunables, the progress line and the
   // analyzer's times all count from runStart (the run_start record's time).
+  const cpuBoot = process.cpuUsage(cpu0);
+  const bootMs = wallMs() - t0;
   const runStart = nowMs();
-  const bootMs = runStart - t0;
   Atomics.store(run, RUN_GO, 1);
   Atomics.notify(run, RUN_GO);
   log.emit('run_start', { boot_ms: Math.round(bootMs), vcpus: opts.vcpus });
@@ -310,13 +324,13 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   // Scheduled tunable changes (--tune), then samples and the watchdog.
   const tuneTimers = tuneSteps.map((step) => setTimeout(() => {
     control.set(step.name, step.value).catch((e: unknown) => fail('main', e, {}));
-  }, step.atMs));
+  }, step.atMs * k));
   const instanceStats = new Float64Array(instanceStatsSab);
   const swiotlbStats = new Float64Array(swiotlbStatsSab);
   const nvmeCtl = new Int32Array(nvmeControl);
   const nicCtl = new Int32Array(nicControl);
   let last = { t: runStart, ios: 0, bytes: 0 };
-  let lastProgressAt = runStart;
+  let lastProgressAt = wallMs(); // the stall watchdog: wall time
   let lastCommands = 0;
   // [RFC] The throttle watchdog: a waiter parked longer than --throttle-stall-timeout while the holder
   // has held the semaphore at least as long is a stall. It is logged with who holds and who waits,
@@ -324,7 +338,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const checkThrottleStall = (thr: ThrottleSnapshot): void => {
     if (failure !== null || thr.waiters.length === 0 || thr.holder === null) return;
     const parked = Math.max(...thr.waiters.map((w) => w.waited_ms));
-    if (parked < opts.throttleStallMs || thr.holder.held_ms < opts.throttleStallMs) return;
+    // The waits are on the run's clock, the timeout is wall time.
+    if (parked * k < opts.throttleStallMs || thr.holder.held_ms * k < opts.throttleStallMs) return;
     const h = thr.holder;
     const self = thr.waiters.some((w) => w.vcpu === h.vcpu);
     log.emit('stall', {
@@ -343,7 +358,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     const c = workloadCounters(instanceStats, plan.instances.length);
     const map_failures = boot.mem.mapFailures();
     const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
-    if (commands !== lastCommands || c.ios !== last.ios) lastProgressAt = t;
+    const wall = wallMs();
+    if (commands !== lastCommands || c.ios !== last.ios) lastProgressAt = wall;
     lastCommands = commands;
     const occ = pool.areaOccupancy();
     const d = boot.mem.debugfs();
@@ -364,8 +380,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     });
     checkThrottleStall(thr);
     hooks.sample(sample);
-    if (t - lastProgressAt > opts.stallMs && failure === null) {
-      fail('main', new Error(`stall: no I/O completed for ${Math.round((t - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
+    if (wall - lastProgressAt > opts.stallMs && failure === null) {
+      fail('main', new Error(`stall: no I/O completed for ${Math.round((wall - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
     }
   };
   const ticker = setInterval(() => {
@@ -374,7 +390,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     } catch (e) {
       fail('main', e, {});
     }
-  }, opts.sampleIntervalMs);
+  }, opts.sampleIntervalMs * k);
 
   // After a failure or a stop request the vCPUs get TEARDOWN_MS to finish; a thread that does not
   // (it waits on a dead device, or it crashed) is terminated with the pool, never waited for.
@@ -384,6 +400,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   hooks.phase?.({ phase: 'teardown', plannedMs, plannedExact });
   const vcpuResults = await Promise.race([settled, sleep(deviceDead ? 0 : TEARDOWN_MS, null, { ref: false })]);
   const runMs = nowMs() - runStart;
+  const devicePasses = Atomics.load(nvmeCtl, DEV_PASSES) + Atomics.load(nicCtl, DEV_PASSES);
   for (const t of tuneTimers) clearTimeout(t);
   stopDevices();
   const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);
@@ -392,12 +409,19 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   if (failure !== null) throw failure;
   if (vcpuResults === null || devResults === null) throw new Error(`the VM did not stop within ${TEARDOWN_MS} ms of the end of the run`);
   return {
-    boot, plan, jobs, wallMs: nowMs() - t0, bootMs, runMs, interrupted: signal.aborted, instanceStats, histograms, swiotlbStats,
+    boot, plan, jobs, wallMs: wallMs() - t0, bootMs, runMs, interrupted: signal.aborted, instanceStats, histograms, swiotlbStats,
     throttleStats: ThrottleStats.blocks(throttleStatsSab, opts.vcpus),
     vcpuResults: vcpuResults.filter((r): r is VcpuResult => r !== null),
     deviceCommands: devResults.reduce((s, r) => s + (r?.commands ?? 0), 0),
+    devicePasses, timeScale: k,
+    cpuMs: cpuMillis(process.cpuUsage(cpu0)), cpuBootMs: cpuMillis(cpuBoot),
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
     tuned: tuneSteps.map((s) => s.name),
   };
+}
+
+function cpuMillis(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1000;
 }
 
 /** Sum every vCPU's swiotlb statistics block, by the statistics' names. */
