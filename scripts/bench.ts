@@ -9,7 +9,10 @@ import {
 } from '../src/bench/core-bench.js';
 import { configValue, envOrigin } from '../src/config.js';
 import { measureInstrumentationCost } from '../src/bench/instrument-bench.js';
+import { buildNativeRef } from '../src/bench/native.js';
 import { runMain } from '../src/cli/main.js';
+import { parseFlags } from '../src/cli/flags.js';
+import { InputError } from '../src/errors.js';
 import { DMA_ATTR_MAY_BLOCK, POOL_START } from '../src/swiotlb/constants.js';
 import { GUEST_BASE } from '../src/memory/guest.js';
 import { IoTlbMem } from '../src/swiotlb/mem.js';
@@ -18,6 +21,9 @@ import { createRunLogger, type RunLogger } from '../src/log/index.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+/** Native comparisons: JS window and native run alternated this many times. */
+const NATIVE_REPS = 3;
 
 /** The logging comparison's failure rate. */
 const FAIL_EVERY = 64;
@@ -86,8 +92,57 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
   return { ...row, arms: { aPerS: (total - b) / (armMs.a / 1000), bPerS: b / (armMs.b / 1000) } };
 }
 
+/**
+ * The native reference (src/bench/native.ts): the same search and release in C, and memcpy, each
+ * run alternated NATIVE_REPS times with the JS row it is the reference of, so both see the same host.
+ */
+async function nativeComparison(seconds: number): Promise<{ lines: string[]; rows: Row[]; ratios: Record<string, number>; targets: Record<string, boolean> }> {
+  const native = buildNativeRef();
+  const lines: string[] = [];
+  const rows: Row[] = [];
+  const ratios: Record<string, number> = {};
+  const targets: Record<string, boolean> = {};
+  if ('missing' in native) {
+    lines.push(`native reference: none (${native.missing})`);
+    return { lines, rows, ratios, targets };
+  }
+  try {
+    const pairs: Record<'alloc' | 'copy', { js: number; c: number }[]> = { alloc: [], copy: [] };
+    for (let i = 0; i < NATIVE_REPS; i++) {
+      for (const mode of ['alloc', 'copy'] as const) {
+        const js = (await measure(`${mode} vs native`, mode, 1, 1, seconds)).pairs_per_s;
+        pairs[mode].push({ js, c: await native.rate(mode, seconds) });
+      }
+    }
+    lines.push(`native reference: src/bench/native/swiotlb-alloc.c built with ${native.compiler}, alternated ${NATIVE_REPS}x with the JS rows`);
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    for (const mode of ['alloc', 'copy'] as const) {
+      const what = mode === 'alloc' ? 'alloc only (search + release), 1 thread' : '4 KiB copy, private -> pool (JS: TypedArray.set; C: memcpy)';
+      for (const p of pairs[mode]) lines.push(`  ${what}: JS ${Math.round(p.js).toLocaleString('en-US')}/s, C ${Math.round(p.c).toLocaleString('en-US')}/s, JS/C ${(p.js / p.c).toFixed(2)}`);
+      const key = mode === 'alloc' ? 'alloc_1t_over_native' : 'copy_over_native';
+      ratios[key] = med(pairs[mode].map((p) => p.js / p.c));
+      targets[key] = ratios[key] >= 0.5;
+      rows.push({ name: `${mode === 'alloc' ? 'alloc only' : 'copy only'}, 1 thread, native C (median of ${NATIVE_REPS})`, threads: 1, nareas: 1, mode, pairs_per_s: Math.round(med(pairs[mode].map((p) => p.c))), slowest_over_fastest: 1, failures: 0 });
+    }
+  } finally {
+    native.close();
+  }
+  return { lines, rows, ratios, targets };
+}
+
 async function main(): Promise<number> {
+  const flags = parseFlags(process.argv.slice(2), [{ name: 'only', kind: 'string', help: 'native: only the JS rows against their native reference' }], 'bench');
+  const only = flags.get('only');
+  if (only !== undefined && only !== 'native') throw new InputError('EBADFLAG', `--only: "${only}" is not valid; expected native`);
   const seconds = parseDuration(configValue('COCO_BENCH_SECONDS'), envOrigin('COCO_BENCH_SECONDS')) / 1000;
+  if (only === 'native') {
+    const nat = await nativeComparison(seconds);
+    for (const r of nat.rows) console.log(`${r.name}  ${r.pairs_per_s.toLocaleString('en-US')}/s`);
+    for (const l of nat.lines) console.log(l);
+    for (const [k, v] of Object.entries(nat.ratios)) console.log(`${k.padEnd(30)} ${v.toFixed(2)}${nat.targets[k] ? '  (target met)' : '  (TARGET MISSED)'}`);
+    console.log(JSON.stringify({ bench: 'core-native', seconds_per_config: seconds, rows: nat.rows, ratios: nat.ratios, targets: nat.targets }));
+    return 0;
+  }
   const rows: Row[] = [];
   const plan: [string, CoreBenchMode, number, number, Variant?][] = [
     ['alloc only, 1 thread', 'alloc', 1, 1],
@@ -155,12 +210,19 @@ async function main(): Promise<number> {
   rows.push({ name: 'alloc only, 1 thread, points compiled out (alternated)', threads: 1, nareas: 1, mode: 'alloc', pairs_per_s: instr.withoutPoints, slowest_over_fastest: 1, failures: 0 });
   Object.assign(ratios, { instrumented_over_uninstrumented: instr.ratio });
   Object.assign(targets, { instrumented_over_uninstrumented: instr.ratio >= 0.97 });
+
+  const nat = await nativeComparison(seconds);
+  rows.push(...nat.rows);
+  Object.assign(ratios, nat.ratios);
+  Object.assign(targets, nat.targets);
+  const nativeLines = nat.lines;
   const w = Math.max(...rows.map((r) => r.name.length));
   console.log(`${'configuration'.padEnd(w)}  ${'pairs/s'.padStart(12)}  ${'slowest/fastest'.padStart(15)}  failures`);
   for (const r of rows) {
     console.log(`${r.name.padEnd(w)}  ${r.pairs_per_s.toLocaleString('en-US').padStart(12)}  ${(Number.isNaN(r.slowest_over_fastest) ? "-" : r.slowest_over_fastest.toFixed(2)).padStart(15)}  ${r.failures}`);
   }
   console.log('');
+  for (const l of nativeLines) console.log(l);
   for (const [k, v] of Object.entries(ratios)) {
     const t = (targets as Record<string, boolean>)[k];
     console.log(`${k.padEnd(30)} ${Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(2)}${t === undefined ? '' : t ? '  (target met)' : '  (TARGET MISSED)'}`);
