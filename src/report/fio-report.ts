@@ -45,13 +45,35 @@ export interface JobReport {
   cpus: number[];
 }
 
-/** One group of jobs ("Run status group N"): totals per direction over the group's runtime. */
+/**
+ * One direction of a group ("Run status group N"), as fio's sum_group_stats builds it from the
+ * group's reported jobs that moved bytes in that direction: the totals, the aggregate bandwidth
+ * over the longest of their runtimes, and the least and largest of their own bandwidths and runtimes.
+ */
+export interface GroupDirection {
+  bytes: number;
+  ios: number;
+  /** fio's agg: bytes * 1000 / max_run_ms, in bytes per second (integer division). */
+  bw_bytes: number;
+  /** Least and largest of each job's own bytes * 1000 / runtime. */
+  min_bw_bytes: number;
+  max_bw_bytes: number;
+  /** Least and largest of the jobs' runtimes, whole milliseconds. */
+  min_run_ms: number;
+  max_run_ms: number;
+}
+
+/** One group of jobs ("Run status group N"): per direction, see GroupDirection. */
 export interface GroupReport {
   groupid: number;
-  /** Whole milliseconds. */
+  /**
+   * The group's span, whole milliseconds: its first job's start to its last job's end (startdelay
+   * included). Not in fio's lines (they use each job's own runtime); a rate over a whole run of
+   * stonewalled groups divides by the sum of these.
+   */
   runtime_ms: number;
-  read?: { bytes: number; ios: number };
-  write?: { bytes: number; ios: number };
+  read?: GroupDirection;
+  write?: GroupDirection;
 }
 
 // fio's defaults, see the header comment.
@@ -268,24 +290,59 @@ export function formatJobStartLine(job: JobReport): string {
 }
 
 /**
+ * The groups of a run from its job reports, as fio's sum_group_stats (stat.c) builds its
+ * group_run_stats from the thread stats it prints: for each direction, every job that moved bytes
+ * in it (fio sets a direction's runtime only then) counts with its own runtime and its own
+ * bandwidth (bytes * 1000 / runtime, integer); the group keeps the least and largest of each and
+ * the total bytes, and its aggregate bandwidth is the total over the largest runtime. The
+ * aggregate is not over the span from the first start to the last end: a job that ran 114 ms in a
+ * group whose other job ran 1091 ms reads min_run=114, and its direction's aggregate uses its own
+ * 114 ms when it is the only job in that direction. Groups in order of groupid; `spanMs` gives
+ * each group's runtime_ms (its span, which fio's lines do not use).
+ */
+export function groupStats(jobs: readonly JobReport[], spanMs: ReadonlyMap<number, number>): GroupReport[] {
+  const groups = new Map<number, GroupReport>();
+  for (const job of jobs) {
+    checkRuntime(job.runtime_ms, `job "${job.name}"`);
+    const g = groups.get(job.groupid) ?? { groupid: job.groupid, runtime_ms: spanMs.get(job.groupid) ?? 0 };
+    groups.set(job.groupid, g);
+    if (job.runtime_ms === 0) continue;
+    for (const ddir of ['read', 'write'] as const) {
+      const d = job[ddir];
+      if (d === undefined || d.bytes === 0) continue;
+      const bw = perSecond(d.bytes, job.runtime_ms);
+      const acc = g[ddir];
+      g[ddir] = acc === undefined
+        ? { bytes: d.bytes, ios: d.ios, bw_bytes: 0, min_bw_bytes: bw, max_bw_bytes: bw, min_run_ms: job.runtime_ms, max_run_ms: job.runtime_ms }
+        : {
+          bytes: acc.bytes + d.bytes, ios: acc.ios + d.ios, bw_bytes: 0,
+          min_bw_bytes: Math.min(acc.min_bw_bytes, bw), max_bw_bytes: Math.max(acc.max_bw_bytes, bw),
+          min_run_ms: Math.min(acc.min_run_ms, job.runtime_ms), max_run_ms: Math.max(acc.max_run_ms, job.runtime_ms),
+        };
+    }
+  }
+  for (const g of groups.values()) {
+    for (const d of [g.read, g.write]) if (d !== undefined) d.bw_bytes = perSecond(d.bytes, d.max_run_ms);
+  }
+  return [...groups.values()].sort((a, b) => a.groupid - b.groupid);
+}
+
+/**
  * "Run status group N (all jobs):" blocks, like fio's show_group_stats, each preceded by a blank
- * line as in fio. With one runtime per group the per-job minimum and maximum bandwidth are the
- * aggregate's, and run= shows that runtime twice.
+ * line as in fio: "bw=<agg> (<agg>), <min>-<max> (<min>-<max>), io=..., run=<min>-<max>msec".
  */
 export function formatGroupStatus(groups: readonly GroupReport[]): string {
   let out = '';
   for (const g of groups) {
-    checkRuntime(g.runtime_ms, `group ${g.groupid}`);
     out += `\nRun status group ${g.groupid} (all jobs):\n`;
-    if (g.runtime_ms === 0) continue;
     for (const [label, d] of [['   READ', g.read], ['  WRITE', g.write]] as const) {
       if (d === undefined) continue;
-      const bw = perSecond(d.bytes, g.runtime_ms);
-      const bwP2 = num2str(bw, SIG_FIGS, true, 'B/s');
-      const bwP10 = num2str(bw, SIG_FIGS, false, 'B/s');
-      out += `${label}: bw=${bwP2} (${bwP10}), ${bwP2}-${bwP2} (${bwP10}-${bwP10}), ` +
+      checkRuntime(d.max_run_ms, `group ${g.groupid}`);
+      const p2 = (n: number) => num2str(n, SIG_FIGS, true, 'B/s');
+      const p10 = (n: number) => num2str(n, SIG_FIGS, false, 'B/s');
+      out += `${label}: bw=${p2(d.bw_bytes)} (${p10(d.bw_bytes)}), ${p2(d.min_bw_bytes)}-${p2(d.max_bw_bytes)} (${p10(d.min_bw_bytes)}-${p10(d.max_bw_bytes)}), ` +
         `io=${num2str(d.bytes, SIG_FIGS, true, 'B')} (${num2str(d.bytes, SIG_FIGS, false, 'B')}), ` +
-        `run=${g.runtime_ms}-${g.runtime_ms}msec\n`;
+        `run=${d.min_run_ms}-${d.max_run_ms}msec\n`;
     }
   }
   return out;

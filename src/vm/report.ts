@@ -1,6 +1,6 @@
 // The run report: fio's per-job and per-group sections, then the swiotlb's own counters under their
 // debugfs names. One plain document serves the text and the JSON output.
-import { type DirectionStats, type GroupReport, type JobReport, formatGroupStatus, formatJobReport } from '../report/fio-report.js';
+import { type DirectionStats, type GroupReport, type JobReport, formatGroupStatus, formatJobReport, groupStats } from '../report/fio-report.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
 import { formatBytes } from '../util/units.js';
 import type { FioBlockSize } from '../workload/fio.js';
@@ -110,15 +110,21 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
   const firstErrors = new Map<number, string>();
   for (const v of r.vcpuResults) for (const [id, msg] of Object.entries(v.firstErrors)) firstErrors.set(Number(id), msg);
   const jobs: RunReport['jobs'] = [];
-  const groupAcc = new Map<number, GroupReport & { start: number; end: number }>();
+  const spans = new Map<number, { start: number; end: number }>();
   r.jobs.forEach((job, j) => {
     const inst = r.plan.instances.filter((i) => i.job === j);
     if (inst.length === 0) return;
     const ids = inst.map((i) => i.id);
     const sum = (f: number) => ids.reduce((acc, id) => acc + at(id, f), 0);
-    const start = Math.min(...ids.map((id) => at(id, I_START_MS)));
-    const end = Math.max(...ids.map((id) => at(id, I_END_MS)));
-    const runtime = Math.max(1, Math.round(end - start));
+    // Each clone's own runtime, rounded up to whole ms as fio's update_runtime does; the job's (its
+    // clones reported together, as with fio's group_reporting) is the largest (sum_thread_stats).
+    const runtime = Math.max(1, ...ids.map((id) => Math.ceil(at(id, I_END_MS) - at(id, I_START_MS))));
+    const span = spans.get(inst[0]!.group) ?? { start: Infinity, end: -Infinity };
+    for (const id of ids) {
+      span.start = Math.min(span.start, at(id, I_START_MS));
+      span.end = Math.max(span.end, at(id, I_END_MS));
+    }
+    spans.set(inst[0]!.group, span);
     const dir = (ios: number, bytes: number, errors: number, d: 'read' | 'write'): DirectionStats | undefined =>
       sum(ios) + sum(errors) === 0 ? undefined : { ios: sum(ios), bytes: sum(bytes), errors: sum(errors), clat: mergedHistogram(r.histograms, ids, d).snapshot() };
     const read = dir(I_READ_IOS, I_READ_BYTES, I_READ_ERRORS, 'read');
@@ -134,14 +140,8 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
       ...(job.verify !== 'none' ? { verify: { sectors_ok: sum(I_VERIFY_OK), sectors_bad: sum(I_VERIFY_BAD), sectors_unwritten: sum(I_UNWRITTEN) } } : {}),
       packets_dropped: sum(I_DROPS),
     });
-    const g = groupAcc.get(group) ?? { groupid: group, runtime_ms: 0, start, end };
-    g.start = Math.min(g.start, start);
-    g.end = Math.max(g.end, end);
-    if (read) g.read = { bytes: (g.read?.bytes ?? 0) + read.bytes, ios: (g.read?.ios ?? 0) + read.ios };
-    if (write) g.write = { bytes: (g.write?.bytes ?? 0) + write.bytes, ios: (g.write?.ios ?? 0) + write.ios };
-    groupAcc.set(group, g);
   });
-  const groups = [...groupAcc.values()].map(({ start, end, ...g }) => ({ ...g, runtime_ms: Math.max(1, Math.round(end - start)) }));
+  const groups = groupStats(jobs, new Map([...spans].map(([g, sp]) => [g, Math.max(1, Math.round(sp.end - sp.start))])));
   const st = sumSwiotlbStats(r.swiotlbStats, vcpus);
   const d = r.boot.mem.debugfs();
   const failures = st.map_fail_full + st.map_fail_oversize + st.map_fail_no_pool + st.map_fail_not_capable + st.map_fail_throttle_aborted;

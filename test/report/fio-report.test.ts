@@ -6,6 +6,7 @@ import {
   formatCpuList,
   formatFixed,
   formatGroupStatus,
+  groupStats,
   formatIops,
   formatJobReport,
   formatJobStartLine,
@@ -247,19 +248,53 @@ describe('formatJobReport', () => {
   });
 });
 
-describe('formatGroupStatus', () => {
-  it('prints two groups like fio\'s show_group_stats', () => {
-    // Group 0: read 50326615 B/s as above; write 409559 B/s -> 400KiB/s (410kB/s), io 4000KiB (4096kB).
-    // Group 1: 1 GiB written in 1000 ms -> 1073741824 B/s -> 1024MiB/s (1074MB/s), io 1024MiB (1074MB).
-    const text = formatGroupStatus([
-      { groupid: 0, runtime_ms: 10_001, read: { bytes: 503_316_480, ios: 122_880 }, write: { bytes: 4_096_000, ios: 1000 } },
-      { groupid: 1, runtime_ms: 1000, write: { bytes: 1_073_741_824, ios: 262_144 } },
-    ]);
-    expect(text).toBe(
+describe('groupStats and formatGroupStatus (fio\'s sum_group_stats and show_group_stats)', () => {
+  const MiB = 1024 * 1024;
+  const noLat = { count: 0, min_ns: 0, max_ns: 0, mean_ns: 0, stdev_ns: 0, percentiles: [] };
+  const dir = (bytes: number, ios: number) => ({ bytes, ios, errors: 0, clat: noLat });
+  const job = (name: string, groupid: number, runtime_ms: number, d: Partial<Pick<JobReport, 'read' | 'write'>>): JobReport => ({
+    name, groupid, jobs: 1, rw: d.read ? 'read' : 'write', bs: '1500', ioengine: 'net', iodepth: 1, runtime_ms, ...d, errors_total: 0, cpus: [0],
+  });
+
+  it('takes each direction from the jobs that moved bytes in it, each with its own runtime (axboe/fio examples/netio.fio)', () => {
+    // netio.fio: the receiver reads 64 MiB in 114 ms, the sender writes 64 MiB in 1091 ms, one group.
+    // READ: 67108864 * 1000 / 114 = 588674245 B/s -> 561MiB/s (589MB/s); io 64.0MiB (67.1MB); run 114.
+    // WRITE: 67108864 * 1000 / 1091 = 61511332 B/s -> 58.7MiB/s (61.5MB/s); run 1091.
+    const groups = groupStats([
+      job('receiver', 0, 114, { read: dir(64 * MiB, 44_739) }),
+      job('sender', 0, 1091, { write: dir(64 * MiB, 44_739) }),
+    ], new Map([[0, 2091]]));
+    expect(groups).toEqual([{
+      groupid: 0,
+      // The span (the sender's startdelay=1 included) is kept, not used by the lines.
+      runtime_ms: 2091,
+      read: { bytes: 64 * MiB, ios: 44_739, bw_bytes: 588_674_245, min_bw_bytes: 588_674_245, max_bw_bytes: 588_674_245, min_run_ms: 114, max_run_ms: 114 },
+      write: { bytes: 64 * MiB, ios: 44_739, bw_bytes: 61_511_332, min_bw_bytes: 61_511_332, max_bw_bytes: 61_511_332, min_run_ms: 1091, max_run_ms: 1091 },
+    }]);
+    expect(formatGroupStatus(groups)).toBe(
       '\n' +
       'Run status group 0 (all jobs):\n' +
-      '   READ: bw=48.0MiB/s (50.3MB/s), 48.0MiB/s-48.0MiB/s (50.3MB/s-50.3MB/s), io=480MiB (503MB), run=10001-10001msec\n' +
-      '  WRITE: bw=400KiB/s (410kB/s), 400KiB/s-400KiB/s (410kB/s-410kB/s), io=4000KiB (4096kB), run=10001-10001msec\n' +
+      '   READ: bw=561MiB/s (589MB/s), 561MiB/s-561MiB/s (589MB/s-589MB/s), io=64.0MiB (67.1MB), run=114-114msec\n' +
+      '  WRITE: bw=58.7MiB/s (61.5MB/s), 58.7MiB/s-58.7MiB/s (61.5MB/s-61.5MB/s), io=64.0MiB (67.1MB), run=1091-1091msec\n',
+    );
+  });
+
+  it('aggregates over the longest runtime, with min and max from each job (not the aggregate twice)', () => {
+    // Two readers: 64 MiB in 114 ms (588674245 B/s) and 32 MiB in 1000 ms (33554432 B/s).
+    // agg = 96 MiB * 1000 / 1000 = 100663296 B/s -> 96.0MiB/s (101MB/s); min 32.0MiB/s (33.6MB/s),
+    // max 561MiB/s (589MB/s); io 96.0MiB (101MB); run=114-1000. A second group with a write job.
+    const groups = groupStats([
+      job('fast', 0, 114, { read: dir(64 * MiB, 16_384) }),
+      job('slow', 0, 1000, { read: dir(32 * MiB, 8192) }),
+      job('w', 1, 1000, { write: dir(1024 * MiB, 262_144) }),
+      // A job that moved nothing (all its I/Os failed) does not count in the direction.
+      job('failed', 1, 5, { write: dir(0, 0) }),
+    ], new Map());
+    expect(groups[0]!.read).toEqual({ bytes: 96 * MiB, ios: 24_576, bw_bytes: 100_663_296, min_bw_bytes: 33_554_432, max_bw_bytes: 588_674_245, min_run_ms: 114, max_run_ms: 1000 });
+    expect(formatGroupStatus(groups)).toBe(
+      '\n' +
+      'Run status group 0 (all jobs):\n' +
+      '   READ: bw=96.0MiB/s (101MB/s), 32.0MiB/s-561MiB/s (33.6MB/s-589MB/s), io=96.0MiB (101MB), run=114-1000msec\n' +
       '\n' +
       'Run status group 1 (all jobs):\n' +
       '  WRITE: bw=1024MiB/s (1074MB/s), 1024MiB/s-1024MiB/s (1074MB/s-1074MB/s), io=1024MiB (1074MB), run=1000-1000msec\n',

@@ -115,6 +115,21 @@ describe('npm run vm', () => {
     expect(reader.read!.bytes).toBeGreaterThan(0);
   });
 
+  it('prints each group direction from its own jobs\' runtimes, as fio does (jobs/net.fio: the sender starts 1 s late)', async () => {
+    const r = await vm(['--vcpus', '2', '--job', join(projectRoot(), 'jobs', 'net.fio'), '--runtime', '1s', '--output-format', 'json']);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.stdout) as RunReport;
+    const [receiver, sender] = rep.jobs;
+    const g = rep.groups[0]!;
+    // One job per direction: the group's run= and bandwidths are that job's own (its runtime
+    // excludes the sender's startdelay=1), never the group's 2 s span.
+    expect([g.read!.min_run_ms, g.read!.max_run_ms]).toEqual([receiver!.runtime_ms, receiver!.runtime_ms]);
+    expect([g.write!.min_run_ms, g.write!.max_run_ms]).toEqual([sender!.runtime_ms, sender!.runtime_ms]);
+    expect(sender!.runtime_ms).toBeLessThan(1900);
+    expect(g.write!.bw_bytes).toBe(Math.floor((sender!.write!.bytes * 1000) / sender!.runtime_ms));
+    expect(g.read!.bw_bytes).toBe(Math.floor((receiver!.read!.bytes * 1000) / receiver!.runtime_ms));
+  });
+
   it('writes an NDJSON log in the catalogue\'s shape, ratelimited like the kernel, that the analyzer reads whole', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coco-'));
     const file = join(dir, 'run.ndjson');
