@@ -30,8 +30,13 @@ export interface JobReport {
   /** Jobs summed into this report: fio's "jobs=". */
   jobs: number;
   rw: string;
-  /** Block size as the user gave it: "4k", or a range "4k-64k". */
-  bs: string;
+  /**
+   * Block size per data direction, as fio keeps one per direction (bs=4k,64k is 4k reads, 64k
+   * writes; its start line prints "(R) ..., (W) ..."), each in job-file form with exact values: a
+   * size "4k" or "1500", a range "4k-64k" (bsrange), or weighted sizes "4k/50:64k/50" (bssplit).
+   * No trim value: the emulator runs no trim workload.
+   */
+  bs: { read: string; write: string };
   ioengine: string;
   iodepth: number;
   /** Whole milliseconds. */
@@ -273,19 +278,23 @@ export function formatJobReport(job: JobReport): string {
   return out;
 }
 
-/** "128KiB", "4096B", "4k-64k" as fio shows block sizes (num2str of each bound in bytes). */
+/**
+ * "4096B-4096B", "4096B-64.0KiB" as fio shows a direction's block sizes: num2str of its smallest and
+ * largest size (min_bs, max_bs), from the job-file form of JobReport.bs (a split's "/N" shares dropped).
+ */
 function formatBlockSizes(bs: string): string {
-  const [lo, hi = lo] = bs.split('-').map((s) => num2str(parseSize(s, 'bs'), SIG_FIGS, true, 'B'));
-  return `${lo}-${hi}`;
+  const sizes = bs.split(/[:-]/).map((s) => parseSize(s.replace(/\/\d+$/, ''), 'bs'));
+  const b = (n: number) => num2str(n, SIG_FIGS, true, 'B');
+  return `${b(Math.min(...sizes))}-${b(Math.max(...sizes))}`;
 }
 
 /**
  * The line fio prints when a job starts: "name: (g=0): rw=randrw, bs=(R) 4096B-4096B, (W) ...,
- * ioengine=..., iodepth=N". Not part of the final report, but the same data.
+ * ioengine=..., iodepth=N". Not part of the final report, but the same data. fio adds "(T) ..."
+ * for trims, which the emulator has no size for.
  */
 export function formatJobStartLine(job: JobReport): string {
-  const b = formatBlockSizes(job.bs);
-  return `${job.name}: (g=${job.groupid}): rw=${job.rw}, bs=(R) ${b}, (W) ${b}, (T) ${b}, ` +
+  return `${job.name}: (g=${job.groupid}): rw=${job.rw}, bs=(R) ${formatBlockSizes(job.bs.read)}, (W) ${formatBlockSizes(job.bs.write)}, ` +
     `ioengine=${job.ioengine}, iodepth=${job.iodepth}\n`;
 }
 

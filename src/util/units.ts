@@ -95,6 +95,17 @@ export function parseIntInRange(text: string, what: string, min: number, max: nu
   return v;
 }
 
+/**
+ * A byte count in the job-file form parseSize reads back exactly: the largest binary suffix that
+ * divides it ("4k", "64m", "1g"), else plain bytes ("1500").
+ */
+export function formatSizeExact(bytes: number): string {
+  for (const [suffix, mult] of [['t', 1024 ** 4], ['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
+    if (bytes >= mult && bytes % mult === 0) return `${bytes / mult}${suffix}`;
+  }
+  return String(bytes);
+}
+
 /** Format a byte count the way the kernel prints pool sizes (whole MiB). */
 export function formatMiB(bytes: number): string {
   return `${Math.floor(bytes / (1024 * 1024))}MB`;

@@ -2,7 +2,7 @@
 // debugfs names. One plain document serves the text and the JSON output.
 import { type DirectionStats, type GroupReport, type JobReport, formatGroupStatus, formatJobReport, groupStats } from '../report/fio-report.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
-import { formatBytes } from '../util/units.js';
+import { formatBytes, formatSizeExact } from '../util/units.js';
 import type { FioBlockSize } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD, I_VERIFY_OK,
@@ -98,10 +98,11 @@ export interface RunReport {
   };
 }
 
+/** One direction's block size in job-file form with exact values (JobReport.bs). */
 function bsText(bs: FioBlockSize): string {
-  if (bs.kind === 'fixed') return formatBytes(bs.bytes);
-  if (bs.kind === 'range') return `${formatBytes(bs.minBytes)}-${formatBytes(bs.maxBytes)}`;
-  return bs.entries.map((e) => `${formatBytes(e.bytes)}/${e.percent}`).join(':');
+  if (bs.kind === 'fixed') return formatSizeExact(bs.bytes);
+  if (bs.kind === 'range') return `${formatSizeExact(bs.minBytes)}-${formatSizeExact(bs.maxBytes)}`;
+  return bs.entries.map((e) => `${formatSizeExact(e.bytes)}/${e.percent}`).join(':');
 }
 
 export function buildReport(r: VmRunResult, vcpus: number): RunReport {
@@ -133,7 +134,7 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
     const first = ids.map((id) => firstErrors.get(id)).find((m) => m !== undefined);
     const group = inst[0]!.group;
     jobs.push({
-      name: job.name, groupid: group, jobs: inst.length, rw: job.rw, bs: bsText(job.bs.read), ioengine: job.ioengine,
+      name: job.name, groupid: group, jobs: inst.length, rw: job.rw, bs: { read: bsText(job.bs.read), write: bsText(job.bs.write) }, ioengine: job.ioengine,
       iodepth: job.iodepth, runtime_ms: runtime, ...(read ? { read } : {}), ...(write ? { write } : {}),
       errors_total: errors, ...(first !== undefined ? { first_error: first } : {}),
       cpus: [...new Set(inst.map((i) => i.cpu))].sort((a, b) => a - b),

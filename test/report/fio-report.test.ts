@@ -168,7 +168,7 @@ describe('formatJobReport', () => {
     groupid: 0,
     jobs: 4,
     rw: 'randrw',
-    bs: '4k',
+    bs: { read: '4k', write: '4k' },
     ioengine: 'psync',
     iodepth: 1,
     runtime_ms: 10_001,
@@ -236,9 +236,11 @@ describe('formatJobReport', () => {
 
   it('prints fio\'s job start line', () => {
     expect(formatJobStartLine(job)).toBe(
-      'randrw: (g=0): rw=randrw, bs=(R) 4096B-4096B, (W) 4096B-4096B, (T) 4096B-4096B, ioengine=psync, iodepth=1\n',
+      'randrw: (g=0): rw=randrw, bs=(R) 4096B-4096B, (W) 4096B-4096B, ioengine=psync, iodepth=1\n',
     );
-    expect(formatJobStartLine({ ...job, bs: '4k-64k' })).toContain('bs=(R) 4096B-64.0KiB, (W) 4096B-64.0KiB,');
+    // Each direction its own min-max (num2str: 65536 B -> 64.0KiB, 1500 B stays 1500B).
+    expect(formatJobStartLine({ ...job, bs: { read: '4k-64k', write: '64k' } })).toContain('bs=(R) 4096B-64.0KiB, (W) 64.0KiB-64.0KiB, ioengine=');
+    expect(formatJobStartLine({ ...job, bs: { read: '4k/50:1500/50', write: '1500' } })).toContain('bs=(R) 1500B-4096B, (W) 1500B-1500B,');
   });
 
   it('lists cpus as ranges', () => {
@@ -253,7 +255,7 @@ describe('groupStats and formatGroupStatus (fio\'s sum_group_stats and show_grou
   const noLat = { count: 0, min_ns: 0, max_ns: 0, mean_ns: 0, stdev_ns: 0, percentiles: [] };
   const dir = (bytes: number, ios: number) => ({ bytes, ios, errors: 0, clat: noLat });
   const job = (name: string, groupid: number, runtime_ms: number, d: Partial<Pick<JobReport, 'read' | 'write'>>): JobReport => ({
-    name, groupid, jobs: 1, rw: d.read ? 'read' : 'write', bs: '1500', ioengine: 'net', iodepth: 1, runtime_ms, ...d, errors_total: 0, cpus: [0],
+    name, groupid, jobs: 1, rw: d.read ? 'read' : 'write', bs: { read: '1500', write: '1500' }, ioengine: 'net', iodepth: 1, runtime_ms, ...d, errors_total: 0, cpus: [0],
   });
 
   it('takes each direction from the jobs that moved bytes in it, each with its own runtime (axboe/fio examples/netio.fio)', () => {

@@ -115,6 +115,19 @@ describe('npm run vm', () => {
     expect(reader.read!.bytes).toBeGreaterThan(0);
   });
 
+  it('reports the block size of each direction in the JSON, exactly (bs=4k,64k; bssplit with a list per direction)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+    const job = join(dir, 'bs.fio');
+    writeFileSync(job, '[global]\nsize=1M\nruntime=200ms\ntime_based\n[w]\nrw=randwrite\nbs=4k,64k\n[s]\nrw=randrw\nbssplit=4k/25:1500/75,8k/10:64k\n[n]\nioengine=net\nrw=write\nbs=1500\n');
+    const rep = await vmJson(['--vcpus', '1', '--job', job]);
+    // fio keeps one size per direction: 4k reads and 64k writes; the split's blank share is 90%.
+    expect(rep.jobs.map((j) => j.bs)).toEqual([
+      { read: '4k', write: '64k' },
+      { read: '4k/25:1500/75', write: '8k/10:64k/90' },
+      { read: '1500', write: '1500' },
+    ]);
+  });
+
   it('prints each group direction from its own jobs\' runtimes, as fio does (jobs/net.fio: the sender starts 1 s late)', async () => {
     const r = await vm(['--vcpus', '2', '--job', join(projectRoot(), 'jobs', 'net.fio'), '--runtime', '1s', '--output-format', 'json']);
     expect(r.code).toBe(0);
