@@ -8,6 +8,7 @@ import { type CompareDocument, formatValue, spreadText } from './compare.js';
 import { type RunRecord, poolLabel } from './run.js';
 
 const CSS = `
+table.compare td.num { white-space: nowrap; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; } .bar { width: 380px; } .bar h3 { font-size: 1em; margin: .6em 0 .2em; }
 `;
 
@@ -38,6 +39,12 @@ const CHART_JS = `
       axes: [{ label: 'seconds since the run started' }, { label: 'io_tlb_used (slots)', size: 70 }], series: series }, data, tl);
     drawn.timelines = d.timelines.length;
   }
+  // Axis labels in the figure's unit, short: 8M, 1.5ms, 12k.
+  function axisText(unit, v) {
+    if (unit === 'bytes' || unit === 'bytes/s') return (v / 1048576).toFixed(v % 1048576 === 0 ? 0 : 1) + (unit === 'bytes' ? 'M' : 'M/s');
+    if (unit === 'us') return v >= 1000 ? (v / 1000) + 'ms' : v + 'us';
+    return v >= 10000 ? (v / 1000) + 'k' : String(v);
+  }
   // Bar charts: x is the configuration's index; median as bars, min and max as points.
   var bars = uPlot.paths.bars({ size: [0.6, 60] });
   d.figures.forEach(function (f) {
@@ -49,7 +56,8 @@ const CHART_JS = `
     var pts = function (c) { return { stroke: c, width: 0, paths: function () { return null; }, points: { show: true, size: 6, stroke: c, fill: c } }; };
     new uPlot({ width: 380, height: 220, legend: { show: false },
       scales: { x: { time: false, range: [-0.5, d.labels.length - 0.5] }, y: { range: function (u, lo, hi) { return [0, Math.max(1, hi) * 1.1]; } } },
-      axes: [{ values: function (u, vals) { return vals.map(function (v) { return Number.isInteger(v) && d.labels[v] !== undefined ? String(v + 1) : ''; }); } }, { size: 60 }],
+      axes: [{ values: function (u, vals) { return vals.map(function (v) { return Number.isInteger(v) && d.labels[v] !== undefined ? String(v + 1) : ''; }); } },
+             { size: 70, values: function (u, vals) { return vals.map(function (v) { return axisText(f.unit, v); }); } }],
       series: [{}, { label: 'median', fill: 'rgba(31,119,180,0.5)', stroke: '#1f77b4', paths: bars, points: { show: false } },
                Object.assign({ label: 'min' }, pts('#555')), Object.assign({ label: 'max' }, pts('#d62728'))] },
       [idx, med, min, max], el);

@@ -45,3 +45,42 @@ export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
+
+/** What a page did while a test looked at it: uncaught errors, and requests that left file:. */
+export interface PageVisit {
+  errors: string[];
+  network: string[];
+}
+
+/**
+ * Open a file in headless Chromium with the network cut off (anything but file: is aborted and
+ * listed), wait for `readyAttr="1"` on the body, and hand the page to `fn`.
+ */
+export async function visitFile<T>(chromiumPath: string, file: string, fn: (page: import('playwright-core').Page, visit: PageVisit) => Promise<T>,
+  readyAttr = 'data-chart-ready'): Promise<T> {
+  const { chromium } = await import('playwright-core');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { pathToFileURL } = await import('node:url');
+  const profile = mkdtempSync(join(tmpdir(), 'coco-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args: CHROMIUM_ARGS });
+  try {
+    const visit: PageVisit = { errors: [], network: [] };
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (url.startsWith('file:')) return route.continue();
+      visit.network.push(url);
+      return route.abort();
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => visit.errors.push(e.message));
+    await page.setViewportSize({ width: 1280, height: 1000 });
+    await page.goto(pathToFileURL(file).href);
+    await page.waitForFunction(`document.body.getAttribute(${JSON.stringify(readyAttr)}) === "1"`, null, { timeout: 15_000 });
+    return await fn(page, visit);
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}

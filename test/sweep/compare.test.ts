@@ -5,15 +5,13 @@
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompareDocument } from '../../src/sweep/compare.js';
 import { rows } from '../../src/sweep/figures.js';
 import { type RunConfig, runConfigs } from '../../src/sweep/run.js';
 import { projectRoot } from '../../src/util/worker-file.js';
-import { CHROMIUM_ARGS, type ChromiumLookup, findOrInstallChromium } from '../helpers/chromium.js';
+import { type ChromiumLookup, findOrInstallChromium, visitFile } from '../helpers/chromium.js';
 import { tempDir } from '../helpers/log-files.js';
 
 const exec = promisify(execFile);
@@ -158,34 +156,17 @@ describe('the comparison page', () => {
       ctx.skip(`Chromium unavailable: ${browser.why}`); // allowed: skipped only when Chromium cannot be installed
       return;
     }
-    const profile = tempDir('coco-chromium-');
-    const context = await chromium.launchPersistentContext(profile.path, { executablePath: browser.path, headless: true, args: CHROMIUM_ARGS });
-    try {
-      const network: string[] = [];
-      await context.route('**/*', (route) => {
-        const url = route.request().url();
-        if (url.startsWith('file:')) return route.continue();
-        network.push(url);
-        return route.abort();
-      });
-      const page = context.pages()[0] ?? (await context.newPage());
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(pathToFileURL(html).href);
-      await page.waitForFunction('document.body.getAttribute("data-chart-ready") === "1"', null, { timeout: 15_000 });
+    await visitFile(browser.path, html, async (page, visit) => {
       const drawn = await page.evaluate<{ timelines: number; timelinePoints: Record<string, number>; bars: Record<string, number>; canvases: number }>(
         `(() => Object.assign({}, window.cocoCompare, { canvases: document.querySelectorAll('canvas').length }))()`);
-      expect(errors).toEqual([]);
-      expect(network).toEqual([]);
+      expect(visit.errors).toEqual([]);
+      expect(visit.network).toEqual([]);
       expect(drawn.timelines).toBe(2);
       for (const label of ['static 1M', 'throttle 1M']) expect(drawn.timelinePoints[label], label).toBeGreaterThan(0);
       expect(drawn.bars['hiwater']).toBe(2);
       expect(drawn.bars['throttle_wait_p99']).toBe(1); // static has no wait figure
       expect(Object.keys(drawn.bars)).toHaveLength(merged.figures.length);
       expect(drawn.canvases).toBe(1 + merged.figures.length);
-    } finally {
-      await context.close();
-      profile.remove();
-    }
+    });
   }, 60_000);
 });

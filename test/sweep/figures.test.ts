@@ -130,3 +130,19 @@ describe('figures of a run with dynamic swiotlb', () => {
     expect(fig('fail_transient').of(off)).toBeNull();
   });
 });
+
+describe('--time-scale', () => {
+  it('goes to every run when the VM has the flag, and is refused with what to do when it has not', async () => {
+    const { COMPARE_FLAGS, parseSweepBase } = await import('../../src/sweep/compare.js');
+    const { parseFlags } = await import('../../src/cli/flags.js');
+    const { VM_FLAGS } = await import('../../src/vm/options.js');
+    const f = parseFlags(['--job', 'jobs/heavy.fio', '--time-scale', '4'], COMPARE_FLAGS, 'compare');
+    if (VM_FLAGS.some((s) => s.name === 'time-scale')) {
+      const base = parseSweepBase(f);
+      expect(base.knobs('static')).toEqual({ 'time-scale': '4' });
+      expect(base.knobs('throttle')).toEqual({ 'time-scale': '4' });
+    } else {
+      expect(() => parseSweepBase(f)).toThrow("--time-scale: this build's VM has no --time-scale yet; drop the flag");
+    }
+  });
+});
