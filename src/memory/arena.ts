@@ -7,18 +7,19 @@
 // never needs to give space back (a transient pool's memory goes back to the atomic pool, not here).
 //
 // The capacity costs nothing until used: the operating system commits a SharedArrayBuffer's pages
-// when they are first touched. Its default (the VM's) is all the guest RAM below 4 GiB, so the arena
-// never runs out before the guest's memory does; a smaller COCO_DECRYPTED_ARENA makes carve() fail
-// first, which the owner counts (ARENA_FAILS) and reports apart from a failed page allocation.
+// when they are first touched. Its default (the VM's) is the guest's RAM, at most MAX_ARENA_BYTES, so
+// the arena does not run out before the guest's memory does; a smaller COCO_DECRYPTED_ARENA makes
+// carve() fail first, which the owner counts (ARENA_FAILS) and reports apart from a failed page
+// allocation.
 //
 // Invariant: ARENA_USED_PAGES only grows and never exceeds ARENA_CAPACITY_PAGES (compare-and-exchange),
 // so two carves never overlap.
 import { InputError, assert } from '../errors.js';
-import { PAGE_SIZE, Q35_LOWMEM_MAX } from './phys.js';
+import { PAGE_SIZE } from './phys.js';
 
-/** The largest arena: a JavaScript typed array spans at most 2^32 - 1 bytes, and all memory decrypted
- *  after boot lies below 4 GiB (x86 CoCo: no SWIOTLB_ANY), of which q35 gives RAM at most 2.75 GiB. */
-export const MAX_ARENA_BYTES = Q35_LOWMEM_MAX;
+/** The largest arena: 4 GiB, the most one Uint8Array spans in Node 20. Dynamic pools lie below 4 GiB
+ *  (x86 CoCo: no SWIOTLB_ANY); the atomic pools' chunks come from the whole guest. */
+export const MAX_ARENA_BYTES = 4 * 1024 ** 3;
 
 // ---- layout of the arena's header (Int32 words) ----
 export const ARENA_MAGIC = 0;

@@ -16,8 +16,8 @@
 // watermarks (an allocation takes the last free block), page shuffling, NUMA nodes (one node, 0).
 //
 // Free lists: per zone and order, a circular doubly linked list threaded through two Int32Arrays
-// indexed by page frame (next, prev), with a head per order; an Int8Array per frame holds the order of
-// the free block starting at that frame, or -1. So the metadata is 9 bytes per 4 KiB page
+// indexed by page frame (next, prev), with a head per order; an Int8Array per frame holds 1 + the order of
+// the free block starting at that frame, or 0. So the metadata is 9 bytes per 4 KiB page
 // (16 GiB: 4 Mi frames, 36 MiB), sized once from --mem, in one SharedArrayBuffer any thread attaches.
 //
 // Locking: one lock per zone (the kernel's zone->lock), a lock record laid out like an io_tlb_area's so
@@ -28,7 +28,8 @@
 //
 // Invariants (checked by freePages and by the tests, checkInvariants):
 //  - every free block of order k starts at a pfn aligned to 2^k, lies wholly in its zone, and is on
-//    exactly the free list (zone, k); ord[frame] === k at its first frame and -1 at every other frame;
+//    exactly the free list (zone, k); ord[frame] === k + 1 at its first frame and 0 at every other frame (0, not -1, so the
+//    zero-filled buffer needs no initialising pass over every frame);
 //  - no two free buddies of the same order both exist (they would have merged, below MAX_PAGE_ORDER);
 //  - ZONE_NR_FREE[k] counts the blocks on list k; ZONE_FREE_PAGES = sum of nr_free[k] << k;
 //  - a page is in at most one allocation or free block (freeing a page that is free is an
@@ -168,7 +169,6 @@ export class GuestPhysMem {
     zone(ZONE_DMA32, 0, lowPages, 0);
     zone(ZONE_NORMAL, PHYS_4G / PAGE_SIZE, ramPages - lowPages, lowPages);
     const mem = new GuestPhysMem({ sab });
-    mem.ord.fill(-1);
     // memblock_free_all: every usable range goes to the buddy allocator in the largest aligned
     // blocks, at the tail of the free lists (FPI_TO_TAIL).
     const reserved = LOW_RESERVED_BYTES / PAGE_SIZE;
@@ -249,7 +249,7 @@ export class GuestPhysMem {
       if (this.enclosingFree(z, pfn) >= 0) throw new InvariantError(`free_pages: 0x${addr.toString(16)} is already free (double free)`);
       const f = this.frame(z, pfn);
       for (let i = 1; i < 1 << order; i++) {
-        if (this.ord[f + i] !== -1) throw new InvariantError(`free_pages: 0x${addr.toString(16)} order ${order} contains a free block at +${i} pages (double free)`);
+        if (this.ord[f + i] !== 0) throw new InvariantError(`free_pages: 0x${addr.toString(16)} order ${order} contains a free block at +${i} pages (double free)`);
       }
       this.freeOne(z, pfn, order, false);
       this.header[b + ZONE_FREES]!++;
@@ -374,14 +374,14 @@ export class GuestPhysMem {
           let count = 0;
           for (let f = head; f >= 0 && (count === 0 || f !== head); f = this.next[f]!) {
             const pfn = this.pfnOf(z, f);
-            if (this.ord[f] !== k) out.push(`${ZONE_NAMES[z]} order ${k}: frame of pfn ${pfn} has order ${this.ord[f]}`);
+            if (this.ord[f] !== k + 1) out.push(`${ZONE_NAMES[z]} order ${k}: frame of pfn ${pfn} has order ${this.ord[f]! - 1}`);
             if ((pfn & ((1 << k) - 1)) !== 0) out.push(`${ZONE_NAMES[z]} order ${k}: pfn ${pfn} is not aligned`);
             if (this.prev[this.next[f]!] !== f) out.push(`${ZONE_NAMES[z]} order ${k}: broken links at pfn ${pfn}`);
             if (seen.has(f)) { out.push(`${ZONE_NAMES[z]} order ${k}: pfn ${pfn} listed twice`); break; }
             seen.add(f);
             if (k < MAX_PAGE_ORDER) {
               const buddy = pfn ^ (1 << k);
-              if (this.inZone(z, buddy) && this.ord[this.frame(z, buddy)] === k) out.push(`${ZONE_NAMES[z]} order ${k}: pfn ${pfn} and its buddy are both free`);
+              if (this.inZone(z, buddy) && this.ord[this.frame(z, buddy)] === k + 1) out.push(`${ZONE_NAMES[z]} order ${k}: pfn ${pfn} and its buddy are both free`);
             }
             count++;
             if (count > this.ramPages) break;
@@ -392,7 +392,7 @@ export class GuestPhysMem {
         if (pages !== this.header[b + ZONE_FREE_PAGES]) out.push(`${ZONE_NAMES[z]}: NR_FREE_PAGES ${this.header[b + ZONE_FREE_PAGES]} but ${pages} pages on the lists`);
         const base = this.zoneField(z, ZONE_FRAME_BASE);
         let heads = 0;
-        for (let i = 0; i < this.zoneField(z, ZONE_SPANNED_PAGES); i++) if (this.ord[base + i]! >= 0) heads++;
+        for (let i = 0; i < this.zoneField(z, ZONE_SPANNED_PAGES); i++) if (this.ord[base + i]! > 0) heads++;
         if (heads !== seen.size) out.push(`${ZONE_NAMES[z]}: ${heads} frames marked free heads, ${seen.size} on the lists`);
       } finally {
         areaUnlock(this.header, b + ZONE_LOCK);
@@ -446,7 +446,7 @@ export class GuestPhysMem {
       this.prev[head] = f;
       if (!toTail) h[b + ZONE_HEAD + k] = f;
     }
-    this.ord[f] = k;
+    this.ord[f] = k + 1;
     h[b + ZONE_NR_FREE + k]!++;
     h[b + ZONE_FREE_PAGES]! += 1 << k;
   }
@@ -463,7 +463,7 @@ export class GuestPhysMem {
       this.prev[n] = p;
       if (h[b + ZONE_HEAD + k] === f) h[b + ZONE_HEAD + k] = n;
     }
-    this.ord[f] = -1;
+    this.ord[f] = 0;
     h[b + ZONE_NR_FREE + k]!--;
     h[b + ZONE_FREE_PAGES]! -= 1 << k;
   }
@@ -491,7 +491,7 @@ export class GuestPhysMem {
       buddy = pfn ^ (1 << order);
       if (!this.inZone(z, buddy)) break;
       const bf = this.frame(z, buddy);
-      if (this.ord[bf] !== order) break;
+      if (this.ord[bf] !== order + 1) break;
       this.del(z, bf, order);
       pfn &= buddy;
       order++;
@@ -502,7 +502,7 @@ export class GuestPhysMem {
     if (!toTail && order < MAX_PAGE_ORDER - 1) {
       const higher = pfn & ~(1 << order);
       const hb = higher ^ (1 << (order + 1));
-      toTail = this.inZone(z, hb) && this.ord[this.frame(z, hb)] === order + 1;
+      toTail = this.inZone(z, hb) && this.ord[this.frame(z, hb)] === order + 2;
     }
     this.add(z, this.frame(z, pfn), order, toTail);
   }
@@ -524,7 +524,7 @@ export class GuestPhysMem {
     for (let k = 0; k < NR_PAGE_ORDERS; k++) {
       const head = pfn & ~((1 << k) - 1);
       if (head < start) break;
-      if (this.ord[this.frame(z, head)]! >= k) return head;
+      if (this.ord[this.frame(z, head)]! > k) return head;
     }
     return -1;
   }
@@ -553,7 +553,7 @@ export class GuestPhysMem {
       const h = this.enclosingFree(z, p);
       assert(h >= 0, 'memblock: a page of the range is not free');
       const f = this.frame(z, h);
-      const k = this.ord[f]!;
+      const k = this.ord[f]! - 1;
       this.del(z, f, k);
       if (h < from) this.freeRange(z, h, from, true);
       if (h + (1 << k) > to) this.freeRange(z, to, h + (1 << k), true);

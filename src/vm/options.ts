@@ -5,6 +5,9 @@ import { InputError } from '../errors.js';
 import { type FlagSpec, parseFlags, parseOnOff } from '../cli/flags.js';
 import { parseDuration, parseIntInRange, parsePercent, parseSize } from '../util/units.js';
 import { type TuneStep, parseTuneSteps } from './control.js';
+import { MAX_ARENA_BYTES } from '../memory/arena.js';
+import { type BuddyinfoLine, FRAGMENTATION_FORM, type FragmentationLevel, parseFragmentation, readBuddyinfoFile } from '../memory/buddyinfo.js';
+import { PAGE_SIZE } from '../memory/phys.js';
 import { type Origin, type PolicyName, resolvePolicy } from './policy.js';
 
 export interface VmOptions {
@@ -46,6 +49,13 @@ export interface VmOptions {
   swiotlbDynamic: boolean;
   /** --time-scale K: the run's clock (the device model, the workload, every reported time) runs K times slower than the wall. */
   timeScale: number;
+  /** Guest physical memory's starting state (src/memory): a /proc/buddyinfo snapshot (beats the level). */
+  buddyinfo: { lines: readonly BuddyinfoLine[]; source: string } | undefined;
+  fragmentation: FragmentationLevel;
+  /** set_memory_decrypted's modelled cost, ns per MiB (0: no figure to cite; see src/memory/arena.ts). */
+  decryptLatencyNsPerMiB: number;
+  /** Capacity of the decrypted-memory arena; undefined: the guest's RAM (at most 4 GiB). */
+  decryptedArenaBytes: number | undefined;
 }
 
 /** A throttle threshold as given: a slot count, or a percentage of nslabs resolved at boot. */
@@ -86,6 +96,10 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'high-throttle', kind: 'string', help: `high_throttle: ${THRESHOLD_FORM}` },
   { name: 'low-throttle', kind: 'string', help: `low_throttle: ${THRESHOLD_FORM}` },
   { name: 'throttle-stall-timeout', kind: 'string', help: 'report a stall when a throttle waiter is parked this long behind a holder that makes no progress, e.g. 5s' },
+  { name: 'buddyinfo', kind: 'string', help: 'guest memory starts with the free blocks of this /proc/buddyinfo copy' },
+  { name: 'fragmentation', kind: 'string', help: `guest memory's starting fragmentation: ${FRAGMENTATION_FORM}` },
+  { name: 'decrypt-latency', kind: 'string', help: 'set_memory_decrypted cost per MiB, e.g. 200us (default 0)' },
+  { name: 'decrypted-arena', kind: 'string', help: 'bytes for memory decrypted after boot (dynamic pools, atomic pools), e.g. 1G (default: --mem, at most 4G)' },
   { name: 'swiotlb-dynamic', kind: 'boolean', help: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): the growth worker and transient pools, on or off' },
   { name: 'exact-nslabs', kind: 'string', help: '[emulator] a default pool of exactly N slots, a multiple of 128 x areas, not rounded up to a power of two as the kernel does (what npm run size probes)' },
   { name: 'time-scale', kind: 'string', help: 'run the emulated clock K times slower than the wall (K host-CPU us per emulated us), 1..10000' },
@@ -121,6 +135,10 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [tstall, tstallWhat] = get('throttle-stall-timeout', 'COCO_THROTTLE_STALL_TIMEOUT');
   const [dynamic, dynamicWhat] = get('swiotlb-dynamic', 'COCO_SWIOTLB_DYNAMIC');
   const [tscale, tscaleWhat] = get('time-scale', 'COCO_TIME_SCALE');
+  const [buddyinfo, buddyinfoWhat] = get('buddyinfo', 'COCO_BUDDYINFO');
+  const [frag, fragWhat] = get('fragmentation', 'COCO_FRAGMENTATION');
+  const [decrypt, decryptWhat] = get('decrypt-latency', 'COCO_DECRYPT_LATENCY');
+  const [arena, arenaWhat] = get('decrypted-arena', 'COCO_DECRYPTED_ARENA');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
   if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS.join(', ')}`);
   if (f.has('swiotlb') && f.has('cmdline')) {
@@ -157,6 +175,10 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     throttleStallMs: parseDuration(tstall, tstallWhat),
     swiotlbDynamic: parseOnOff(dynamic, dynamicWhat),
     timeScale: parseIntInRange(tscale, tscaleWhat, 1, 10_000),
+    buddyinfo: buddyinfo === '' ? undefined : { lines: readBuddyinfoFile(buddyinfo, buddyinfoWhat), source: buddyinfo },
+    fragmentation: parseFragmentation(frag, fragWhat),
+    decryptLatencyNsPerMiB: parseDuration(decrypt, decryptWhat, 1e-6) * 1e6,
+    decryptedArenaBytes: arena === '' ? undefined : parseArenaSize(arena, arenaWhat),
   };
 }
 
@@ -164,6 +186,14 @@ function parseExactNslabs(text: string, sized: boolean): number {
   if (sized) throw new InputError('EBADFLAG', '--exact-nslabs and --swiotlb/--cmdline all size the pool; give one of them');
   // The multiple of 128 x areas is checked at boot, where the area count is known.
   return parseIntInRange(text, '--exact-nslabs', 128, 1 << 19);
+}
+
+function parseArenaSize(text: string, what: string): number {
+  const bytes = parseSize(text, what);
+  if (bytes < PAGE_SIZE || bytes > MAX_ARENA_BYTES || bytes % PAGE_SIZE !== 0) {
+    throw new InputError('EBADSIZE', `${what}: "${text}" is not valid; expected a whole number of 4 KiB pages from 4k to 4G`);
+  }
+  return bytes;
 }
 
 const FAULT_FORM = 'THREAD@TIME with THREAD one of vcpuN, nvme0, eth0, e.g. vcpu3@500ms';

@@ -1,5 +1,7 @@
 // The run report: fio's per-job and per-group sections, then the swiotlb's own counters under their
 // debugfs names. One plain document serves the text and the JSON output.
+import type { AtomicPoolStats } from '../memory/atomic-pool.js';
+import { type ZoneFree, formatBuddyinfo } from '../memory/phys.js';
 import { type DirectionStats, type GroupReport, type JobReport, formatGroupStatus, formatJobReport, groupStats } from '../report/fio-report.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
 import { formatBytes, formatSizeExact } from '../util/units.js';
@@ -96,6 +98,22 @@ export interface RunReport {
     vcpus: number; boot_ms: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number;
     device_passes: number; time_scale: number; cpu_ms: number; cpu_boot_ms: number; max_rss_bytes: number;
   };
+  guest_memory: GuestMemoryReport;
+}
+
+/** Guest physical memory (src/memory): free blocks per order at the start and the end, the atomic pools. */
+export interface GuestMemoryReport {
+  /** /proc/buddyinfo as printed, once boot was done and at the end of the run. */
+  buddyinfo_start: string;
+  buddyinfo_end: string;
+  free_start: ZoneFree[];
+  free_end: ZoneFree[];
+  /** allocPages calls that found no block (any caller). */
+  alloc_failures: number;
+  /** What the starting state (--buddyinfo, --fragmentation) could not apply as given. */
+  notes: string[];
+  atomic_pool: AtomicPoolStats;
+  decrypted_arena: { capacity_bytes: number; used_bytes: number; carves: number; failures: number };
 }
 
 /** One direction's block size in job-file form with exact values (JobReport.bs). */
@@ -170,6 +188,11 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
       vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted,
       device_commands: r.deviceCommands, device_passes: r.devicePasses, time_scale: r.timeScale, cpu_ms: Math.round(r.cpuMs), cpu_boot_ms: Math.round(r.cpuBootMs),
       max_rss_bytes: r.maxRssBytes,
+    },
+    guest_memory: {
+      buddyinfo_start: formatBuddyinfo(r.boot.guest.startFree), buddyinfo_end: formatBuddyinfo(r.guestEnd.free),
+      free_start: r.boot.guest.startFree, free_end: r.guestEnd.free, alloc_failures: r.boot.guest.phys.allocFailures(),
+      notes: r.boot.guest.notes, atomic_pool: r.guestEnd.atomicPool, decrypted_arena: r.boot.guest.arena.stats(),
     },
   };
 }
@@ -261,6 +284,22 @@ export function areaHiwaterText(perArea: number, marks: readonly number[]): stri
   return `${list}max ${max} (area ${marks.indexOf(max)}), min ${Math.min(...marks)}; ${fullText}`;
 }
 
+/** The guest memory section: /proc/buddyinfo at the start and the end, the atomic pools, the arena. */
+export function formatGuestMemory(g: GuestMemoryReport): string[] {
+  const a = g.atomic_pool;
+  const indent = (text: string) => text.split('\n').filter((l) => l !== '').map((l) => `    ${l}`);
+  return [
+    '',
+    'guest memory (/proc/buddyinfo: free blocks of order 0..10, 4 KiB << order):',
+    '  at the start:', ...indent(g.buddyinfo_start),
+    '  at the end:', ...indent(g.buddyinfo_end),
+    ...g.notes.map((n) => `  note: ${n}`),
+    `  page allocations that failed: ${g.alloc_failures}`,
+    `  atomic pools (/sys/kernel/debug/dma_pools): pool_size_dma=${a.pools.pool_size_dma}, pool_size_dma32=${a.pools.pool_size_dma32}, pool_size_kernel=${a.pools.pool_size_kernel}; atomic_pool_size ${formatBytes(a.atomic_pool_size)}, available ${formatBytes(a.avail)} of ${formatBytes(a.size)}, ${a.expansions} expansions (${a.expand_failures} failed), ${a.exhaustions} exhaustions`,
+    `  decrypted arena: ${formatBytes(g.decrypted_arena.used_bytes)} of ${formatBytes(g.decrypted_arena.capacity_bytes)} used${g.decrypted_arena.failures > 0 ? `, ${g.decrypted_arena.failures} carves refused (arena full)` : ''}`,
+  ];
+}
+
 export function formatReport(rep: RunReport): string {
   const out: string[] = [];
   for (const job of rep.jobs) {
@@ -284,6 +323,7 @@ export function formatReport(rep: RunReport): string {
   out.push(`  area locks: ${s.nareas} areas, ${acquired} acquisitions, ${contended} contended (${acquired > 0 ? ((100 * contended) / acquired).toFixed(2) : '0.00'}%), ${parked} parks${busiest && busiest.contended > 0 ? `; busiest area ${busiest.area} (${busiest.contended} contended)` : ''}`);
   out.push(...formatThrottle(rep.throttle));
   out.push(`  emulator: ${s.map_unmap_per_sec.toLocaleString('en-US')} map+unmap pairs/s sustained`);
+  out.push(...formatGuestMemory(rep.guest_memory));
   out.push('');
   out.push(`run: ${rep.run.vcpus} vCPUs, ${(rep.run.run_ms / 1000).toFixed(2)} s of I/O${rep.run.time_scale !== 1 ? ` (emulated, time scale ${rep.run.time_scale})` : ''}, ${(rep.run.wall_ms / 1000).toFixed(2)} s wall${rep.run.interrupted ? ' (interrupted: partial report)' : ''}`);
   return out.join('\n') + '\n';

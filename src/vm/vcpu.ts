@@ -10,6 +10,7 @@
 //   when the map fails.
 // Completions arrive as interrupts (the queue's CQ_IRQ word); unmap happens in interrupt context and
 // never blocks.
+import type { GuestMemoryShared } from '../memory/boot.js';
 import type { MessagePort } from 'node:worker_threads';
 // The worker side of the log only: src/log/index.js would also load the main thread's machinery.
 import type { LogChannel } from '../log/logger.js';
@@ -57,6 +58,8 @@ export const RUN_CONTROL_INTS = 8 + 64;
 export interface VcpuTask {
   cpu: number;
   mem: IoTlbMemShared;
+  /** Guest physical memory, the decrypted arena and the atomic pools (src/memory/boot.ts), to attach. */
+  guestMemory: GuestMemoryShared;
   guest: SharedArrayBuffer;
   guestBase: number;
   /** Where this vCPU's slice of private memory starts. */

@@ -12,6 +12,9 @@ import { DmaDevice } from '../dma/device.js';
 import { LatencyHistogram } from '../report/histogram.js';
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, alignUp, roundupPowOfTwo } from '../swiotlb/constants.js';
 import { GUEST_BASE } from '../memory/guest.js';
+import { type GuestMemoryBoot, bootGuestMemory, startGuestMemoryThreads } from '../memory/boot.js';
+import type { AtomicPoolStats } from '../memory/atomic-pool.js';
+import { LOW_RESERVED_BYTES, PHYS_4G, ZONE_DMA32, type ZoneFree } from '../memory/phys.js';
 import {
   AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
 } from '../swiotlb/layout.js';
@@ -35,8 +38,6 @@ import { NVME_MIN_ALIGN_MASK, RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, typ
 const TEARDOWN_MS = 5000;
 
 
-/** The pool sits at the top of low memory, below the PCI hole (private memory starts at GUEST_BASE). */
-const LOW_MEM_TOP = 0xc000_0000;
 
 export interface VmHooks {
   /** The run log: runVm writes boot lines, the pool, samples, tunable changes and worker errors. */
@@ -83,6 +84,8 @@ export interface VmBoot {
   nareas: number;
   poolStart: number;
   bootLines: string[];
+  /** Guest physical memory, the decrypted arena and the atomic pools (src/memory/boot.ts). */
+  guest: GuestMemoryBoot;
 }
 
 /** Size and place the default pool as the kernel would, and create it. */
@@ -97,11 +100,17 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
     throw new InputError('EBADCMDLINE', 'swiotlb=noforce leaves a CoCo VM without bounce buffers, so no device could do DMA; drop noforce');
   }
   const bytes = plan.nslabs * IO_TLB_SIZE;
-  const top = Math.floor(Math.min(opts.memBytes, LOW_MEM_TOP) / PAGE_SIZE) * PAGE_SIZE;
-  const start = top - bytes;
-  if (start < 0x10_0000) {
-    throw new InputError('EBADSIZE', `a ${bytes >> 20} MiB swiotlb does not fit in the guest's low memory (${top >> 20} MiB); use a smaller pool or more --mem`);
-  }
+  // Guest memory boots around the pool: swiotlb_memblock_alloc takes it with memblock_alloc_low(bytes,
+  // PAGE_SIZE), top-down below 4 GiB (ARCH_LOW_ADDRESS_LIMIT), before the buddy allocator serves.
+  const guest = bootGuestMemory(opts, (phys) => {
+    try {
+      return phys.memblockAllocLow(bytes, PAGE_SIZE, PHYS_4G);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      throw new InputError('EBADSIZE', `a ${bytes >> 20} MiB swiotlb does not fit in the guest's low memory (${(phys.zoneRange(ZONE_DMA32).end - LOW_RESERVED_BYTES) >> 20} MiB of RAM below 4 GiB); use a smaller pool or more --mem`);
+    }
+  });
+  const start = guest.reserved;
   const throttle = opts.throttle
     ? {
         enabled: true,
@@ -110,11 +119,11 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
       }
     : { enabled: false };
   const mem = IoTlbMem.create({ nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, memEncrypt: true, throttle, canGrow: opts.swiotlbDynamic });
-  const bootLines = [...plan.messages, bootText.mapped(start, plan.nslabs), bootText.pciDma(), bootText.memEncryption()];
+  const bootLines = [...plan.messages, bootText.mapped(start, plan.nslabs), bootText.pciDma(), bootText.memEncryption(), ...guest.bootLines, ...guest.notes];
   // The core prints the last line at the first bounce; the VM prints it with the boot lines, as the
   // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
-  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines };
+  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest };
 }
 
 /**
@@ -166,6 +175,8 @@ export interface VmRunResult {
   maxRssBytes: number;
   /** Names of the tunables --tune changed during the run. */
   tuned: string[];
+  /** Guest memory at the end: free blocks per zone and order, the atomic pools' statistics. */
+  guestEnd: { free: ZoneFree[]; atomicPool: AtomicPoolStats };
 }
 
 /** Boot, run and tear down the VM. Rejects (after stopping every thread, log written) if a worker fails. */
@@ -277,6 +288,9 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   }
   log.emit('pool_created', { pool: 0, start: pool.start, nslabs: pool.nslabs, nareas: pool.nareas, kind: 'default' });
   const devices = deviceConfigs.map((cfg) => new Worker(workerFile('device'), { workerData: cfg, transferList: [cfg.controlPort!] }));
+  // The atomic pools' expansion work runs on a kworker thread of its own for the whole run.
+  const guestThreads = startGuestMemoryThreads(boot.guest, log.workerChannel('kworker/atomic_pool'));
+  void guestThreads.failed.then((e) => fail('kworker/atomic_pool', e, {}));
   const deviceDone = devices.map((w, i) => new Promise<DeviceResult | null>((resolve) => {
     const name = deviceConfigs[i]!.name;
     w.once('message', resolve);
@@ -293,7 +307,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     const ch = new MessageChannel();
     control.addVcpu(cpu, ch.port1);
     const task: VcpuTask = {
-      cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!,
+      cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!, guestMemory: boot.guest.shared,
       nvmeQueue: nvmeQueues[cpu]!, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
       instances: plan.instances.filter((i) => i.cpu === cpu), groupSizes: plan.groupSizes,
       instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab,
@@ -405,7 +419,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   stopDevices();
   const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);
   control.close();
-  await Promise.all([piscina.destroy(), ...devices.map((w) => w.terminate())]);
+  const [, guestStats] = await Promise.all([Promise.all([piscina.destroy(), ...devices.map((w) => w.terminate())]), guestThreads.stop()]);
   if (failure !== null) throw failure;
   if (vcpuResults === null || devResults === null) throw new Error(`the VM did not stop within ${TEARDOWN_MS} ms of the end of the run`);
   return {
@@ -417,6 +431,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     cpuMs: cpuMillis(process.cpuUsage(cpu0)), cpuBootMs: cpuMillis(cpuBoot),
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     tuned: tuneSteps.map((s) => s.name),
+    guestEnd: { free: boot.guest.phys.freeBlocks(), atomicPool: guestStats.atomicPool },
   };
 }
 

@@ -19,7 +19,7 @@ describe('DecryptedArena', () => {
   });
   it('refuses a capacity that is not whole pages or too large', () => {
     expect(() => DecryptedArena.create(1000, '--decrypted-arena')).toThrow(/--decrypted-arena: 1000 bytes is not valid/);
-    expect(() => DecryptedArena.create(4 * 1024 ** 3)).toThrow(InputError);
+    expect(() => DecryptedArena.create(4 * 1024 ** 3 + 4096)).toThrow(InputError);
   });
 });
 

@@ -60,7 +60,12 @@ describe('npm run vm', () => {
     const r = await vm(['--vcpus', '2', '--runtime', '500ms', '--cmdline', 'swiotlb=16384,16,force']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('software IO TLB: area num 16.');
-    expect(r.stdout).toContain('software IO TLB: mapped [mem 0x00000000be000000-0x00000000c0000000] (32MB)');
+    // 16 GiB on q35: low RAM ends at 2 GiB; memblock_alloc_low takes the 32 MiB top-down below it.
+    expect(r.stdout).toContain('software IO TLB: mapped [mem 0x000000007e000000-0x0000000080000000] (32MB)');
+    // dma_atomic_pool_init: 16 GiB -> 128 KiB per GiB of totalram (16 GiB - 32 MiB - 1 MiB) = 2036 KiB, order 9.
+    expect(r.stdout).toContain('DMA: preallocated 2048 KiB GFP_KERNEL pool for atomic allocations');
+    expect(r.stdout).toContain('DMA: preallocated 2048 KiB GFP_KERNEL|GFP_DMA32 pool for atomic allocations');
+    expect(r.stdout).toMatch(/guest memory \(\/proc\/buddyinfo[^\n]*\n  at the start:\n    Node 0, zone    DMA32 /);
     expect(r.stdout).toContain('Memory encryption is active and system is using DMA bounce buffers');
     expect(r.stdout).toMatch(/read: IOPS=/);
     expect(r.stdout).toContain('io_tlb_nslabs=16384');
