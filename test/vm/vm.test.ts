@@ -151,7 +151,11 @@ describe('npm run vm', () => {
   it('writes an NDJSON log in the catalogue\'s shape, ratelimited like the kernel, that the analyzer reads whole', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coco-'));
     const file = join(dir, 'run.ndjson');
-    const r = await vm(['--vcpus', '2', '--runtime', '1s', '--swiotlb', '1M', '--log-file', file, '--output-format', 'json', '--tune', '300ms:io_tlb_used_hiwater=0']);
+    // 256 KiB requests at depth 16 on each of 2 vCPUs want 4,096 slots of a 512-slot pool: most maps
+    // fail at once, so the ratelimit is exercised however slowly a loaded host runs the VM.
+    const job = join(dir, 'deep.fio');
+    writeFileSync(job, '[deep]\nrw=randread\nbs=256k\niodepth=16\nnumjobs=2\nsize=8M\ntime_based\n');
+    const r = await vm(['--vcpus', '2', '--runtime', '1s', '--swiotlb', '1M', '--job', job, '--log-file', file, '--output-format', 'json', '--tune', '300ms:io_tlb_used_hiwater=0']);
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout) as RunReport;
     const recs = readRecords(file);
@@ -182,7 +186,10 @@ describe('npm run vm', () => {
     const marks = rep.swiotlb.areas.map((a) => a.used_hiwater);
     expect(marks).toHaveLength(2);
     for (const m of marks) expect(m).toBeLessThanOrEqual(256);
-    expect(marks[0]! + marks[1]!).toBeGreaterThanOrEqual(rep.swiotlb.io_tlb_used_hiwater);
+    // total_used is counted outside the area locks (the kernel's accepted race): a release frees its
+    // area's slots, then subtracts from total_used, so another thread's allocation in between counts
+    // them twice. With 2 vCPUs at most 2 releases of at most 128 slots (256 KiB) are in that window.
+    expect(rep.swiotlb.io_tlb_used_hiwater).toBeLessThanOrEqual(marks[0]! + marks[1]! + 2 * 128);
     for (const smp of samples as unknown as Array<{ area_used: number[]; area_used_hiwater: number[] }>) {
       smp.area_used.forEach((u, a) => expect(smp.area_used_hiwater[a]!).toBeGreaterThanOrEqual(u));
     }
@@ -194,7 +201,13 @@ describe('npm run vm', () => {
     const start = recs.find((x) => x.event === 'run_start')!;
     expect(start['boot_ms']).toBe(rep.run.boot_ms);
     const start0 = start['time'] as number;
-    for (const smp of samples) expect(Math.abs(smp['time']! - start0 - smp['t_ms']!)).toBeLessThanOrEqual(1);
+    // Records are stamped (whole ms) when they are emitted, the run_start record and each sample's a
+    // little after the instant they stand for: on a loaded host, a few ms either way. A clock counted
+    // from boot instead of the start barrier would be off by the whole boot.
+    for (const smp of samples) {
+      const lag = smp['time']! - start0 - smp['t_ms']!;
+      expect(Math.abs(lag)).toBeLessThan(Math.min(50, rep.run.boot_ms));
+    }
     const tuned = recs.find((x) => x.event === 'tunable_changed')!;
     expect((tuned['time'] as number) - (start['time'] as number)).toBeGreaterThanOrEqual(299); // a timer never fires early
     expect(analysis.tunables.list[0]!.at.t_ms).toBe((tuned['time'] as number) - (start['time'] as number));
