@@ -220,17 +220,21 @@ function progress(total: number): ((r: RunRecord) => void) | undefined {
   };
 }
 
-/** A child that has not ended within the run's time plus this is killed and reported stalled. */
-export function runTimeoutMs(runtime: string | undefined): number {
+/**
+ * How long a run may take before it is killed and reported stalled: its runtime cap (--runtime, else
+ * COCO_RUNTIME) times its --time-scale, plus the stall timeout and a minute for boot and teardown.
+ */
+export function runTimeoutMs(c: RunConfig): number {
   const stall = parseDuration(configValue('COCO_STALL_TIMEOUT'), envOrigin('COCO_STALL_TIMEOUT'));
-  const run = runtime !== undefined ? parseDuration(runtime, '--runtime') : parseDuration(configValue('COCO_RUNTIME'), envOrigin('COCO_RUNTIME'));
-  return run + stall + 60_000;
+  const run = c.runtime !== undefined ? parseDuration(c.runtime, '--runtime') : parseDuration(configValue('COCO_RUNTIME'), envOrigin('COCO_RUNTIME'));
+  const k = c.knobs['time-scale'] !== undefined ? Number(c.knobs['time-scale']) : Number(configValue('COCO_TIME_SCALE'));
+  return run * (Number.isFinite(k) && k >= 1 ? k : 1) + stall + 60_000;
 }
 
 /** Run records, failing the whole command with the VM's own message when a run's input was bad. */
-export async function runAll(configs: readonly RunConfig[], parallel: number, runtime: string | undefined): Promise<RunRecord[]> {
+export async function runAll(configs: readonly RunConfig[], parallel: number): Promise<RunRecord[]> {
   const tick = progress(configs.length);
-  const records = await runConfigs(configs, parallel, { timeoutMs: runTimeoutMs(runtime) }, (r) => tick?.(r));
+  const records = await runConfigs(configs, parallel, { timeoutMs: runTimeoutMs }, (r) => tick?.(r));
   const bad = records.find((r) => r.status === 'input-error');
   if (bad !== undefined) throw new InputError('EBADFLAG', `a run was refused by the VM: ${bad.reason ?? ''}`);
   return records;
@@ -262,7 +266,7 @@ export async function compareMain(argv: readonly string[]): Promise<CompareOutco
     const shard: Shard = parseShard(f.get('shard'), f.get('shards'));
     if (shard.count > 1 && !f.has('out')) throw new InputError('EBADFLAG', '--shard needs --out DIR: each shard writes its results there for --merge');
     const mine = shardOf(all, shard);
-    const records = await runAll(mine, base.parallel, base.runtime);
+    const records = await runAll(mine, base.parallel);
     const sweep = sweepId(all);
     if (f.has('out')) writeShard(f.get('out')!, { command: 'compare', sweep, shard, configs: all, meta: {}, records });
     // A shard's table is its own part; the whole sweep's comes from --merge.

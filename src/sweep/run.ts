@@ -97,8 +97,8 @@ export function vmArgs(c: RunConfig): string[] {
 const TIMELINE_POINTS = 200;
 
 export interface RunOptions {
-  /** A child that has not ended this long after it started is killed and its run reported stalled. */
-  timeoutMs: number;
+  /** A child that has not ended this long after it started is killed and its run reported stalled (per run, or one for all). */
+  timeoutMs: number | ((c: RunConfig) => number);
   /** Keep the run's log here instead of a temporary file (a test, or --keep-logs). */
   logFile?: string;
 }
@@ -111,8 +111,9 @@ export async function runConfig(c: RunConfig, opts: RunOptions): Promise<RunReco
   const dir = opts.logFile === undefined ? mkdtempSync(join(tmpdir(), 'coco-sweep-')) : undefined;
   const logFile = opts.logFile ?? join(dir!, 'run.ndjson');
   const t0 = Date.now();
+  const timeoutMs = typeof opts.timeoutMs === 'number' ? opts.timeoutMs : opts.timeoutMs(c);
   try {
-    const out = await child([...vmArgs(c), '--output-format', 'json', '--log-file', logFile, '--log-level', 'info'], opts.timeoutMs);
+    const out = await child([...vmArgs(c), '--output-format', 'json', '--log-file', logFile, '--log-level', 'info'], timeoutMs);
     const base = { key: configKey(c), config: c, seed: c.seed, exit: out.exit, wall_ms: Date.now() - t0 };
     const line = out.stderr.trim().split('\n').filter((l) => l !== '').at(-1) ?? '';
     let log: { stalls: number; timeline: Timeline } | undefined;
@@ -123,7 +124,7 @@ export async function runConfig(c: RunConfig, opts: RunOptions): Promise<RunReco
     }
     const stalls = log?.stalls ?? 0;
     if (out.timedOut) {
-      return { ...base, status: 'stalled', reason: `no report within ${Math.round(opts.timeoutMs / 1000)} s; the VM was killed`, stalls, ...(log ? { timeline: log.timeline } : {}) };
+      return { ...base, status: 'stalled', reason: `no report within ${Math.round(timeoutMs / 1000)} s; the VM was killed`, stalls, ...(log ? { timeline: log.timeline } : {}) };
     }
     if (out.exit === 0) {
       try {
@@ -160,10 +161,10 @@ function child(args: string[], timeoutMs: number): Promise<ChildOutcome> {
     let timedOut = false;
     p.stdout.on('data', (b: Buffer) => out.push(b));
     p.stderr.on('data', (b: Buffer) => err.push(b));
-    // This child only: SIGTERM lets the VM flush its log; SIGKILL 5 s later if it does not go.
+    // This child only: SIGINT is the VM's Ctrl-C (it stops, flushes its log, exits 130); SIGKILL 5 s later if it does not go.
     const timer = setTimeout(() => {
       timedOut = true;
-      p.kill('SIGTERM');
+      p.kill('SIGINT');
       setTimeout(() => p.kill('SIGKILL'), 5000).unref();
     }, timeoutMs);
     p.on('error', (e) => {

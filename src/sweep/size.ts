@@ -82,7 +82,7 @@ export interface Probe {
 }
 
 async function probe(configs: RunConfig[], value: number, targets: readonly Target[], base: SweepBase): Promise<Probe> {
-  const runs = await runAll(configs, base.parallel, base.runtime);
+  const runs = await runAll(configs, base.parallel);
   const why = runs.map((r) => missed(r, targets)).find((w) => w !== undefined);
   const hw = runs.flatMap((r) => (r.report !== undefined ? [r.report.swiotlb.io_tlb_used_hiwater] : []));
   return { value, runs, pass: why === undefined, ...(why !== undefined ? { why } : {}), hiwater_max: hw.length > 0 ? Math.max(...hw) : null };

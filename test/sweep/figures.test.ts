@@ -146,3 +146,12 @@ describe('--time-scale', () => {
     }
   });
 });
+
+describe('run timeouts', () => {
+  it('give a run its runtime cap times its time scale, plus the stall timeout and a minute', async () => {
+    const { runTimeoutMs } = await import('../../src/sweep/compare.js');
+    // .env.example: COCO_STALL_TIMEOUT=15s, COCO_RUNTIME=10s, COCO_TIME_SCALE=1.
+    expect(runTimeoutMs({ ...cfg('static', '8M', 0), runtime: '2s', knobs: { 'time-scale': '10' } })).toBe(2000 * 10 + 15_000 + 60_000);
+    expect(runTimeoutMs(cfg('static', '8M', 0))).toBe(10_000 + 15_000 + 60_000);
+  });
+});
