@@ -44,6 +44,10 @@ async function vm(args: string[], script = VM): Promise<{ report: RunReport; wal
   return { report: JSON.parse(r.stdout) as RunReport, wallMs: performance.now() - t0 };
 }
 
+interface ScalingRow {
+  vcpus: number; pool: string; boot_ms: number; max_rss_mib: number; cpu_boot_ms: number; cpu_ms_per_run_s: number; pairs_per_s: number;
+}
+
 const progress = (what: string): void => {
   if (process.stderr.isTTY) process.stderr.write(`  ${what}\n`);
 };
@@ -53,10 +57,10 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 runMain(async () => {
   const flags = parseFlags(process.argv.slice(2), [
     { name: 'against', kind: 'string', help: 'a built checkout whose vm runs the ratio rows too, alternated (before/after)' },
-    { name: 'only', kind: 'string', help: 'ratio: the VM-over-core rows only' },
+    { name: 'only', kind: 'string', help: 'ratio (the VM-over-core rows) or scaling (the scaling rows)' },
   ], 'bench:vm');
   const only = flags.get('only');
-  if (only !== undefined && only !== 'ratio') throw new InputError('EBADFLAG', `--only: "${only}" is not valid; expected ratio`);
+  if (only !== undefined && only !== 'ratio' && only !== 'scaling') throw new InputError('EBADFLAG', `--only: "${only}" is not valid; expected ratio or scaling`);
   const builds: { name: string; script: string }[] = [{ name: 'this', script: VM }];
   const against = flags.get('against');
   if (against !== undefined) {
@@ -68,7 +72,7 @@ runMain(async () => {
 
   // The VM against its core, alternated.
   const ratioRows = [];
-  for (const vcpus of RATIO_VCPUS) {
+  for (const vcpus of only === 'scaling' ? [] : RATIO_VCPUS) {
     const reps = [];
     for (let i = 0; i < RATIO_REPS; i++) {
       progress(`core, ${vcpus} threads (${i + 1}/${RATIO_REPS})`);
@@ -94,7 +98,7 @@ runMain(async () => {
   const met = (ok: boolean | undefined) => (ok ? '  (target met)' : '  (TARGET MISSED)');
   const ratioTarget = (r: { vcpus: number }) => `vm_over_core_${r.vcpus}`;
   const num = (x: number, digits: number) => (Number.isNaN(x) ? '-' : x.toFixed(digits));
-  console.log(`jobs/randrw-4k.fio (${RATIO_RUNTIME}) against the core's 4 KiB bounce at the same thread count (${seconds} s windows), alternated ${RATIO_REPS}x:`);
+  if (only !== 'scaling') console.log(`jobs/randrw-4k.fio (${RATIO_RUNTIME}) against the core's 4 KiB bounce at the same thread count (${seconds} s windows), alternated ${RATIO_REPS}x:`);
   for (const r of ratioRows) {
     const tag = builds.length > 1 ? ` [${r.build}]` : '';
     for (const x of r.reps) {
@@ -110,16 +114,16 @@ runMain(async () => {
   }
 
   const boots: number[] = [];
-  for (let i = 0; i < BOOT_RUNS; i++) {
+  for (let i = 0; i < (only === 'scaling' ? 0 : BOOT_RUNS); i++) {
     progress(`boot, 32 vCPUs, 1 GiB (${i + 1}/${BOOT_RUNS})`);
     const { report } = await vm(['--vcpus', '32', '--swiotlb', '1G', '--runtime', '500ms']);
     boots.push(report.run.boot_ms);
   }
-  const bootMs = median(boots);
-  progress('10 s run, 32 vCPUs');
-  const ten = await vm(['--vcpus', '32', '--swiotlb', '1G', '--runtime', '10s']);
+  const bootMs = boots.length > 0 ? median(boots) : NaN;
+  if (only !== 'scaling') progress('10 s run, 32 vCPUs');
+  const ten = only === 'scaling' ? null : await vm(['--vcpus', '32', '--swiotlb', '1G', '--runtime', '10s']);
 
-  const scaling = [];
+  const scaling: ScalingRow[] = [];
   for (const pool of SCALE_POOLS) {
     for (const vcpus of SCALE_VCPUS) {
       progress(`scaling: ${vcpus} vCPUs, ${pool} pool`);
@@ -132,6 +136,17 @@ runMain(async () => {
     }
   }
 
+  const printScaling = () => {
+    console.log(`scaling (default workload, ${SCALE_RUNTIME} runs): vCPUs  pool  boot ms  peak RSS MiB  boot CPU ms  CPU ms per run s  pairs/s`);
+    for (const x of scaling) {
+      console.log(`  ${String(x.vcpus).padStart(4)}  ${x.pool.padStart(4)}  ${String(x.boot_ms).padStart(7)}  ${String(x.max_rss_mib).padStart(12)}  ${String(x.cpu_boot_ms).padStart(11)}  ${String(x.cpu_ms_per_run_s).padStart(16)}  ${fmt(x.pairs_per_s).padStart(8)}`);
+    }
+  };
+  if (ten === null) {
+    printScaling();
+    console.log(JSON.stringify({ bench: 'vm', scaling }));
+    return 0;
+  }
   const rows = {
     vm_over_core: ratioRows,
     boot_ms_median: bootMs,
@@ -150,10 +165,7 @@ runMain(async () => {
   console.log(`boot, 32 vCPUs, 1 GiB pool      ${bootMs} ms median of ${boots.join(', ')}${met(targets.boot_ms_median)}`);
   console.log(`10 s run, 32 vCPUs, wall        ${rows.run_10s_wall_ms} ms (boot ${rows.run_10s_boot_ms} ms, I/O ${rows.run_10s_io_ms} ms)${met(targets.run_10s_wall_ms)}`);
   console.log(`map+unmap pairs/s sustained     ${fmt(rows.map_unmap_per_sec)}`);
-  console.log(`scaling (default workload, ${SCALE_RUNTIME} runs): vCPUs  pool  boot ms  peak RSS MiB  boot CPU ms  CPU ms per run s  pairs/s`);
-  for (const s of scaling) {
-    console.log(`  ${String(s.vcpus).padStart(4)}  ${s.pool.padStart(4)}  ${String(s.boot_ms).padStart(7)}  ${String(s.max_rss_mib).padStart(12)}  ${String(s.cpu_boot_ms).padStart(11)}  ${String(s.cpu_ms_per_run_s).padStart(16)}  ${fmt(s.pairs_per_s).padStart(8)}`);
-  }
+  printScaling();
   console.log(JSON.stringify({ bench: 'vm', ...rows, targets }));
   return 0;
 });

@@ -139,7 +139,7 @@ async function main(): Promise<number> {
     const nat = await nativeComparison(seconds);
     for (const r of nat.rows) console.log(`${r.name}  ${r.pairs_per_s.toLocaleString('en-US')}/s`);
     for (const l of nat.lines) console.log(l);
-    for (const [k, v] of Object.entries(nat.ratios)) console.log(`${k.padEnd(30)} ${v.toFixed(2)}${nat.targets[k] ? '  (target met)' : '  (TARGET MISSED)'}`);
+    for (const [k, v] of Object.entries(nat.ratios)) console.log(`${k.padEnd(30)} ${v.toFixed(2)}${nat.targets[k] === true ? '  (target met)' : '  (TARGET MISSED)'}`);
     console.log(JSON.stringify({ bench: 'core-native', seconds_per_config: seconds, rows: nat.rows, ratios: nat.ratios, targets: nat.targets }));
     return 0;
   }
