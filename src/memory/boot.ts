@@ -11,6 +11,7 @@ import { DecryptedArena, type DecryptedArenaShared, MAX_ARENA_BYTES } from './ar
 import { AtomicPool, type AtomicPoolShared, type AtomicPoolStats, parseCoherentPoolCmdline, stopAtomicPoolWorker } from './atomic-pool.js';
 import type { AtomicPoolWorkerConfig } from './atomic-pool-worker.js';
 import { type BuddyinfoLine, type FragmentationLevel, applyStartingState } from './buddyinfo.js';
+import { CHURN_CONTROL_INTS, CHURN_STOP, type ChurnConfig, type ChurnStats, churnStats } from './churn.js';
 import { GuestPhysMem, type GuestPhysShared, PAGE_SIZE, type ZoneFree } from './phys.js';
 
 export interface GuestMemoryOptions {
@@ -75,31 +76,60 @@ const WORK_PARK_MS = 100;
 /** How long teardown waits for the work thread to exit before terminating it. */
 const WORK_EXIT_MS = 2000;
 
+/** --churn: page-cache churn at this many pages per second, holding at most holdBytes. */
+export interface ChurnOptions {
+  ratePagesPerSec: number;
+  holdBytes: number;
+  seed: number;
+}
+
 export interface GuestMemoryThreads {
   /** Stop the threads (they exit; one that does not within WORK_EXIT_MS is terminated). */
-  stop(): Promise<{ atomicPool: AtomicPoolStats }>;
+  stop(): Promise<{ atomicPool: AtomicPoolStats; churn: ChurnStats | null }>;
   /** The first error a thread died with, if any. */
   readonly failed: Promise<Error>;
 }
 
-/** Start the atomic pool's work thread (a kworker); `log` is its log channel. */
-export function startGuestMemoryThreads(boot: GuestMemoryBoot, log: LogChannel | null): GuestMemoryThreads {
+/** Start the atomic pool's work thread (a kworker; `log` is its log channel) and the churn thread if asked. */
+export function startGuestMemoryThreads(boot: GuestMemoryBoot, log: LogChannel | null, churn?: ChurnOptions): GuestMemoryThreads {
   const cfg: AtomicPoolWorkerConfig = {
     phys: boot.shared.phys, arena: boot.shared.arena, pool: boot.shared.atomicPool,
     decryptLatencyNsPerMiB: boot.decryptLatencyNsPerMiB, parkMs: WORK_PARK_MS, log,
   };
-  const w = new Worker(workerFile('atomic-pool'), { workerData: cfg });
-  let rejectFailed: (e: Error) => void = () => {};
-  const failed = new Promise<Error>((resolve) => { rejectFailed = resolve; });
-  const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-  w.once('error', (e) => rejectFailed(e instanceof Error ? e : new Error(String(e))));
+  let reportFailure: (e: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => { reportFailure = resolve; });
+  const start = (name: string, workerData: unknown) => {
+    const w = new Worker(workerFile(name), { workerData });
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    w.once('error', (e) => reportFailure(e instanceof Error ? e : new Error(String(e))));
+    return async () => {
+      const done = await Promise.race([exited.then(() => true), sleep(WORK_EXIT_MS, false, { ref: false })]);
+      if (!done) await w.terminate();
+    };
+  };
+  const workerGone = start('atomic-pool', cfg);
+  let churnControl: SharedArrayBuffer | null = null;
+  let churnGone: () => Promise<void> = async () => {};
+  const holdPages = churn ? Math.max(1, Math.floor(churn.holdBytes / PAGE_SIZE)) : 0;
+  if (churn) {
+    churnControl = new SharedArrayBuffer(CHURN_CONTROL_INTS * 4);
+    const ccfg: ChurnConfig = { phys: boot.shared.phys, control: churnControl, ratePagesPerSec: churn.ratePagesPerSec, holdPages, seed: churn.seed };
+    churnGone = start('churn', ccfg);
+  }
   return {
     failed,
     async stop() {
       stopAtomicPoolWorker(boot.atomicPool);
-      const done = await Promise.race([exited.then(() => true), sleep(WORK_EXIT_MS, false, { ref: false })]);
-      if (!done) await w.terminate();
-      return { atomicPool: boot.atomicPool.stats() };
+      if (churnControl !== null) {
+        const c = new Int32Array(churnControl);
+        Atomics.store(c, CHURN_STOP, 1);
+        Atomics.notify(c, CHURN_STOP);
+      }
+      await Promise.all([workerGone(), churnGone()]);
+      return {
+        atomicPool: boot.atomicPool.stats(),
+        churn: churnControl !== null && churn ? churnStats(churnControl, churn.ratePagesPerSec, holdPages) : null,
+      };
     },
   };
 }

@@ -56,6 +56,8 @@ export interface VmOptions {
   decryptLatencyNsPerMiB: number;
   /** Capacity of the decrypted-memory arena; undefined: the guest's RAM (at most 4 GiB). */
   decryptedArenaBytes: number | undefined;
+  /** --churn RATE[,HOLD]: page-cache churn during the run (src/memory/churn.ts); undefined: off. */
+  churn: { ratePagesPerSec: number; holdBytes: number } | undefined;
 }
 
 /** A throttle threshold as given: a slot count, or a percentage of nslabs resolved at boot. */
@@ -65,6 +67,8 @@ export type ThrottleThreshold = { slots: number } | { percent: number };
 export function thresholdSlots(t: ThrottleThreshold, nslabs: number): number {
   return 'slots' in t ? t.slots : Math.floor((nslabs * t.percent) / 100);
 }
+
+const CHURN_FORM = 'RATE[,HOLD]: pages per second and the most the cache holds (default a quarter of --mem), e.g. 20000 or 20000,512M';
 
 const THRESHOLD_FORM = 'a slot count (e.g. 22937) or a percentage of nslabs (e.g. 70%)';
 
@@ -99,6 +103,7 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'buddyinfo', kind: 'string', help: 'guest memory starts with the free blocks of this /proc/buddyinfo copy' },
   { name: 'fragmentation', kind: 'string', help: `guest memory's starting fragmentation: ${FRAGMENTATION_FORM}` },
   { name: 'decrypt-latency', kind: 'string', help: 'set_memory_decrypted cost per MiB, e.g. 200us (default 0)' },
+  { name: 'churn', kind: 'string', help: `page-cache churn while the VM runs: off or ${CHURN_FORM}` },
   { name: 'decrypted-arena', kind: 'string', help: 'bytes for memory decrypted after boot (dynamic pools, atomic pools), e.g. 1G (default: --mem, at most 4G)' },
   { name: 'swiotlb-dynamic', kind: 'boolean', help: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): the growth worker and transient pools, on or off' },
   { name: 'exact-nslabs', kind: 'string', help: '[emulator] a default pool of exactly N slots, a multiple of 128 x areas, not rounded up to a power of two as the kernel does (what npm run size probes)' },
@@ -139,6 +144,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [frag, fragWhat] = get('fragmentation', 'COCO_FRAGMENTATION');
   const [decrypt, decryptWhat] = get('decrypt-latency', 'COCO_DECRYPT_LATENCY');
   const [arena, arenaWhat] = get('decrypted-arena', 'COCO_DECRYPTED_ARENA');
+  const [churn, churnWhat] = get('churn', 'COCO_CHURN');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
   if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS.join(', ')}`);
   if (f.has('swiotlb') && f.has('cmdline')) {
@@ -179,6 +185,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     fragmentation: parseFragmentation(frag, fragWhat),
     decryptLatencyNsPerMiB: parseDuration(decrypt, decryptWhat, 1e-6) * 1e6,
     decryptedArenaBytes: arena === '' ? undefined : parseArenaSize(arena, arenaWhat),
+    churn: parseChurn(churn, churnWhat, memBytes),
   };
 }
 
@@ -186,6 +193,20 @@ function parseExactNslabs(text: string, sized: boolean): number {
   if (sized) throw new InputError('EBADFLAG', '--exact-nslabs and --swiotlb/--cmdline all size the pool; give one of them');
   // The multiple of 128 x areas is checked at boot, where the area count is known.
   return parseIntInRange(text, '--exact-nslabs', 128, 1 << 19);
+}
+
+function parseChurn(text: string, what: string, memBytes: number): { ratePagesPerSec: number; holdBytes: number } | undefined {
+  if (text === 'off') return undefined;
+  const [rate, hold, extra] = text.split(',');
+  if (extra !== undefined || rate === undefined || !/^\d+$/.test(rate.trim())) {
+    throw new InputError('EBADFLAG', `${what}: "${text}" is not valid; expected off or ${CHURN_FORM}`);
+  }
+  const ratePagesPerSec = parseIntInRange(rate, what, 1, 10_000_000);
+  const holdBytes = hold === undefined ? Math.floor(memBytes / 4) : parseSize(hold, what);
+  if (holdBytes < PAGE_SIZE || holdBytes > memBytes) {
+    throw new InputError('EBADFLAG', `${what}: "${text}": the cache must hold from 4k to --mem (${memBytes} bytes); expected ${CHURN_FORM}`);
+  }
+  return { ratePagesPerSec, holdBytes };
 }
 
 function parseArenaSize(text: string, what: string): number {

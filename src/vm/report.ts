@@ -1,6 +1,7 @@
 // The run report: fio's per-job and per-group sections, then the swiotlb's own counters under their
 // debugfs names. One plain document serves the text and the JSON output.
 import type { AtomicPoolStats } from '../memory/atomic-pool.js';
+import type { ChurnStats } from '../memory/churn.js';
 import { type ZoneFree, formatBuddyinfo } from '../memory/phys.js';
 import { type DirectionStats, type GroupReport, type JobReport, formatGroupStatus, formatJobReport, groupStats } from '../report/fio-report.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
@@ -114,6 +115,8 @@ export interface GuestMemoryReport {
   notes: string[];
   atomic_pool: AtomicPoolStats;
   decrypted_arena: { capacity_bytes: number; used_bytes: number; carves: number; failures: number };
+  /** --churn: the page-cache thread's work (null when off). */
+  churn: ChurnStats | null;
 }
 
 /** One direction's block size in job-file form with exact values (JobReport.bs). */
@@ -192,7 +195,7 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
     guest_memory: {
       buddyinfo_start: formatBuddyinfo(r.boot.guest.startFree), buddyinfo_end: formatBuddyinfo(r.guestEnd.free),
       free_start: r.boot.guest.startFree, free_end: r.guestEnd.free, alloc_failures: r.boot.guest.phys.allocFailures(),
-      notes: r.boot.guest.notes, atomic_pool: r.guestEnd.atomicPool, decrypted_arena: r.boot.guest.arena.stats(),
+      notes: r.boot.guest.notes, atomic_pool: r.guestEnd.atomicPool, decrypted_arena: r.boot.guest.arena.stats(), churn: r.guestEnd.churn,
     },
   };
 }
@@ -295,6 +298,7 @@ export function formatGuestMemory(g: GuestMemoryReport): string[] {
     '  at the end:', ...indent(g.buddyinfo_end),
     ...g.notes.map((n) => `  note: ${n}`),
     `  page allocations that failed: ${g.alloc_failures}`,
+    ...(g.churn !== null ? [`  churn: ${g.churn.allocs} pages allocated and ${g.churn.frees} freed (folios of order 0-3) at ${g.churn.rate_pages_per_s} pages/s (cache of at most ${g.churn.hold_pages} pages, ${g.churn.held_pages} held at the end), ${g.churn.failures} found no free block`] : []),
     `  atomic pools (/sys/kernel/debug/dma_pools): pool_size_dma=${a.pools.pool_size_dma}, pool_size_dma32=${a.pools.pool_size_dma32}, pool_size_kernel=${a.pools.pool_size_kernel}; atomic_pool_size ${formatBytes(a.atomic_pool_size)}, available ${formatBytes(a.avail)} of ${formatBytes(a.size)}, ${a.expansions} expansions (${a.expand_failures} failed), ${a.exhaustions} exhaustions`,
     `  decrypted arena: ${formatBytes(g.decrypted_arena.used_bytes)} of ${formatBytes(g.decrypted_arena.capacity_bytes)} used${g.decrypted_arena.failures > 0 ? `, ${g.decrypted_arena.failures} carves refused (arena full)` : ''}`,
   ];

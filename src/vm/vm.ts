@@ -14,6 +14,7 @@ import { IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, alignUp, roundupPowOfTwo } from
 import { GUEST_BASE } from '../memory/guest.js';
 import { type GuestMemoryBoot, bootGuestMemory, startGuestMemoryThreads } from '../memory/boot.js';
 import type { AtomicPoolStats } from '../memory/atomic-pool.js';
+import type { ChurnStats } from '../memory/churn.js';
 import { LOW_RESERVED_BYTES, PHYS_4G, ZONE_DMA32, type ZoneFree } from '../memory/phys.js';
 import {
   AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
@@ -176,7 +177,7 @@ export interface VmRunResult {
   /** Names of the tunables --tune changed during the run. */
   tuned: string[];
   /** Guest memory at the end: free blocks per zone and order, the atomic pools' statistics. */
-  guestEnd: { free: ZoneFree[]; atomicPool: AtomicPoolStats };
+  guestEnd: { free: ZoneFree[]; atomicPool: AtomicPoolStats; churn: ChurnStats | null };
 }
 
 /** Boot, run and tear down the VM. Rejects (after stopping every thread, log written) if a worker fails. */
@@ -289,7 +290,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   log.emit('pool_created', { pool: 0, start: pool.start, nslabs: pool.nslabs, nareas: pool.nareas, kind: 'default' });
   const devices = deviceConfigs.map((cfg) => new Worker(workerFile('device'), { workerData: cfg, transferList: [cfg.controlPort!] }));
   // The atomic pools' expansion work runs on a kworker thread of its own for the whole run.
-  const guestThreads = startGuestMemoryThreads(boot.guest, log.workerChannel('kworker/atomic_pool'));
+  const guestThreads = startGuestMemoryThreads(boot.guest, log.workerChannel('kworker/atomic_pool'), opts.churn && { ...opts.churn, seed: opts.seed });
   void guestThreads.failed.then((e) => fail('kworker/atomic_pool', e, {}));
   const deviceDone = devices.map((w, i) => new Promise<DeviceResult | null>((resolve) => {
     const name = deviceConfigs[i]!.name;
@@ -431,7 +432,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     cpuMs: cpuMillis(process.cpuUsage(cpu0)), cpuBootMs: cpuMillis(cpuBoot),
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     tuned: tuneSteps.map((s) => s.name),
-    guestEnd: { free: boot.guest.phys.freeBlocks(), atomicPool: guestStats.atomicPool },
+    guestEnd: { free: boot.guest.phys.freeBlocks(), atomicPool: guestStats.atomicPool, churn: guestStats.churn },
   };
 }
 

@@ -10,7 +10,9 @@ import { bootSwiotlb } from '../../src/vm/vm.js';
 describe('guest memory options', () => {
   it('defaults: no snapshot, fragmentation none, decrypt latency 0, arena = --mem', () => {
     const opts = parseVmOptions(['--vcpus', '2', '--mem', '1G']);
-    expect(opts).toMatchObject({ buddyinfo: undefined, fragmentation: 'none', decryptLatencyNsPerMiB: 0, decryptedArenaBytes: undefined });
+    expect(opts).toMatchObject({ buddyinfo: undefined, fragmentation: 'none', decryptLatencyNsPerMiB: 0, decryptedArenaBytes: undefined, churn: undefined });
+    expect(parseVmOptions(['--mem', '1G', '--churn', '20000']).churn).toEqual({ ratePagesPerSec: 20000, holdBytes: 256 * 1024 * 1024 });
+    expect(parseVmOptions(['--churn', '20000,64M']).churn).toEqual({ ratePagesPerSec: 20000, holdBytes: 64 * 1024 * 1024 });
     const boot = bootSwiotlb(opts);
     // 1 GiB, all below the q35 hole: the 64 MiB pool is memblock_alloc_low'd at the top, [960M, 1G).
     expect(boot.poolStart).toBe(960 * 1024 * 1024);
@@ -35,6 +37,8 @@ describe('guest memory options', () => {
     expect(() => parseVmOptions(['--buddyinfo', '/nonexistent/buddyinfo'])).toThrow(/--buddyinfo: cannot read "\/nonexistent\/buddyinfo" \(ENOENT\)/);
     expect(() => parseVmOptions(['--decrypted-arena', '5G'])).toThrow(/--decrypted-arena: "5G" is not valid; expected a whole number of 4 KiB pages from 4k to 4G/);
     expect(() => parseVmOptions(['--decrypt-latency', 'fast'])).toThrow(/--decrypt-latency: "fast" is not a duration/);
+    expect(() => parseVmOptions(['--churn', 'fast'])).toThrow(/--churn: "fast" is not valid; expected off or RATE\[,HOLD\]/);
+    expect(() => parseVmOptions(['--mem', '1G', '--churn', '100,2G'])).toThrow(/the cache must hold from 4k to --mem/);
     expect(() => bootSwiotlb(parseVmOptions(['--vcpus', '1', '--cmdline', 'coherent_pool=lots']))).toThrow(/coherent_pool=<size>/);
   });
 });
