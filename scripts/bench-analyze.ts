@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { analyzeFile } from '../src/analyze/run.js';
 import { formatText } from '../src/analyze/format.js';
 import { renderHtml } from '../src/analyze/html.js';
+import { parseFlags, parseOnOff } from '../src/cli/flags.js';
 import { runMain } from '../src/cli/main.js';
 import { InputError } from '../src/errors.js';
 import { LEVEL_VALUES, bootText, levelOf, messageOf, type EventFields, type EventName } from '../src/log/events.js';
@@ -21,7 +22,6 @@ import { IO_TLB_SIZE } from '../src/swiotlb/constants.js';
 import { Rng } from '../src/util/rng.js';
 
 const PEAK_RSS_LIMIT_MB = 200;
-const USAGE = 'npm run bench:analyze -- [--size 1G] [--file path] [--keep]';
 
 /** One NDJSON line shaped exactly as the loggers write it. */
 function line<E extends EventName>(time: number, event: E, fields: EventFields[E]): string {
@@ -136,16 +136,15 @@ async function main(argv: string[]): Promise<number> {
     await child(argv[1]!);
     return 0;
   }
-  let size = 2 ** 30;
-  let file: string | undefined;
-  let keep = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--size') size = parseSize(argv[++i] ?? '', '--size');
-    else if (a === '--file') file = argv[++i];
-    else if (a === '--keep') keep = true;
-    else throw new InputError('EUSAGE', `unknown option "${a}"; usage: ${USAGE}`);
-  }
+  const f = parseFlags(argv, [
+    { name: 'size', kind: 'string', form: 'SIZE', default: '1G', help: 'the synthesised log is at least this large, e.g. 256M' },
+    { name: 'file', kind: 'string', form: 'FILE', default: 'a temporary file, removed after', help: 'where the log is written (an existing one at least --size large is reused)' },
+    { name: 'keep', kind: 'boolean', default: 'off', help: 'keep the temporary log' },
+  ], 'bench:analyze', `Synthesises a run log and measures the analyzer's throughput and peak memory (limit ${PEAK_RSS_LIMIT_MB} MB).`);
+  const size = parseSize(f.setting('size', '1G').value, '--size');
+  if (size < 1) throw new InputError('EBADSIZE', `--size: "${f.get('size')}" must be at least 1 byte; expected a size such as 1G`);
+  const file = f.get('file');
+  const keep = parseOnOff(f.setting('keep', 'off').value, '--keep');
   const path = file ?? join(tmpdir(), `coco-bench-analyze-${process.pid}.ndjson`);
   if (file === undefined || !existsSync(path) || statSync(path).size < size) {
     process.stdout.write(`synthesising ${path} (>= ${(size / 2 ** 20).toFixed(0)} MiB)...\n`);

@@ -6,8 +6,8 @@ import { loggingCpuPct, measureLoggingOverhead } from '../src/log/overhead.js';
 import { parseIntInRange } from '../src/util/units.js';
 
 runMain(async () => {
-  const flags = parseFlags(process.argv.slice(2), [{ name: 'workers', kind: 'string', help: 'worker threads emitting at once, 1..64' }], 'bench:log');
-  const workers = parseIntInRange(flags.get('workers') ?? '1', '--workers', 1, 64);
+  const flags = parseFlags(process.argv.slice(2), [{ name: 'workers', kind: 'string', form: 'N', default: '1', help: 'worker threads emitting at once, 1..64' }], 'bench:log', 'What logging costs a worker thread, per emit.');
+  const workers = parseIntInRange(flags.setting('workers', '1').value, '--workers', 1, 64);
   const r = await measureLoggingOverhead({ workers });
   const lines = [
     `worker logging cost per emit (${r.workers} worker thread${r.workers > 1 ? 's' : ''} emitting at once, logger level info)`,

@@ -56,9 +56,9 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 runMain(async () => {
   const flags = parseFlags(process.argv.slice(2), [
-    { name: 'against', kind: 'string', help: 'a built checkout whose vm runs the ratio rows too, alternated (before/after)' },
-    { name: 'only', kind: 'string', help: 'ratio (the VM-over-core rows) or scaling (the scaling rows)' },
-  ], 'bench:vm');
+    { name: 'against', kind: 'string', form: 'DIR', default: 'none', help: 'a built checkout whose vm runs the ratio rows too, alternated (before/after)' },
+    { name: 'only', kind: 'string', form: 'ratio|scaling', default: 'every row', help: 'ratio (the VM-over-core rows) or scaling (the scaling rows)' },
+  ], 'bench:vm', 'The VM\'s timings and its cost over the core: boot, a 10 s run\'s wall time, map+unmap pairs/s, scaling; the core window is COCO_BENCH_SECONDS.');
   const only = flags.get('only');
   if (only !== undefined && only !== 'ratio' && only !== 'scaling') throw new InputError('EBADFLAG', `--only: "${only}" is not valid; expected ratio or scaling`);
   const builds: { name: string; script: string }[] = [{ name: 'this', script: VM }];

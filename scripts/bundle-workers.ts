@@ -11,6 +11,23 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'rolldown';
 import { projectRoot } from '../src/util/worker-file.js';
+import { parseFlags } from '../src/cli/flags.js';
+import { HelpRequested, InputError } from '../src/errors.js';
+
+// `npm run build -- --help`: the usage, and nothing built (tsc has run by then; it is incremental).
+try {
+  parseFlags(process.argv.slice(2), [], 'build', 'Compiles the TypeScript (tsc, incremental) and bundles each worker entry point into dist/workers/<name>.cjs. No flags.');
+} catch (e) {
+  if (e instanceof HelpRequested) {
+    process.stdout.write(e.text);
+    process.exit(0);
+  }
+  if (e instanceof InputError) {
+    process.stderr.write(`build: ${e.message}\n`);
+    process.exit(e.exitStatus);
+  }
+  throw e;
+}
 
 const root = projectRoot();
 const dir = join(root, 'dist', 'workers');

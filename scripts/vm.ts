@@ -1,9 +1,9 @@
 // npm run vm: boot the emulated CoCo VM, run the workload, print the report (text or JSON).
 import { atExit, runMain } from '../src/cli/main.js';
 import { createRunLogger } from '../src/log/index.js';
-import { buildReport, formatReport } from '../src/vm/report.js';
+import { buildReport, formatReport, runErrors } from '../src/vm/report.js';
 import { parseVmOptions } from '../src/vm/options.js';
-import { defaultJobs, runVm } from '../src/vm/vm.js';
+import { type VmRunResult, VmRunFailed, defaultJobs, runVm } from '../src/vm/vm.js';
 import { ProgressDisplay } from '../src/cli/progress.js';
 import { formatIgnored, readFioJobFile } from '../src/workload/fio.js';
 
@@ -13,7 +13,7 @@ async function main(): Promise<number> {
   const jobs = jobFile?.jobs ?? defaultJobs(opts);
   // The progress line goes to a terminal only; piped runs print the report and nothing else.
   const tty = process.stderr.isTTY === true && opts.outputFormat === 'normal';
-  const log = createRunLogger({ ...(opts.logFile !== undefined ? { file: opts.logFile } : {}), level: opts.logFile !== undefined ? opts.logLevel : 'silent' });
+  const log = createRunLogger({ ...(opts.logFile !== undefined ? { file: opts.logFile, fileWhat: opts.logFileWhat } : {}), level: opts.logFile !== undefined ? opts.logLevel : 'silent' });
   atExit(() => log.close());
   const ignored = jobFile !== undefined ? formatIgnored(jobFile.ignored) : null;
   if (ignored !== null) process.stderr.write(`vm: ${ignored}\n`);
@@ -43,24 +43,50 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSigint);
 
   const progress = tty ? new ProgressDisplay(process.stderr) : undefined;
-  const result = await runVm(opts, jobs, {
-    log,
-    bootLine: (msg) => {
-      progress?.clear();
-      if (opts.outputFormat === 'normal') process.stdout.write(`[    0.000000] ${msg}\n`);
-    },
-    sample: (s) => progress?.sample(s),
-    phase: (p) => progress?.phase(p),
-  }, controller.signal).finally(() => {
+  let result: VmRunResult;
+  let failure: Error | undefined;
+  try {
+    result = await runVm(opts, jobs, {
+      log,
+      bootLine: (msg) => {
+        progress?.clear();
+        if (opts.outputFormat === 'normal') process.stdout.write(`[    0.000000] ${msg}\n`);
+      },
+      warning: (msg) => {
+        progress?.clear();
+        process.stderr.write(`vm: warning: ${msg}\n`);
+      },
+      sample: (s) => progress?.sample(s),
+      phase: (p) => progress?.phase(p),
+    }, controller.signal);
+  } catch (e) {
+    // A crash or a stall still prints what was counted, marked partial with the reason; the error line
+    // and the exit status (1) follow from runMain.
+    if (!(e instanceof VmRunFailed)) throw e;
+    result = e.partial;
+    failure = e.reason;
+  } finally {
     progress?.stop();
     process.off('SIGINT', onSigint);
-  });
+  }
 
-  const report = buildReport(result, opts.vcpus);
-  log.emit('run_summary', { summary: { status: result.interrupted ? 'interrupted' : 'ok', ...report } });
-  if (opts.outputFormat === 'json') process.stdout.write(JSON.stringify({ boot: result.boot.bootLines, ...report }) + '\n');
-  else process.stdout.write('\n' + formatReport(report));
-  return result.interrupted ? 130 : 0;
+  const report = buildReport(result, opts.vcpus, failure?.message);
+  const errors = runErrors(report);
+  log.emit('run_summary', { summary: { status: report.run.status, ...report } });
+  if (opts.outputFormat === 'json') {
+    process.stdout.write(JSON.stringify({ boot: result.boot.bootLines, warnings: result.boot.warnings, ...report, errors }) + '\n');
+  } else process.stdout.write('\n' + formatReport(report));
+  if (failure !== undefined) throw failure;
+  if (result.interrupted) return 130;
+  const total = errors.io_errors + errors.packets_dropped + errors.verify_bad_sectors;
+  if (opts.failOnErrors && total > 0) {
+    process.stderr.write(`vm: the run had ${errors.io_errors} I/O errors, ${errors.packets_dropped} dropped packets and ${errors.verify_bad_sectors} bad verify sectors; exit status ${EXIT_RUN_ERRORS} (--fail-on-errors)\n`);
+    return EXIT_RUN_ERRORS;
+  }
+  return 0;
 }
+
+/** Exit status of a run that completed with errors under --fail-on-errors (1 is a crash or stall, 2 bad input). */
+const EXIT_RUN_ERRORS = 3;
 
 runMain(main);

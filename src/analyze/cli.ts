@@ -71,7 +71,16 @@ export interface AnalyzeIo {
 export async function runAnalyzeCli(argv: readonly string[], io: AnalyzeIo): Promise<number> {
   const args = parseAnalyzeArgs(argv);
   if (args.help) {
-    io.stdout(`usage: ${ANALYZE_USAGE}\n  Reads a coco-swiotlb run log (NDJSON, from the file or stdin) and prints the run's configuration,\n  timeline, map failures, throttle waits, stalls and final report; --html also writes a report page.\n`);
+    io.stdout([
+      `usage: ${ANALYZE_USAGE}`,
+      '  Reads a coco-swiotlb run log (NDJSON, from the file or stdin) and prints the run\'s configuration,',
+      '  timeline, map failures, throttle waits, stalls and final report; --html also writes a report page.',
+      '  run.ndjson | -                 the log to read; - or nothing reads stdin [default: stdin]',
+      `  --output-format normal|json    the analysis as text or as one JSON document [default: ${configValue('COCO_OUTPUT_FORMAT')}; COCO_OUTPUT_FORMAT]`,
+      '  --html FILE                    also write the HTML report (chart and tables) to FILE [default: none]',
+      `  Chart points: COCO_ANALYZE_CHART_POINTS (50..100000) [default: ${configValue('COCO_ANALYZE_CHART_POINTS')}].`,
+      '',
+    ].join('\n'));
     return 0;
   }
   const chartPoints = chartPointsSetting();

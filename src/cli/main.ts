@@ -1,5 +1,6 @@
 // The one way a command-line tool starts and ends: bad input is one line and exit 2, a crash is one
 // line naming the error and exit 1, never a stack trace unless COCO_DEBUG is set.
+import { debugEnabled } from '../config.js';
 import { HelpRequested, InputError } from '../errors.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -20,8 +21,17 @@ async function runCleanups(): Promise<void> {
   }
 }
 
+/** COCO_DEBUG, or false when the configuration itself cannot be read (that error is reported instead). */
+export function debugOn(): boolean {
+  try {
+    return debugEnabled();
+  } catch {
+    return false;
+  }
+}
+
 export function describeError(e: unknown): string {
-  if (e instanceof Error) return process.env.COCO_DEBUG ? (e.stack ?? e.message) : e.message;
+  if (e instanceof Error) return debugOn() ? (e.stack ?? e.message) : e.message;
   return String(e);
 }
 
@@ -33,7 +43,11 @@ export function runMain(main: () => Promise<number>): void {
       if (e.code !== 'EPIPE') throw e;
     });
   }
-  main().then(
+  // The configuration (.env.example, ./.env, the environment) is read and checked before anything runs.
+  Promise.resolve().then(() => {
+    debugEnabled();
+    return main();
+  }).then(
     async (status) => {
       await runCleanups();
       process.exitCode = status;

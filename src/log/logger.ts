@@ -21,7 +21,7 @@
 // for unhandled rejections too) and on SIGINT/SIGTERM. On a signal, if nothing else in the process
 // listens for it, the handler then re-raises the signal so the process still dies of it (exit status
 // 130 for Ctrl-C), as it would have without us; if the application has its own handler, it decides.
-import { mkdirSync, openSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
@@ -53,8 +53,10 @@ export interface LogChannel {
 }
 
 export interface RunLoggerOptions {
-  /** NDJSON log file; created (with its directory) or truncated. */
+  /** NDJSON log file; created or truncated (its directory must exist). */
   file?: string;
+  /** Where `file` came from, for the error when it cannot be opened (e.g. "--log-file", "COCO_LOG_FILE (.env)"). */
+  fileWhat?: string;
   /** Threshold: trace, debug, info, warn, error, fatal or silent. */
   level: string;
   /** Also (or only) write the NDJSON to stdout. */
@@ -266,10 +268,9 @@ class RunLoggerImpl implements RunLogger {
     if (opts.file !== undefined) {
       let fd: number;
       try {
-        mkdirSync(dirname(opts.file), { recursive: true });
         fd = openSync(opts.file, 'w');
       } catch (err) {
-        throw new InputError('ELOGFILE', `log file ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; expected a writable path`);
+        throw logFileError(opts.file, err as NodeJS.ErrnoException, opts.fileWhat);
       }
       this.sink.addTarget(fd, opts.file, true);
     }
@@ -432,4 +433,19 @@ export function createRunLogger(opts: RunLoggerOptions): RunLogger {
   if ((opts.file === undefined || opts.file === '') && opts.stdout !== true) return new OffLogger(level);
   if (level === 'silent') return new OffLogger(level);
   return new RunLoggerImpl(level, { ...opts, file: opts.file === '' ? undefined : opts.file });
+}
+
+/**
+ * Why a log file cannot be opened, in one line with the accepted form. The directory is never
+ * created: a mistyped path would otherwise leave a log where nobody looks.
+ */
+export function logFileError(file: string, err: NodeJS.ErrnoException, what = 'log file'): InputError {
+  const dir = dirname(file);
+  const why: Record<string, string> = {
+    ENOENT: `the directory "${dir}" does not exist (ENOENT); create it first, or name a file in an existing directory`,
+    ENOTDIR: `a part of the directory path "${dir}" is a regular file, not a directory (ENOTDIR); name a file in an existing directory`,
+    EISDIR: 'it is a directory (EISDIR); name a file, e.g. run.ndjson',
+    EACCES: 'permission denied (EACCES); name a file you may write',
+  };
+  return new InputError('ELOGFILE', `${what}: "${file}": ${why[err.code ?? ''] ?? `${err.code ?? String(err)}; expected a writable file in an existing directory`}`);
 }

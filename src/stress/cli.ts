@@ -13,20 +13,20 @@ import { LOST_WAKEUP_GRACE_MS } from './trial.js';
 import { table } from '../util/table.js';
 
 export const STRESS_FLAGS: readonly FlagSpec[] = [
-  { name: 'seconds', kind: 'string', help: 'length of the run, e.g. 60 or 2m (bare numbers are seconds)' },
-  { name: 'seed', kind: 'string', help: 'seed of the run: trial i has a seed derived from it' },
-  { name: 'mode', kind: 'string', help: 'chaos, pct or mixed (each trial draws one)' },
-  { name: 'replay', kind: 'string', help: 'run the one trial of this seed (as printed by a failure)' },
-  { name: 'mutant', kind: 'string', help: `run with this deliberately broken core: ${MUTANTS.map((m) => m.name).join(', ')}` },
-  { name: 'mutants', kind: 'boolean', help: 'run every mutant until caught; print whether and how fast' },
-  { name: 'max-vcpus', kind: 'string', help: `most vCPU threads a trial draws, ${MIN_VCPUS}..${MAX_VCPUS}` },
-  { name: 'scale', kind: 'string', help: 'multiplier of the operations per trial, e.g. 0.5' },
-  { name: 'watchdog', kind: 'string', help: 'no thread progressing this long (one thread: 6x as long) fails the trial, e.g. 5s' },
-  { name: 'park-timeout', kind: 'string', help: 'area-lock park timeout in trials, e.g. 5s' },
-  { name: 'mutant-budget', kind: 'string', help: 'time allowed to catch each mutant, e.g. 60s' },
-  { name: 'output-format', kind: 'string', help: 'normal or json' },
-  { name: 'log-file', kind: 'string', help: 'NDJSON log: one stress_trial record per trial, stress_failure per failure' },
-  { name: 'log-level', kind: 'string', help: 'trace, debug, info, warn, error, fatal, silent' },
+  { name: 'seconds', kind: 'string', form: 'DURATION', env: 'COCO_STRESS_SECONDS', help: 'length of the run, e.g. 60 or 2m (bare numbers are seconds)' },
+  { name: 'seed', kind: 'string', form: 'N', env: 'COCO_STRESS_SEED', help: 'seed of the run: trial i has a seed derived from it' },
+  { name: 'mode', kind: 'string', form: 'chaos|pct|mixed', env: 'COCO_STRESS_MODE', help: 'chaos, pct or mixed (each trial draws one)' },
+  { name: 'replay', kind: 'string', form: 'SEED', default: 'none', help: 'run the one trial of this seed (as printed by a failure)' },
+  { name: 'mutant', kind: 'string', form: 'NAME', default: 'none (the real core)', help: `run with this deliberately broken core: ${MUTANTS.map((m) => m.name).join(', ')}` },
+  { name: 'mutants', kind: 'boolean', default: 'off', help: 'run every mutant until caught; print whether and how fast' },
+  { name: 'max-vcpus', kind: 'string', form: 'N', env: 'COCO_STRESS_MAX_VCPUS', help: `most vCPU threads a trial draws, ${MIN_VCPUS}..${MAX_VCPUS}` },
+  { name: 'scale', kind: 'string', form: 'X', env: 'COCO_STRESS_SCALE', help: 'multiplier of the operations per trial, e.g. 0.5' },
+  { name: 'watchdog', kind: 'string', form: 'DURATION', env: 'COCO_STRESS_WATCHDOG', help: 'no thread progressing this long (one thread: 6x as long) fails the trial, e.g. 5s' },
+  { name: 'park-timeout', kind: 'string', form: 'DURATION', env: 'COCO_STRESS_PARK_TIMEOUT', help: 'area-lock park timeout in trials, e.g. 5s' },
+  { name: 'mutant-budget', kind: 'string', form: 'DURATION', env: 'COCO_STRESS_MUTANT_BUDGET', help: 'time allowed to catch each mutant, e.g. 60s' },
+  { name: 'output-format', kind: 'string', form: 'normal|json', env: 'COCO_OUTPUT_FORMAT', help: 'normal or json' },
+  { name: 'log-file', kind: 'string', form: 'FILE', env: 'COCO_LOG_FILE', help: 'NDJSON log: one stress_trial record per trial, stress_failure per failure' },
+  { name: 'log-level', kind: 'string', form: 'LEVEL', env: 'COCO_LOG_LEVEL', help: 'trace, debug, info, warn, error, fatal, silent' },
 ];
 
 export interface StressCliOptions {
@@ -44,6 +44,7 @@ export interface StressCliOptions {
   mutantBudgetMs: number;
   outputFormat: 'normal' | 'json';
   logFile: string | undefined;
+  logFileWhat: string;
   logLevel: string;
 }
 
@@ -85,7 +86,7 @@ export function parseStressOptions(argv: readonly string[]): StressCliOptions {
   if (!(mutantBudgetMs > 0)) throw new InputError('EBADDURATION', `${budgetWhat}: "${budget}" must be longer than 0; expected e.g. 60s`);
   const [fmt, fmtWhat] = get('output-format', 'COCO_OUTPUT_FORMAT');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
-  const [logFile] = get('log-file', 'COCO_LOG_FILE');
+  const [logFile, logFileWhat] = get('log-file', 'COCO_LOG_FILE');
   const [level, levelWhat] = get('log-level', 'COCO_LOG_LEVEL');
   parseLogLevel(level, levelWhat);
   let mutant: MutantSpec | undefined;
@@ -111,6 +112,7 @@ export function parseStressOptions(argv: readonly string[]): StressCliOptions {
     mutantBudgetMs,
     outputFormat: fmt,
     logFile: logFile === '' ? undefined : logFile,
+    logFileWhat,
     logLevel: level,
   };
 }
@@ -123,7 +125,7 @@ export interface StressIo {
 /** The whole command. Returns the exit status. */
 export async function runStressCli(argv: readonly string[], io: StressIo): Promise<number> {
   const o = parseStressOptions(argv);
-  const log = createRunLogger({ file: o.logFile, level: o.logFile !== undefined ? o.logLevel : 'silent' });
+  const log = createRunLogger({ file: o.logFile, fileWhat: o.logFileWhat, level: o.logFile !== undefined ? o.logLevel : 'silent' });
   try {
     const maxTrialMs = Math.max(20_000, 4 * o.watchdogMs);
     if (o.mutants) {

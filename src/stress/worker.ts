@@ -29,6 +29,7 @@ import {
 import { AREA_INTS, AREA_LOCK, MEM_USED_HIWATER, WAITER_QUEUED } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { setMutant } from '../swiotlb/mutants.js';
+import { debugOn } from '../cli/main.js';
 import { Rng } from '../util/rng.js';
 import type { TrialConfig } from './config.js';
 import {
@@ -288,7 +289,7 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
   } catch (e) {
     if (e instanceof StressAbort) res.aborted = true;
     else {
-      res.error = e instanceof Error ? (process.env['COCO_DEBUG'] ? (e.stack ?? e.message) : `${e.name}: ${e.message}`) : String(e);
+      res.error = e instanceof Error ? (debugOn() ? (e.stack ?? e.message) : `${e.name}: ${e.message}`) : String(e);
       Atomics.store(ctl, CTL_STOP, 1);
       report(`cpu ${cpu}: ${res.error}`); // at once: the result may be long in coming if others now wait on a lock we hold
     }

@@ -32,7 +32,7 @@ export interface SwiotlbBootParam {
  * Parse a kernel command line (or just its swiotlb= word). Other parameters are ignored, as the
  * kernel's early_param does; a malformed swiotlb= value is an InputError.
  */
-export function parseSwiotlbCmdline(cmdline: string): SwiotlbBootParam {
+export function parseSwiotlbCmdline(cmdline: string, what = '--cmdline'): SwiotlbBootParam {
   const out: SwiotlbBootParam = { force: false, noforce: false };
   for (const word of cmdline.trim().split(/\s+/)) {
     if (!word.startsWith('swiotlb=')) continue;
@@ -46,36 +46,40 @@ export function parseSwiotlbCmdline(cmdline: string): SwiotlbBootParam {
       return m[0];
     };
     const nslabs = take();
-    if (nslabs !== undefined) out.nslabs = checkNslabs(Number(nslabs), word);
+    if (nslabs !== undefined) out.nslabs = checkNslabs(Number(nslabs), `${what}: ${word}`);
     if (rest.startsWith(',')) rest = rest.slice(1);
     const nareas = take();
-    if (nareas !== undefined) out.nareas = checkNareas(Number(nareas), word);
+    if (nareas !== undefined) out.nareas = checkNareas(Number(nareas), `${what}: ${word}`);
     if (rest.startsWith(',')) rest = rest.slice(1);
     if (rest === 'force') out.force = true;
     else if (rest === 'noforce') out.noforce = true;
     else if (rest !== '' || (nslabs === undefined && nareas === undefined)) {
-      throw new InputError('EBADCMDLINE', `--cmdline: "${word}" is not valid; expected ${BOOT_PARAM_FORM} with whole positive numbers`);
+      throw new InputError('EBADCMDLINE', `${what}: "${word}" is not valid; expected ${BOOT_PARAM_FORM} with whole positive numbers`);
     }
   }
   return out;
 }
 
+// Digit strings too long for a double's exact range are still compared as numbers: 40 nines is
+// "too large", not "below 1".
 function checkNslabs(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new InputError('EBADSIZE', `${what}: the slot count must be at least 1; expected ${BOOT_PARAM_FORM}`);
+  if (n > MAX_NSLABS) {
+    const shown = Number.isSafeInteger(n) ? `${n} slots is` : 'the slot count is';
+    throw new InputError('EBADSIZE', `${what}: ${shown} too large, above the 1 GiB limit of the static pool; expected 1 to ${MAX_NSLABS} slots`);
   }
-  if (alignUp(n, IO_TLB_SEGSIZE) > MAX_NSLABS) {
-    throw new InputError('EBADSIZE', `${what}: ${n} slots is above the 1 GiB limit of the static pool; expected at most ${MAX_NSLABS} slots`);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new InputError('EBADSIZE', `${what}: the slot count must be at least 1; expected 1 to ${MAX_NSLABS} slots in ${BOOT_PARAM_FORM}`);
   }
   return n;
 }
 
 function checkNareas(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new InputError('EBADAREAS', `${what}: the area count must be at least 1; expected ${BOOT_PARAM_FORM}`);
+  if (n > MAX_NAREAS || (Number.isSafeInteger(n) && roundupPowOfTwo(n) > MAX_NAREAS)) {
+    const shown = Number.isSafeInteger(n) ? `${n} areas is` : 'the area count is';
+    throw new InputError('EBADAREAS', `${what}: ${shown} too large, more than the largest pool can hold; expected 1 to ${MAX_NAREAS} (one 128-slot segment per area)`);
   }
-  if (roundupPowOfTwo(n) > MAX_NAREAS) {
-    throw new InputError('EBADAREAS', `${what}: ${n} areas is more than the largest pool can hold; expected at most ${MAX_NAREAS} (one 128-slot segment per area)`);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new InputError('EBADAREAS', `${what}: the area count must be at least 1; expected 1 to ${MAX_NAREAS} in ${BOOT_PARAM_FORM}`);
   }
   return n;
 }
@@ -170,4 +174,38 @@ export function planDefaultPool(input: SizingInput): PoolPlan {
   }
   const nareas = limitNareas(defaultNareas, defaultNslabs);
   return { nslabs: defaultNslabs, nareas, forceBounce: bp.force || input.coco, disabled: false, messages };
+}
+
+/**
+ * swiotlb_adjust_size takes a slot count equal to the built-in default (IO_TLB_DEFAULT_SIZE, 64 MiB)
+ * as "not set", so a CoCo guest asked for exactly that size gets the CoCo size instead. That is the
+ * kernel's behaviour and stays; this says why the size differs and names a slot count that is not the
+ * default and that the area round-up (round_up_default_nslabs) brings back to the size asked for.
+ * `how` is how the size was asked: '--swiotlb' (bytes) or the command line (slots).
+ */
+export function defaultSizeWarning(input: SizingInput, plan: PoolPlan, how: '--swiotlb' | 'swiotlb='): string | undefined {
+  const asked = input.bootParam?.nslabs;
+  const defaultNslabs = IO_TLB_DEFAULT_SIZE >> IO_TLB_SHIFT;
+  if (!input.coco || asked === undefined || alignUp(asked, IO_TLB_SEGSIZE) !== defaultNslabs || plan.nslabs === defaultNslabs) return undefined;
+  // A count that is not the default and that boot rounds back up to it; with an area count given,
+  // every count rounds up to a power of two, which is the default again: then without the area count.
+  const search = (bp: SwiotlbBootParam): number | undefined => {
+    for (let c = defaultNslabs - IO_TLB_SEGSIZE; c > 0; c -= IO_TLB_SEGSIZE) {
+      if (planDefaultPool({ ...input, bootParam: { ...bp, nslabs: c } }).nslabs === defaultNslabs) return c;
+    }
+    return undefined;
+  };
+  const bp = input.bootParam!;
+  let instead = search(bp);
+  let dropAreas = false;
+  if (instead === undefined && bp.nareas !== undefined) {
+    const { nareas: _drop, ...rest } = bp;
+    instead = search(rest);
+    dropAreas = instead !== undefined;
+  }
+  const c = instead ?? defaultNslabs - IO_TLB_SEGSIZE;
+  const mib = (n: number) => `${(n * IO_TLB_SIZE) / 2 ** 20} MiB`;
+  const form = how === '--swiotlb' ? `--swiotlb ${(c * IO_TLB_SIZE) / 1024}K` : `swiotlb=${c}`;
+  const asked_ = how === '--swiotlb' ? `--swiotlb ${mib(defaultNslabs)}` : `swiotlb=${asked}`;
+  return `${asked_} is ${defaultNslabs} slots, the kernel's default size (IO_TLB_DEFAULT_SIZE), which swiotlb_adjust_size treats as not set: this CoCo guest gets ${plan.nslabs} slots (${mib(plan.nslabs)}, 6% of its memory within 64 MiB..1 GiB) instead; for ${mib(defaultNslabs)} ask for a slot count that is not the default, e.g. ${form} (${c} slots${instead !== undefined ? `, rounded up to ${defaultNslabs} at boot` : ''})${dropAreas ? ' with no area count (an area count rounds it up to the default again)' : ''}`;
 }

@@ -122,3 +122,48 @@ export function formatBytes(bytes: number): string {
   }
   return `${Number.isInteger(v) ? v : v.toFixed(1)}${units[u]}`;
 }
+
+/**
+ * The longest delay a Node timer honours (setTimeout, setInterval: a signed 32-bit count of
+ * milliseconds, about 24.8 days); a longer one fires after 1 ms with a TimeoutOverflowWarning.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The range a duration must fall in; `minExclusive` makes the lower bound strict (longer than 0). */
+export interface DurationBounds {
+  minMs: number;
+  maxMs: number;
+  minExclusive?: boolean;
+  /** Only whole milliseconds (the value is stored as an integer count of them). */
+  wholeMs?: boolean;
+}
+
+const SHOW_UNITS: readonly [string, number][] = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1], ['us', 0.001]];
+
+/** A duration as a user would type it, in the largest unit that keeps it at least 1: 250ms, 10s, 24.86d. */
+export function formatDurationMs(ms: number): string {
+  if (ms === 0) return '0';
+  for (const [unit, size] of SHOW_UNITS) {
+    if (ms >= size || unit === 'us') return `${Number((ms / size).toFixed(2))}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** "from 1ms to 1m", "longer than 0 and at most 24.86d (the longest timer Node can set)". */
+export function durationBoundsText(b: DurationBounds): string {
+  const max = `${formatDurationMs(b.maxMs)}${b.maxMs === MAX_TIMER_MS ? ' (2^31-1 ms, the longest timer Node honours)' : ''}`;
+  return b.minExclusive === true ? `longer than ${formatDurationMs(b.minMs)} and at most ${max}` : `from ${formatDurationMs(b.minMs)} to ${max}`;
+}
+
+/**
+ * A duration (parseDuration's forms) within bounds: every duration that becomes a timer or a wait
+ * is bounded by what the run can honour, and the error says the bound.
+ */
+export function parseDurationInRange(text: string, what: string, b: DurationBounds, defaultUnitMs = 1000): number {
+  const ms = parseDuration(text, what, defaultUnitMs);
+  const low = b.minExclusive === true ? !(ms > b.minMs) : !(ms >= b.minMs);
+  if (low || !(ms <= b.maxMs) || (b.wholeMs === true && !Number.isInteger(ms))) {
+    throw new InputError('EBADDURATION', `${what}: "${text}" is out of range; expected a duration ${durationBoundsText(b)}${b.wholeMs === true ? ' in whole milliseconds' : ''}, e.g. ${formatDurationMs(Math.min(Math.max(b.minMs, 1000), b.maxMs))}`);
+  }
+  return ms;
+}

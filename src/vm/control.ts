@@ -7,14 +7,19 @@
 // Tunables have one name and one path each. Swiotlb tunables live in the allocator's shared header,
 // so the main thread writes them directly; device and vCPU tunables are set over comlink on the
 // thread that uses them.
-import type { MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { InputError } from '../errors.js';
 import type { RunLogger } from '../log/index.js';
-import type { IoTlbMem } from '../swiotlb/mem.js';
+import { IoTlbMem } from '../swiotlb/mem.js';
+import { IO_TLB_SEGSIZE, POOL_START } from '../swiotlb/constants.js';
 import { type Remote, releaseRemote, wrapPort } from '../util/comlink.js';
 import { DEFAULT_FAILED_MAP_BACKOFF_US } from './vcpu.js';
 import { THROTTLE_TUNABLES, throttleSysctlPath } from '../swiotlb/throttle.js';
-import { parseDuration, parseIntInRange, parseSize } from '../util/units.js';
+import { type DurationBounds, MAX_TIMER_MS, durationBoundsText, parseDurationInRange, parseIntInRange } from '../util/units.js';
+import { LATENCY_BOUNDS_TEXT, BANDWIDTH_BOUNDS_TEXT, parseNvmeBandwidth, parseNvmeLatencyUs, parseThreshold, thresholdSlots } from './options.js';
+
+/** The vCPU's wait after a failed map, before it tries again. */
+const BACKOFF_BOUNDS: DurationBounds = { minMs: 0, maxMs: 1000 };
 
 /** Served by every vCPU thread. */
 export interface VcpuControlApi {
@@ -58,8 +63,8 @@ export class ControlPlane {
     this.register({
       name: 'io_tlb_used_hiwater', path: '/sys/kernel/debug/swiotlb/io_tlb_used_hiwater', form: '0 (reset)',
       parse: (t, what) => {
-        const v = Number(t);
-        if (v !== 0) throw new InputError('EBADTUNE', `${what}: "${t}" is invalid; io_tlb_used_hiwater accepts only 0 (reset)`);
+        // As the kernel's debugfs write (kstrtoul): digits only, and only 0 resets; "" is EINVAL, not 0.
+        if (!/^\s*\d+\s*$/.test(t) || Number(t) !== 0) throw new InputError('EBADTUNE', `${what}: "${t}" is invalid (EINVAL); io_tlb_used_hiwater accepts only 0 (reset)`);
         return 0;
       },
       get: async () => this.mem.debugfs().io_tlb_used_hiwater,
@@ -67,17 +72,23 @@ export class ControlPlane {
     });
     // [RFC] The throttle knobs (§15.8), under the sysctl paths proposed in review. Like the RFC, values
     // are not checked against each other (the core warns when low_throttle > high_throttle).
+    // The thresholds take the same forms as --high-throttle and --low-throttle (slots or a percentage
+    // of nslabs, one parser); the counters take a whole number (usually 0, to reset).
     for (const name of THROTTLE_TUNABLES) {
+      const threshold = name === 'high_throttle' || name === 'low_throttle';
       this.register({
-        name, path: throttleSysctlPath(name), form: 'a whole number of slots (counters: usually 0, to reset)',
-        parse: (t, what) => parseIntInRange(t, what, 0, 2 ** 31 - 1),
+        name, path: throttleSysctlPath(name),
+        form: threshold ? 'a slot count or a percentage of nslabs, e.g. 22937 or 70%' : 'a whole number (usually 0, to reset)',
+        parse: threshold
+          ? (t, what) => thresholdSlots(parseThreshold(t, what), this.mem.defpool.nslabs)
+          : (t, what) => parseIntInRange(t, what, 0, 2 ** 31 - 1),
         get: async () => this.mem.throttleDebugfs()[name],
         set: async (v) => this.mem.writeThrottleTunable(name, v),
       });
     }
     this.register({
-      name: 'failed_map_backoff_us', path: 'vcpu/*/failed_map_backoff_us', form: 'a duration, e.g. 50us',
-      parse: (t, what) => parseDuration(t, what, 0.001) * 1000,
+      name: 'failed_map_backoff_us', path: 'vcpu/*/failed_map_backoff_us', form: `a duration ${durationBoundsText(BACKOFF_BOUNDS)}, e.g. 50us`,
+      parse: (t, what) => parseDurationInRange(t, what, BACKOFF_BOUNDS, 0.001) * 1000,
       get: async () => this.failedMapBackoffUs,
       set: async (v) => {
         this.failedMapBackoffUs = v;
@@ -101,8 +112,8 @@ export class ControlPlane {
     this.ports.push(port);
     this.devices.set(name, remote);
     const units: Record<(typeof DEVICE_TUNABLES)[number], Pick<Tunable, 'form' | 'parse'>> = {
-      latency_us: { form: 'a duration, e.g. 20us', parse: (t, what) => parseDuration(t, what, 0.001) * 1000 },
-      bandwidth_bytes_per_s: { form: 'bytes per second, e.g. 2G', parse: (t, what) => parseSize(t, what) },
+      latency_us: { form: `a duration ${LATENCY_BOUNDS_TEXT}, e.g. 20us`, parse: parseNvmeLatencyUs },
+      bandwidth_bytes_per_s: { form: `bytes per second, ${BANDWIDTH_BOUNDS_TEXT}, e.g. 2G`, parse: parseNvmeBandwidth },
     };
     for (const k of DEVICE_TUNABLES) {
       this.register({
@@ -133,7 +144,11 @@ export class ControlPlane {
     const eq = text.indexOf('=');
     if (eq <= 0) throw new InputError('EBADTUNE', `${what}: "${text}" is not an assignment; expected NAME=VALUE`);
     const name = text.slice(0, eq).trim();
-    return { name, value: this.tunable(name, what).parse(text.slice(eq + 1).trim(), what) };
+    const value = text.slice(eq + 1).trim();
+    const t = this.tunable(name, what);
+    // An empty value is EINVAL, as a write of "" to a sysctl or debugfs file is; never 0.
+    if (value === '') throw new InputError('EBADTUNE', `${what}: "${text}" has no value (EINVAL); expected ${name}=${t.form}`);
+    return { name, value: t.parse(value, `${what} ${name}`) };
   }
 
   async get(name: string): Promise<number> {
@@ -171,6 +186,24 @@ export function parseTuneSteps(values: readonly string[], what: string): TuneSte
   return values.map((v) => {
     const colon = v.indexOf(':');
     if (colon <= 0) throw new InputError('EBADTUNE', `${what}: "${v}" is not valid; expected AT:NAME=VALUE, e.g. 2s:io_tlb_used_hiwater=0`);
-    return { atMs: parseDuration(v.slice(0, colon), what), text: v.slice(colon + 1) };
+    return { atMs: parseDurationInRange(v.slice(0, colon), what, TUNE_AT_BOUNDS), text: v.slice(colon + 1) };
   });
+}
+
+/** When a --tune step may apply: a timer from the start of the run (its end is checked against the plan). */
+const TUNE_AT_BOUNDS: DurationBounds = { minMs: 0, maxMs: MAX_TIMER_MS };
+
+/** Every tunable --tune can set, with its path and accepted form, for vm --help (from a real control plane). */
+export function tunablesHelp(): string {
+  const mem = IoTlbMem.create({ nslabs: IO_TLB_SEGSIZE, nareas: 1, start: POOL_START, forceBounce: true });
+  const cp = new ControlPlane(mem, { emit: () => {} } as unknown as RunLogger);
+  for (const name of ['nvme0', 'eth0']) {
+    const ch = new MessageChannel();
+    cp.addDevice(name, ch.port1);
+    ch.port2.close();
+  }
+  const rows = cp.list();
+  cp.close();
+  const w = Math.max(...rows.map((r) => r.name.length));
+  return ['Tunables (--tune AT:NAME=VALUE, AT from the start of the run):', ...rows.map((r) => `  ${r.name.padEnd(w)}  ${r.form}  (${r.path})`), ''].join('\n');
 }

@@ -1,14 +1,53 @@
-// The VM's options: .env.example defaults, overridden by the environment, then by flags; validated
-// once here so the rest of the VM can trust them.
-import { configValue, envOrigin } from '../config.js';
-import { InputError } from '../errors.js';
-import { type FlagSpec, parseFlags, parseOnOff } from '../cli/flags.js';
-import { parseDuration, parseIntInRange, parsePercent, parseSize } from '../util/units.js';
-import { type TuneStep, parseTuneSteps } from './control.js';
+// The VM's options: .env.example defaults, overridden by ./.env, then by the environment, then by
+// flags (src/cli/flags.ts, src/config.ts); validated once here so the rest of the VM can trust them.
+import { HelpRequested, InputError } from '../errors.js';
+import { type FlagSpec, type ParsedFlags, type Setting, parseFlags, parseOnOff } from '../cli/flags.js';
+import {
+  MAX_TIMER_MS, type DurationBounds, durationBoundsText, formatBytes, formatDurationMs, parseDurationInRange, parseIntInRange, parsePercent, parseSize,
+} from '../util/units.js';
+import { parseSwiotlbCmdline } from '../swiotlb/sizing.js';
+import { type TuneStep, parseTuneSteps, tunablesHelp } from './control.js';
 import { MAX_ARENA_BYTES } from '../memory/arena.js';
 import { type BuddyinfoLine, FRAGMENTATION_FORM, type FragmentationLevel, parseFragmentation, readBuddyinfoFile } from '../memory/buddyinfo.js';
 import { PAGE_SIZE } from '../memory/phys.js';
 import { type Origin, type PolicyName, resolvePolicy } from './policy.js';
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const LEVELS_TEXT = LEVELS.join(', ');
+/** The sampler also drives the stall watchdog: a sample at least once a minute. */
+const SAMPLE_BOUNDS: DurationBounds = { minMs: 1, maxMs: 60_000 };
+const SAMPLE_BOUNDS_TEXT = durationBoundsText(SAMPLE_BOUNDS);
+/** The park timeout is a whole number of milliseconds in the pool's Int32 header. */
+const PARK_BOUNDS: DurationBounds = { minMs: 1, maxMs: 60_000, wholeMs: true };
+const PARK_BOUNDS_TEXT = durationBoundsText(PARK_BOUNDS);
+const MAX_LOCK_SPINS = 1_000_000;
+
+/**
+ * The storage device's service model (src/devices/device.ts) serves bytes at `bandwidth` through one
+ * channel: below 1 MiB/s a default-sized request takes seconds and a queue of them trips the stall
+ * watchdog (0 never completes at all); above 1 TiB/s a request is below the model's resolution.
+ */
+const MIN_BANDWIDTH = 1024 ** 2;
+const MAX_BANDWIDTH = 1024 ** 4;
+export const BANDWIDTH_BOUNDS_TEXT = `${formatBytes(MIN_BANDWIDTH)}/s to ${formatBytes(MAX_BANDWIDTH)}/s (1M to 1T)`;
+/** A command's latency: longer than a minute is a device that never answers, which the stall watchdog reports. */
+const LATENCY_BOUNDS: DurationBounds = { minMs: 0, maxMs: 60_000 };
+export const LATENCY_BOUNDS_TEXT = durationBoundsText(LATENCY_BOUNDS);
+
+/** Bytes per second of a device (--nvme-bandwidth and the tunable nvme0.bandwidth_bytes_per_s: one parser). */
+export function parseNvmeBandwidth(text: string, what: string): number {
+  const v = parseSize(text, what);
+  if (v < MIN_BANDWIDTH || v > MAX_BANDWIDTH) {
+    throw new InputError('EBADSIZE', `${what}: "${text}" is a bandwidth the device model cannot honour; expected ${BANDWIDTH_BOUNDS_TEXT}, e.g. 2G`);
+  }
+  return v;
+}
+
+/** A device's per-command latency in microseconds (--nvme-latency and nvme0.latency_us: one parser). */
+export function parseNvmeLatencyUs(text: string, what: string): number {
+  return parseDurationInRange(text, what, LATENCY_BOUNDS, 0.001) * 1000;
+}
+
 
 export interface VmOptions {
   vcpus: number;
@@ -21,6 +60,8 @@ export interface VmOptions {
   seed: number;
   outputFormat: 'normal' | 'json';
   logFile: string | undefined;
+  /** Where logFile came from (--log-file or COCO_LOG_FILE and its layer), for the error when it cannot be opened. */
+  logFileWhat: string;
   logLevel: string;
   sampleIntervalMs: number;
   nvmeLatencyUs: number;
@@ -58,6 +99,12 @@ export interface VmOptions {
   decryptedArenaBytes: number | undefined;
   /** --churn RATE[,HOLD]: page-cache churn during the run (src/memory/churn.ts); undefined: off. */
   churn: { ratePagesPerSec: number; holdBytes: number } | undefined;
+  /** Exit 3 when the run had I/O errors, dropped packets or bad verify sectors (--fail-on-errors). */
+  failOnErrors: boolean;
+  /** Spins on a contended area lock before parking (COCO_LOCK_SPINS). */
+  lockSpins: number;
+  /** Longest single park on an area lock word (COCO_LOCK_PARK_TIMEOUT). */
+  lockParkTimeoutMs: number;
 }
 
 /** A throttle threshold as given: a slot count, or a percentage of nslabs resolved at boot. */
@@ -80,85 +127,107 @@ export function parseThreshold(text: string, what: string): ThrottleThreshold {
 }
 
 export const VM_FLAGS: readonly FlagSpec[] = [
-  { name: 'vcpus', kind: 'string', help: 'vCPU threads, 1..256' },
-  { name: 'mem', kind: 'string', help: 'guest memory, e.g. 16G' },
-  { name: 'swiotlb', kind: 'string', help: 'pool size, e.g. 64M (default: the CoCo rule)' },
-  { name: 'cmdline', kind: 'string', help: 'kernel command line, e.g. "swiotlb=32768,16,force"' },
-  { name: 'runtime', kind: 'string', help: 'run length or cap, e.g. 10s, 2m' },
-  { name: 'size', kind: 'string', help: 'cap on each job\'s size, e.g. 64M' },
-  { name: 'job', kind: 'string', help: 'fio job file' },
-  { name: 'seed', kind: 'string', help: 'seed of the workload\'s random choices' },
-  { name: 'output-format', kind: 'string', help: 'normal or json' },
-  { name: 'log-file', kind: 'string', help: 'NDJSON log file' },
-  { name: 'log-level', kind: 'string', help: 'trace, debug, info, warn, error' },
-  { name: 'nvme-latency', kind: 'string', help: 'per-command latency, e.g. 20us' },
-  { name: 'nvme-bandwidth', kind: 'string', help: 'bytes per second, e.g. 2G' },
-  { name: 'tune', kind: 'string', repeatable: true, help: 'change a tunable during the run, AT:NAME=VALUE, e.g. 2s:io_tlb_used_hiwater=0' },
-  { name: 'stall-timeout', kind: 'string', help: 'end the run when no I/O completes for this long, e.g. 15s' },
-  { name: 'policy', kind: 'string', help: 'the allocator under pressure: static, or throttle ([RFC]); dynamic, hybrid and cma need dynamic swiotlb' },
-  { name: 'throttle', kind: 'boolean', help: '[RFC] swiotlb throttling of MAY_BLOCK maps, on or off (on means --policy throttle)' },
-  { name: 'high-throttle', kind: 'string', help: `high_throttle: ${THRESHOLD_FORM}` },
-  { name: 'low-throttle', kind: 'string', help: `low_throttle: ${THRESHOLD_FORM}` },
-  { name: 'throttle-stall-timeout', kind: 'string', help: 'report a stall when a throttle waiter is parked this long behind a holder that makes no progress, e.g. 5s' },
-  { name: 'buddyinfo', kind: 'string', help: 'guest memory starts with the free blocks of this /proc/buddyinfo copy' },
-  { name: 'fragmentation', kind: 'string', help: `guest memory's starting fragmentation: ${FRAGMENTATION_FORM}` },
-  { name: 'decrypt-latency', kind: 'string', help: 'set_memory_decrypted cost per MiB, e.g. 200us (default 0)' },
-  { name: 'churn', kind: 'string', help: `page-cache churn while the VM runs: off or ${CHURN_FORM}` },
-  { name: 'decrypted-arena', kind: 'string', help: 'bytes for memory decrypted after boot (dynamic pools, atomic pools), e.g. 1G (default: --mem, at most 4G)' },
-  { name: 'swiotlb-dynamic', kind: 'boolean', help: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): the growth worker and transient pools, on or off' },
-  { name: 'exact-nslabs', kind: 'string', help: '[emulator] a default pool of exactly N slots, a multiple of 128 x areas, not rounded up to a power of two as the kernel does (what npm run size probes)' },
-  { name: 'time-scale', kind: 'string', help: 'run the emulated clock K times slower than the wall (K host-CPU us per emulated us), 1..10000' },
-  { name: 'inject-fault', kind: 'string', help: 'make a thread throw, THREAD@TIME, e.g. vcpu3@500ms or nvme0@1s (tests the failure path)' },
+  { name: 'vcpus', kind: 'string', form: 'N', env: 'COCO_VCPUS', help: 'vCPU threads, 1..256' },
+  { name: 'mem', kind: 'string', form: 'SIZE', env: 'COCO_MEM', help: 'guest memory, at least 256M, e.g. 16G' },
+  { name: 'swiotlb', kind: 'string', form: 'SIZE', env: 'COCO_SWIOTLB', default: 'the CoCo rule, 6% of --mem in 64M..1G', help: 'pool size, up to 1G, e.g. 64M (64M is the kernel\'s default and becomes the CoCo size: see the warning)' },
+  { name: 'cmdline', kind: 'string', form: 'TEXT', env: 'COCO_CMDLINE', help: 'kernel command line, e.g. "swiotlb=32768,16,force" (swiotlb=<nslabs>[,<nareas>][,force|noforce])' },
+  { name: 'runtime', kind: 'string', form: 'DURATION', env: 'COCO_RUNTIME', help: 'run length or cap, e.g. 10s, 2m' },
+  { name: 'size', kind: 'string', form: 'SIZE', default: 'no cap', help: 'cap on each job\'s size, e.g. 64M' },
+  { name: 'job', kind: 'string', form: 'FILE', default: 'a mixed random storage job on every vCPU', help: 'fio job file' },
+  { name: 'seed', kind: 'string', form: 'N', env: 'COCO_SEED', help: 'seed of the workload\'s random choices, 0..2147483647' },
+  { name: 'output-format', kind: 'string', form: 'normal|json', env: 'COCO_OUTPUT_FORMAT', help: 'the report as text or as one JSON document' },
+  { name: 'log-file', kind: 'string', form: 'FILE', env: 'COCO_LOG_FILE', help: 'NDJSON log file (its directory must exist)' },
+  { name: 'log-level', kind: 'string', form: 'LEVEL', env: 'COCO_LOG_LEVEL', help: `the log's level: ${LEVELS_TEXT}` },
+  { name: 'sample-interval', kind: 'string', form: 'DURATION', env: 'COCO_SAMPLE_INTERVAL', help: `how often the run is sampled (progress line, sample records, stall watchdog), ${SAMPLE_BOUNDS_TEXT}` },
+  { name: 'nvme-latency', kind: 'string', form: 'DURATION', env: 'COCO_NVME_LATENCY', help: `nvme0's per-command latency, ${LATENCY_BOUNDS_TEXT}, e.g. 20us` },
+  { name: 'nvme-bandwidth', kind: 'string', form: 'SIZE', env: 'COCO_NVME_BANDWIDTH', help: `nvme0's bytes per second, ${BANDWIDTH_BOUNDS_TEXT}, e.g. 2G` },
+  { name: 'tune', kind: 'string', form: 'AT:NAME=VALUE', repeatable: true, help: 'change a tunable during the run, e.g. 2s:io_tlb_used_hiwater=0 (the tunables are listed below)' },
+  { name: 'stall-timeout', kind: 'string', form: 'DURATION', env: 'COCO_STALL_TIMEOUT', help: 'end the run (exit 1) when no I/O completes for this long while I/O is expected, e.g. 15s' },
+  { name: 'fail-on-errors', kind: 'boolean', env: 'COCO_FAIL_ON_ERRORS', help: 'exit 3 when the run had I/O errors, dropped packets or bad verify sectors' },
+  { name: 'policy', kind: 'string', form: 'static|throttle', env: 'COCO_POLICY', help: 'the allocator under pressure: static, or throttle ([RFC]); dynamic, hybrid and cma need dynamic swiotlb' },
+  { name: 'throttle', kind: 'boolean', env: 'COCO_THROTTLE', help: '[RFC] swiotlb throttling of MAY_BLOCK maps, on or off (on means --policy throttle)' },
+  { name: 'high-throttle', kind: 'string', form: 'SLOTS|N%', env: 'COCO_HIGH_THROTTLE', default: 'the RFC\'s 70%', help: `high_throttle: ${THRESHOLD_FORM}` },
+  { name: 'low-throttle', kind: 'string', form: 'SLOTS|N%', env: 'COCO_LOW_THROTTLE', default: 'the RFC\'s 65%', help: `low_throttle: ${THRESHOLD_FORM}` },
+  { name: 'throttle-stall-timeout', kind: 'string', form: 'DURATION', env: 'COCO_THROTTLE_STALL_TIMEOUT', help: 'report a stall when a throttle waiter is parked this long behind a holder that makes no progress, e.g. 5s' },
+  { name: 'buddyinfo', kind: 'string', form: 'FILE', env: 'COCO_BUDDYINFO', default: 'none', help: 'guest memory starts with the free blocks of this /proc/buddyinfo copy' },
+  { name: 'fragmentation', kind: 'string', form: 'LEVEL', env: 'COCO_FRAGMENTATION', help: `guest memory's starting fragmentation: ${FRAGMENTATION_FORM}` },
+  { name: 'decrypt-latency', kind: 'string', form: 'DURATION', env: 'COCO_DECRYPT_LATENCY', help: 'set_memory_decrypted cost per MiB, e.g. 200us' },
+  { name: 'churn', kind: 'string', form: 'off|RATE[,HOLD]', env: 'COCO_CHURN', help: `page-cache churn while the VM runs: off or ${CHURN_FORM}` },
+  { name: 'decrypted-arena', kind: 'string', form: 'SIZE', env: 'COCO_DECRYPTED_ARENA', default: '--mem, at most 4G', help: 'bytes for memory decrypted after boot (dynamic pools, atomic pools), e.g. 1G' },
+  { name: 'swiotlb-dynamic', kind: 'boolean', env: 'COCO_SWIOTLB_DYNAMIC', help: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): the growth worker and transient pools, on or off' },
+  { name: 'exact-nslabs', kind: 'string', form: 'N', default: 'the kernel\'s sizing', help: '[emulator] a default pool of exactly N slots, a multiple of 128 x areas, not rounded up to a power of two as the kernel does (what npm run size probes)' },
+  { name: 'time-scale', kind: 'string', form: 'K', env: 'COCO_TIME_SCALE', help: 'run the emulated clock K times slower than the wall (K host-CPU us per emulated us), 1..10000' },
+  { name: 'lock-spins', kind: 'string', form: 'N', env: 'COCO_LOCK_SPINS', help: `spins on a contended area lock before parking, 0..${MAX_LOCK_SPINS}` },
+  { name: 'lock-park-timeout', kind: 'string', form: 'DURATION', env: 'COCO_LOCK_PARK_TIMEOUT', help: `longest single park on an area lock word, ${PARK_BOUNDS_TEXT}` },
+  { name: 'inject-fault', kind: 'string', form: 'THREAD@TIME', default: 'none', help: 'make a thread throw, THREAD one of vcpuN (N without leading zeros), nvme0, eth0, e.g. vcpu3@500ms (tests the failure path)' },
 ];
 
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-
 export function parseVmOptions(argv: readonly string[]): VmOptions {
-  const f = parseFlags(argv, VM_FLAGS, 'vm');
-  const get = (flag: string, env: string): [string, string] =>
-    f.has(flag) ? [f.get(flag)!, `--${flag}`] : [configValue(env), envOrigin(env)];
-  const [vcpus, vcpusWhat] = get('vcpus', 'COCO_VCPUS');
-  const [mem, memWhat] = get('mem', 'COCO_MEM');
-  const [swiotlb, swWhat] = get('swiotlb', 'COCO_SWIOTLB');
-  const [cmdline] = get('cmdline', 'COCO_CMDLINE');
-  const [runtime, rtWhat] = get('runtime', 'COCO_RUNTIME');
-  const [seed, seedWhat] = get('seed', 'COCO_SEED');
-  const [fmt, fmtWhat] = get('output-format', 'COCO_OUTPUT_FORMAT');
-  const [logFile] = get('log-file', 'COCO_LOG_FILE');
-  const [level, levelWhat] = get('log-level', 'COCO_LOG_LEVEL');
-  const [sample, sampleWhat] = [configValue('COCO_SAMPLE_INTERVAL'), envOrigin('COCO_SAMPLE_INTERVAL')];
-  const [stall, stallWhat] = get('stall-timeout', 'COCO_STALL_TIMEOUT');
-  const [throttle, throttleWhat] = get('throttle', 'COCO_THROTTLE');
-  const [policy, policyWhat] = get('policy', 'COCO_POLICY');
-  const origin = (flag: string, env: string): Origin => (f.has(flag) ? 'flag' : process.env[env] !== undefined ? 'environment' : 'default');
-  const policyName = resolvePolicy(
-    { value: policy, origin: origin('policy', 'COCO_POLICY'), what: policyWhat },
-    { value: parseOnOff(throttle, throttleWhat), origin: origin('throttle', 'COCO_THROTTLE'), what: throttleWhat },
-  );
-  const [high, highWhat] = get('high-throttle', 'COCO_HIGH_THROTTLE');
-  const [low, lowWhat] = get('low-throttle', 'COCO_LOW_THROTTLE');
-  const [tstall, tstallWhat] = get('throttle-stall-timeout', 'COCO_THROTTLE_STALL_TIMEOUT');
-  const [dynamic, dynamicWhat] = get('swiotlb-dynamic', 'COCO_SWIOTLB_DYNAMIC');
-  const [tscale, tscaleWhat] = get('time-scale', 'COCO_TIME_SCALE');
-  const [buddyinfo, buddyinfoWhat] = get('buddyinfo', 'COCO_BUDDYINFO');
-  const [frag, fragWhat] = get('fragmentation', 'COCO_FRAGMENTATION');
-  const [decrypt, decryptWhat] = get('decrypt-latency', 'COCO_DECRYPT_LATENCY');
-  const [arena, arenaWhat] = get('decrypted-arena', 'COCO_DECRYPTED_ARENA');
-  const [churn, churnWhat] = get('churn', 'COCO_CHURN');
-  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
-  if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS.join(', ')}`);
-  if (f.has('swiotlb') && f.has('cmdline')) {
-    throw new InputError('EBADFLAG', '--swiotlb and --cmdline both size the pool; give one of them');
+  let f: ParsedFlags;
+  try {
+    f = parseFlags(argv, VM_FLAGS, 'vm');
+  } catch (e) {
+    if (e instanceof HelpRequested) throw new HelpRequested(e.text + tunablesHelp());
+    throw e;
   }
+  const get = (flag: string): [string, string] => {
+    const s = f.setting(flag);
+    return [s.value, s.what];
+  };
+  const [vcpus, vcpusWhat] = get('vcpus');
+  const [mem, memWhat] = get('mem');
+  const [runtime, rtWhat] = get('runtime');
+  const [seed, seedWhat] = get('seed');
+  const [fmt, fmtWhat] = get('output-format');
+  const [logFile, logFileWhat] = get('log-file');
+  const [level, levelWhat] = get('log-level');
+  const [sample, sampleWhat] = get('sample-interval');
+  const [stall, stallWhat] = get('stall-timeout');
+  const [throttle, throttleWhat] = get('throttle');
+  const [policy, policyWhat] = get('policy');
+  // One precedence for both names of the policy: a flag, then the environment or ./.env, then .env.example.
+  const origin = (flag: string): Origin => {
+    const r = f.setting(flag).rank;
+    return r === 3 ? 'flag' : r > 0 ? 'environment' : 'default';
+  };
+  const policyName = resolvePolicy(
+    { value: policy, origin: origin('policy'), what: policyWhat },
+    { value: parseOnOff(throttle, throttleWhat), origin: origin('throttle'), what: throttleWhat },
+  );
+  const [dynamic, dynamicWhat] = get('swiotlb-dynamic');
+  const [tscale, tscaleWhat] = get('time-scale');
+  const [buddyinfo, buddyinfoWhat] = get('buddyinfo');
+  const [frag, fragWhat] = get('fragmentation');
+  const [decrypt, decryptWhat] = get('decrypt-latency');
+  const [arena, arenaWhat] = get('decrypted-arena');
+  const [churn, churnWhat] = get('churn');
+  const [failOnErrors, failWhat] = get('fail-on-errors');
+  const [high, highWhat] = get('high-throttle');
+  const [low, lowWhat] = get('low-throttle');
+  const [tstall, tstallWhat] = get('throttle-stall-timeout');
+  const [latency, latencyWhat] = get('nvme-latency');
+  const [bandwidth, bandwidthWhat] = get('nvme-bandwidth');
+  const [spins, spinsWhat] = get('lock-spins');
+  const [park, parkWhat] = get('lock-park-timeout');
+  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
+  if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS_TEXT}`);
+  const { swiotlbBytes, cmdline } = poolSize(f.setting('swiotlb'), f.setting('cmdline'));
   const memBytes = parseSize(mem, memWhat);
   if (memBytes < 256 * 1024 * 1024) throw new InputError('EBADSIZE', `${memWhat}: "${mem}" is too small; expected at least 256M`);
-  const runtimeMs = parseDuration(runtime, rtWhat);
-  if (!(runtimeMs > 0)) throw new InputError('EBADDURATION', `${rtWhat}: "${runtime}" must be longer than 0; expected e.g. 10s`);
+  const runtimeMs = parseDurationInRange(runtime, rtWhat, { minMs: 0, minExclusive: true, maxMs: MAX_TIMER_MS });
   const nvcpus = parseIntInRange(vcpus, vcpusWhat, 1, 256);
+  const timeScale = parseIntInRange(tscale, tscaleWhat, 1, 10_000);
+  const tune = parseTuneSteps(f.all('tune'), '--tune');
+  // A --tune time is on the run's clock: its timer waits K times as long in wall time.
+  for (const step of tune) {
+    if (step.atMs * timeScale > MAX_TIMER_MS) {
+      throw new InputError('EBADDURATION', `--tune: "${formatDurationMs(step.atMs)}" at time scale ${timeScale} is ${formatDurationMs(step.atMs * timeScale)} of wall time, longer than a Node timer honours; expected at most ${formatDurationMs(Math.floor(MAX_TIMER_MS / timeScale))} (2^31-1 ms / ${timeScale})`);
+    }
+  }
   return {
     vcpus: nvcpus,
     memBytes,
-    swiotlbBytes: swiotlb === '' ? undefined : parseSize(swiotlb, swWhat),
+    swiotlbBytes,
     cmdline,
     runtimeMs,
     sizeCapBytes: f.has('size') ? parseSize(f.get('size')!, '--size', 1) : Infinity,
@@ -166,27 +235,48 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     seed: parseIntInRange(seed, seedWhat, 0, 2 ** 31 - 1),
     outputFormat: fmt,
     logFile: logFile === '' ? undefined : logFile,
+    logFileWhat,
     logLevel: level,
-    sampleIntervalMs: parseDuration(sample, sampleWhat),
-    nvmeLatencyUs: f.has('nvme-latency') ? parseDuration(f.get('nvme-latency')!, '--nvme-latency', 1) * 1000 : 20,
-    nvmeBandwidth: f.has('nvme-bandwidth') ? parseSize(f.get('nvme-bandwidth')!, '--nvme-bandwidth') : 2 * 1024 ** 3,
-    stallMs: parseDuration(stall, stallWhat),
-    tune: parseTuneSteps(f.all('tune'), '--tune'),
+    sampleIntervalMs: parseDurationInRange(sample, sampleWhat, SAMPLE_BOUNDS),
+    nvmeLatencyUs: parseNvmeLatencyUs(latency, latencyWhat),
+    nvmeBandwidth: parseNvmeBandwidth(bandwidth, bandwidthWhat),
+    stallMs: parseDurationInRange(stall, stallWhat, { minMs: 0, minExclusive: true, maxMs: MAX_TIMER_MS }),
+    tune,
     injectFault: f.has('inject-fault') ? parseFault(f.get('inject-fault')!, nvcpus) : undefined,
+    failOnErrors: parseOnOff(failOnErrors, failWhat),
     policy: policyName,
     throttle: policyName === 'throttle',
     exactNslabs: f.has('exact-nslabs') ? parseExactNslabs(f.get('exact-nslabs')!, f.has('swiotlb') || f.has('cmdline')) : undefined,
     highThrottle: high === '' ? undefined : parseThreshold(high, highWhat),
     lowThrottle: low === '' ? undefined : parseThreshold(low, lowWhat),
-    throttleStallMs: parseDuration(tstall, tstallWhat),
+    throttleStallMs: parseDurationInRange(tstall, tstallWhat, { minMs: 0, minExclusive: true, maxMs: MAX_TIMER_MS }),
     swiotlbDynamic: parseOnOff(dynamic, dynamicWhat),
-    timeScale: parseIntInRange(tscale, tscaleWhat, 1, 10_000),
+    timeScale,
     buddyinfo: buddyinfo === '' ? undefined : { lines: readBuddyinfoFile(buddyinfo, buddyinfoWhat), source: buddyinfo },
     fragmentation: parseFragmentation(frag, fragWhat),
-    decryptLatencyNsPerMiB: parseDuration(decrypt, decryptWhat, 1e-6) * 1e6,
+    decryptLatencyNsPerMiB: parseDurationInRange(decrypt, decryptWhat, { minMs: 0, maxMs: 60_000 }, 1e-6) * 1e6,
     decryptedArenaBytes: arena === '' ? undefined : parseArenaSize(arena, arenaWhat),
     churn: parseChurn(churn, churnWhat, memBytes),
+    lockSpins: parseIntInRange(spins, spinsWhat, 0, MAX_LOCK_SPINS),
+    lockParkTimeoutMs: parseDurationInRange(park, parkWhat, PARK_BOUNDS),
   };
+}
+
+/**
+ * --swiotlb and --cmdline's swiotlb=<nslabs> both size the pool. One precedence for both: the value
+ * from the higher layer (flag, environment, ./.env, .env.example) wins and the other's size is
+ * dropped (the command line's areas and force stay); two from the same layer are a conflict.
+ */
+function poolSize(sw: Setting, cl: Setting): { swiotlbBytes: number | undefined; cmdline: string } {
+  const cmdSizes = cl.value !== '' && parseSwiotlbCmdline(cl.value, cl.what).nslabs !== undefined;
+  if (sw.value === '' || !cmdSizes) {
+    return { swiotlbBytes: sw.value === '' ? undefined : parseSize(sw.value, sw.what), cmdline: cl.value };
+  }
+  if (sw.rank === cl.rank) {
+    throw new InputError('EBADFLAG', `${sw.what} and ${cl.what} (swiotlb=<nslabs>) both size the pool; give one of them`);
+  }
+  if (sw.rank > cl.rank) return { swiotlbBytes: parseSize(sw.value, sw.what), cmdline: cl.value };
+  return { swiotlbBytes: undefined, cmdline: cl.value };
 }
 
 function parseExactNslabs(text: string, sized: boolean): number {
@@ -217,14 +307,15 @@ function parseArenaSize(text: string, what: string): number {
   return bytes;
 }
 
-const FAULT_FORM = 'THREAD@TIME with THREAD one of vcpuN, nvme0, eth0, e.g. vcpu3@500ms';
+const FAULT_FORM = 'THREAD@TIME with THREAD one of vcpuN (N a vCPU number without leading zeros), nvme0, eth0, e.g. vcpu3@500ms';
 
-function parseFault(text: string, vcpus: number): { thread: string; atMs: number } {
+/** --inject-fault: the thread must be one the VM runs, named exactly as its threads are (vcpu3, not vcpu03). */
+export function parseFault(text: string, vcpus: number): { thread: string; atMs: number } {
   const at = text.indexOf('@');
   const thread = at < 0 ? text : text.slice(0, at);
-  const m = /^vcpu(\d+)$/.exec(thread);
+  const m = /^vcpu(0|[1-9]\d*)$/.exec(thread);
   if (at < 0 || !(thread === 'nvme0' || thread === 'eth0' || (m !== null && Number(m[1]) < vcpus))) {
-    throw new InputError('EBADFLAG', `--inject-fault: "${text}" is not valid; expected ${FAULT_FORM} (vCPUs 0..${vcpus - 1})`);
+    throw new InputError('EBADFLAG', `--inject-fault: "${text}" is not valid; expected ${FAULT_FORM} (vCPUs vcpu0..vcpu${vcpus - 1})`);
   }
-  return { thread, atMs: parseDuration(text.slice(at + 1), '--inject-fault') };
+  return { thread, atMs: parseDurationInRange(text.slice(at + 1), '--inject-fault', { minMs: 0, maxMs: MAX_TIMER_MS }) };
 }

@@ -98,8 +98,29 @@ export interface RunReport {
   run: {
     vcpus: number; boot_ms: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number;
     device_passes: number; time_scale: number; cpu_ms: number; cpu_boot_ms: number; max_rss_bytes: number;
+    /** ok; interrupted (Ctrl-C); failed (a thread crashed or the run stalled: `reason` says which). */
+    status: RunStatus;
+    /** The run did not finish: the counters are those reached when it stopped. */
+    partial: boolean;
+    reason?: string;
   };
   guest_memory: GuestMemoryReport;
+}
+
+export type RunStatus = 'ok' | 'interrupted' | 'failed';
+
+/** What --fail-on-errors fails a run for: each kind of error the report counts, with its count. */
+export function runErrors(rep: RunReport): { io_errors: number; packets_dropped: number; verify_bad_sectors: number } {
+  let io = 0;
+  let dropped = 0;
+  let bad = 0;
+  for (const j of rep.jobs) {
+    io += j.errors_total;
+    dropped += j.packets_dropped;
+    bad += j.verify?.sectors_bad ?? 0;
+  }
+  return { io_errors: io, packets_dropped: dropped, verify_bad_sectors: bad };
+
 }
 
 /** Guest physical memory (src/memory): free blocks per order at the start and the end, the atomic pools. */
@@ -126,7 +147,8 @@ function bsText(bs: FioBlockSize): string {
   return bs.entries.map((e) => `${formatSizeExact(e.bytes)}/${e.percent}`).join(':');
 }
 
-export function buildReport(r: VmRunResult, vcpus: number): RunReport {
+/** The report of a run; `failure` (a crash or a stall) makes it a partial one, with the reason. */
+export function buildReport(r: VmRunResult, vcpus: number, failure?: string): RunReport {
   const s = r.instanceStats;
   const at = (id: number, f: number) => s[id * INST_FIELDS + f]!;
   const firstErrors = new Map<number, string>();
@@ -190,7 +212,8 @@ export function buildReport(r: VmRunResult, vcpus: number): RunReport {
     run: {
       vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted,
       device_commands: r.deviceCommands, device_passes: r.devicePasses, time_scale: r.timeScale, cpu_ms: Math.round(r.cpuMs), cpu_boot_ms: Math.round(r.cpuBootMs),
-      max_rss_bytes: r.maxRssBytes,
+      max_rss_bytes: r.maxRssBytes, status: failure !== undefined ? 'failed' : r.interrupted ? 'interrupted' : 'ok',
+      partial: failure !== undefined || r.interrupted, ...(failure !== undefined ? { reason: failure } : {}),
     },
     guest_memory: {
       buddyinfo_start: formatBuddyinfo(r.boot.guest.startFree), buddyinfo_end: formatBuddyinfo(r.guestEnd.free),
@@ -306,6 +329,7 @@ export function formatGuestMemory(g: GuestMemoryReport): string[] {
 
 export function formatReport(rep: RunReport): string {
   const out: string[] = [];
+  if (rep.run.reason !== undefined) out.push(`PARTIAL REPORT: the run failed (${rep.run.reason}); the counters are those reached when it stopped`, '');
   for (const job of rep.jobs) {
     out.push(formatJobReport(job).trimEnd());
     if (job.verify) out.push(`  verify: ${job.verify.sectors_ok} sectors ok, ${job.verify.sectors_bad} bad, ${job.verify.sectors_unwritten} never written`);
@@ -329,6 +353,7 @@ export function formatReport(rep: RunReport): string {
   out.push(`  emulator: ${s.map_unmap_per_sec.toLocaleString('en-US')} map+unmap pairs/s sustained`);
   out.push(...formatGuestMemory(rep.guest_memory));
   out.push('');
-  out.push(`run: ${rep.run.vcpus} vCPUs, ${(rep.run.run_ms / 1000).toFixed(2)} s of I/O${rep.run.time_scale !== 1 ? ` (emulated, time scale ${rep.run.time_scale})` : ''}, ${(rep.run.wall_ms / 1000).toFixed(2)} s wall${rep.run.interrupted ? ' (interrupted: partial report)' : ''}`);
+  const partial = rep.run.reason !== undefined ? ` (PARTIAL REPORT: the run failed: ${rep.run.reason})` : rep.run.interrupted ? ' (interrupted: partial report)' : '';
+  out.push(`run: ${rep.run.vcpus} vCPUs, ${(rep.run.run_ms / 1000).toFixed(2)} s of I/O${rep.run.time_scale !== 1 ? ` (emulated, time scale ${rep.run.time_scale})` : ''}, ${(rep.run.wall_ms / 1000).toFixed(2)} s wall${partial}`);
   return out.join('\n') + '\n';
 }

@@ -55,6 +55,15 @@ export const RUN_GO = 2;
 export const RUN_GROUP_DONE = 8;
 export const RUN_CONTROL_INTS = 8 + 64;
 
+// The stall watchdog's view of each vCPU (VcpuTask.quiet, one Float64 per vCPU): the time (nowMs)
+// until which the vCPU expects no I/O of its own, because every unfinished instance waits in its
+// startdelay, thinktime or rate limit with nothing in flight; 0 when I/O is expected (something in
+// flight, something to submit, or a failed map's backoff, which is no reason to be idle); Infinity once
+// every instance has finished. One writer (the vCPU), one reader (the main thread); an aligned 8-byte
+// store is not torn on the 64-bit platforms Node runs on, and a stale value delays the watchdog by
+// one sample at most. Invariant: a value > now only while no request of this vCPU is in flight.
+export const QUIET_NONE = 0;
+
 export interface VcpuTask {
   cpu: number;
   mem: IoTlbMemShared;
@@ -77,6 +86,8 @@ export interface VcpuTask {
   /** [RFC] Throttle statistics blocks, one per vCPU (ThrottleStats.blocks). */
   throttleStats: SharedArrayBuffer;
   run: SharedArrayBuffer;
+  /** Per vCPU, until when it expects no I/O (see QUIET_NONE): the stall watchdog's input. */
+  quiet: SharedArrayBuffer;
   /** This vCPU's log channel (RunLogger.workerChannel). */
   log: LogChannel;
   /** The control plane's port: this thread serves VcpuControlApi on it. */
@@ -147,6 +158,8 @@ class InstanceRun {
   startAt = 0;
   endAt = Infinity;
   nextSubmitAt = 0;
+  /** nextSubmitAt was set by a failed map's backoff, not by a scheduled wait (startdelay, thinktime, rate). */
+  backingOff = false;
   seqOffset = 0;
   bytesIssued = 0;
   inflight = 0;
@@ -209,6 +222,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   const tstat = mem.throttleStats.fields;
   const throttledMaps = () => tstat[TSTAT_HIGH_THROTTLED]! + tstat[TSTAT_LOW_THROTTLED]!;
   const run = new Int32Array(task.run);
+  const quiet = new Float64Array(task.quiet);
   const qps = { storage: new QueuePair(task.nvmeQueue), net: new QueuePair(task.nicQueue) };
   const dbs = { storage: new Int32Array(task.nvmeControl), net: new Int32Array(task.nicControl) };
   const allStats = new Float64Array(task.instanceStats);
@@ -463,8 +477,10 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         // so that a full pool does not turn into a busy loop that starves the other vCPUs.
         if (!submit(r, r.reqs[i]!, r.cidBase + i, now)) {
           r.nextSubmitAt = now + failedMapBackoffMs;
+          r.backingOff = true;
           break;
         }
+        r.backingOff = false;
         progressed++;
         if (spec.engine === 'storage') rungStorage = true;
         else rungNet = true;
@@ -478,6 +494,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     }
     if (rungStorage) ringDoorbell(dbs.storage);
     if (rungNet) ringDoorbell(dbs.net);
+    publishQuiet(now);
 
     if (wall - lastYield >= YIELD_EVERY_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -486,11 +503,26 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     if (progressed > 0 || active === 0) continue;
     idle(nextWake);
   }
+  quiet[task.cpu] = Infinity;
   log.close();
   task.control.close();
   const firstErrors: Record<number, string> = {};
   for (const r of runs) if (r.firstError !== null) firstErrors[r.spec.id] = r.firstError;
   return { cpu: task.cpu, firstErrors, logged: vlog.logged, suppressed: vlog.suppressed };
+
+  /** Until when no I/O of this vCPU is expected (see QUIET_NONE); written only when it changes. */
+  function publishQuiet(now: number): void {
+    let until = Infinity;
+    for (const r of runs) {
+      if (r.finished || !r.started) continue; // not started: waits for an earlier group, whose I/O is watched
+      if (r.inflight > 0 || r.backingOff || r.nextSubmitAt <= now) {
+        until = QUIET_NONE;
+        break;
+      }
+      until = Math.min(until, r.nextSubmitAt);
+    }
+    if (quiet[task.cpu] !== until) quiet[task.cpu] = until;
+  }
 
   function finish(r: InstanceRun, now: number): void {
     r.finished = true;

@@ -22,7 +22,7 @@ import {
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
 import { thresholdSlots } from './options.js';
-import { type PoolPlan, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
+import { type PoolPlan, defaultSizeWarning, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
 import { bootText } from '../log/events.js';
 import { nowMs, setTimeScale, wallMs } from '../util/clock.js';
 import { workerFile } from '../util/worker-file.js';
@@ -45,6 +45,8 @@ export interface VmHooks {
   log: RunLogger;
   /** A kernel boot line, for the console. */
   bootLine(msg: string): void;
+  /** The emulator's own warning about the boot (why the pool's size differs from the one asked for). */
+  warning?(msg: string): void;
   /** Called at the sample interval while the run goes on (the progress display). */
   sample(s: VmSample): void;
   /** The run left boot (running, at the start barrier) or its I/O ended (teardown: the vCPUs stop, the threads are stopped). */
@@ -87,16 +89,18 @@ export interface VmBoot {
   bootLines: string[];
   /** Guest physical memory, the decrypted arena and the atomic pools (src/memory/boot.ts). */
   guest: GuestMemoryBoot;
+  /** The emulator's own warnings about the boot (not kernel lines): why a size differs from the one asked for. */
+  warnings: string[];
 }
 
 /** Size and place the default pool as the kernel would, and create it. */
 export function bootSwiotlb(opts: VmOptions): VmBoot {
-  const bootParam = opts.swiotlbBytes !== undefined
-    ? { nslabs: nslabsFromBytes(opts.swiotlbBytes), force: false, noforce: false }
-    : parseSwiotlbCmdline(opts.cmdline);
-  const plan = opts.exactNslabs !== undefined
-    ? exactPool(opts.exactNslabs, opts.vcpus)
-    : planDefaultPool({ cpus: opts.vcpus, memBytes: opts.memBytes, coco: true, bootParam });
+  // --swiotlb gives the slot count; the command line's areas and force still apply.
+  const cmdline = parseSwiotlbCmdline(opts.cmdline);
+  const bootParam = opts.swiotlbBytes !== undefined ? { ...cmdline, nslabs: nslabsFromBytes(opts.swiotlbBytes) } : cmdline;
+  const sizing = { cpus: opts.vcpus, memBytes: opts.memBytes, coco: true, bootParam };
+  const plan = opts.exactNslabs !== undefined ? exactPool(opts.exactNslabs, opts.vcpus) : planDefaultPool(sizing);
+  const warning = opts.exactNslabs !== undefined ? undefined : defaultSizeWarning(sizing, plan, opts.swiotlbBytes !== undefined ? '--swiotlb' : 'swiotlb=');
   if (plan.disabled) {
     throw new InputError('EBADCMDLINE', 'swiotlb=noforce leaves a CoCo VM without bounce buffers, so no device could do DMA; drop noforce');
   }
@@ -119,12 +123,15 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
         ...(opts.lowThrottle !== undefined ? { lowThrottle: thresholdSlots(opts.lowThrottle, plan.nslabs) } : {}),
       }
     : { enabled: false };
-  const mem = IoTlbMem.create({ nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, memEncrypt: true, throttle, canGrow: opts.swiotlbDynamic });
+  const mem = IoTlbMem.create({
+    nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, memEncrypt: true, throttle,
+    canGrow: opts.swiotlbDynamic, lockSpins: opts.lockSpins, parkTimeoutMs: opts.lockParkTimeoutMs,
+  });
   const bootLines = [...plan.messages, bootText.mapped(start, plan.nslabs), bootText.pciDma(), bootText.memEncryption(), ...guest.bootLines, ...guest.notes];
   // The core prints the last line at the first bounce; the VM prints it with the boot lines, as the
   // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
-  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest };
+  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [] };
 }
 
 /**
@@ -241,6 +248,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const throttleStatsSab = new SharedArrayBuffer(opts.vcpus * ThrottleStats.bytesNeeded());
   const runSab = new SharedArrayBuffer(RUN_CONTROL_INTS * 4);
   const run = new Int32Array(runSab);
+  const quietSab = new SharedArrayBuffer(opts.vcpus * 8);
+  const quiet = new Float64Array(quietSab);
 
   // A failed thread ends the run: the first failure is logged and kept, every thread is stopped.
   let failure: Error | null = null;
@@ -287,6 +296,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     hooks.bootLine(line);
     log.emit('boot_line', { text: line });
   }
+  for (const w of boot.warnings) hooks.warning?.(w);
   log.emit('pool_created', { pool: 0, start: pool.start, nslabs: pool.nslabs, nareas: pool.nareas, kind: 'default' });
   const devices = deviceConfigs.map((cfg) => new Worker(workerFile('device'), { workerData: cfg, transferList: [cfg.controlPort!] }));
   // The atomic pools' expansion work runs on a kworker thread of its own for the whole run.
@@ -311,7 +321,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!, guestMemory: boot.guest.shared,
       nvmeQueue: nvmeQueues[cpu]!, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
       instances: plan.instances.filter((i) => i.cpu === cpu), groupSizes: plan.groupSizes,
-      instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab,
+      instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab, quiet: quietSab,
       log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`), timeScale: k,
     };
     return (piscina.run(task, { transferList: [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
@@ -374,7 +384,12 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     const map_failures = boot.mem.mapFailures();
     const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
     const wall = wallMs();
-    if (commands !== lastCommands || c.ios !== last.ios) lastProgressAt = wall;
+    // A stall is time without a completion while I/O is expected: time in which every vCPU waits in a
+    // startdelay, thinktime or rate limit with nothing in flight (or has finished) is not one. The
+    // vCPUs' quiet times are on the run's clock (nowMs, as t); the watchdog counts wall time.
+    let expected = false;
+    for (let v = 0; v < opts.vcpus && !expected; v++) expected = !(quiet[v]! > t);
+    if (commands !== lastCommands || c.ios !== last.ios || !expected) lastProgressAt = wall;
     lastCommands = commands;
     const occ = pool.areaOccupancy();
     const d = boot.mem.debugfs();
@@ -421,19 +436,34 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);
   control.close();
   const [, guestStats] = await Promise.all([Promise.all([piscina.destroy(), ...devices.map((w) => w.terminate())]), guestThreads.stop()]);
-  if (failure !== null) throw failure;
-  if (vcpuResults === null || devResults === null) throw new Error(`the VM did not stop within ${TEARDOWN_MS} ms of the end of the run`);
-  return {
+  // What the shared counters hold is a report, whole or not: a failed run still returns it, marked
+  // partial, inside the error (the counters of a thread that died are the ones it had written).
+  const result: VmRunResult = {
     boot, plan, jobs, wallMs: wallMs() - t0, bootMs, runMs, interrupted: signal.aborted, instanceStats, histograms, swiotlbStats,
     throttleStats: ThrottleStats.blocks(throttleStatsSab, opts.vcpus),
-    vcpuResults: vcpuResults.filter((r): r is VcpuResult => r !== null),
-    deviceCommands: devResults.reduce((s, r) => s + (r?.commands ?? 0), 0),
+    vcpuResults: (vcpuResults ?? []).filter((r): r is VcpuResult => r !== null),
+    deviceCommands: devResults !== null
+      ? devResults.reduce((s, r) => s + (r?.commands ?? 0), 0)
+      : Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS),
     devicePasses, timeScale: k,
     cpuMs: cpuMillis(process.cpuUsage(cpu0)), cpuBootMs: cpuMillis(cpuBoot),
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     tuned: tuneSteps.map((s) => s.name),
     guestEnd: { free: boot.guest.phys.freeBlocks(), atomicPool: guestStats.atomicPool, churn: guestStats.churn },
   };
+  if (failure !== null) throw new VmRunFailed(failure, result);
+  if (vcpuResults === null || devResults === null) {
+    throw new VmRunFailed(new Error(`the VM did not stop within ${TEARDOWN_MS} ms of the end of the run`), result);
+  }
+  return result;
+}
+
+/** A run that ended with a failure (a thread crashed, a stall): the reason, and what was counted until then. */
+export class VmRunFailed extends Error {
+  constructor(readonly reason: Error, readonly partial: VmRunResult) {
+    super(reason.message);
+    this.name = 'VmRunFailed';
+  }
 }
 
 function cpuMillis(u: NodeJS.CpuUsage): number {

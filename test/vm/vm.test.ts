@@ -382,7 +382,7 @@ describe('npm run vm', () => {
     const r = await vm(['--vcpus', '4', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^usage: npm run vm -- \[flags\]\n/);
-    for (const flag of ['--vcpus VALUE', '--throttle [on|off]', '--tune VALUE', '--inject-fault VALUE']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--vcpus N', '--throttle [on|off]', '--tune AT:NAME=VALUE', '--inject-fault THREAD@TIME']) expect(r.stdout).toContain(flag);
     expect(r.stderr).toBe('');
   });
 
