@@ -11,10 +11,11 @@
 // thread, and the run's samples use it too). Drained rings hold each worker's records in order, but
 // one drain takes ring after ring, so written as drained the file would interleave workers by ring,
 // not by time (pino-pretty showed times going back and forth). So every line, the main thread's
-// too, waits in a reorder buffer until it is REORDER_HOLD older than now, and is then written in
-// time order (equal times in arrival order). A record published later than that (its thread was
-// descheduled between taking the time and publishing) is written late and counted (stats().late).
-// Flushing writes everything held, in order.
+// too, waits in a reorder buffer and is written in time order (equal times in arrival order) once
+// no record still to come can be older: at each drain the watermark is the earlier of now and the
+// time at which any producer began a record it has not published yet (ring.ts STAMPING), read
+// before its ring is drained. A line that still arrives below it (the clock is not one after all)
+// is written late and counted (stats().late). Flushing writes everything held, in order.
 //
 // Completeness: flushSync() drains every ring and writes everything, synchronously. It runs on
 // process 'exit', from 'uncaughtExceptionMonitor' (so before Node prints the error and exits 1, and
@@ -155,11 +156,6 @@ function uninstall(): void {
 
 // ------------------------------------------------------------------------------------------------
 
-/** How long a line is held for reordering: a few drain intervals, at least 100 ms. */
-export function reorderHoldMs(drainIntervalMs: number): number {
-  return Math.max(100, 5 * drainIntervalMs);
-}
-
 /** Held lines beyond this many bytes are written at once (in order), so that the buffer stays bounded. */
 const REORDER_MAX_BYTES = 8 * 1024 * 1024;
 
@@ -256,7 +252,8 @@ class RunLoggerImpl implements RunLogger {
   private retired = { workerRecords: 0, dropped: 0, fullWaits: 0 };
   private readonly handlesExit: boolean;
   private readonly reorder: ReorderBuffer;
-  private readonly holdMs: number;
+  /** Lines stamped at or before this may be written: set by each drain. */
+  private watermark = -Infinity;
 
   constructor(readonly level: Exclude<LogLevelSetting, 'silent'>, opts: RunLoggerOptions) {
     const settings = opts.ringBytes === undefined || opts.drainIntervalMs === undefined || opts.fullWaitMs === undefined
@@ -277,7 +274,6 @@ class RunLoggerImpl implements RunLogger {
     if (opts.stdout === true) this.sink.addTarget(1, 'stdout', false);
     this.minLevel = LEVEL_VALUES[level];
     this.reorder = new ReorderBuffer((b) => this.sink.writeBytes(b));
-    this.holdMs = reorderHoldMs(drainIntervalMs);
     // base: undefined drops pid and hostname: every record of a run has the same ones.
     this.pino = pino({ level, base: undefined, timestamp: pinoTimestamp }, {
       write: (s: string) => {
@@ -354,7 +350,7 @@ class RunLoggerImpl implements RunLogger {
 
   private tick(): void {
     const fill = this.drainRings();
-    this.reorder.release(nowMs() - this.holdMs);
+    this.reorder.release(this.watermark);
     this.sink.flushSync();
     // Under a burst (some ring a quarter full within one interval) drain every millisecond instead
     // of once per interval, and keep doing so while ticks still find more than 1/64 of a ring, so
@@ -375,8 +371,12 @@ class RunLoggerImpl implements RunLogger {
    */
   private drainRings(): number {
     let fill = 0;
+    // Records not drained yet are stamped no earlier than this (times are whole ms, rounded).
+    let watermark = nowMs() - 1;
     for (let i = 0; i < this.readers.length; i++) {
       const { reader, name } = this.readers[i]!;
+      const since = reader.stampingSince(); // read before draining, like closed
+      if (since - 1 < watermark) watermark = since - 1;
       const closed = reader.closed(); // read before draining, so nothing published after it is missed
       const bytes = reader.drain();
       if (bytes !== undefined) {
@@ -398,6 +398,7 @@ class RunLoggerImpl implements RunLogger {
         i--;
       }
     }
+    this.watermark = watermark;
     return fill;
   }
 }

@@ -19,8 +19,15 @@
 // When the ring is full the producer parks on tail with Atomics.wait, in slices of FULL_WAIT_SLICE_MS,
 // for at most fullWaitMs in total; then it drops the line and counts it in DROPPED, which the
 // consumer turns into a log_overflow record. That bounds how long a log burst can hold up a vCPU.
+//
+// Time order. A record's time is taken before it is published, so a drain can miss a record stamped
+// before lines it does take. The producer says when it is between the two: STAMPING holds the
+// (clock) ms at which it began a record, relative to the ring's BASE, and 0 when it is not writing
+// one. A consumer that reads STAMPING before draining knows that every record it has not taken yet
+// is stamped at or after min(STAMPING, the time it read it): the logger's ordering watermark.
 
 import { assert } from '../errors.js';
+import { nowMs } from '../util/clock.js';
 
 /** Int32 slots of the header, before the data area. */
 const HEAD = 0; // bytes ever published by the producer (wrapping int32)
@@ -31,6 +38,9 @@ const LINES = 4; // lines published
 const CLOSED = 5; // 1 once the producer has closed its end
 const CAPACITY = 6; // data area size in bytes (power of two)
 const PRODUCER = 7; // 1 once a RingWriter has claimed the ring (there may be only one)
+const BASE_HI = 8; // floor(nowMs()) when the ring was created, split in two int32s (high, then low 2^24)
+const BASE_LO = 9;
+const STAMPING = 10; // 1 + floor(nowMs()) - base at which the producer began the record it writes; 0 = none
 const HEADER_INTS = 16; // 64 bytes: the header fills one cache line
 const HEADER_BYTES = HEADER_INTS * 4;
 
@@ -56,7 +66,11 @@ export function ringCapacity(bytes: number): number {
 export function createRingBuffer(bytes: number): SharedArrayBuffer {
   const capacity = ringCapacity(bytes);
   const sab = new SharedArrayBuffer(HEADER_BYTES + capacity);
-  new Int32Array(sab, 0, HEADER_INTS)[CAPACITY] = capacity;
+  const hdr = new Int32Array(sab, 0, HEADER_INTS);
+  hdr[CAPACITY] = capacity;
+  const base = Math.floor(nowMs());
+  hdr[BASE_HI] = Math.floor(base / 2 ** 24);
+  hdr[BASE_LO] = base % 2 ** 24;
   return sab;
 }
 
@@ -68,6 +82,10 @@ export interface RingStats {
   dropped: number;
   fullWaits: number;
   closed: boolean;
+}
+
+function ringBase(hdr: Int32Array): number {
+  return hdr[BASE_HI]! * 2 ** 24 + hdr[BASE_LO]!;
 }
 
 function views(sab: SharedArrayBuffer): { hdr: Int32Array; data: Uint8Array; capacity: number } {
@@ -100,6 +118,7 @@ export class RingWriter {
   private readonly encoder = new TextEncoder();
   private scratch = new Uint8Array(4096);
   private lines = 0;
+  private readonly base: number;
 
   constructor(sab: SharedArrayBuffer, private readonly fullWaitMs: number) {
     const v = views(sab);
@@ -108,8 +127,22 @@ export class RingWriter {
     this.capacity = v.capacity;
     this.mask = v.capacity - 1;
     this.view = Buffer.from(sab, HEADER_BYTES, v.capacity);
+    this.base = ringBase(v.hdr);
     // Single producer: a second writer would interleave bytes inside lines.
     assert(Atomics.compareExchange(this.hdr, PRODUCER, 0, 1) === 0, 'log channel is already attached to a worker logger; create one channel per worker');
+  }
+
+  /**
+   * A record is about to be stamped (call before its time is taken): until end(), the consumer holds
+   * back lines stamped after now, since this one may belong before them.
+   */
+  begin(): void {
+    Atomics.store(this.hdr, STAMPING, 1 + Math.floor(nowMs()) - this.base);
+  }
+
+  /** The record is published (or dropped). */
+  end(): void {
+    Atomics.store(this.hdr, STAMPING, 0);
   }
 
   /** Append a string (normally one finished NDJSON line). Returns false if it was dropped. */
@@ -208,6 +241,15 @@ export class RingReader {
     this.data = v.data;
     this.capacity = v.capacity;
     this.mask = v.capacity - 1;
+  }
+
+  /**
+   * The clock time (ms) at which the producer began the record it is writing, or Infinity when it is
+   * writing none. Read before drain(): a record not drained is then stamped no earlier than this.
+   */
+  stampingSince(): number {
+    const v = Atomics.load(this.hdr, STAMPING);
+    return v === 0 ? Infinity : ringBase(this.hdr) + v - 1;
   }
 
   /** Bytes waiting to be drained. */

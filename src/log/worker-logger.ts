@@ -74,7 +74,13 @@ class RingLogger implements WorkerLogger {
     Object.assign(rec, fields);
     // A caller that passes an event object carrying its own msg must not get two "msg" keys.
     if (rec['msg'] !== undefined) rec['msg'] = undefined;
-    this.pino[level](rec, messageOf(event, fields));
+    // Between begin and end the main thread holds back later lines: this one may go before them.
+    this.writer.begin();
+    try {
+      this.pino[level](rec, messageOf(event, fields));
+    } finally {
+      this.writer.end();
+    }
   }
 
   isEnabled(event: EventName): boolean {
