@@ -187,17 +187,24 @@ async function readLog(file: string): Promise<{ stalls: number; timeline: Timeli
   };
 }
 
-/** Run configurations K at a time, each in its own child; records come back in the configurations' order. */
+/**
+ * Run configurations K at a time, each in its own child; records come back in the configurations'
+ * order. A run the VM refuses as bad input (exit 2) stops the sweep: no further run is started (the
+ * others would be refused alike), and the records end at the runs made.
+ */
 export async function runConfigs(configs: readonly RunConfig[], parallel: number, opts: RunOptions, done?: (r: RunRecord, i: number) => void): Promise<RunRecord[]> {
-  const out: RunRecord[] = new Array(configs.length);
+  const out: (RunRecord | undefined)[] = new Array(configs.length);
   let next = 0;
+  let refused = false;
   const lane = async (): Promise<void> => {
-    while (next < configs.length) {
+    while (next < configs.length && !refused) {
       const i = next++;
-      out[i] = await runConfig(configs[i]!, opts);
-      done?.(out[i]!, i);
+      const r = await runConfig(configs[i]!, opts);
+      out[i] = r;
+      if (r.status === 'input-error') refused = true;
+      done?.(r, i);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, configs.length)) }, lane));
-  return out;
+  return out.filter((r): r is RunRecord => r !== undefined);
 }

@@ -170,3 +170,15 @@ describe('the comparison page', () => {
     });
   }, 60_000);
 });
+
+describe('a run the VM refuses', () => {
+  it('stops the sweep at the first refusal with the VM\'s own line, exit 2', async () => {
+    // "soon" is not a latency the VM accepts: every run would be refused alike.
+    const base: RunConfig = { job, vcpus: 1, mem: '1G', pool: { swiotlb: '1M' }, policy: 'static', knobs: { 'nvme-latency': 'soon' }, seed: 1, runtime: '300ms', repeat: 0 };
+    const recs = await runConfigs([base, { ...base, repeat: 1 }, { ...base, repeat: 2 }], 1, { timeoutMs: 60_000 });
+    expect(recs).toHaveLength(1);
+    expect(recs[0]!.status).toBe('input-error');
+    expect(recs[0]!.exit).toBe(2);
+    expect(recs[0]!.reason).toMatch(/^--nvme-latency: "soon" is not/);
+  }, 60_000);
+});
