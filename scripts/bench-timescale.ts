@@ -5,6 +5,7 @@
 // the smallest K from which no figure moves by more than the tolerance: the K a user needs on this
 // host (docs/time-scale.md).
 // Not part of `npm test`: these are timings.
+import { quote } from '../src/util/quote.js';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -66,7 +67,7 @@ runMain(async () => {
   const tol = parsePercent(flags.get('tolerance') ?? '10%', '--tolerance', 1, 100) / 100;
   const names = (flags.get('jobs') ?? Object.keys(JOBS).join(',')).split(',');
   for (const n of names) {
-    if (JOBS[n] === undefined) throw new InputError('EBADFLAG', `--jobs: "${n}" is not a shipped job here; expected some of ${Object.keys(JOBS).join(', ')}`);
+    if (JOBS[n] === undefined) throw new InputError('EBADFLAG', `--jobs: ${quote(n)} is not a shipped job here; expected some of ${Object.keys(JOBS).join(', ')}`);
   }
   const out: Record<string, { k: number; figures: Figures }[]> = {};
   const converged: Record<string, number | null> = {};

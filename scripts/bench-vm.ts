@@ -13,6 +13,7 @@
 // the same ratio rows, alternated with this one's in the same run (before and after).
 // `--only ratio` measures the ratio rows alone.
 // Not part of `npm test`: these are timings.
+import { quote } from '../src/util/quote.js';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -60,12 +61,12 @@ runMain(async () => {
     { name: 'only', kind: 'string', form: 'ratio|scaling', default: 'every row', help: 'ratio (the VM-over-core rows) or scaling (the scaling rows)' },
   ], 'bench:vm', 'The VM\'s timings and its cost over the core: boot, a 10 s run\'s wall time, map+unmap pairs/s, scaling; the core window is COCO_BENCH_SECONDS.');
   const only = flags.get('only');
-  if (only !== undefined && only !== 'ratio' && only !== 'scaling') throw new InputError('EBADFLAG', `--only: "${only}" is not valid; expected ratio or scaling`);
+  if (only !== undefined && only !== 'ratio' && only !== 'scaling') throw new InputError('EBADFLAG', `--only: ${quote(only)} is not valid; expected ratio or scaling`);
   const builds: { name: string; script: string }[] = [{ name: 'this', script: VM }];
   const against = flags.get('against');
   if (against !== undefined) {
     const script = join(against, 'dist', 'scripts', 'vm.js');
-    if (!existsSync(script)) throw new InputError('EBADFLAG', `--against: "${against}" has no dist/scripts/vm.js; expected a built checkout (npm run build there)`);
+    if (!existsSync(script)) throw new InputError('EBADFLAG', `--against: ${quote(against)} has no dist/scripts/vm.js; expected a built checkout (npm run build there)`);
     builds.push({ name: 'against', script });
   }
   const seconds = parseDuration(configValue('COCO_BENCH_SECONDS'), envOrigin('COCO_BENCH_SECONDS')) / 1000;

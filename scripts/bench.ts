@@ -4,6 +4,7 @@
 // with the slowest thread >= 25% of the fastest; logging at the default level costs the map/unmap
 // path < 5%. [RFC] may_block_throttle_on_over_off: MAY_BLOCK maps below the threshold with throttling
 // on over the same maps with it off (the cost of the check).
+import { quote } from '../src/util/quote.js';
 import {
   ARM_PHASE_MS, ARM_WINDOW_FACTOR, CONTROL_INTS, type CoreBenchMode, type CoreBenchThreadConfig, runCoreBenchWindow,
 } from '../src/bench/core-bench.js';
@@ -139,7 +140,7 @@ async function main(): Promise<number> {
     { name: 'only', kind: 'string', form: 'native', default: 'every row', help: 'native: only the JS rows against their native reference' },
   ], 'bench', 'The core\'s throughput rows (allocator, copy, bounce at 1-32 threads, logging, [RFC] throttle check, native reference), as a table and one JSON line.');
   const only = flags.get('only');
-  if (only !== undefined && only !== 'native') throw new InputError('EBADFLAG', `--only: "${only}" is not valid; expected native`);
+  if (only !== undefined && only !== 'native') throw new InputError('EBADFLAG', `--only: ${quote(only)} is not valid; expected native`);
   const window = flags.setting('seconds');
   const seconds = parseDurationInRange(window.value, window.what, BENCH_WINDOW) / 1000;
   if (only === 'native') {

@@ -2,6 +2,7 @@
 // .env.example at the project root, a `.env` in the working directory (Node's --env-file
 // convention; `npm run` runs in the project root), the environment; then each tool's flags override
 // all three. Each tool validates the values it uses, naming the variable and where it came from.
+import { printable, quote } from './util/quote.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from './errors.js';
@@ -57,7 +58,7 @@ export function loadConfig(src: ConfigSources): Config {
   for (const k of Object.keys(values)) layers[k] = '.env.example';
   const known = Object.keys(values);
   const unknown = (key: string, where: string): InputError =>
-    new InputError('ECONFIG', `${key} (${where}) is not a known setting; expected one of ${known.join(', ')} (see .env.example)`);
+    new InputError('ECONFIG', `${printable(key)} (${where}) is not a known setting; expected one of ${known.join(', ')} (see .env.example)`);
   if (src.dotenvText !== undefined) {
     for (const [k, v] of Object.entries(parseEnvFile(src.dotenvText))) {
       if (!(k in values)) throw unknown(k, src.dotenvPath);
@@ -124,5 +125,5 @@ export function debugEnabled(): boolean {
   const v = configValue('COCO_DEBUG').trim().toLowerCase();
   if (v === '' || ['off', 'false', '0', 'no'].includes(v)) return false;
   if (['on', 'true', '1', 'yes'].includes(v)) return true;
-  throw new InputError('EBADBOOL', `${envOrigin('COCO_DEBUG')}: "${configValue('COCO_DEBUG')}" is not valid; expected on or off (empty: off)`);
+  throw new InputError('EBADBOOL', `${envOrigin('COCO_DEBUG')}: ${quote(configValue('COCO_DEBUG'))} is not valid; expected on or off (empty: off)`);
 }

@@ -1,4 +1,5 @@
 // `npm run analyze -- [run.ndjson | -] [--output-format normal|json] [--html report.html]`
+import { quote } from '../util/quote.js';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { configValue, envOrigin } from '../config.js';
 import { InputError } from '../errors.js';
@@ -21,7 +22,7 @@ export interface AnalyzeArgs {
 
 function parseFormat(text: string, what: string): OutputFormat {
   if (text === 'normal' || text === 'json') return text;
-  throw new InputError('EBADFORMAT', `${what}: "${text}" is not an output format; expected normal or json`);
+  throw new InputError('EBADFORMAT', `${what}: ${quote(text)} is not an output format; expected normal or json`);
 }
 
 /** Parse the command line; anything unexpected is an InputError naming the accepted form. */
@@ -50,11 +51,11 @@ export function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
     } else if (name === '-h' || name === '--help') {
       args.help = true;
     } else if (a === '-' || !a.startsWith('-')) {
-      if (inputSet) throw new InputError('EUSAGE', `more than one input ("${args.input ?? '-'}" and "${a}"); ${usage}`);
+      if (inputSet) throw new InputError('EUSAGE', `more than one input (${quote(args.input ?? '-')} and ${quote(a)}); ${usage}`);
       inputSet = true;
       args.input = a === '-' ? undefined : a;
     } else {
-      throw new InputError('EUSAGE', `unknown option "${a}"; ${usage}`);
+      throw new InputError('EUSAGE', `unknown option ${quote(a)}; ${usage}`);
     }
   }
   if (!formatSet) args.outputFormat = parseFormat(configValue('COCO_OUTPUT_FORMAT'), envOrigin('COCO_OUTPUT_FORMAT'));

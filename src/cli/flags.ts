@@ -3,6 +3,7 @@
 // anywhere asks for the usage, built from the same specs: each flag's accepted form and default.
 // A flag with a configuration variable (`env`) takes its default from it (.env.example, ./.env, the
 // environment); the flag, when given, wins over every layer.
+import { printable, quote } from '../util/quote.js';
 import { configLayer, configValue, envOrigin } from '../config.js';
 import { HelpRequested, InputError } from '../errors.js';
 
@@ -71,12 +72,12 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) {
-      throw new InputError('EBADFLAG', `unexpected argument "${arg}"; ${tool} accepts only flags: ${accepted()} (see --help)`);
+      throw new InputError('EBADFLAG', `unexpected argument ${quote(arg)}; ${tool} accepts only flags: ${accepted()} (see --help)`);
     }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const spec = byName.get(name);
-    if (spec === undefined) throw new InputError('EBADFLAG', `unknown flag --${name}; accepted: ${accepted()} (see --help)`);
+    if (spec === undefined) throw new InputError('EBADFLAG', `unknown flag --${printable(name)}; accepted: ${accepted()} (see --help)`);
     let value: string;
     if (eq >= 0) value = arg.slice(eq + 1);
     else if (spec.kind === 'boolean') {
@@ -142,5 +143,5 @@ export function parseOnOff(text: string, what: string): boolean {
   const t = text.trim().toLowerCase();
   if (['on', 'true', '1', 'yes'].includes(t)) return true;
   if (['off', 'false', '0', 'no'].includes(t)) return false;
-  throw new InputError('EBADBOOL', `${what}: "${text}" is not valid; expected on or off`);
+  throw new InputError('EBADBOOL', `${what}: ${quote(text)} is not valid; expected on or off`);
 }

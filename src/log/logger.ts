@@ -22,6 +22,7 @@
 // for unhandled rejections too) and on SIGINT/SIGTERM. On a signal, if nothing else in the process
 // listens for it, the handler then re-raises the signal so the process still dies of it (exit status
 // 130 for Ctrl-C), as it would have without us; if the application has its own handler, it decides.
+import { quote } from '../util/quote.js';
 import { openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino from 'pino';
@@ -114,7 +115,7 @@ export interface RunLogger {
 /** Validate a level setting from a flag or the environment (`what` names it in the error). */
 export function parseLogLevel(text: string, what: string): LogLevelSetting {
   const t = text.trim().toLowerCase();
-  if (!isLogLevelSetting(t)) throw new InputError('EBADLEVEL', `${what}: "${text}" is not a log level; expected ${LOG_LEVEL_FORM}`);
+  if (!isLogLevelSetting(t)) throw new InputError('EBADLEVEL', `${what}: ${quote(text)} is not a log level; expected ${LOG_LEVEL_FORM}`);
   return t;
 }
 
@@ -443,10 +444,10 @@ export function createRunLogger(opts: RunLoggerOptions): RunLogger {
 export function logFileError(file: string, err: NodeJS.ErrnoException, what = 'log file'): InputError {
   const dir = dirname(file);
   const why: Record<string, string> = {
-    ENOENT: `the directory "${dir}" does not exist (ENOENT); create it first, or name a file in an existing directory`,
-    ENOTDIR: `a part of the directory path "${dir}" is a regular file, not a directory (ENOTDIR); name a file in an existing directory`,
+    ENOENT: `the directory ${quote(dir)} does not exist (ENOENT); create it first, or name a file in an existing directory`,
+    ENOTDIR: `a part of the directory path ${quote(dir)} is a regular file, not a directory (ENOTDIR); name a file in an existing directory`,
     EISDIR: 'it is a directory (EISDIR); name a file, e.g. run.ndjson',
     EACCES: 'permission denied (EACCES); name a file you may write',
   };
-  return new InputError('ELOGFILE', `${what}: "${file}": ${why[err.code ?? ''] ?? `${err.code ?? String(err)}; expected a writable file in an existing directory`}`);
+  return new InputError('ELOGFILE', `${what}: ${quote(file)}: ${why[err.code ?? ''] ?? `${err.code ?? String(err)}; expected a writable file in an existing directory`}`);
 }

@@ -1,6 +1,7 @@
 // npm run stress: options (.env.example's COCO_STRESS_* defaults, the environment, then flags),
 // the output (a failure block per failed trial, then a summary table; or one JSON document) and the
 // exit status (0 only when no check failed; with --mutants, 0 only when every mutant was caught).
+import { quote } from '../util/quote.js';
 import { type FlagSpec, parseFlags } from '../cli/flags.js';
 import { configValue, envOrigin } from '../config.js';
 import { InputError } from '../errors.js';
@@ -56,23 +57,23 @@ export function parseStressOptions(argv: readonly string[]): StressCliOptions {
   const seconds = (() => {
     const [v, what] = get('seconds', 'COCO_STRESS_SECONDS');
     const ms = parseDuration(v, what);
-    if (!(ms > 0)) throw new InputError('EBADDURATION', `${what}: "${v}" must be longer than 0; expected e.g. 60 or 2m`);
+    if (!(ms > 0)) throw new InputError('EBADDURATION', `${what}: ${quote(v)} must be longer than 0; expected e.g. 60 or 2m`);
     return ms / 1000;
   })();
   const [seed, seedWhat] = get('seed', 'COCO_STRESS_SEED');
   const [mode, modeWhat] = get('mode', 'COCO_STRESS_MODE');
   if (mode !== 'chaos' && mode !== 'pct' && mode !== 'mixed') {
-    throw new InputError('EBADFLAG', `${modeWhat}: "${mode}" is not valid; expected chaos, pct or mixed`);
+    throw new InputError('EBADFLAG', `${modeWhat}: ${quote(mode)} is not valid; expected chaos, pct or mixed`);
   }
   const parseLimits = (src: (flag: string, env: string) => [string, string]): TrialLimits => {
     const [maxV, maxVWhat] = src('max-vcpus', 'COCO_STRESS_MAX_VCPUS');
     const [scale, scaleWhat] = src('scale', 'COCO_STRESS_SCALE');
     const [park, parkWhat] = src('park-timeout', 'COCO_STRESS_PARK_TIMEOUT');
     const s = Number(scale);
-    if (!(s > 0 && s <= 100)) throw new InputError('EBADFLAG', `${scaleWhat}: "${scale}" is not valid; expected a number above 0 and at most 100, e.g. 0.5`);
+    if (!(s > 0 && s <= 100)) throw new InputError('EBADFLAG', `${scaleWhat}: ${quote(scale)} is not valid; expected a number above 0 and at most 100, e.g. 0.5`);
     const parkMs = parseDuration(park, parkWhat);
     if (!(parkMs >= 2 * LOST_WAKEUP_GRACE_MS) || parkMs > 2 ** 31 - 1) {
-      throw new InputError('EBADDURATION', `${parkWhat}: "${park}" is not valid; expected at least ${2 * LOST_WAKEUP_GRACE_MS / 1000}s (twice the lost-wakeup grace), e.g. 5s`);
+      throw new InputError('EBADDURATION', `${parkWhat}: ${quote(park)} is not valid; expected at least ${2 * LOST_WAKEUP_GRACE_MS / 1000}s (twice the lost-wakeup grace), e.g. 5s`);
     }
     return { maxVcpus: parseIntInRange(maxV, maxVWhat, MIN_VCPUS, MAX_VCPUS), scale: s, parkTimeoutMs: Math.round(parkMs) };
   };
@@ -80,12 +81,12 @@ export function parseStressOptions(argv: readonly string[]): StressCliOptions {
   const defaults = parseLimits((_flag, env) => envOnly(env));
   const [watchdog, wdWhat] = get('watchdog', 'COCO_STRESS_WATCHDOG');
   const watchdogMs = parseDuration(watchdog, wdWhat);
-  if (!(watchdogMs >= 500)) throw new InputError('EBADDURATION', `${wdWhat}: "${watchdog}" is too short; expected at least 500ms, e.g. 5s`);
+  if (!(watchdogMs >= 500)) throw new InputError('EBADDURATION', `${wdWhat}: ${quote(watchdog)} is too short; expected at least 500ms, e.g. 5s`);
   const [budget, budgetWhat] = get('mutant-budget', 'COCO_STRESS_MUTANT_BUDGET');
   const mutantBudgetMs = parseDuration(budget, budgetWhat);
-  if (!(mutantBudgetMs > 0)) throw new InputError('EBADDURATION', `${budgetWhat}: "${budget}" must be longer than 0; expected e.g. 60s`);
+  if (!(mutantBudgetMs > 0)) throw new InputError('EBADDURATION', `${budgetWhat}: ${quote(budget)} must be longer than 0; expected e.g. 60s`);
   const [fmt, fmtWhat] = get('output-format', 'COCO_OUTPUT_FORMAT');
-  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
+  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: ${quote(fmt)} is not valid; expected normal or json`);
   const [logFile, logFileWhat] = get('log-file', 'COCO_LOG_FILE');
   const [level, levelWhat] = get('log-level', 'COCO_LOG_LEVEL');
   parseLogLevel(level, levelWhat);
@@ -93,7 +94,7 @@ export function parseStressOptions(argv: readonly string[]): StressCliOptions {
   if (f.has('mutant')) {
     const name = f.get('mutant')!;
     mutant = mutantByName(name);
-    if (mutant === undefined) throw new InputError('EBADFLAG', `--mutant: "${name}" is not a mutant; expected one of ${MUTANTS.map((m) => m.name).join(', ')}`);
+    if (mutant === undefined) throw new InputError('EBADFLAG', `--mutant: ${quote(name)} is not a mutant; expected one of ${MUTANTS.map((m) => m.name).join(', ')}`);
   }
   const mutants = f.has('mutants') && f.get('mutants') !== 'off';
   const replay = f.has('replay') ? parseIntInRange(f.get('replay')!, '--replay', 1, 2 ** 32 - 1) : undefined;

@@ -2,6 +2,7 @@
 // (setup_io_tlb_npages), the CoCo heuristic (mem_encrypt_setup_arch -> swiotlb_adjust_size), the
 // area count from the CPU count (swiotlb_adjust_nareas, round_up_default_nslabs) and limit_nareas.
 // The kernel's info messages are collected in order, with its "software IO TLB: " prefix.
+import { quote } from '../util/quote.js';
 import { InputError } from '../errors.js';
 import {
   IO_TLB_DEFAULT_SIZE, IO_TLB_MAX_SIZE, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, alignUp, isPowerOfTwo,
@@ -18,7 +19,7 @@ const BOOT_PARAM_FORM = 'swiotlb=<nslabs>[,<nareas>][,force|noforce], e.g. swiot
  * Petr Tesarik's April 2023 RFC (v2 5/7) parsed swiotlb=dynamic; the emulator's switch is a flag.
  */
 const DYNAMIC_IS_NOT_A_BOOT_OPTION = (word: string): string =>
-  `--cmdline: "${word}": mainline Linux has no swiotlb=dynamic boot option (only the 2023 RFC had one; dynamic swiotlb is CONFIG_SWIOTLB_DYNAMIC); use --swiotlb-dynamic on, and ${BOOT_PARAM_FORM} on the command line`;
+  `--cmdline: ${quote(word)}: mainline Linux has no swiotlb=dynamic boot option (only the 2023 RFC had one; dynamic swiotlb is CONFIG_SWIOTLB_DYNAMIC); use --swiotlb-dynamic on, and ${BOOT_PARAM_FORM} on the command line`;
 
 /** What the swiotlb= boot parameter asked for. */
 export interface SwiotlbBootParam {
@@ -54,7 +55,7 @@ export function parseSwiotlbCmdline(cmdline: string, what = '--cmdline'): Swiotl
     if (rest === 'force') out.force = true;
     else if (rest === 'noforce') out.noforce = true;
     else if (rest !== '' || (nslabs === undefined && nareas === undefined)) {
-      throw new InputError('EBADCMDLINE', `${what}: "${word}" is not valid; expected ${BOOT_PARAM_FORM} with whole positive numbers`);
+      throw new InputError('EBADCMDLINE', `${what}: ${quote(word)} is not valid; expected ${BOOT_PARAM_FORM} with whole positive numbers`);
     }
   }
   return out;

@@ -163,7 +163,7 @@ export function parseDurationInRange(text: string, what: string, b: DurationBoun
   const ms = parseDuration(text, what, defaultUnitMs);
   const low = b.minExclusive === true ? !(ms > b.minMs) : !(ms >= b.minMs);
   if (low || !(ms <= b.maxMs) || (b.wholeMs === true && !Number.isInteger(ms))) {
-    throw new InputError('EBADDURATION', `${what}: "${text}" is out of range; expected a duration ${durationBoundsText(b)}${b.wholeMs === true ? ' in whole milliseconds' : ''}, e.g. ${formatDurationMs(Math.min(Math.max(b.minMs, 1000), b.maxMs))}`);
+    throw new InputError('EBADDURATION', `${what}: ${quote(text)} is out of range; expected a duration ${durationBoundsText(b)}${b.wholeMs === true ? ' in whole milliseconds' : ''}, e.g. ${formatDurationMs(Math.min(Math.max(b.minMs, 1000), b.maxMs))}`);
   }
   return ms;
 }

@@ -7,6 +7,7 @@
 // Tunables have one name and one path each. Swiotlb tunables live in the allocator's shared header,
 // so the main thread writes them directly; device and vCPU tunables are set over comlink on the
 // thread that uses them.
+import { quote } from '../util/quote.js';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { InputError } from '../errors.js';
 import type { RunLogger } from '../log/index.js';
@@ -64,7 +65,7 @@ export class ControlPlane {
       name: 'io_tlb_used_hiwater', path: '/sys/kernel/debug/swiotlb/io_tlb_used_hiwater', form: '0 (reset)',
       parse: (t, what) => {
         // As the kernel's debugfs write (kstrtoul): digits only, and only 0 resets; "" is EINVAL, not 0.
-        if (!/^\s*\d+\s*$/.test(t) || Number(t) !== 0) throw new InputError('EBADTUNE', `${what}: "${t}" is invalid (EINVAL); io_tlb_used_hiwater accepts only 0 (reset)`);
+        if (!/^\s*\d+\s*$/.test(t) || Number(t) !== 0) throw new InputError('EBADTUNE', `${what}: ${quote(t)} is invalid (EINVAL); io_tlb_used_hiwater accepts only 0 (reset)`);
         return 0;
       },
       get: async () => this.mem.debugfs().io_tlb_used_hiwater,
@@ -134,7 +135,7 @@ export class ControlPlane {
   private tunable(name: string, what: string): Tunable {
     const t = this.tunables.get(name);
     if (t === undefined) {
-      throw new InputError('EBADTUNE', `${what}: no tunable "${name}"; expected one of ${[...this.tunables.keys()].join(', ')}`);
+      throw new InputError('EBADTUNE', `${what}: no tunable ${quote(name)}; expected one of ${[...this.tunables.keys()].join(', ')}`);
     }
     return t;
   }
@@ -142,12 +143,12 @@ export class ControlPlane {
   /** Check a NAME=VALUE assignment without applying it (validation at the boundary). */
   parseAssignment(text: string, what: string): { name: string; value: number } {
     const eq = text.indexOf('=');
-    if (eq <= 0) throw new InputError('EBADTUNE', `${what}: "${text}" is not an assignment; expected NAME=VALUE`);
+    if (eq <= 0) throw new InputError('EBADTUNE', `${what}: ${quote(text)} is not an assignment; expected NAME=VALUE`);
     const name = text.slice(0, eq).trim();
     const value = text.slice(eq + 1).trim();
     const t = this.tunable(name, what);
     // An empty value is EINVAL, as a write of "" to a sysctl or debugfs file is; never 0.
-    if (value === '') throw new InputError('EBADTUNE', `${what}: "${text}" has no value (EINVAL); expected ${name}=${t.form}`);
+    if (value === '') throw new InputError('EBADTUNE', `${what}: ${quote(text)} has no value (EINVAL); expected ${name}=${t.form}`);
     return { name, value: t.parse(value, `${what} ${name}`) };
   }
 
@@ -185,7 +186,7 @@ export interface TuneStep {
 export function parseTuneSteps(values: readonly string[], what: string): TuneStep[] {
   return values.map((v) => {
     const colon = v.indexOf(':');
-    if (colon <= 0) throw new InputError('EBADTUNE', `${what}: "${v}" is not valid; expected AT:NAME=VALUE, e.g. 2s:io_tlb_used_hiwater=0`);
+    if (colon <= 0) throw new InputError('EBADTUNE', `${what}: ${quote(v)} is not valid; expected AT:NAME=VALUE, e.g. 2s:io_tlb_used_hiwater=0`);
     return { atMs: parseDurationInRange(v.slice(0, colon), what, TUNE_AT_BOUNDS), text: v.slice(colon + 1) };
   });
 }

@@ -1,5 +1,6 @@
 // The VM's options: .env.example defaults, overridden by ./.env, then by the environment, then by
 // flags (src/cli/flags.ts, src/config.ts); validated once here so the rest of the VM can trust them.
+import { quote } from '../util/quote.js';
 import { HelpRequested, InputError } from '../errors.js';
 import { type FlagSpec, type ParsedFlags, type Setting, parseFlags, parseOnOff } from '../cli/flags.js';
 import {
@@ -38,7 +39,7 @@ export const LATENCY_BOUNDS_TEXT = durationBoundsText(LATENCY_BOUNDS);
 export function parseNvmeBandwidth(text: string, what: string): number {
   const v = parseSize(text, what);
   if (v < MIN_BANDWIDTH || v > MAX_BANDWIDTH) {
-    throw new InputError('EBADSIZE', `${what}: "${text}" is a bandwidth the device model cannot honour; expected ${BANDWIDTH_BOUNDS_TEXT}, e.g. 2G`);
+    throw new InputError('EBADSIZE', `${what}: ${quote(text)} is a bandwidth the device model cannot honour; expected ${BANDWIDTH_BOUNDS_TEXT}, e.g. 2G`);
   }
   return v;
 }
@@ -122,7 +123,7 @@ const THRESHOLD_FORM = 'a slot count (e.g. 22937) or a percentage of nslabs (e.g
 export function parseThreshold(text: string, what: string): ThrottleThreshold {
   const t = text.trim();
   if (t.endsWith('%')) return { percent: parsePercent(t, what, 0, 100) };
-  if (!/^\d+$/.test(t)) throw new InputError('EBADFLAG', `${what}: "${text}" is not valid; expected ${THRESHOLD_FORM}`);
+  if (!/^\d+$/.test(t)) throw new InputError('EBADFLAG', `${what}: ${quote(text)} is not valid; expected ${THRESHOLD_FORM}`);
   return { slots: parseIntInRange(t, what, 0, 2 ** 31 - 1) };
 }
 
@@ -209,11 +210,11 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [bandwidth, bandwidthWhat] = get('nvme-bandwidth');
   const [spins, spinsWhat] = get('lock-spins');
   const [park, parkWhat] = get('lock-park-timeout');
-  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: "${fmt}" is not valid; expected normal or json`);
-  if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: "${level}" is not valid; expected one of ${LEVELS_TEXT}`);
+  if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: ${quote(fmt)} is not valid; expected normal or json`);
+  if (!LEVELS.includes(level)) throw new InputError('EBADFLAG', `${levelWhat}: ${quote(level)} is not valid; expected one of ${LEVELS_TEXT}`);
   const { swiotlbBytes, cmdline } = poolSize(f.setting('swiotlb'), f.setting('cmdline'));
   const memBytes = parseSize(mem, memWhat);
-  if (memBytes < 256 * 1024 * 1024) throw new InputError('EBADSIZE', `${memWhat}: "${mem}" is too small; expected at least 256M`);
+  if (memBytes < 256 * 1024 * 1024) throw new InputError('EBADSIZE', `${memWhat}: ${quote(mem)} is too small; expected at least 256M`);
   const runtimeMs = parseDurationInRange(runtime, rtWhat, { minMs: 0, minExclusive: true, maxMs: MAX_TIMER_MS });
   const nvcpus = parseIntInRange(vcpus, vcpusWhat, 1, 256);
   const timeScale = parseIntInRange(tscale, tscaleWhat, 1, 10_000);
@@ -221,7 +222,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   // A --tune time is on the run's clock: its timer waits K times as long in wall time.
   for (const step of tune) {
     if (step.atMs * timeScale > MAX_TIMER_MS) {
-      throw new InputError('EBADDURATION', `--tune: "${formatDurationMs(step.atMs)}" at time scale ${timeScale} is ${formatDurationMs(step.atMs * timeScale)} of wall time, longer than a Node timer honours; expected at most ${formatDurationMs(Math.floor(MAX_TIMER_MS / timeScale))} (2^31-1 ms / ${timeScale})`);
+      throw new InputError('EBADDURATION', `--tune: ${quote(formatDurationMs(step.atMs))} at time scale ${timeScale} is ${formatDurationMs(step.atMs * timeScale)} of wall time, longer than a Node timer honours; expected at most ${formatDurationMs(Math.floor(MAX_TIMER_MS / timeScale))} (2^31-1 ms / ${timeScale})`);
     }
   }
   return {
@@ -289,12 +290,12 @@ function parseChurn(text: string, what: string, memBytes: number): { ratePagesPe
   if (text === 'off') return undefined;
   const [rate, hold, extra] = text.split(',');
   if (extra !== undefined || rate === undefined || !/^\d+$/.test(rate.trim())) {
-    throw new InputError('EBADFLAG', `${what}: "${text}" is not valid; expected off or ${CHURN_FORM}`);
+    throw new InputError('EBADFLAG', `${what}: ${quote(text)} is not valid; expected off or ${CHURN_FORM}`);
   }
   const ratePagesPerSec = parseIntInRange(rate, what, 1, 10_000_000);
   const holdBytes = hold === undefined ? Math.floor(memBytes / 4) : parseSize(hold, what);
   if (holdBytes < PAGE_SIZE || holdBytes > memBytes) {
-    throw new InputError('EBADFLAG', `${what}: "${text}": the cache must hold from 4k to --mem (${memBytes} bytes); expected ${CHURN_FORM}`);
+    throw new InputError('EBADFLAG', `${what}: ${quote(text)}: the cache must hold from 4k to --mem (${memBytes} bytes); expected ${CHURN_FORM}`);
   }
   return { ratePagesPerSec, holdBytes };
 }
@@ -302,7 +303,7 @@ function parseChurn(text: string, what: string, memBytes: number): { ratePagesPe
 function parseArenaSize(text: string, what: string): number {
   const bytes = parseSize(text, what);
   if (bytes < PAGE_SIZE || bytes > MAX_ARENA_BYTES || bytes % PAGE_SIZE !== 0) {
-    throw new InputError('EBADSIZE', `${what}: "${text}" is not valid; expected a whole number of 4 KiB pages from 4k to 4G`);
+    throw new InputError('EBADSIZE', `${what}: ${quote(text)} is not valid; expected a whole number of 4 KiB pages from 4k to 4G`);
   }
   return bytes;
 }
@@ -315,7 +316,7 @@ export function parseFault(text: string, vcpus: number): { thread: string; atMs:
   const thread = at < 0 ? text : text.slice(0, at);
   const m = /^vcpu(0|[1-9]\d*)$/.exec(thread);
   if (at < 0 || !(thread === 'nvme0' || thread === 'eth0' || (m !== null && Number(m[1]) < vcpus))) {
-    throw new InputError('EBADFLAG', `--inject-fault: "${text}" is not valid; expected ${FAULT_FORM} (vCPUs vcpu0..vcpu${vcpus - 1})`);
+    throw new InputError('EBADFLAG', `--inject-fault: ${quote(text)} is not valid; expected ${FAULT_FORM} (vCPUs vcpu0..vcpu${vcpus - 1})`);
   }
   return { thread, atMs: parseDurationInRange(text.slice(at + 1), '--inject-fault', { minMs: 0, maxMs: MAX_TIMER_MS }) };
 }

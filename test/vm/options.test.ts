@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MessageChannel } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { reloadConfig } from '../../src/config.js';
+import { loadConfig, reloadConfig } from '../../src/config.js';
 import { createRunLogger } from '../../src/log/logger.js';
 import { parseVmOptions } from '../../src/vm/options.js';
 import { ControlPlane } from '../../src/vm/control.js';
@@ -99,6 +99,24 @@ describe('vm options', () => {
     expect(() => parseVmOptions(['--cmdline', `swiotlb=128,${'9'.repeat(40)}`])).toThrow(/the area count is too large, .*; expected 1 to 4096/);
     expect(() => parseVmOptions(['--cmdline', 'swiotlb=524289'])).toThrow('524289 slots is too large');
     expect(parseVmOptions(['--cmdline', 'swiotlb=524288']).cmdline).toBe('swiotlb=524288');
+  });
+});
+
+describe('user text echoed in errors: escaped and capped (src/util/quote.ts)', () => {
+  it('a 1 MB unknown flag name gives a short line that says how long it was', () => {
+    let msg = '';
+    try {
+      parseVmOptions([`--${'x'.repeat(1 << 20)}`]);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/^unknown flag --x{64}\.\.\.\(1048576 bytes\); accepted: --vcpus, /);
+    expect(msg.length).toBeLessThan(2000);
+  });
+  it('control bytes in a flag value or a config name are escaped, never echoed raw', () => {
+    expect(() => parseVmOptions(['--output-format', 'js\x1b[2Jon\r'])).toThrow('--output-format: "js\\x1b[2Jon\\r" is not valid; expected normal or json');
+    expect(() => parseVmOptions(['--nvme-bandwidth', '0\x07'])).toThrow('--nvme-bandwidth: "0\\x07" is not a size');
+    expect(() => loadConfig({ defaultsText: 'COCO_A=1\n', dotenvText: 'COCO_\x1bB=2\n', dotenvPath: '.env', env: {} })).toThrow('COCO_\\x1bB (.env) is not a known setting');
   });
 });
 
