@@ -30,6 +30,12 @@
 // applied: the emulated devices have 64-bit masks. ZONE_DMA is the first 16 MiB of DMA32 (phys.ts).
 // The chunk's bytes come from the DecryptedArena (whose page index doubles as the bitmap's).
 //
+// The API dynamic swiotlb codes against (transient pools): AtomicPool.create({ phys, arena,
+// coherentPoolBytes?, decryptLatencyNsPerMiB? }) returns { pool, bootLines } (the kernel's boot
+// lines) and sizes atomic_pool_size from the page allocator's totalram, so it takes no memBytes;
+// alloc(bytes) -> { phys, arenaOffset, pool } | null; free(phys, bytes); stats(); hasPools() and
+// dmaPoolWarning() give the caller dma_alloc_from_pool's WARN text.
+//
 // Invariants: a chunk record is written whole before AP_NCHUNKS publishes it, under the lock; a page
 // of a chunk is in at most one allocation (its map byte is 1 while allocated; free checks it);
 // POOL_AVAIL_PAGES equals the chunk pages with map byte 0; pools only grow.
