@@ -56,10 +56,10 @@ const change = (a: number, b: number): number => (a === b ? 0 : Math.abs(b - a) 
 
 runMain(async () => {
   const flags = parseFlags(process.argv.slice(2), [
-    { name: 'k', kind: 'string', help: 'time scales to run, comma-separated, e.g. 1,2,4,8,16' },
-    { name: 'runtime', kind: 'string', help: 'emulated runtime of each run, e.g. 500ms' },
-    { name: 'jobs', kind: 'string', help: `jobs to run, comma-separated, of ${Object.keys(JOBS).join(', ')}` },
-    { name: 'tolerance', kind: 'string', help: 'largest change counted as converged, e.g. 10%' },
+    { name: 'k', kind: 'string', form: 'K[,K...]', default: '1,2,4,8,16', help: 'time scales to run, comma-separated, e.g. 1,2,4,8,16' },
+    { name: 'runtime', kind: 'string', form: 'DURATION', default: '500ms', help: 'emulated runtime of each run, e.g. 500ms' },
+    { name: 'jobs', kind: 'string', form: 'JOB[,JOB...]', default: 'all of them', help: `jobs to run, comma-separated, of ${Object.keys(JOBS).join(', ')}` },
+    { name: 'tolerance', kind: 'string', form: 'N%', default: '10%', help: 'largest change counted as converged, e.g. 10%' },
   ], 'bench:timescale');
   const ks = (flags.get('k') ?? '1,2,4,8,16').split(',').map((x) => parseIntInRange(x, '--k', 1, 10_000));
   const runtime = flags.get('runtime') ?? '500ms';

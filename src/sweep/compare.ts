@@ -19,28 +19,28 @@ import { type Merged, type Shard, mergeShards, parseShard, runId, shardOf, sweep
 
 /** Flags every sweep command shares: the workload, the machine, repeats, seeds, parallelism, shards. */
 export const SWEEP_FLAGS = [
-  { name: 'job', kind: 'string', help: 'fio job file (required)' },
-  { name: 'vcpus', kind: 'string', help: 'vCPUs of every run (default COCO_VCPUS)' },
-  { name: 'mem', kind: 'string', help: 'guest memory of every run (default COCO_MEM)' },
-  { name: 'runtime', kind: 'string', help: 'cap on each job\'s runtime, e.g. 3s (default: the job file\'s)' },
-  { name: 'repeat', kind: 'string', help: 'runs of each configuration (default COCO_SWEEP_REPEAT)' },
-  { name: 'seed', kind: 'string', help: 'seed of every run (default COCO_SEED)' },
-  { name: 'parallel', kind: 'string', help: 'configurations run at once, each in its own process (default COCO_SWEEP_PARALLEL)' },
-  { name: 'high-throttle', kind: 'string', help: '[RFC] high_throttle for the throttle policy: slots or % of nslabs' },
-  { name: 'low-throttle', kind: 'string', help: '[RFC] low_throttle for the throttle policy: slots or % of nslabs' },
-  { name: 'time-scale', kind: 'string', help: 'passed to the VM as --time-scale (when the VM has it)' },
-  { name: 'output-format', kind: 'string', help: 'normal or json' },
+  { name: 'job', kind: 'string', form: 'FILE', default: 'none, required', help: 'fio job file (required)' },
+  { name: 'vcpus', kind: 'string', form: 'N', env: 'COCO_VCPUS', help: 'vCPUs of every run, 1..256' },
+  { name: 'mem', kind: 'string', form: 'SIZE', env: 'COCO_MEM', help: 'guest memory of every run' },
+  { name: 'runtime', kind: 'string', form: 'DURATION', default: 'the job file\'s', help: 'cap on each job\'s runtime, e.g. 3s' },
+  { name: 'repeat', kind: 'string', form: 'N', env: 'COCO_SWEEP_REPEAT', help: 'runs of each configuration, 1..1000' },
+  { name: 'seed', kind: 'string', form: 'N', env: 'COCO_SEED', help: 'seed of every run' },
+  { name: 'parallel', kind: 'string', form: 'N|auto', env: 'COCO_SWEEP_PARALLEL', help: 'configurations run at once, each in its own process, 1..64' },
+  { name: 'high-throttle', kind: 'string', form: 'SLOTS|N%', default: 'the RFC\'s 70%', help: '[RFC] high_throttle for the throttle policy: slots or % of nslabs' },
+  { name: 'low-throttle', kind: 'string', form: 'SLOTS|N%', default: 'the RFC\'s 65%', help: '[RFC] low_throttle for the throttle policy: slots or % of nslabs' },
+  { name: 'time-scale', kind: 'string', form: 'K', env: 'COCO_TIME_SCALE', help: 'passed to the VM as --time-scale (when the VM has it)' },
+  { name: 'output-format', kind: 'string', form: 'normal|json', env: 'COCO_OUTPUT_FORMAT', help: 'a table or one JSON document' },
 ] as const;
 
 export const COMPARE_FLAGS = [
   ...SWEEP_FLAGS,
-  { name: 'policies', kind: 'string', help: `policies to compare, comma-separated (default: every one this build runs: ${availablePolicies().join(',')})` },
-  { name: 'sizes', kind: 'string', help: 'pool sizes, comma-separated, e.g. 16M,32M,64M (default COCO_COMPARE_SIZES)' },
-  { name: 'html', kind: 'string', help: 'write a self-contained HTML page: timelines overlaid, a bar chart per figure' },
-  { name: 'shard', kind: 'string', help: 'run only shard I of N (I from 0), e.g. 3/8; needs --out' },
-  { name: 'shards', kind: 'string', help: 'N shards, this one\'s index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; needs --out' },
-  { name: 'out', kind: 'string', help: 'directory for this run\'s result file (shard-I-of-N.json)' },
-  { name: 'merge', kind: 'string', help: 'merge the shard files of DIR into one table (no runs)' },
+  { name: 'policies', kind: 'string', form: 'P[,P...]', default: `every one this build runs: ${availablePolicies().join(',')}`, help: 'policies to compare, comma-separated' },
+  { name: 'sizes', kind: 'string', form: 'SIZE[,SIZE...]', env: 'COCO_COMPARE_SIZES', help: 'pool sizes, comma-separated, e.g. 16M,32M,64M' },
+  { name: 'html', kind: 'string', form: 'FILE', default: 'none', help: 'write a self-contained HTML page: timelines overlaid, a bar chart per figure' },
+  { name: 'shard', kind: 'string', form: 'I/N', default: 'the whole sweep', help: 'run only shard I of N (I from 0), e.g. 3/8; needs --out' },
+  { name: 'shards', kind: 'string', form: 'N', default: '1', help: 'N shards, this one\'s index from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; needs --out' },
+  { name: 'out', kind: 'string', form: 'DIR', default: 'none', help: 'directory for this run\'s result file (shard-I-of-N.json)' },
+  { name: 'merge', kind: 'string', form: 'DIR', default: 'none', help: 'merge the shard files of DIR into one table (no runs)' },
 ] as const;
 
 /** What a sweep's runs share, parsed and checked once. */

@@ -26,10 +26,10 @@ import type { RunConfig, RunRecord } from './run.js';
 
 export const SIZE_FLAGS = [
   ...SWEEP_FLAGS,
-  { name: 'policy', kind: 'string', help: 'the policy to size for: static or throttle (default static)' },
-  { name: 'target', kind: 'string', repeatable: true, help: 'a target every repeat must meet: failures=N, io_errors=N, p99=DUR, p999=DUR (default failures=0)' },
-  { name: 'swiotlb', kind: 'string', help: 'with --find: the pool size to find the largest load for, e.g. 8M' },
-  { name: 'find', kind: 'string', help: 'the inverse question for --swiotlb: max-iodepth or max-vcpus' },
+  { name: 'policy', kind: 'string', form: 'static|throttle', default: 'static', help: 'the policy to size for' },
+  { name: 'target', kind: 'string', form: 'FIGURE=MAX', default: 'failures=0', repeatable: true, help: 'a target every repeat must meet: failures=N, io_errors=N, p99=DUR, p999=DUR' },
+  { name: 'swiotlb', kind: 'string', form: 'SIZE', default: 'none', help: 'with --find: the pool size to find the largest load for, e.g. 8M' },
+  { name: 'find', kind: 'string', form: 'max-iodepth|max-vcpus', default: 'none (size the pool)', help: 'the inverse question for --swiotlb: max-iodepth or max-vcpus' },
 ] as const;
 
 /** A target: a figure of every run at most a bound. */

@@ -169,6 +169,9 @@ describe('--help of every command: usage on stdout, exit 0, nothing run', () => 
     ['stress', ['--seconds DURATION', '[default: 60; COCO_STRESS_SECONDS]', '--mode chaos|pct|mixed']],
     ['analyze', ['--output-format normal|json', '[default: normal; COCO_OUTPUT_FORMAT]', '--html FILE']],
     ['bundle-workers', ['usage: npm run build -- [flags]']],
+    ['compare', ['--job FILE', '--repeat N', '--sizes SIZE[,SIZE...]', 'COCO_COMPARE_SIZES]']],
+    ['size', ['--target FIGURE=MAX', '[default: failures=0]', '--find max-iodepth|max-vcpus']],
+    ['bench-timescale', ['--k K[,K...]', '[default: 1,2,4,8,16]', '--tolerance N%']],
   ])('%s --help', async (name, expected) => {
     // A command that ran instead (a benchmark) would not end within the timeout, nor print the usage.
     const r = await run(process.execPath, [script(name), '--help'], { timeout: 30_000 });
