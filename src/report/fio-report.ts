@@ -21,6 +21,11 @@ export interface DirectionStats {
   errors: number;
   /** Completion latency. */
   clat: HistogramSnapshot;
+  /**
+   * This direction's own runtime, whole ms, when it differs from the job's (fio keeps one per
+   * direction: a write job's verify phase is read time, not write time). Default the job's runtime_ms.
+   */
+  runtime_ms?: number;
 }
 
 /** One job (numjobs >= 1 jobs reported together, as with fio's group_reporting). Plain, JSON-able data. */
@@ -268,8 +273,8 @@ export function formatJobReport(job: JobReport): string {
   const cpus = job.cpus.length > 0 ? ` cpus=${formatCpuList(job.cpus)}` : '';
   let out = `${job.name}: (groupid=${job.groupid}, jobs=${job.jobs}): err=${String(err).padStart(2)}:${cpus}\n`;
   if (job.runtime_ms > 0) {
-    if (job.read !== undefined && job.read.bytes > 0) out += formatDirection('read', job.read, job.runtime_ms);
-    if (job.write !== undefined && job.write.bytes > 0) out += formatDirection('write', job.write, job.runtime_ms);
+    if (job.read !== undefined && job.read.bytes > 0) out += formatDirection('read', job.read, job.read.runtime_ms ?? job.runtime_ms);
+    if (job.write !== undefined && job.write.bytes > 0) out += formatDirection('write', job.write, job.write.runtime_ms ?? job.runtime_ms);
   }
   // Our addition: fio prints "errors    : total=N, first_error=E/<text>" only with continue_on_error.
   if (job.errors_total > 0) {
@@ -319,14 +324,17 @@ export function groupStats(jobs: readonly JobReport[], spanMs: ReadonlyMap<numbe
     for (const ddir of ['read', 'write'] as const) {
       const d = job[ddir];
       if (d === undefined || d.bytes === 0) continue;
-      const bw = perSecond(d.bytes, job.runtime_ms);
+      const run = d.runtime_ms ?? job.runtime_ms;
+      checkRuntime(run, `job "${job.name}" ${ddir}`);
+      if (run === 0) continue;
+      const bw = perSecond(d.bytes, run);
       const acc = g[ddir];
       g[ddir] = acc === undefined
-        ? { bytes: d.bytes, ios: d.ios, bw_bytes: 0, min_bw_bytes: bw, max_bw_bytes: bw, min_run_ms: job.runtime_ms, max_run_ms: job.runtime_ms }
+        ? { bytes: d.bytes, ios: d.ios, bw_bytes: 0, min_bw_bytes: bw, max_bw_bytes: bw, min_run_ms: run, max_run_ms: run }
         : {
           bytes: acc.bytes + d.bytes, ios: acc.ios + d.ios, bw_bytes: 0,
           min_bw_bytes: Math.min(acc.min_bw_bytes, bw), max_bw_bytes: Math.max(acc.max_bw_bytes, bw),
-          min_run_ms: Math.min(acc.min_run_ms, job.runtime_ms), max_run_ms: Math.max(acc.max_run_ms, job.runtime_ms),
+          min_run_ms: Math.min(acc.min_run_ms, run), max_run_ms: Math.max(acc.max_run_ms, run),
         };
     }
   }

@@ -6,6 +6,7 @@ import { HISTOGRAM_BYTES } from '../report/histogram.js';
 import { MAX_QUEUE_DEPTH, MAX_SG } from '../devices/queue.js';
 import { Rng } from '../util/rng.js';
 import { printable } from '../util/quote.js';
+import { MIN_VERIFY_UNIT, SECTOR_BYTES } from './verify.js';
 
 /** What one vCPU needs to run one clone of a job. Plain data: it crosses into the worker. */
 export interface JobInstance {
@@ -38,6 +39,13 @@ export interface JobInstance {
   thinktimeUs: number;
   startdelayMs: number;
   verify: boolean;
+  /** verify=: the bytes of one verified unit (verifyUnit), 0 when the clone's data is not verified. */
+  verifyUnitBytes: number;
+  /**
+   * fio's verify phase (do_verify=1, the default, with verify=): a write-only clone reads back and
+   * checks what it wrote once its writes are done.
+   */
+  verifyPhase: boolean;
   /** Metadata bytes mapped with each storage request (md_per_io_size); 0 for none. */
   mdBytes: number;
   seed: number;
@@ -58,6 +66,8 @@ export const I_VERIFY_BAD = 8;
 export const I_UNWRITTEN = 9;
 export const I_START_MS = 10;
 export const I_END_MS = 11;
+/** When a clone with a verify phase ended its writes and began reading back (0 without one). */
+export const I_VERIFY_START_MS = 12;
 export const INST_FIELDS = 16;
 
 /**
@@ -166,6 +176,41 @@ export function pickBlockSize(bs: FioBlockSize, align: number, rng: Rng, limit: 
       if (p < cum && e.bytes <= limit) return e.bytes;
     }
   }
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
+}
+
+/**
+ * The unit verify= checks a storage job's data in (verify.ts), or why it cannot. Every size the job
+ * issues and every offset it picks must be a whole number of units, so that each unit is written
+ * and read whole: the unit divides each size a direction draws (a fixed size; a bsrange's smallest,
+ * whose multiples are drawn; each bssplit entry) and the offset step (the direction's smallest size,
+ * or 1 byte with blocksize_unaligned, which also lets a range draw any size). A 512-byte sector when
+ * that divides them all; else the largest common unit, as fio's verify_interval (default the block
+ * size) puts a header every N bytes, when it can hold the header (MIN_VERIFY_UNIT, whole words).
+ */
+export function verifyUnit(job: Pick<FioJob, 'rw' | 'bs' | 'blocksizeUnaligned'>): { unit: number } | { why: string } {
+  const only = onlyReads(job.rw);
+  // A write-only job's verify phase reads back with its write sizes; a read-only job reads only.
+  const dirs: ('read' | 'write')[] = only === null ? ['read', 'write'] : only ? ['read'] : ['write'];
+  let g = 0;
+  for (const d of dirs) {
+    const bs = job.bs[d];
+    const step = job.blocksizeUnaligned ? 1 : minBlockSize(bs);
+    g = gcd(g, step);
+    if (bs.kind === 'fixed') g = gcd(g, bs.bytes);
+    else if (bs.kind === 'range') g = gcd(g, job.blocksizeUnaligned ? 1 : bs.minBytes);
+    else for (const e of bs.entries) if (e.percent > 0) g = gcd(g, e.bytes);
+  }
+  if (g % SECTOR_BYTES === 0) return { unit: SECTOR_BYTES };
+  if (g >= MIN_VERIFY_UNIT && g % 4 === 0) return { unit: g };
+  const why = job.blocksizeUnaligned
+    ? 'blocksize_unaligned lets sizes and offsets fall on any byte'
+    : `its block sizes and offsets have no common unit of ${MIN_VERIFY_UNIT} bytes or more in whole 4-byte words (largest common divisor ${g} bytes)`;
+  return { why: `${why}; the emulator verifies whole units that carry a ${MIN_VERIFY_UNIT}-byte header` };
 }
 
 /**
@@ -281,6 +326,8 @@ export function planWorkload(input: PlanInput): Plan {
     if (job.engine === 'storage') checkSizeFitsBlocks(job, region, region < asked);
     const ioLimit = Math.min(job.ioSizeBytes ?? region, input.sizeCapBytes);
     const runtimeMs = Math.min(job.runtimeMs ?? Infinity, input.runtimeCapMs);
+    const vu = job.verify !== 'none' && job.engine === 'storage' ? verifyUnit(job) : undefined;
+    const verifyBytes = vu !== undefined && 'unit' in vu ? vu.unit : 0;
     for (let clone = 0; clone < job.numjobs; clone++) {
       // Clones with the same filename share a region (like fio's shared file); otherwise each has its own.
       const key = job.filename !== undefined ? `file:${job.filename}` : `job:${j}:${clone}`;
@@ -301,6 +348,8 @@ export function planWorkload(input: PlanInput): Plan {
         // startdelay=a-b: each clone picks its own delay in the range, as fio does.
         thinktimeUs: job.thinktimeUs, startdelayMs: job.startdelayMs + rng.float() * (job.startdelayMaxMs - job.startdelayMs),
         verify: job.verify !== 'none',
+        verifyUnitBytes: verifyBytes,
+        verifyPhase: verifyBytes > 0 && job.doVerify && onlyReads(job.rw) === false,
         mdBytes: job.engine === 'storage' ? job.mdPerIoSizeBytes : 0, seed: (input.seed * 1_000_003 + instances.length * 7919) >>> 0, maxBs,
       });
       groupSizes[group] = (groupSizes[group] ?? 0) + 1;

@@ -6,11 +6,12 @@ import { type ZoneFree, formatBuddyinfo } from '../memory/phys.js';
 import { type DirectionStats, type GroupReport, type JobReport, formatGroupStatus, formatJobReport, groupStats } from '../report/fio-report.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
 import { formatBytes, formatSizeExact } from '../util/units.js';
-import type { FioBlockSize } from '../workload/fio.js';
+import type { FioBlockSize, FioJob } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD, I_VERIFY_OK,
-  I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS,
+  I_VERIFY_START_MS, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, onlyReads, verifyUnit,
 } from './jobs.js';
+import { SECTOR_BYTES } from './verify.js';
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import { THROTTLE_TUNABLES, sumThrottleStats, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { type VmRunResult, areaContention, mergedHistogram, sumSwiotlbStats } from './vm.js';
@@ -83,8 +84,21 @@ export type ThrottleReport = {
   };
 };
 
+/**
+ * verify= of a storage job. The counts are of units of unit_bytes (a 512-byte sector, or the job's
+ * own unit, see jobs.ts verifyUnit), checked as they are read. not_verified: the job's data could
+ * not be verified at all (unit_bytes 0), with why, and its I/Os that went unchecked.
+ */
+export type VerifyReport = {
+  unit_bytes: number;
+  sectors_ok: number;
+  sectors_bad: number;
+  sectors_unwritten: number;
+  not_verified?: { reads: number; writes: number; reason: string };
+};
+
 export interface RunReport {
-  jobs: (JobReport & { verify?: { sectors_ok: number; sectors_bad: number; sectors_unwritten: number }; packets_dropped: number })[];
+  jobs: (JobReport & { verify?: VerifyReport; packets_dropped: number })[];
   groups: GroupReport[];
   swiotlb: SwiotlbReport;
   throttle: ThrottleReport;
@@ -147,6 +161,26 @@ function bsText(bs: FioBlockSize): string {
   return bs.entries.map((e) => `${formatSizeExact(e.bytes)}/${e.percent}`).join(':');
 }
 
+function verifyReport(job: FioJob, unitBytes: number, sum: (field: number) => number): VerifyReport {
+  const v: VerifyReport = { unit_bytes: unitBytes, sectors_ok: sum(I_VERIFY_OK), sectors_bad: sum(I_VERIFY_BAD), sectors_unwritten: sum(I_UNWRITTEN) };
+  if (unitBytes > 0 && onlyReads(job.rw) === false && !job.doVerify) {
+    return { ...v, not_verified: { reads: 0, writes: sum(I_WRITE_IOS), reason: 'do_verify=0: a write-only job is not read back' } };
+  }
+  if (unitBytes > 0) return v;
+  const why = verifyUnit(job);
+  return { ...v, not_verified: { reads: sum(I_READ_IOS), writes: sum(I_WRITE_IOS), reason: 'why' in why ? why.why : 'not planned' } };
+}
+
+/** The report's verify line. */
+function verifyText(v: VerifyReport): string {
+  if (v.not_verified !== undefined) {
+    const n = v.not_verified;
+    return `  verify: not done (${n.reason}): ${n.reads} reads and ${n.writes} writes not verified`;
+  }
+  const what = v.unit_bytes === SECTOR_BYTES ? 'sectors' : `${v.unit_bytes}-byte blocks`;
+  return `  verify: ${v.sectors_ok} ${what} ok, ${v.sectors_bad} bad, ${v.sectors_unwritten} never written`;
+}
+
 /** The report of a run; `failure` (a crash or a stall) makes it a partial one, with the reason. */
 export function buildReport(r: VmRunResult, vcpus: number, failure?: string): RunReport {
   const s = r.instanceStats;
@@ -169,8 +203,19 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
       span.end = Math.max(span.end, at(id, I_END_MS));
     }
     spans.set(inst[0]!.group, span);
+    // fio's verify phase (a write-only job's read-back): the writes' runtime ends where it begins,
+    // the reads' runtime is the phase (fio's update_runtime per direction).
+    const phased = ids.some((id) => at(id, I_VERIFY_START_MS) > 0);
+    const dirRuntime = (d: 'read' | 'write'): number => Math.max(1, ...ids.map((id) => {
+      const v = at(id, I_VERIFY_START_MS);
+      if (v === 0) return d === 'write' ? Math.ceil(at(id, I_END_MS) - at(id, I_START_MS)) : 0;
+      return Math.ceil(d === 'write' ? v - at(id, I_START_MS) : at(id, I_END_MS) - v);
+    }));
     const dir = (ios: number, bytes: number, errors: number, d: 'read' | 'write'): DirectionStats | undefined =>
-      sum(ios) + sum(errors) === 0 ? undefined : { ios: sum(ios), bytes: sum(bytes), errors: sum(errors), clat: mergedHistogram(r.histograms, ids, d).snapshot() };
+      sum(ios) + sum(errors) === 0 ? undefined : {
+        ios: sum(ios), bytes: sum(bytes), errors: sum(errors), clat: mergedHistogram(r.histograms, ids, d).snapshot(),
+        ...(phased ? { runtime_ms: dirRuntime(d) } : {}),
+      };
     const read = dir(I_READ_IOS, I_READ_BYTES, I_READ_ERRORS, 'read');
     const write = dir(I_WRITE_IOS, I_WRITE_BYTES, I_WRITE_ERRORS, 'write');
     const errors = sum(I_READ_ERRORS) + sum(I_WRITE_ERRORS);
@@ -181,7 +226,7 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
       iodepth: job.iodepth, runtime_ms: runtime, ...(read ? { read } : {}), ...(write ? { write } : {}),
       errors_total: errors, ...(first !== undefined ? { first_error: first } : {}),
       cpus: [...new Set(inst.map((i) => i.cpu))].sort((a, b) => a - b),
-      ...(job.verify !== 'none' ? { verify: { sectors_ok: sum(I_VERIFY_OK), sectors_bad: sum(I_VERIFY_BAD), sectors_unwritten: sum(I_UNWRITTEN) } } : {}),
+      ...(job.verify !== 'none' && job.engine === 'storage' ? { verify: verifyReport(job, inst[0]!.verifyUnitBytes, sum) } : {}),
       packets_dropped: sum(I_DROPS),
     });
   });
@@ -332,7 +377,7 @@ export function formatReport(rep: RunReport): string {
   if (rep.run.reason !== undefined) out.push(`PARTIAL REPORT: the run failed (${rep.run.reason}); the counters are those reached when it stopped`, '');
   for (const job of rep.jobs) {
     out.push(formatJobReport(job).trimEnd());
-    if (job.verify) out.push(`  verify: ${job.verify.sectors_ok} sectors ok, ${job.verify.sectors_bad} bad, ${job.verify.sectors_unwritten} never written`);
+    if (job.verify) out.push(verifyText(job.verify));
     if (job.packets_dropped > 0) out.push(`  packets dropped: ${job.packets_dropped}`);
   }
   out.push(formatGroupStatus(rep.groups).trimEnd());

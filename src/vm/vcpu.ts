@@ -10,6 +10,7 @@
 //   when the map fails.
 // Completions arrive as interrupts (the queue's CQ_IRQ word); unmap happens in interrupt context and
 // never blocks.
+import { assert } from '../errors.js';
 import type { GuestMemoryShared } from '../memory/boot.js';
 import type { MessagePort } from 'node:worker_threads';
 // The worker side of the log only: src/log/index.js would also load the main thread's machinery.
@@ -41,9 +42,9 @@ import type { FioBlockSize } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
   I_VERIFY_OK, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, histogramOffset,
-  drawOrder, minBlockSize, onlyReads, pickBlockSize, streamRateLimit,
+  I_VERIFY_START_MS, drawOrder, maxBlockSize, minBlockSize, onlyReads, pickBlockSize, streamRateLimit,
 } from './jobs.js';
-import { SECTOR_BYTES, type VerifyCounts, fillSectors, verifySectors } from './verify.js';
+import { type VerifyCounts, fillSectors, verifySectors } from './verify.js';
 
 // Run control block (Int32): stop request, the start barrier, and per stonewall group the clones
 // that have finished. Every vCPU counts itself into RUN_READY once its thread is up and its handles
@@ -162,6 +163,12 @@ class InstanceRun {
   backingOff = false;
   seqOffset = 0;
   bytesIssued = 0;
+  /** The verify phase (spec.verifyPhase): reading back [verifyNext, writtenHi) in verifyChunk pieces. */
+  verifying = false;
+  verifyNext = 0;
+  /** Extent of the verifiable writes, region offsets (what the verify phase reads back). */
+  writtenLo = Infinity;
+  writtenHi = 0;
   inflight = 0;
   firstError: string | null = null;
 
@@ -259,12 +266,18 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   /** Issue one request; false when it failed before reaching the device (I/O error or drop). */
   const submit = (r: InstanceRun, req: Request, cid: number, now: number): boolean => {
     const spec = r.spec;
-    const read = isRead(r);
+    const read = r.verifying || isRead(r);
     const align = read ? r.readAlign : r.writeAlign;
-    // A storage I/O fits its region (fio's io_u_fits); a packet has no region.
-    const len = pickBlockSize(read ? r.readBs : r.writeBs, align, r.rng, spec.engine === 'storage' ? spec.regionBytes : Infinity);
+    // A storage I/O fits its region (fio's io_u_fits); a packet has no region. The verify phase
+    // reads back in pieces of the largest whole number of units a write can be.
+    const len = r.verifying
+      ? Math.min(Math.max(spec.verifyUnitBytes, maxBlockSize(spec.bs.write) - (maxBlockSize(spec.bs.write) % spec.verifyUnitBytes)), r.writtenHi - r.verifyNext)
+      : pickBlockSize(read ? r.readBs : r.writeBs, align, r.rng, spec.engine === 'storage' ? spec.regionBytes : Infinity);
     let off: number;
-    if (spec.engine === 'net') off = r.bytesIssued;
+    if (r.verifying) {
+      off = r.verifyNext;
+      r.verifyNext += len;
+    } else if (spec.engine === 'net') off = r.bytesIssued;
     else if (spec.rw === 'randread' || spec.rw === 'randwrite' || spec.rw === 'randrw') {
       const blocks = Math.max(1, Math.floor((spec.regionBytes - len) / align) + 1);
       off = r.rng.below(blocks) * align;
@@ -277,14 +290,24 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     req.len = len;
     req.devOffset = spec.regionOffset + off;
     req.startMs = now;
-    req.verifiable = spec.verify && spec.engine === 'storage' && req.devOffset % SECTOR_BYTES === 0 && len % SECTOR_BYTES === 0;
+    // The plan chose a unit that divides every size and offset of this clone (verifyUnit), so every
+    // request of a verifying clone is whole units; the check keeps a broken plan from passing silently.
+    req.verifiable = spec.verifyUnitBytes > 0;
+    if (req.verifiable) {
+      assert(off % spec.verifyUnitBytes === 0 && len % spec.verifyUnitBytes === 0,
+        `vcpu${task.cpu}: job ${spec.name}: a ${len}-byte request at offset ${off} is not whole ${spec.verifyUnitBytes}-byte verify units`);
+    }
     r.bytesIssued += len;
 
     // The buffer: verifiable sectors for writes, stale bytes for reads (the map copies them anyway).
     const buf = req.bufOffset;
+    if (!read && req.verifiable) {
+      r.writtenLo = Math.min(r.writtenLo, off);
+      r.writtenHi = Math.max(r.writtenHi, off + len);
+    }
     if (!read) {
       if (req.verifiable) {
-        fillSectors(words, buf >> 2, len / SECTOR_BYTES, req.devOffset / SECTOR_BYTES, r.rng.next() | 0);
+        fillSectors(words, buf >> 2, len / spec.verifyUnitBytes, off / spec.verifyUnitBytes, r.rng.next() | 0, spec.verifyUnitBytes);
       } else {
         guest.bytes.fill(spec.id & 0xff, buf, buf + len);
       }
@@ -377,7 +400,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     }
     if (read && req.verifiable) {
       verifyCounts.ok = 0; verifyCounts.unwritten = 0; verifyCounts.bad = 0; verifyCounts.firstBad = null;
-      verifySectors(words, req.bufOffset >> 2, req.len / SECTOR_BYTES, req.devOffset / SECTOR_BYTES, verifyCounts);
+      const unit = spec.verifyUnitBytes;
+      verifySectors(words, req.bufOffset >> 2, req.len / unit, (req.devOffset - spec.regionOffset) / unit, verifyCounts, unit);
       r.stats[I_VERIFY_OK]! += verifyCounts.ok;
       r.stats[I_UNWRITTEN]! += verifyCounts.unwritten;
       if (verifyCounts.bad > 0) {
@@ -464,12 +488,25 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         r.endAt = r.startAt + spec.rampTimeMs + spec.runtimeMs;
         r.stats[I_START_MS] = r.startAt + spec.rampTimeMs;
       }
-      const out = stop || now >= r.endAt || (!spec.timeBased && r.bytesIssued >= spec.ioLimitBytes);
-      if (out) {
-        if (r.inflight === 0) finish(r, now);
-        continue;
+      if (r.verifying) {
+        if (stop || r.verifyNext >= r.writtenHi) {
+          if (r.inflight === 0) finish(r, now);
+          continue;
+        }
+      } else if (stop || now >= r.endAt || (!spec.timeBased && r.bytesIssued >= spec.ioLimitBytes)) {
+        if (r.inflight > 0) continue;
+        // fio's verify phase (do_verify): once every write has completed, read back what was written.
+        if (stop || !spec.verifyPhase || r.writtenHi <= r.writtenLo) {
+          finish(r, now);
+          continue;
+        }
+        r.verifying = true;
+        r.verifyNext = r.writtenLo;
+        r.nextSubmitAt = now;
+        r.stats[I_VERIFY_START_MS] = now;
       }
-      while (r.inflight < spec.iodepth && now >= r.nextSubmitAt && (spec.timeBased || r.bytesIssued < spec.ioLimitBytes)) {
+      const more = (): boolean => (r.verifying ? r.verifyNext < r.writtenHi : spec.timeBased || r.bytesIssued < spec.ioLimitBytes);
+      while (r.inflight < spec.iodepth && now >= r.nextSubmitAt && more()) {
         let i = 0;
         while (r.reqs[i]!.busy) i++;
         const before = r.bytesIssued;
@@ -487,6 +524,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         const len = r.bytesIssued - before;
         // Both limits given: the I/O waits for the stricter one, not for the two in turn.
         const spacingMs = Math.max(r.rateLimit !== undefined ? (len / r.rateLimit) * 1000 : 0, r.iopsLimit !== undefined ? 1000 / r.iopsLimit : 0);
+        if (r.verifying) continue; // the verify phase reads at full speed, without rate or thinktime
         if (spacingMs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now) + spacingMs;
         if (spec.thinktimeUs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now + spec.thinktimeUs / 1000);
       }

@@ -106,6 +106,8 @@ export interface FioJob {
   readonly direct: boolean;
   /** Checksum written with and checked against each block (verify=). Default 'none'. */
   readonly verify: FioVerify;
+  /** Read back and check what a write-only job wrote, after its writes (do_verify; only with verify=). Default true, as in fio. */
+  readonly doVerify: boolean;
   /** CPUs the clones may run on, sorted and unique (cpus_allowed=0-3,8). Default undefined: any CPU. */
   readonly cpusAllowed: readonly number[] | undefined;
   /** filename= as written (fio separates several files with ':'). Default undefined: the consumer picks. */
@@ -196,6 +198,7 @@ interface Draft {
   ioengine: string;
   direct: boolean;
   verify: FioVerify;
+  doVerify: boolean;
   cpusAllowed: number[] | undefined;
   filename: string | undefined;
   mdPerIoSizeBytes: number;
@@ -209,7 +212,7 @@ function defaultDraft(): Draft {
     runtimeMs: undefined, timeBased: false, rampTimeMs: 0,
     rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
     thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, ioengine: 'psync', direct: false,
-    verify: 'none', cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
+    verify: 'none', doVerify: true, cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
   };
 }
 
@@ -442,6 +445,7 @@ const SUPPORTED: ReadonlyArray<readonly [names: readonly string[], handler: Hand
     }
     d.verify = verify;
   }],
+  [['do_verify'], (d, o) => { d.doVerify = parseBool(o); }],
   [['cpus_allowed'], (d, o) => { d.cpusAllowed = parseCpus(o); }],
   [['filename'], (d, o) => { d.filename = needValue(o, 'a file or device name'); }],
   [['md_per_io_size'], (d, o) => { d.mdPerIoSizeBytes = positiveSize(o, needValue(o, SIZE_FORM), SIZE_FORM); }],
@@ -500,6 +504,7 @@ function finishJob(d: Draft, header: string, line: number): FioJob {
     engine: NET_ENGINES.includes(d.ioengine) ? 'net' : 'storage',
     direct: d.direct,
     verify: d.verify,
+    doVerify: d.doVerify,
     cpusAllowed: d.cpusAllowed,
     filename: d.filename,
     mdPerIoSizeBytes: d.mdPerIoSizeBytes,

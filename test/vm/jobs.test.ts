@@ -1,7 +1,8 @@
 // The workload plan: fio's per-direction rate limits as a limit on one instance's stream, and the
 // options the plan resolves (startdelay ranges, size forms).
 import { describe, expect, it } from 'vitest';
-import { drawOrder, pickBlockSize, planWorkload, streamRateLimit } from '../../src/vm/jobs.js';
+import { drawOrder, pickBlockSize, planWorkload, streamRateLimit, verifyUnit } from '../../src/vm/jobs.js';
+import { fillSectors, verifySectors } from '../../src/vm/verify.js';
 import { Rng } from '../../src/util/rng.js';
 import { InputError } from '../../src/errors.js';
 import { parseFioJobFile } from '../../src/workload/fio.js';
@@ -147,5 +148,46 @@ describe('planWorkload', () => {
 
   it('refuses size as a percentage, which needs a device size the emulated disk does not have', () => {
     expect(() => plan('[j]\nrw=read\nsize=20%\n')).toThrow(/job j: size=20% is a share of a device size.*give size in bytes/);
+  });
+});
+
+describe('verify= units (verifyUnit, verify.ts)', () => {
+  const unit = (body: string) => verifyUnit(parseFioJobFile(`[j]\n${body}\n`, 't.fio').jobs[0]!);
+  it('checks 512-byte sectors when every size and offset step is whole sectors', () => {
+    expect(unit('rw=randrw\nbs=4k')).toEqual({ unit: 512 });
+    expect(unit('rw=randrw\nbs=1536')).toEqual({ unit: 512 }); // 3 sectors
+    expect(unit('rw=randrw\nbsrange=4k-16k')).toEqual({ unit: 512 });
+    // A read-only job issues only its read sizes.
+    expect(unit('rw=read\nbs=4k,1500')).toEqual({ unit: 512 });
+  });
+
+  it('checks the largest common unit otherwise, as fio\'s verify_interval (bs=1500: one header per block)', () => {
+    expect(unit('rw=randrw\nbs=1500')).toEqual({ unit: 1500 });
+    expect(unit('rw=randwrite\nbs=1000')).toEqual({ unit: 1000 });
+    // gcd(4096, 1500) = 4: no room for a 16-byte header.
+    expect(unit('rw=randrw\nbssplit=4k/25:1500/75')).toEqual({ why: expect.stringContaining('largest common divisor 4 bytes') });
+    expect(unit('rw=randrw\nbs=1001')).toEqual({ why: expect.stringContaining('largest common divisor 1001 bytes') });
+    expect(unit('rw=randrw\nbsrange=4k-16k\nbs_unaligned')).toEqual({ why: expect.stringContaining('blocksize_unaligned') });
+  });
+
+  it('fills and checks units of any such size, and finds a changed word', () => {
+    const words = new Int32Array((3 * 1500) / 4);
+    fillSectors(words, 0, 3, 10, 1234, 1500);
+    const counts = { ok: 0, unwritten: 0, bad: 0, firstBad: null as string | null };
+    verifySectors(words, 0, 3, 10, counts, 1500);
+    expect(counts).toEqual({ ok: 3, unwritten: 0, bad: 0, firstBad: null });
+    words[375 + 200]! ^= 1; // second unit's payload
+    const again = { ok: 0, unwritten: 0, bad: 0, firstBad: null as string | null };
+    verifySectors(words, 0, 3, 10, again, 1500);
+    expect(again).toEqual({ ok: 2, unwritten: 0, bad: 1, firstBad: 'sector 11: payload does not match its header' });
+  });
+
+  it('plans a verify phase for a write-only job, as fio\'s do_verify=1 default', () => {
+    const plan = (body: string) => planWorkload({ jobs: parseFioJobFile(`[j]\n${body}\n`, 't.fio').jobs, vcpus: 1, runtimeCapMs: Infinity, sizeCapBytes: Infinity, defaultSizeBytes: MiB, seed: 1, maxRequestBytes: MiB }).instances[0]!;
+    expect([plan('rw=write\nverify=md5').verifyPhase, plan('rw=write\nverify=md5').verifyUnitBytes]).toEqual([true, 512]);
+    expect(plan('rw=write\nverify=md5\ndo_verify=0').verifyPhase).toBe(false);
+    expect(plan('rw=randrw\nverify=md5').verifyPhase).toBe(false); // its own reads verify
+    expect(plan('rw=write').verifyPhase).toBe(false);
+    expect(plan('rw=randrw\nbssplit=4k/25:1500/75\nverify=md5').verifyUnitBytes).toBe(0);
   });
 });

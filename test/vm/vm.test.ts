@@ -133,6 +133,24 @@ describe('npm run vm', () => {
     ]);
   });
 
+  it('verifies I/O that is not whole sectors in its own unit, says why it cannot when none fits, and reads back a write-only job', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+    const job = join(dir, 'verify.fio');
+    writeFileSync(job, '[global]\nverify=crc32c\nsize=512k\n[odd]\nrw=write\nbs=1500\n[mixed]\nrw=randrw\nbssplit=4k/25:1500/75\nio_size=256k\n[seq]\nrw=write\nbs=64k\n');
+    const rep = await vmJson(['--vcpus', '1', '--job', job]);
+    const [odd, mixed, seq] = rep.jobs;
+    // odd: 512 KiB holds 349 whole 1500-byte blocks, written once each in order and read back.
+    expect(odd!.verify).toEqual({ unit_bytes: 1500, sectors_ok: 349, sectors_bad: 0, sectors_unwritten: 0 });
+    expect(odd!.read!.bytes).toBe(349 * 1500);
+    expect(odd!.read!.runtime_ms).toBeGreaterThan(0);
+    // mixed: no unit; every I/O is counted as not verified, with why.
+    expect(mixed!.verify!.unit_bytes).toBe(0);
+    expect(mixed!.verify!.not_verified).toEqual({ reads: mixed!.read!.ios, writes: mixed!.write!.ios, reason: expect.stringContaining('largest common divisor 4 bytes') });
+    // seq: fio's verify phase reads back the 8 x 64 KiB written: 1024 sectors.
+    expect(seq!.verify).toEqual({ unit_bytes: 512, sectors_ok: 1024, sectors_bad: 0, sectors_unwritten: 0 });
+    expect([seq!.write!.bytes, seq!.read!.bytes]).toEqual([512 * 1024, 512 * 1024]);
+  });
+
   it('prints each group direction from its own jobs\' runtimes, as fio does (jobs/net.fio: the sender starts 1 s late)', async () => {
     const r = await vm(['--vcpus', '2', '--job', join(projectRoot(), 'jobs', 'net.fio'), '--runtime', '1s', '--output-format', 'json']);
     expect(r.code).toBe(0);

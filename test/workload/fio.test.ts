@@ -49,7 +49,7 @@ describe('sections and [global]', () => {
       ioSizeBytes: undefined, runtimeMs: undefined, timeBased: false, rampTimeMs: 0,
       rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
       thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, ioengine: 'psync', engine: 'storage',
-      direct: false, verify: 'none', cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
+      direct: false, verify: 'none', doVerify: true, cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
     } satisfies FioJob);
   });
 
