@@ -604,7 +604,7 @@ export function readFioJobFile(path: string): FioJobFile {
   try {
     const st = fstatSync(fd);
     if (st.isDirectory()) refuse('is a directory');
-    if (!st.isFile()) refuse('is not a regular file (a device, FIFO or socket)');
+    if (!st.isFile()) refuse('is not a regular file (a device, FIFO or socket: save a piped job to a file first)');
     if (st.size > MAX_JOB_FILE_BYTES) refuse(`is ${st.size} bytes`);
     const buf = Buffer.alloc(MAX_JOB_FILE_BYTES + 1);
     let got = 0;

@@ -547,7 +547,7 @@ describe('job files on disk', () => {
     // /dev/zero would read for ever (16 GB, then a native abort); it is refused from its fstat.
     const zero = readError('/dev/zero');
     expect(zero.exitStatus).toBe(2);
-    expect(zero.message).toBe(`job file /dev/zero: is not a regular file (a device, FIFO or socket); expected a regular file of at most ${MAX_JOB_FILE_BYTES} bytes (1 MiB) in fio's job-file format`);
+    expect(zero.message).toBe(`job file /dev/zero: is not a regular file (a device, FIFO or socket: save a piped job to a file first); expected a regular file of at most ${MAX_JOB_FILE_BYTES} bytes (1 MiB) in fio's job-file format`);
     expect(readError(jobsDir('.')).message).toContain(': is a directory; expected a regular file');
   });
 
