@@ -18,12 +18,12 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
-import { coreBounceRate } from '../src/bench/core-bench.js';
+import { BENCH_WINDOW, coreBounceRate } from '../src/bench/core-bench.js';
 import { parseFlags } from '../src/cli/flags.js';
 import { InputError } from '../src/errors.js';
 import { runMain } from '../src/cli/main.js';
 import { configValue, envOrigin } from '../src/config.js';
-import { parseDuration } from '../src/util/units.js';
+import { parseDurationInRange } from '../src/util/units.js';
 import { projectRoot } from '../src/util/worker-file.js';
 import type { RunReport } from '../src/vm/report.js';
 
@@ -69,7 +69,7 @@ runMain(async () => {
     if (!existsSync(script)) throw new InputError('EBADFLAG', `--against: ${quote(against)} has no dist/scripts/vm.js; expected a built checkout (npm run build there)`);
     builds.push({ name: 'against', script });
   }
-  const seconds = parseDuration(configValue('COCO_BENCH_SECONDS'), envOrigin('COCO_BENCH_SECONDS')) / 1000;
+  const seconds = parseDurationInRange(configValue('COCO_BENCH_SECONDS'), envOrigin('COCO_BENCH_SECONDS'), BENCH_WINDOW) / 1000;
 
   // The VM against its core, alternated.
   const ratioRows = [];

@@ -17,10 +17,8 @@ import { InputError } from '../src/errors.js';
 import { DMA_ATTR_MAY_BLOCK, POOL_START } from '../src/swiotlb/constants.js';
 import { GUEST_BASE } from '../src/memory/guest.js';
 import { IoTlbMem } from '../src/swiotlb/mem.js';
-import { type DurationBounds, durationBoundsText, parseDurationInRange } from '../src/util/units.js';
-
-/** A row's window: long enough to measure, short enough that the whole table ends within the hour. */
-const BENCH_WINDOW: DurationBounds = { minMs: 100, maxMs: 60_000 };
+import { durationBoundsText, parseDurationInRange } from '../src/util/units.js';
+import { BENCH_WINDOW } from '../src/bench/core-bench.js';
 import { createRunLogger, type RunLogger } from '../src/log/index.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,7 @@
 // The core benchmark: map+unmap pairs in a timed window that the main thread opens and closes
 // through a shared control word, so every thread of a configuration runs the same window. The thread
 // side (runCoreBenchThread) and the main side (runCoreBenchWindow) of `npm run bench`'s rows.
+import type { DurationBounds } from '../util/units.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaDevice } from '../dma/device.js';
 import { dmaMapSingle, dmaUnmapSingle } from '../dma/direct.js';
@@ -212,3 +213,9 @@ export async function coreBounceRate(threads: number, seconds: number): Promise<
   const { results, elapsedS } = await runCoreBenchWindow(cfgs, seconds);
   return results.reduce((a, r) => a + r.pairs, 0) / elapsedS;
 }
+
+/**
+ * A measurement window (COCO_BENCH_SECONDS, bench --seconds): long enough to measure, short enough that
+ * a whole table ends within the hour, and far below the longest timer Node honours.
+ */
+export const BENCH_WINDOW: DurationBounds = { minMs: 100, maxMs: 60_000 };
