@@ -167,16 +167,16 @@ export function lineTime(b: Uint8Array, from: number, to: number): number {
   const end = Math.min(to, from + 48);
   outer: for (let i = from; i + TIME_KEY.length <= end; i++) {
     for (let k = 0; k < TIME_KEY.length; k++) if (b[i + k] !== TIME_KEY[k]) continue outer;
-    let v = 0;
+    // The number's characters (digits and a fraction: time.ts writes microseconds), read as JSON would.
     let j = i + TIME_KEY.length;
-    let digits = 0;
-    for (; j < to; j++) {
+    let text = '';
+    for (; j < to && text.length < 32; j++) {
       const c = b[j]!;
-      if (c < 48 || c > 57) break;
-      v = v * 10 + (c - 48);
-      digits++;
+      if (!((c >= 48 && c <= 57) || c === 46)) break;
+      text += String.fromCharCode(c);
     }
-    return digits > 0 ? v : -Infinity;
+    const v = text.length > 0 ? Number(text) : NaN;
+    return Number.isFinite(v) ? v : -Infinity;
   }
   return -Infinity;
 }
@@ -372,7 +372,7 @@ class RunLoggerImpl implements RunLogger {
    */
   private drainRings(): number {
     let fill = 0;
-    // Records not drained yet are stamped no earlier than this (times are whole ms, rounded).
+    // Records not drained yet are stamped no earlier than this (less the stamps' rounding, well under 1 ms).
     let watermark = nowMs() - 1;
     for (let i = 0; i < this.readers.length; i++) {
       const { reader, name } = this.readers[i]!;

@@ -160,6 +160,7 @@ describe('createRunLogger', () => {
     expect(r.late).toBe(1);
     expect(lineTime(Buffer.from(line(1796158733308, 'x')), 0, 60)).toBe(1796158733308);
     expect(lineTime(Buffer.from('{"msg":"no time"}'), 0, 17)).toBe(-Infinity);
+    expect(lineTime(Buffer.from(line(1796158733308.125, 'x')), 0, 60)).toBe(1796158733308.125);
   });
 
   it('stamps a worker\'s binding on records that do not carry their own vcpu or device', async () => {
