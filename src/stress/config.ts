@@ -3,7 +3,8 @@
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from '../swiotlb/constants.js';
 import {
   POINT_COUNT, POINT_NAMES, P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_LOCK_PARK, P_AREA_LOCK_SPIN, P_AREA_LOCK_UNPARK,
-  P_AREA_UNLOCK, P_AREA_UNLOCKED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND,
+  P_AREA_UNLOCK, P_AREA_UNLOCKED, P_AREA_USED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND, P_SLOTS_FREED,
+  P_THROTTLE_ACQUIRED, P_THROTTLE_CHECKED, P_THROTTLE_COUNT, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT,
 } from '../swiotlb/instrument.js';
 import type { MutantSpec } from '../swiotlb/mutants.js';
 import { Rng } from '../util/rng.js';
@@ -87,12 +88,23 @@ const GUEST_BUDGET_BYTES = 96 * 1024 * 1024;
 const GUARD_AND_PAGE = 4096 + 32;
 const MIN_ALIGN_MASKS = [0, 0, 0, 0x3, 0x7ff, 0xfff, 0xfff, 0x3fff];
 const ALLOC_ALIGN_MASKS = [0xfff, 0x1fff, 0x3fff, 0xffff];
-/** Points where a perturbation may be inserted; parks are about to wait anyway. */
+/**
+ * Points where a perturbation may be inserted: every point but those about to wait anyway (a park on
+ * a lock word, a throttle_sem waiter's park) or just back from one. [RFC] The throttle points are
+ * among them, so races around throttle_sem get widened windows too.
+ */
 const PERTURBABLE = [
   P_AREA_LOCK_ENTER, P_AREA_LOCK_SPIN, P_AREA_LOCK_ACQUIRED, P_AREA_UNLOCK, P_AREA_UNLOCKED, P_SLOTS_FOUND,
   P_HIWATER_UPDATE, P_EXERCISER_OP,
 ];
-const NOT_PERTURBABLE = new Set([P_AREA_LOCK_PARK, P_AREA_LOCK_UNPARK]);
+/** Perturbable points added later: drawn after every other draw, so that a seed keeps the rest of its trial. */
+const PERTURBABLE_LATER = [
+  P_AREA_USED, P_THROTTLE_CHECKED, P_SLOTS_FREED, P_THROTTLE_ACQUIRED, P_THROTTLE_QUEUED, P_THROTTLE_GRANTED,
+  P_THROTTLE_COUNT,
+];
+/** Every point chaos mode may perturb. */
+export const PERTURBABLE_POINTS: readonly number[] = [...PERTURBABLE, ...PERTURBABLE_LATER];
+const NOT_PERTURBABLE = new Set([P_AREA_LOCK_PARK, P_AREA_LOCK_UNPARK, P_THROTTLE_WAIT]);
 /** Scheduling steps per operation, roughly (pct mode's change points are drawn from this many). */
 const STEPS_PER_OP = 9;
 
@@ -163,6 +175,7 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
   const highPercent = rng.logUniform(99);
   const lowPercent = rng.below(8) === 0 ? Math.min(100, highPercent + 1 + rng.below(10)) : Math.floor(highPercent * (0.5 + rng.float() * 0.5));
   const mayBlockShare = 0.2 + rng.float() * 0.8;
+  for (const p of PERTURBABLE_LATER) rates[p] = rng.below(2) === 0 ? 0 : baseRate * (1 + rng.below(4));
 
   const cfg: TrialConfig = {
     seed,

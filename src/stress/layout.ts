@@ -5,6 +5,7 @@
 //   per thread         progress, last point, the area it is taking / holds / is parked on, done flag
 //   per area           the lock shadow: cpu + 1 of the thread inside the area's critical section; one
 //                      more entry, index nareas, for throttle_sem's own lock
+//   per area           the area shadow: area.used and area.index as the last unlock left them
 import { assert } from '../errors.js';
 
 export const CTL_STOP = 0; // 1: finish the current operation, unmap everything and return
@@ -12,7 +13,13 @@ export const CTL_ABORT = 1; // 1: give up now (the watchdog fired); waits in the
 export const CTL_RESET_GEN = 2; // used_hiwater reset generation: odd while a reset is in progress
 export const CTL_READY = 3; // threads that have attached and are about to start
 export const CTL_VIOLATIONS = 4; // broken checks reported by all threads
-// 5..6: spare.
+// Accounting in flight (monotonic, wrapping Int32): slots whose area.used change is about to be made
+// ("begun", before the change) and whose total_used change has been made ("done", after it), by class.
+export const CTL_ALLOC_BEGUN = 5;
+export const CTL_ALLOC_DONE = 6;
+export const CTL_RELEASE_BEGUN = 10;
+export const CTL_RELEASE_DONE = 11;
+// 12..15: spare.
 // [RFC] throttle_sem, as the hooks see it.
 export const CTL_SEM_JOINS = 7; // waiters that joined the queue (a waiter's join number is its order)
 export const CTL_SEM_GRANTS = 8; // waiters that were handed the semaphore
@@ -29,7 +36,8 @@ export const T_DONE = 6; // 1 once the thread's workload has returned
 export const T_STARTED = 7; // 1 once the thread's workload has started
 export const T_STEPS = 8; // instrumentation points passed, waits (spin, park, throttle wait) not counted
 export const T_SEM_WAIT = 9; // 1 while parked in down() waiting for throttle_sem
-// 10..15: spare.
+export const T_PENDING_USED = 10; // this thread's area.used change not yet applied to total_used (+nslots, -nslots, 0)
+// 11..15: spare.
 export const THREAD_INTS = 16;
 
 export function threadBase(cpu: number): number {
@@ -46,8 +54,17 @@ export function lockName(k: number, nareas: number): string {
   return k === nareas ? "throttle_sem's lock" : `area ${k}'s lock`;
 }
 
+/** The area shadow: area `area`'s used (and, at + AREA_SHADOW_INDEX, its index) as its last unlock left them. */
+export function areaShadowIndex(nthreads: number, nareas: number, area: number): number {
+  return CTL_HEADER_INTS + nthreads * THREAD_INTS + nareas + 1 + area * AREA_SHADOW_INTS;
+}
+export const AREA_SHADOW_USED = 0;
+export const AREA_SHADOW_INDEX = 1;
+const AREA_SHADOW_INTS = 2;
+
+/** A trial's control block; the area shadow starts at a new pool's values (used 0, index 0). */
 export function createControl(nthreads: number, nareas: number): Int32Array {
-  const ctl = new Int32Array(new SharedArrayBuffer((CTL_HEADER_INTS + nthreads * THREAD_INTS + nareas + 1) * 4));
+  const ctl = new Int32Array(new SharedArrayBuffer((CTL_HEADER_INTS + nthreads * THREAD_INTS + nareas + 1 + nareas * AREA_SHADOW_INTS) * 4));
   for (let t = 0; t < nthreads; t++) {
     const b = threadBase(t);
     ctl[b + T_TAKING] = -1;
@@ -57,4 +74,5 @@ export function createControl(nthreads: number, nareas: number): Int32Array {
   return ctl;
 }
 
-assert(THREAD_INTS > T_STEPS, 'a thread record holds every field');
+assert(THREAD_INTS > T_PENDING_USED, 'a thread record holds every field');
+assert(CTL_HEADER_INTS > CTL_RELEASE_DONE, 'the header holds every field');

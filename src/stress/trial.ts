@@ -33,7 +33,7 @@ import { quiescenceViolations } from '../swiotlb/quiesce.js';
 import { workerFile } from '../util/worker-file.js';
 import { type TrialConfig, regionBytes } from './config.js';
 import {
-  CTL_ABORT, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS, T_DONE,
+  CTL_ABORT, CTL_ALLOC_BEGUN, CTL_ALLOC_DONE, CTL_RELEASE_BEGUN, CTL_RELEASE_DONE, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS, T_DONE,
   T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT, T_PROGRESS, T_SEM_WAIT, T_STARTED, T_STEPS, T_TAKING, createControl,
   holderIndex, lockName, threadBase,
 } from './layout.js';
@@ -287,23 +287,13 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
         parkedSince = t;
       } else if (t - parkedSince >= LOST_WAKEUP_GRACE_MS) {
         // Every live thread is parked, so a holder in the lock shadow has finished: it died holding
-        // the lock. Without one, the lock was released and nobody was woken.
-        const where = (i: number) => {
-          const k = ctl[threadBase(i) + T_PARKED]!;
-          return k >= 0 ? `cpu ${i} on ${lockName(k, cfg.nareas)}` : `cpu ${i} for throttle_sem`;
-        };
-        const parkedOn = live.map(where).join(', ');
-        const dead = [...new Set(live.map((i) => ctl[threadBase(i) + T_PARKED]!).filter((k) => k >= 0))]
-          .map((k) => ({ k, h: Atomics.load(ctl, holderIndex(n, k)) })).filter((x) => x.h !== 0);
-        const semWaiters = live.filter((i) => ctl[threadBase(i) + T_SEM_WAIT] === 1).length;
-        const semHolder = Atomics.load(thr, THR_HOLDER_KIND) === THROTTLE_HOLDER_NONE ? -1 : Atomics.load(thr, THR_HOLDER_VCPU);
-        await abortTrial(
-          dead.length > 0
-            ? `${dead.map((x) => `cpu ${x.h - 1} ended while holding ${lockName(x.k, cfg.nareas)}`).join('; ')}: every unfinished thread (${parkedOn}) waits for it`
-            : semWaiters > 0 && live.includes(semHolder)
-              ? `throttle_sem self-deadlock (§15.9): every unfinished thread (${parkedOn}) waits, and the holder, cpu ${semHolder}, is among them`
-              : `lost wakeup: every unfinished thread (${parkedOn}) has been parked for ${Math.round(t - parkedSince)} ms, and no thread is left to wake it`,
-        );
+        // the lock. Without one, the lock was released and nobody was woken (allParkedHeadline).
+        const parked = live.map((i) => ({ cpu: i, lock: ctl[threadBase(i) + T_PARKED]!, semWait: ctl[threadBase(i) + T_SEM_WAIT] === 1 }));
+        const kind = Atomics.load(thr, THR_HOLDER_KIND);
+        await abortTrial(allParkedHeadline(
+          parked, (k) => Atomics.load(ctl, holderIndex(n, k)), kind === THROTTLE_HOLDER_NONE ? null : { cpu: Atomics.load(thr, THR_HOLDER_VCPU), kind },
+          cfg.nareas, t - parkedSince,
+        ));
         break;
       }
     } else parkedSig = '';
@@ -359,6 +349,11 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     if (unmaps !== maps) fail(`quiescence: ${maps} maps but ${unmaps} unmaps`);
     const th = Atomics.load(ctl, CTL_THROTTLED_HOLDER);
     if (th !== 0) fail(`quiescence: cpu ${th - 1}'s throttled mapping is still recorded as live`);
+    const allocs = (Atomics.load(ctl, CTL_ALLOC_BEGUN) - Atomics.load(ctl, CTL_ALLOC_DONE)) | 0;
+    const releases = (Atomics.load(ctl, CTL_RELEASE_BEGUN) - Atomics.load(ctl, CTL_RELEASE_DONE)) | 0;
+    if (allocs !== 0 || releases !== 0) {
+      fail(`quiescence: ${allocs} slot(s) of allocations and ${releases} of releases changed area.used but never reached total_used in that order`);
+    }
     const joins = Atomics.load(ctl, CTL_SEM_JOINS);
     const grants = Atomics.load(ctl, CTL_SEM_GRANTS);
     if (joins !== grants) fail(`quiescence: ${joins} waiters queued for throttle_sem but ${grants} were handed it`);
@@ -369,6 +364,41 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     config: cfg, failures, ops, maps, mapFailures, perturbations, durationMs: performance.now() - t0, pct: pctInfo, stalled,
     throttledMaps, throttleWaits,
   };
+}
+
+/** An unfinished thread as the lost-wakeup check sees it: the lock it is parked on (-1 none), or waiting for throttle_sem. */
+export interface ParkedThread {
+  cpu: number;
+  lock: number;
+  semWait: boolean;
+}
+
+/**
+ * The headline when every unfinished thread has sat in the same park for the grace period:
+ *   - a lock whose holder in the lock shadow (`shadowHolder`: cpu + 1, 0 none) is a finished thread:
+ *     it died holding the lock;
+ *   - [RFC] throttle_sem self-deadlock (§15.9): the semaphore is held through a live throttled
+ *     mapping (THROTTLE_HOLDER_MAPPING) by a thread that is itself waiting for throttle_sem, so only
+ *     its own unmap, which it can never reach, would release it. A holder parked on an area lock is
+ *     not that: it waits for the lock's unlock, and if every thread is parked, that wakeup was lost;
+ *   - else a lost wakeup.
+ */
+export function allParkedHeadline(
+  parked: readonly ParkedThread[], shadowHolder: (lock: number) => number, semHolder: { cpu: number; kind: number } | null,
+  nareas: number, parkedMs: number,
+): string {
+  const where = (p: ParkedThread) => (p.lock >= 0 ? `cpu ${p.cpu} on ${lockName(p.lock, nareas)}` : `cpu ${p.cpu} for throttle_sem`);
+  const parkedOn = parked.map(where).join(', ');
+  const dead = [...new Set(parked.map((p) => p.lock).filter((k) => k >= 0))]
+    .map((k) => ({ k, h: shadowHolder(k) })).filter((x) => x.h !== 0);
+  if (dead.length > 0) {
+    return `${dead.map((x) => `cpu ${x.h - 1} ended while holding ${lockName(x.k, nareas)}`).join('; ')}: every unfinished thread (${parkedOn}) waits for it`;
+  }
+  const holder = semHolder === null ? undefined : parked.find((p) => p.cpu === semHolder.cpu);
+  if (holder !== undefined && holder.semWait && semHolder!.kind === THROTTLE_HOLDER_MAPPING) {
+    return `throttle_sem self-deadlock (§15.9): every unfinished thread (${parkedOn}) waits, and the holder, cpu ${holder.cpu}, waits for throttle_sem itself while its live throttled mapping holds it`;
+  }
+  return `lost wakeup: every unfinished thread (${parkedOn}) has been parked for ${Math.round(parkedMs)} ms, and no thread is left to wake it`;
 }
 
 /** Who holds which area lock, who is taking or parked on which, and where every thread is. */

@@ -9,6 +9,18 @@
 //     "unlock" it releases it; finding it taken means two threads are inside one critical section
 //     (throttle_sem's own lock, the same lock code on the throttle region, has an entry too);
 //   - notes the total_used each allocation reached (the hiwater point's datum);
+//   - keeps the area shadow: at unlock, with the lock still held, it records the area's used and
+//     index; at the next acquire of that lock both must be unchanged (a write outside the lock shows);
+//   - checks total_used against the areas (§9: area.used changes under the area lock, total_used
+//     after it). A thread's change is "pending" from just before its area.used write to just after
+//     its total_used write (for an allocation the hiwater point; for a release, whose total_used
+//     write follows its area unlock with no point of its own, its next point), and only in that
+//     order. pct (one thread runs at a time): at every point
+//     total_used = Σ area.used less every thread's pending change, exactly. chaos: with the slots of
+//     changes in flight counted ("begun" before the area.used write, "done" after the total_used one)
+//     and read done-first, begun-last, Σ area.used - allocations in flight <= total_used <=
+//     Σ area.used + releases in flight. Either breaks when total_used moves before the slots do, or
+//     an update is lost;
 //   - [RFC] checks throttle_sem (§15.5, §15.6, §18.14, §18.15): waiters are handed the semaphore in
 //     the order they queued (join numbers taken under the semaphore's lock, against the grants seen);
 //     nobody takes it at once while a waiter is queued (direct handoff, no barging); at most one live
@@ -23,19 +35,22 @@ import { runExerciser, type ExerciserConfig, type ExerciserResult } from '../swi
 import { type ExerciserMapping } from '../swiotlb/exerciser.js';
 import {
   P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_LOCK_PARK, P_AREA_LOCK_SPIN, P_AREA_LOCK_UNPARK, P_AREA_UNLOCK,
-  P_HIWATER_UPDATE, P_SLOTS_FREED, P_THROTTLE_ACQUIRED, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT,
-  setInstrumentHook,
+  P_AREA_UNLOCKED, P_AREA_USED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FREED, P_THROTTLE_ACQUIRED, P_THROTTLE_GRANTED,
+  P_THROTTLE_QUEUED, P_THROTTLE_WAIT, setInstrumentHook,
 } from '../swiotlb/instrument.js';
-import { AREA_INTS, AREA_LOCK, MEM_USED_HIWATER, WAITER_QUEUED } from '../swiotlb/layout.js';
+import {
+  AREA_INDEX, AREA_INTS, AREA_LOCK, AREA_USED, MEM_TOTAL_USED, MEM_USED_HIWATER, WAITER_QUEUED,
+} from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
 import { setMutant } from '../swiotlb/mutants.js';
 import { debugOn } from '../cli/main.js';
 import { Rng } from '../util/rng.js';
 import type { TrialConfig } from './config.js';
 import {
-  CTL_ABORT, CTL_READY, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS,
-  T_DONE, T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT, T_PROGRESS, T_SEM_WAIT, T_STARTED, T_STEPS, T_TAKING,
-  holderIndex, lockName, threadBase,
+  AREA_SHADOW_INDEX, AREA_SHADOW_USED, CTL_ABORT, CTL_ALLOC_BEGUN, CTL_ALLOC_DONE, CTL_READY, CTL_RELEASE_BEGUN,
+  CTL_RELEASE_DONE, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS, T_DONE,
+  T_HOLDING, T_PARKED, T_PARK_EPISODE, T_PENDING_USED, T_POINT, T_PROGRESS, T_SEM_WAIT, T_STARTED, T_STEPS, T_TAKING,
+  areaShadowIndex, holderIndex, lockName, threadBase,
 } from './layout.js';
 import { BLOCK_UNTIL_EQUAL, BLOCK_WHILE_EQUAL, PctThread, StressAbort } from './pct.js';
 
@@ -120,8 +135,58 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
   const lockIndex = (arg: number, words: Int32Array | undefined) =>
     words?.buffer === areasSab ? arg / AREA_INTS : words?.buffer === thrSab ? nareas : -1;
 
+  // --- total_used against the areas -----------------------------------------------------------
+  let pending = 0; // this thread's area.used change not yet in total_used (T_PENDING_USED's copy)
+  const setPending = (v: number) => {
+    pending = v;
+    Atomics.store(ctl, tb + T_PENDING_USED, v);
+  };
+  const areaUsedSum = () => {
+    let sum = 0;
+    for (let a = 0; a < nareas; a++) sum += Atomics.load(areas, a * AREA_INTS + AREA_USED);
+    return sum;
+  };
+  let usedReported = false;
+  /** pct: total_used = Σ area.used - Σ pending, exactly (only this thread runs, and every other is stopped at a point). */
+  const checkUsedExact = () => {
+    if (usedReported) return;
+    const total = Atomics.load(header, MEM_TOTAL_USED);
+    const sum = areaUsedSum();
+    let pend = 0;
+    for (let t = 0; t < nthreads; t++) pend += Atomics.load(ctl, threadBase(t) + T_PENDING_USED);
+    if (total === sum - pend) return;
+    usedReported = true;
+    violation(`cpu ${cpu}: total_used ${total}, but the sum of area.used ${sum} less the changes not yet applied to total_used (${pend}) is ${sum - pend}: total_used ${total < sum - pend ? 'fell before the slots were freed' : 'rose before the slots were taken'}, or an update was lost`);
+  };
+  /** chaos: Σ area.used - allocations in flight <= total_used <= Σ area.used + releases in flight. */
+  const checkUsedBounds = () => {
+    if (usedReported) return;
+    const allocDone = Atomics.load(ctl, CTL_ALLOC_DONE);
+    const releaseDone = Atomics.load(ctl, CTL_RELEASE_DONE);
+    const total = Atomics.load(header, MEM_TOTAL_USED);
+    const sum = areaUsedSum();
+    const allocs = (Atomics.load(ctl, CTL_ALLOC_BEGUN) - allocDone) | 0;
+    const releases = (Atomics.load(ctl, CTL_RELEASE_BEGUN) - releaseDone) | 0;
+    if (total < sum - allocs) {
+      usedReported = true;
+      violation(`cpu ${cpu}: total_used ${total} is below the sum of area.used ${sum} less the ${allocs} slot(s) of allocations in flight: total_used fell before the slots were freed, or an update was lost`);
+    } else if (total > sum + releases) {
+      usedReported = true;
+      violation(`cpu ${cpu}: total_used ${total} is above the sum of area.used ${sum} plus the ${releases} slot(s) of releases in flight: total_used rose before the slots were taken, or an update was lost`);
+    }
+  };
+  /** A release unlocked its area: its total_used subtract follows before this thread's next point. */
+  let releaseUnlocked = false;
+  const applyRelease = () => {
+    releaseUnlocked = false;
+    Atomics.add(ctl, CTL_RELEASE_DONE, -pending);
+    setPending(0);
+  };
+  const shadow = (a: number) => areaShadowIndex(nthreads, nareas, a);
+
   const hookFn = (point: number, arg: number, words?: Int32Array): void => {
     ctl[tb + T_POINT] = point;
+    if (releaseUnlocked) applyRelease();
     switch (point) {
       case P_AREA_LOCK_ENTER:
         ctl[tb + T_TAKING] = lockIndex(arg, words);
@@ -144,16 +209,33 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
         }
         const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, k), 0, cpu + 1);
         if (prev !== 0) violation(`cpu ${cpu}: took ${lockName(k, nareas)} while cpu ${prev - 1} holds it (two threads in one critical section)`);
+        if (k < nareas) {
+          const sh = shadow(k);
+          const used = areas[arg + AREA_USED]!;
+          const index = areas[arg + AREA_INDEX]!;
+          const u0 = Atomics.load(ctl, sh + AREA_SHADOW_USED);
+          const i0 = Atomics.load(ctl, sh + AREA_SHADOW_INDEX);
+          if (used !== u0 || index !== i0) {
+            violation(`cpu ${cpu}: took ${lockName(k, nareas)} and found area.used ${used}, area.index ${index}; its last unlock left ${u0}, ${i0} (written outside the lock)`);
+          }
+        }
         break;
       }
       case P_AREA_UNLOCK: {
         const k = lockIndex(arg, words);
         ctl[tb + T_HOLDING] = -1;
         if (k < 0) break;
+        if (k < nareas) { // still under the lock
+          Atomics.store(ctl, shadow(k) + AREA_SHADOW_USED, areas[arg + AREA_USED]!);
+          Atomics.store(ctl, shadow(k) + AREA_SHADOW_INDEX, areas[arg + AREA_INDEX]!);
+        }
         const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, k), cpu + 1, 0);
         if (prev !== cpu + 1) violation(`cpu ${cpu}: released ${lockName(k, nareas)}, which ${prev === 0 ? 'nobody' : `cpu ${prev - 1}`} held`);
         break;
       }
+      case P_AREA_UNLOCKED:
+        if (pending < 0 && words?.buffer === areasSab) releaseUnlocked = true;
+        break;
       case P_AREA_LOCK_PARK:
         ctl[tb + T_PARK_EPISODE]++;
         Atomics.store(ctl, tb + T_PARKED, lockIndex(arg, words));
@@ -163,8 +245,27 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
         Atomics.store(ctl, tb + T_PARKED, -1);
         sched?.unpark();
         return;
+      case P_AREA_USED:
+        // area.used changes right after this hook returns. In pct the step is taken first, so that no
+        // other thread runs between the pending change and the area.used write.
+        ctl[tb + T_STEPS]++;
+        if (sched !== null) {
+          checkUsedExact();
+          sched.point(point, arg);
+        } else {
+          const r = rates[point]!;
+          if (r > 0 && rng.float() < r) perturb();
+        }
+        Atomics.add(ctl, arg > 0 ? CTL_ALLOC_BEGUN : CTL_RELEASE_BEGUN, Math.abs(arg));
+        setPending(arg);
+        return;
       case P_HIWATER_UPDATE:
+        // total_used has been raised: the allocation's pending change is applied.
         if (arg > opUsedMax) opUsedMax = arg;
+        if (pending > 0) {
+          Atomics.add(ctl, CTL_ALLOC_DONE, pending);
+          setPending(0);
+        }
         break;
       case P_THROTTLE_QUEUED:
         // Under throttle_sem's lock, so join numbers are the queue's order.
@@ -202,8 +303,11 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
     }
     // A spin is a wait, not a step: the watchdog must never see a spinning thread's count move.
     if (point !== P_AREA_LOCK_SPIN) ctl[tb + T_STEPS]++;
-    if (sched !== null) sched.point(point, arg);
-    else {
+    if (sched !== null) {
+      checkUsedExact();
+      sched.point(point, arg);
+    } else {
+      if (point === P_EXERCISER_OP || point === P_AREA_LOCK_ENTER || point === P_AREA_UNLOCKED) checkUsedBounds();
       const r = rates[point]!;
       if (r > 0 && rng.float() < r) perturb();
     }
@@ -294,6 +398,7 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
       report(`cpu ${cpu}: ${res.error}`); // at once: the result may be long in coming if others now wait on a lock we hold
     }
   } finally {
+    if (releaseUnlocked) applyRelease(); // the last unmap's (pct: this thread still holds the turn)
     setInstrumentHook(null);
     setMutant(0);
     sched?.finish();

@@ -45,7 +45,10 @@ export const P_AREA_UNLOCKED = 7;
 // The allocator (mem.ts).
 /** swiotlb_search_pool_area found a free run, under the lock, before claiming it; arg = slot. */
 export const P_SLOTS_FOUND = 8;
-/** inc_used_and_hiwater: total_used raised, used_hiwater read, before the compare-exchange; arg = the new total_used. */
+/**
+ * inc_used_and_hiwater: total_used raised by the allocation's slots (after its area lock), used_hiwater
+ * read, before the compare-exchange; arg = the new total_used.
+ */
 export const P_HIWATER_UPDATE = 9;
 // [RFC] throttling (mem.ts, throttle.ts).
 /** Between the throttle decision (and any wait) and the slot search; arg = the decision (THROTTLE_*). */
@@ -65,11 +68,21 @@ export const P_THROTTLE_WAIT = 15;
 /** The waiter was handed the semaphore (it is the holder now); arg = its record number. */
 export const P_THROTTLE_GRANTED = 16;
 
-export const POINT_COUNT = 17;
+// Accounting (mem.ts): area.used changes under the area lock, total_used after it (§9), so between
+// the two a thread's change is in one and not yet in the other. An allocation's total_used add is
+// followed by P_HIWATER_UPDATE; a release's subtract by the thread's next point, whatever it is (no
+// point of its own: the release path is hot, and nothing races there).
+/** Under the area lock, just before area.used changes; arg = the change: +nslots (search), -nslots (release). */
+export const P_AREA_USED = 17;
+// [RFC] throttling (throttle.ts).
+/** The throttle decision read high_throttle_count or low_throttle_count and is about to store it + 1 (a racy increment); arg = the value read. */
+export const P_THROTTLE_COUNT = 18;
+
+export const POINT_COUNT = 19;
 
 /** Names for reports, indexed by point id. */
 export const POINT_NAMES: readonly string[] = [
   '(none)', 'area_lock_enter', 'area_lock_spin', 'area_lock_acquired', 'area_lock_park', 'area_lock_unpark',
   'area_unlock', 'area_unlocked', 'slots_found', 'hiwater_update', 'throttle_checked', 'slots_freed', 'exerciser_op',
-  'throttle_acquired', 'throttle_queued', 'throttle_wait', 'throttle_granted',
+  'throttle_acquired', 'throttle_queued', 'throttle_wait', 'throttle_granted', 'area_used', 'throttle_count',
 ];

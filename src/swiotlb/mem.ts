@@ -15,10 +15,13 @@ import type { DmaDevice } from '../dma/device.js';
 import type { GuestMemory } from '../memory/guest.js';
 import type { ThrottleBeginFields } from '../log/events.js';
 import { areaLock, areaUnlock } from './area-lock.js';
-import { P_HIWATER_UPDATE, P_SLOTS_FOUND, P_SLOTS_FREED, P_THROTTLE_CHECKED, hook } from './instrument.js';
 import {
-  M_CURSOR_NO_WRAP, M_HIWATER_NO_CAS, M_LIST_AFTER_UNLOCK, M_MERGE_SHORT, M_SEM_BEFORE_FREE, mutant,
-  raiseHiwaterWithoutCas, renumberFreeRunBeforeShort, throttledAt,
+  P_AREA_USED, P_HIWATER_UPDATE, P_SLOTS_FOUND, P_SLOTS_FREED, P_THROTTLE_CHECKED, hook,
+} from './instrument.js';
+import {
+  M_CURSOR_NO_WRAP, M_HIWATER_NO_CAS, M_INDEX_AFTER_UNLOCK, M_LIST_AFTER_UNLOCK, M_MERGE_SHORT, M_SEM_BEFORE_FREE,
+  M_TOTAL_USED_EARLY, M_USED_AFTER_UNLOCK, mutant, raiseHiwaterWithoutCas, renumberFreeRunBeforeShort, throttledAt,
+  writeAreaTailAfterUnlock,
 } from './mutants.js';
 import {
   DMA_ATTR_MAY_BLOCK, DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_DIRECTION_NAMES, DMA_FROM_DEVICE,
@@ -624,10 +627,17 @@ export class IoTlbMem {
     // Back-propagation: the free run in front now ends at slotIndex.
     renumberFreeRunBefore(list, slotIndex, 0);
     const next = index + nslots;
-    areas[base + AREA_INDEX] = next >= areaNslabs ? (mutant === M_CURSOR_NO_WRAP ? next : 0) : next;
-    const areaUsed = (areas[base + AREA_USED]! += nslots);
-    if (areaUsed > areas[base + AREA_USED_HIWATER]!) areas[base + AREA_USED_HIWATER] = areaUsed; // under the lock
-    if (!unlockEarly) areaUnlock(areas, base);
+    const cursor = next >= areaNslabs ? (mutant === M_CURSOR_NO_WRAP ? next : 0) : next;
+    // Mutants run only with the harness's hook installed: one test here in a normal run.
+    if (hook !== null && (mutant === M_INDEX_AFTER_UNLOCK || mutant === M_USED_AFTER_UNLOCK)) {
+      writeAreaTailAfterUnlock(areas, base, cursor, nslots, areaUnlock); // stress-harness mutants only (mutants.ts)
+    } else {
+      areas[base + AREA_INDEX] = cursor;
+      if (hook !== null) hook(P_AREA_USED, nslots);
+      const areaUsed = (areas[base + AREA_USED]! += nslots);
+      if (areaUsed > areas[base + AREA_USED_HIWATER]!) areas[base + AREA_USED_HIWATER] = areaUsed; // under the lock
+      if (!unlockEarly) areaUnlock(areas, base);
+    }
 
     this.incUsedAndHiwater(nslots);
     return slotIndex;
@@ -693,6 +703,8 @@ export class IoTlbMem {
     const base = pool.areaBase(areaIndex);
     const list = pool.list;
 
+    const totalUsedEarly = hook !== null && mutant === M_TOTAL_USED_EARLY; // stress-harness mutant only (mutants.ts)
+    if (totalUsedEarly) Atomics.sub(this.header, MEM_TOTAL_USED, nslots);
     areaLock(areas, base, this.lockSpins, this.parkTimeoutMs);
     // Under the lock: the range must still be one live mapping, or we would corrupt the lists.
     if (pool.origAddr[i0] === INVALID_PHYS_ADDR || nslots === 0 || !rangeInUse(list, index, nslots)) {
@@ -718,10 +730,11 @@ export class IoTlbMem {
     else renumberFreeRunBefore(list, index, count);
     const used = areas[base + AREA_USED]! - nslots;
     assert(used >= 0, 'area.used stays within 0..area_nslabs');
+    if (hook !== null) hook(P_AREA_USED, -nslots);
     areas[base + AREA_USED] = used;
     areaUnlock(areas, base);
 
-    Atomics.sub(this.header, MEM_TOTAL_USED, nslots);
+    if (!totalUsedEarly) Atomics.sub(this.header, MEM_TOTAL_USED, nslots); // after the area lock, as the kernel does (§9)
     this.stats[STAT_UNMAPS]!++;
     this.releasedThrottled = throttled;
     return true;

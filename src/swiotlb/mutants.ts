@@ -7,9 +7,10 @@
 // measures them together with the instrumentation points (instrument.ts).
 import type { DmaDevice } from '../dma/device.js';
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from './constants.js';
-import { MEM_USED_HIWATER } from './layout.js';
+import { AREA_INDEX, AREA_USED, AREA_USED_HIWATER, MEM_USED_HIWATER } from './layout.js';
 import {
-  P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_UNLOCKED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND,
+  P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_UNLOCKED, P_AREA_USED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND,
+  hook,
 } from './instrument.js';
 import type { IoTlbPool } from './pool.js';
 
@@ -30,6 +31,12 @@ export const M_SG_UNMAP_ORDER = 6;
 export const M_MERGE_SHORT = 7;
 /** area.index is not reset to 0 when the allocation ends at the area's end. */
 export const M_CURSOR_NO_WRAP = 8;
+/** swiotlb_release_slots lowers total_used before it takes the area lock and frees the slots, not after. */
+export const M_TOTAL_USED_EARLY = 9;
+/** swiotlb_search_pool_area writes area.index (the cursor) after it drops the area lock. */
+export const M_INDEX_AFTER_UNLOCK = 10;
+/** swiotlb_search_pool_area raises area.used after it drops the area lock. */
+export const M_USED_AFTER_UNLOCK = 11;
 
 /** The mutant in force on this thread; M_NONE except in a stress trial. */
 export let mutant = M_NONE;
@@ -90,7 +97,7 @@ export const MUTANTS: readonly MutantSpec[] = [
     id: M_LIST_AFTER_UNLOCK,
     name: 'list-after-unlock',
     description: 'swiotlb_search_pool_area releases the area lock before it updates the slot lists, area.used and the cursor',
-    caughtBy: 'ownership shadow (a slot in two live mappings), area.used and lists at quiescence',
+    caughtBy: 'area shadow (area.used and the cursor changed outside the lock), ownership shadow, lists at quiescence',
     hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 2, perturbPoints: [P_AREA_UNLOCKED], perturbRate: 0.05 },
   },
   {
@@ -143,6 +150,27 @@ export const MUTANTS: readonly MutantSpec[] = [
     caughtBy: 'per-area used at quiescence / area.used bounds, lock shadow of the neighbouring area, ownership shadow',
     hint: { mode: 'chaos', vcpus: 4, nareas: 4, segmentsPerArea: 1, opsPerThread: 3000, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
   },
+  {
+    id: M_TOTAL_USED_EARLY,
+    name: 'total-used-early',
+    description: 'swiotlb_release_slots lowers total_used before it takes the area lock and frees the slots, instead of after',
+    caughtBy: 'total_used against the sum of area.used less the changes in flight (exact in pct, bounded in chaos)',
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 2, perturbPoints: [P_AREA_LOCK_ENTER], perturbRate: 0.05 },
+  },
+  {
+    id: M_INDEX_AFTER_UNLOCK,
+    name: 'index-after-unlock',
+    description: 'swiotlb_search_pool_area writes area.index (the cursor) after it drops the area lock',
+    caughtBy: 'area shadow: area.used and area.index at each acquire equal their values at the last unlock',
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 2, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
+  },
+  {
+    id: M_USED_AFTER_UNLOCK,
+    name: 'used-after-unlock',
+    description: 'swiotlb_search_pool_area raises area.used after it drops the area lock',
+    caughtBy: 'area shadow: area.used and area.index at each acquire equal their values at the last unlock',
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 2, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
+  },
 ];
 
 /** The mutant named `name`, or undefined. */
@@ -178,5 +206,28 @@ export function renumberFreeRunBeforeShort(list: Uint16Array, index: number, cou
   while (i > segStart && list[i] !== 0) {
     list[i] = ++count;
     i--;
+  }
+}
+
+/**
+ * M_INDEX_AFTER_UNLOCK and M_USED_AFTER_UNLOCK: the search's last two writes, the cursor and
+ * area.used, with the unlock (passed in: area-lock.ts imports this module) moved before one of them.
+ */
+export function writeAreaTailAfterUnlock(
+  areas: Int32Array, base: number, cursor: number, nslots: number, unlock: (areas: Int32Array, base: number) => void,
+): void {
+  const raiseUsed = () => {
+    if (hook !== null) hook(P_AREA_USED, nslots);
+    const used = (areas[base + AREA_USED]! += nslots);
+    if (used > areas[base + AREA_USED_HIWATER]!) areas[base + AREA_USED_HIWATER] = used;
+  };
+  if (mutant === M_INDEX_AFTER_UNLOCK) {
+    raiseUsed();
+    unlock(areas, base);
+    areas[base + AREA_INDEX] = cursor;
+  } else {
+    areas[base + AREA_INDEX] = cursor;
+    unlock(areas, base);
+    raiseUsed();
   }
 }

@@ -21,7 +21,9 @@ import { InputError, InvariantError, assert } from '../errors.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
 import { nowMs } from '../util/clock.js';
 import { areaLock, areaUnlock } from './area-lock.js';
-import { P_THROTTLE_ACQUIRED, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT, hook } from './instrument.js';
+import {
+  P_THROTTLE_ACQUIRED, P_THROTTLE_COUNT, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT, hook,
+} from './instrument.js';
 import {
   THROTTLE_BYTES, THROTTLE_DEVICE_NAMES_MAX, THROTTLE_DEVICE_NAME_BYTES, THROTTLE_HOLDER_MAPPING,
   THROTTLE_HOLDER_NONE, THROTTLE_HOLDER_REQUEST, THROTTLE_INTS, THROTTLE_WAITERS_MAX, THR_ABORT, THR_ABORTED_WAITS,
@@ -239,7 +241,8 @@ export class ThrottleState {
   /**
    * Given `used` (total_used, read once by the caller, no reservation): throttle when used >
    * high_throttle, or when used > low_throttle and the semaphore is held. The counter of the reason
-   * is incremented with a plain load and store: increments lost under contention are faithful.
+   * is incremented with a plain load and store: increments lost under contention are faithful. (The
+   * stress harness's point between the load and the store lets its schedules interleave there.)
    * Touches nothing of the semaphore.
    */
   decide(used: number): ThrottleDecision {
@@ -249,12 +252,16 @@ export class ThrottleState {
     this.decidedHigh = high;
     this.decidedLow = low;
     if (used > high) {
-      i32[THR_HIGH_THROTTLE_COUNT] = i32[THR_HIGH_THROTTLE_COUNT]! + 1;
+      const c = i32[THR_HIGH_THROTTLE_COUNT]!;
+      if (hook !== null) hook(P_THROTTLE_COUNT, c, i32);
+      i32[THR_HIGH_THROTTLE_COUNT] = c + 1;
       return THROTTLE_HIGH;
     }
     // The RFC reads sem->count directly, without the semaphore's lock.
     if (used > low && Atomics.load(i32, THR_SEM_COUNT) === 0) {
-      i32[THR_LOW_THROTTLE_COUNT] = i32[THR_LOW_THROTTLE_COUNT]! + 1;
+      const c = i32[THR_LOW_THROTTLE_COUNT]!;
+      if (hook !== null) hook(P_THROTTLE_COUNT, c, i32);
+      i32[THR_LOW_THROTTLE_COUNT] = c + 1;
       return THROTTLE_LOW;
     }
     return THROTTLE_NONE;

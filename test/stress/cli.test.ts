@@ -64,12 +64,14 @@ describe('npm run stress', () => {
     expect(r.status).toBe(0);
     expect(s.mutants.map((m) => m.mutant)).toEqual([
       'area-lock-no-exclude', 'list-after-unlock', 'hiwater-no-cas', 'sem-before-free', 'lost-wakeup', 'sg-unmap-order', 'merge-short', 'cursor-no-wrap',
+      'total-used-early', 'index-after-unlock', 'used-after-unlock',
     ]);
     for (const m of s.mutants) expect(m.replay).toContain(`--mutant ${m.mutant}`);
   }, 400_000);
 
   it('prints a failure with its seed, configuration and replay command, exits 1, and the replay fails again', async () => {
-    const r = await stress('--seconds', '2', '--mode', 'chaos', '--mutant', 'merge-short', '--max-vcpus', '4');
+    // 4 s: trial 0 must get through enough of its 2 x 2000 operations on a loaded machine (it ran 700 in 2 s once).
+    const r = await stress('--seconds', '4', '--mode', 'chaos', '--mutant', 'merge-short', '--max-vcpus', '4');
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/^FAIL trial 0: seed \d+, mode chaos, mutant merge-short$/m);
     expect(r.stdout).toMatch(/^ {2}quiescence: slot \d+: list \d+ at quiescence, initial value \d+$/m);

@@ -2,7 +2,10 @@
 // issue sets, and take a mutant's overrides.
 import { describe, expect, it } from 'vitest';
 import { IO_TLB_SEGSIZE } from '../../src/swiotlb/constants.js';
-import { P_HIWATER_UPDATE } from '../../src/swiotlb/instrument.js';
+import {
+  P_AREA_LOCK_PARK, P_AREA_LOCK_UNPARK, P_HIWATER_UPDATE, P_SLOTS_FREED, P_THROTTLE_ACQUIRED, P_THROTTLE_CHECKED,
+  P_THROTTLE_COUNT, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT,
+} from '../../src/swiotlb/instrument.js';
 import { mutantByName } from '../../src/swiotlb/mutants.js';
 import { configLine, maxMappingSize, trialConfig, trialSeed } from '../../src/stress/config.js';
 import { replayCommand } from '../../src/stress/run.js';
@@ -55,6 +58,19 @@ describe('trial configurations', () => {
     expect([...modes].sort()).toEqual(['chaos', 'pct']);
     expect(big).toBeGreaterThan(0);
     expect(trialConfig(3, 'mixed', { ...limits, maxVcpus: 4 }).vcpus).toBeLessThanOrEqual(4);
+  });
+
+  it('perturb, in chaos, every point but the parks: [RFC] the throttle points too', () => {
+    const perturbed = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      trialConfig(trialSeed(11, i), 'chaos', limits).perturb.rates.forEach((r, p) => {
+        if (r > 0) perturbed.add(p);
+      });
+    }
+    for (const p of [P_THROTTLE_CHECKED, P_SLOTS_FREED, P_THROTTLE_ACQUIRED, P_THROTTLE_QUEUED, P_THROTTLE_GRANTED, P_THROTTLE_COUNT]) {
+      expect(perturbed.has(p)).toBe(true);
+    }
+    for (const p of [P_AREA_LOCK_PARK, P_AREA_LOCK_UNPARK, P_THROTTLE_WAIT]) expect(perturbed.has(p)).toBe(false);
   });
 
   it('take a mutant\'s overrides; an explicit mode wins over the mutant\'s own', () => {

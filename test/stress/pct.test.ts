@@ -1,8 +1,10 @@
 // pct mode replays exactly: two runs of one seed take the same schedule (the same sequence of
 // thread, point and datum, hashed) and do the same operations; another seed takes another.
 import { afterAll, describe, expect, it } from 'vitest';
+import { createRunLogger } from '../../src/log/logger.js';
 import { mutantByName } from '../../src/swiotlb/mutants.js';
 import { trialConfig } from '../../src/stress/config.js';
+import { runMutants } from '../../src/stress/run.js';
 import { StressWorkerPool, runTrial } from '../../src/stress/trial.js';
 
 const pool = new StressWorkerPool();
@@ -63,4 +65,21 @@ describe('pct mode with a mutant', () => {
     expect(a.failures[0]).toMatch(/^cpu \d+: took area 0's lock while cpu \d+ holds it \(two threads in one critical section\)$/);
     expect(b.failures[0]).toBe(a.failures[0]);
   });
+});
+
+describe('the accounting and area-shadow mutants', () => {
+  it('are caught in both modes within a 20 s budget each, by the check named for them', async () => {
+    const limits = { maxVcpus: 8, parkTimeoutMs: 5000, scale: 1 };
+    const only = ['total-used-early', 'index-after-unlock', 'used-after-unlock'].map((n) => mutantByName(n)!);
+    const log = createRunLogger({ file: undefined, level: 'silent' });
+    for (const mode of ['chaos', 'pct'] as const) {
+      const rows = await runMutants({ seed: 42, limits, defaults: limits, watchdogMs: 5000, maxTrialMs: 20_000, budgetMs: 20_000, only, mode, log });
+      expect(rows.map((r) => [r.mutant, r.mode, r.caught])).toEqual(only.map((m) => [m.name, mode, true]));
+      const [total, index, used] = rows.map((r) => r.check!);
+      expect(total).toMatch(/total_used \d+[ ,].*(below|less the changes not yet applied).*: total_used fell before the slots were freed, or an update was lost$/);
+      expect(index).toMatch(/took area \d+'s lock and found area\.used (\d+), area\.index \d+; its last unlock left \1, \d+ \(written outside the lock\)$/);
+      expect(used).toMatch(/took area \d+'s lock and found area\.used \d+, area\.index (\d+); its last unlock left \d+, \1 \(written outside the lock\)$/);
+    }
+    await log.close();
+  }, 150_000);
 });

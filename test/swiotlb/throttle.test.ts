@@ -120,6 +120,29 @@ describe('the throttle decision (§15.4)', () => {
     expect(f.mem.throttleDebugfs()).toMatchObject({ high_throttle_count: 0, low_throttle_count: 0 });
     expect(f.mem.throttleSnapshot()).toMatchObject({ count: 1, holder: null });
   });
+  it('used == low_throttle with the semaphore held: no throttle (the rule is used > low_throttle), semaphore untouched', () => {
+    const f = tfixture(256, opts);
+    const x = f.nb(11);
+    const m = f.mb(2048); // high: holds the semaphore through a live mapping
+    f.unmap(x, 11 * 2048);
+    f.nb(4); // used = 1 (m) + 4 = 5 = low_throttle
+    expect(f.mem.memUsed()).toBe(5);
+    const other = IoTlbMem.attach(f.mem.shared(), { cpu: 1, guest: f.guest });
+    // The abort word makes a wait, were the request throttled, return at once (a failed map) instead of hanging.
+    f.mem.throttleAbort();
+    const lock0 = semLockAcquisitions(f.mem); // after the abort, which takes the semaphore's lock to wake waiters
+    const a = f.mb(2048, other);
+    expect(semLockAcquisitions(f.mem)).toBe(lock0);
+    f.mem.throttleAbort(false);
+    expect(a).not.toBe(DMA_MAPPING_ERROR);
+    expect(f.mem.throttleDebugfs()).toMatchObject({ high_throttle_count: 1, low_throttle_count: 0 });
+    expect(other.throttleStats.fields[TSTAT_LOW_THROTTLED]).toBe(0);
+    expect(f.mem.defpool.throttled[slotOf(f.mem, a)]).toBe(0);
+    expect(f.mem.throttleSnapshot()).toMatchObject({ count: 0, holder: { vcpu: 0, kind: 'mapping' } });
+    f.unmap(a, 2048, other);
+    f.unmap(m, 2048);
+    expect(f.mem.throttleSnapshot()).toMatchObject({ count: 1, holder: null, queue_len: 0 });
+  });
   it('between the thresholds with the semaphore held: throttled (low) and goes to wait', () => {
     const f = tfixture(256, opts);
     const x = f.nb(11);
