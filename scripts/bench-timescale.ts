@@ -6,18 +6,14 @@
 // host (docs/time-scale.md).
 // Not part of `npm test`: these are timings.
 import { quote } from '../src/util/quote.js';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { runVmJson } from '../src/bench/vm-run.js';
 import { parseFlags } from '../src/cli/flags.js';
 import { runMain } from '../src/cli/main.js';
 import { InputError } from '../src/errors.js';
 import { parseDuration, parseIntInRange, parsePercent } from '../src/util/units.js';
 import { projectRoot } from '../src/util/worker-file.js';
 import type { RunReport } from '../src/vm/report.js';
-
-const run = promisify(execFile);
-const VM = join(projectRoot(), 'dist', 'scripts', 'vm.js');
 
 /** The shipped jobs and the VM each one's header runs it on. ramp.fio (a 2 s lead-in on 32 vCPUs) and md-deadlock.fio (a stall by design) are left out. */
 const JOBS: Record<string, string[]> = {
@@ -75,9 +71,8 @@ runMain(async () => {
     const rows: { k: number; figures: Figures }[] = [];
     for (const k of ks) {
       if (process.stderr.isTTY) process.stderr.write(`  ${name}, K=${k}\n`);
-      const r = await run(process.execPath, ['--single-threaded-gc', VM, ...JOBS[name]!, '--job', join(projectRoot(), 'jobs', `${name}.fio`),
-        '--runtime', runtime, '--time-scale', String(k), '--output-format', 'json'], { maxBuffer: 64 << 20 });
-      rows.push({ k, figures: figures(JSON.parse(r.stdout) as RunReport) });
+      const { report } = await runVmJson([...JOBS[name]!, '--job', join(projectRoot(), 'jobs', `${name}.fio`), '--runtime', runtime, '--time-scale', String(k)]);
+      rows.push({ k, figures: figures(report) });
     }
     out[name] = rows;
     // The smallest K from which every later step changes every figure by at most the tolerance

@@ -11,14 +11,13 @@
 //   8, 32, 64 and 128 vCPUs with a 64 MiB and a 1 GiB pool.
 // `--against DIR` (a built checkout of another version, e.g. main before a change): its `vm` runs
 // the same ratio rows, alternated with this one's in the same run (before and after).
-// `--only ratio` measures the ratio rows alone.
+// `--only ratio` or `--only scaling` measures one part.
 // Not part of `npm test`: these are timings.
 import { quote } from '../src/util/quote.js';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { BENCH_WINDOW, coreBounceRate } from '../src/bench/core-bench.js';
+import { runVmJson as vm } from '../src/bench/vm-run.js';
 import { parseFlags } from '../src/cli/flags.js';
 import { InputError } from '../src/errors.js';
 import { runMain } from '../src/cli/main.js';
@@ -26,9 +25,9 @@ import { configValue, envOrigin } from '../src/config.js';
 import { parseDurationInRange } from '../src/util/units.js';
 import { projectRoot } from '../src/util/worker-file.js';
 import type { RunReport } from '../src/vm/report.js';
+import { parseVmOptions } from '../src/vm/options.js';
+import { readFioJobFile } from '../src/workload/fio.js';
 
-const run = promisify(execFile);
-const VM = join(projectRoot(), 'dist', 'scripts', 'vm.js');
 const BOOT_RUNS = 3;
 const RATIO_JOB = join(projectRoot(), 'jobs', 'randrw-4k.fio');
 const RATIO_VCPUS = [4, 32];
@@ -38,12 +37,6 @@ const RATIO_TARGET = 0.25;
 const SCALE_VCPUS = [8, 32, 64, 128];
 const SCALE_POOLS = ['64M', '1G'];
 const SCALE_RUNTIME = '1s';
-
-async function vm(args: string[], script = VM): Promise<{ report: RunReport; wallMs: number }> {
-  const t0 = performance.now();
-  const r = await run(process.execPath, ['--single-threaded-gc', script, ...args, '--output-format', 'json'], { maxBuffer: 64 << 20 });
-  return { report: JSON.parse(r.stdout) as RunReport, wallMs: performance.now() - t0 };
-}
 
 interface ScalingRow {
   vcpus: number; pool: string; boot_ms: number; max_rss_mib: number; cpu_boot_ms: number; cpu_ms_per_run_s: number; pairs_per_s: number;
@@ -62,7 +55,7 @@ runMain(async () => {
   ], 'bench:vm', 'The VM\'s timings and its cost over the core: boot, a 10 s run\'s wall time, map+unmap pairs/s, scaling; the core window is COCO_BENCH_SECONDS.');
   const only = flags.get('only');
   if (only !== undefined && only !== 'ratio' && only !== 'scaling') throw new InputError('EBADFLAG', `--only: ${quote(only)} is not valid; expected ratio or scaling`);
-  const builds: { name: string; script: string }[] = [{ name: 'this', script: VM }];
+  const builds: { name: string; script: string | undefined }[] = [{ name: 'this', script: undefined }];
   const against = flags.get('against');
   if (against !== undefined) {
     const script = join(against, 'dist', 'scripts', 'vm.js');
@@ -107,6 +100,20 @@ runMain(async () => {
     }
     const rs = r.reps.map((x) => x.ratio);
     console.log(`  ${String(r.vcpus).padStart(3)} vCPUs${tag}  vm/core median ${(r.ratio_median * 100).toFixed(1)}% (${(Math.min(...rs) * 100).toFixed(1)}-${(Math.max(...rs) * 100).toFixed(1)}%)${r.build === 'this' ? met(r.ratio_median >= RATIO_TARGET) : ''}`);
+  }
+  // What the device model itself allows this job (the VM's default NVMe): one channel of `bandwidth`
+  // bytes/s, `latency` after each transfer, numjobs x iodepth in flight; one map+unmap pair per I/O.
+  const model = parseVmOptions([]);
+  const job = readFioJobFile(RATIO_JOB).jobs[0]!;
+  const bs = job.bs.read.kind === 'fixed' ? job.bs.read.bytes : NaN;
+  const inflight = job.iodepth * job.numjobs;
+  const ceiling = Math.min(model.nvmeBandwidth / bs, inflight / (model.nvmeLatencyUs / 1e6 + bs / model.nvmeBandwidth));
+  if (only !== 'scaling') {
+    console.log(`  the device model's own ceiling for this job: ${fmt(ceiling)} pairs/s (${inflight} in flight, ${bs} B at ${fmt(model.nvmeBandwidth)} B/s, ${model.nvmeLatencyUs} us latency)`);
+    for (const v of RATIO_VCPUS) {
+      const cores = ratioRows.filter((r) => r.vcpus === v && r.build === 'this').flatMap((r) => r.reps.map((x) => x.core_pairs_per_s));
+      console.log(`  ${String(v).padStart(3)} vCPUs  ceiling/core median ${((ceiling / median(cores)) * 100).toFixed(1)}%: the most the ratio can read with this device model`);
+    }
   }
   const ratioTargets = Object.fromEntries(ratioRows.filter((r) => r.build === 'this').map((r) => [ratioTarget(r), r.ratio_median >= RATIO_TARGET]));
   if (only === 'ratio') {
