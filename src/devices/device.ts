@@ -18,6 +18,7 @@ import { assert } from '../errors.js';
 import { exposeOnPort } from '../util/comlink.js';
 import { setTimeScale, wallMs } from '../util/clock.js';
 import type { DeviceControlApi } from '../vm/control.js';
+import { BounceWindow, type BounceWindowShared } from '../swiotlb/dynamic.js';
 import {
   CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR,
   CMDF_SUBMIT_MS, DEV_COMMANDS, DEV_DOORBELL, DEV_PARKED, DEV_PASSES, DEV_STOP, OP_READ, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
@@ -29,9 +30,8 @@ export type DeviceKind = 'nvme' | 'nic';
 export interface DeviceConfig {
   kind: DeviceKind;
   name: string;
-  /** The swiotlb bounce region (pool data) and where it sits on the bus. */
-  bounce: SharedArrayBuffer;
-  bounceStart: number;
+  /** The swiotlb's shared memory: the default pool's data and bus address, and with dynamic swiotlb the pools added later (dynamic.ts BounceWindow). */
+  bounce: BounceWindowShared;
   /** One queue pair per vCPU. */
   queues: SharedArrayBuffer[];
   control: SharedArrayBuffer;
@@ -59,8 +59,7 @@ const YIELD_EVERY_MS = 10;
 export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
   const k = cfg.timeScale ?? 1;
   setTimeScale(k);
-  const bounce = new Uint8Array(cfg.bounce);
-  const bounceEnd = cfg.bounceStart + bounce.length;
+  const window = new BounceWindow(cfg.bounce);
   const store = cfg.capacityBytes > 0 ? new Uint8Array(new SharedArrayBuffer(cfg.capacityBytes)) : null;
   const qps = cfg.queues.map((q) => new QueuePair(q));
   const control = new Int32Array(cfg.control);
@@ -93,9 +92,10 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
     for (let e = 0; e < nents; e++) {
       const addr = qp.cmdf[f + CMDF_SG_ADDR + e]!;
       const len = qp.cmd[c + CMD_SG_LEN + e]!;
-      // The device can reach only the shared bounce region: anything else is a DMA error.
-      if (addr < cfg.bounceStart || addr + len > bounceEnd) return STATUS_ERROR;
-      const b = addr - cfg.bounceStart;
+      // The device can reach only the shared bounce regions: anything else is a DMA error.
+      const b = window.resolve(addr, len);
+      if (b < 0) return STATUS_ERROR;
+      const bounce = window.bytes;
       if (store !== null) {
         if (devOff + len > store.length) return STATUS_ERROR;
         if (op === OP_WRITE) store.set(bounce.subarray(b, b + len), devOff);

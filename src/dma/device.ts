@@ -24,6 +24,10 @@ export class DmaDevice {
   readonly dmaMask: number;
   /** get_max_slots(seg_boundary_mask): slots per boundary window, computed once. */
   readonly maxSlots: number;
+  /** Dynamic swiotlb, this thread's cache: the device's shared record (dma_io_tlb_pools, dma_io_tlb_lock), -1 until first use. */
+  ioTlbRecord = -1;
+  /** Dynamic swiotlb, this thread's cache of dev->dma_uses_io_tlb once it is true (it is never reset). */
+  ioTlbUsed = false;
 
   constructor(readonly name: string, opts: DmaDeviceOptions = {}) {
     this.minAlignMask = opts.minAlignMask ?? 0;

@@ -74,6 +74,22 @@ export interface PoolCreatedFields {
   nareas: number;
   kind: PoolKind;
   device?: string;
+  /** Dynamic pools: ms from the failed search that queued the growth work to the pool's insertion. */
+  took_ms?: number;
+}
+
+/** Dynamic swiotlb: swiotlb_dyn_alloc could not allocate even IO_TLB_MIN_SLABS (its pr_warn_ratelimited). */
+export interface GrowthFailedFields {
+  /** Why the last attempt failed (no free block of the order, the arena or pool table full). */
+  reason: string;
+}
+
+/** Dynamic swiotlb: a transient pool made for one mapping (swiotlb_find_slots), or its memory back in the atomic pool after the grace period. */
+export interface TransientPoolFields {
+  device: string;
+  vcpu: number;
+  start: number;
+  nslabs: number;
 }
 
 /** No free slots: the kernel's "swiotlb buffer is full" warning (§11). */
@@ -420,6 +436,9 @@ export interface AtomicPoolExhaustedFields {
 export interface EventFields {
   boot_line: BootLineFields;
   pool_created: PoolCreatedFields;
+  growth_failed: GrowthFailedFields;
+  transient_created: TransientPoolFields;
+  transient_freed: TransientPoolFields;
   map_failure: MapFailureFields;
   io_error: IoErrorFields;
   packet_dropped: PacketDroppedFields;
@@ -510,6 +529,24 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
     required: { pool: 'number', start: 'number', nslabs: 'number', nareas: 'number', kind: 'string' },
     message: (f) =>
       `swiotlb pool ${f.pool} (${f.kind}): [mem ${formatPhysAddr(f.start)}-${formatPhysAddr(f.start + f.nslabs * 2 ** IO_TLB_SHIFT)}] ${f.nslabs} slabs, ${plural(f.nareas, 'area')}`,
+  },
+  growth_failed: {
+    level: 'warn',
+    doc: 'Dynamic swiotlb: the growth worker (swiotlb_dyn_alloc) could not allocate a pool of 4, 2 or 1 MiB below phys_limit; ratelimited as the kernel\'s pr_warn_ratelimited.',
+    required: { reason: 'string' },
+    message: () => 'software IO TLB: Failed to allocate new pool',
+  },
+  transient_created: {
+    level: 'debug',
+    doc: 'Dynamic swiotlb: a transient pool for one mapping, from the atomic pool, linked on the device\'s list.',
+    required: { device: 'string', vcpu: 'number', start: 'number', nslabs: 'number' },
+    message: (f) => `${f.device}: swiotlb transient pool [mem ${formatPhysAddr(f.start)}-${formatPhysAddr(f.start + f.nslabs * 2 ** IO_TLB_SHIFT)}] ${f.nslabs} slabs`,
+  },
+  transient_freed: {
+    level: 'debug',
+    doc: 'Dynamic swiotlb: a transient pool\'s memory went back to the atomic pool after its grace period.',
+    required: { device: 'string', vcpu: 'number', start: 'number', nslabs: 'number' },
+    message: (f) => `${f.device}: swiotlb transient pool [mem ${formatPhysAddr(f.start)}] freed`,
   },
   map_failure: {
     level: 'warn',

@@ -6,7 +6,7 @@
 // the pool list, which has a fixed number of descriptor entries in the header.
 import { assert } from '../errors.js';
 import { HISTOGRAM_BYTES } from '../report/histogram.js';
-import { IO_TLB_SIZE } from './constants.js';
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from './constants.js';
 
 export const CACHE_LINE_BYTES = 64;
 const I32 = 4;
@@ -27,6 +27,8 @@ export const MEM_ALIGN_WARNED = 9; // "Alloc alignment may prevent ..." WARN onc
 export const MEM_OVERFLOW_WARNED = 10; // "Buffer overflow detected ..." WARN once
 export const MEM_ADDR_OVERFLOW_WARNED = 11; // "swiotlb addr ... overflow" WARN once
 export const MEM_MEM_ENCRYPT = 12; // cc_platform_has(CC_ATTR_MEM_ENCRYPT): the first bounce says so
+// 13: MEM_MAX_POOLS (with the pool table, below)
+export const MEM_DYNAMIC = 14; // CONFIG_SWIOTLB_DYNAMIC: the allocator has a dynamic region (DYN_*)
 
 export const MEM_TOTAL_USED = 16; // total_used: atomic, outside the area locks
 export const MEM_USED_HIWATER = 17; // used_hiwater: raised by compare-and-exchange, reset only to 0
@@ -37,17 +39,30 @@ export const MEM_MAP_FAILURES = 19; // failed maps, all causes (cheap cross-thre
 // below), because the FIFO wait queue does not fit a header line; the room stays free.
 export const MEM_THROTTLE_RESERVED_END = 48;
 
-// Pool table: one descriptor per pool, in creation order (the search walks it newest first).
+// Pool table: one descriptor per pool, in creation order (the search walks it newest first). Its
+// capacity, MEM_MAX_POOLS, is fixed when the allocator is created and sized from the configuration
+// (dynamic.ts maxPoolsFor: one entry per 1 MiB of growth headroom, plus the default pool), so the
+// header's length is memHeaderBytes(maxPools). A descriptor is written whole, then published by an
+// Atomics.store of MEM_NPOOLS (the RCU rule: a reader sees a pool whole or not at all).
+export const MEM_MAX_POOLS = 13; // capacity of the pool table
 export const MEM_POOL_TABLE = 48;
-export const MAX_POOLS = 64;
+/** Pool table entries of an allocator that cannot grow: the default pool (or a restricted pool). */
+export const STATIC_MAX_POOLS = 1;
 export const POOL_DESC_INTS = 8;
 export const POOL_START_LO = 0; // pool.start, low 32 bits
 export const POOL_START_HI = 1; // pool.start, high bits
 export const POOL_NSLABS = 2;
 export const POOL_NAREAS = 3;
 export const POOL_KIND = 4; // PoolKind
-export const MEM_HEADER_INTS = MEM_POOL_TABLE + MAX_POOLS * POOL_DESC_INTS;
-export const MEM_HEADER_BYTES = MEM_HEADER_INTS * I32;
+export const POOL_META_OFFSET = 5; // dynamic pools: byte offset of its areas, then slots, in the metadata arena (DYN_META_*)
+export const POOL_DATA_PAGE = 6; // dynamic pools: page number of its bounce data in the decrypted arena
+export const POOL_ADDED_MS = 7; // dynamic pools: when it was added, ms since the allocator was created
+export function memHeaderInts(maxPools: number): number {
+  return MEM_POOL_TABLE + maxPools * POOL_DESC_INTS;
+}
+export function memHeaderBytes(maxPools: number): number {
+  return memHeaderInts(maxPools) * I32;
+}
 export const MEM_MAGIC_VALUE = 0x534f4954; // "SOIT"
 
 export const POOL_KIND_DEFAULT = 0;
@@ -240,6 +255,108 @@ export const TSTAT_WAIT_HIST_OFFSET = TSTAT_FIELDS_BYTES; // wait time per parke
 export const TSTAT_OVERSHOOT_HIST_OFFSET = TSTAT_WAIT_HIST_OFFSET + HISTOGRAM_BYTES; // overshoot, slots
 export const TSTAT_BYTES = TSTAT_OVERSHOOT_HIST_OFFSET + HISTOGRAM_BYTES;
 
+// --- dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): one region per allocator (Int32Array, Float64Array) ----
+// Everything a pool added while threads run needs is here from boot, because a running worker thread
+// cannot receive a new SharedArrayBuffer without a message and the data path never waits for one:
+// - the control line: the work item (schedule_work's pending bit and the worker's doorbell), the
+//   teardown word, mem->lock (an io_tlb_area-shaped record, so areaLock takes it), the grace-period
+//   epoch;
+// - the metadata arena: areas and slots of every dynamic pool, carved by a bump pointer (pools are
+//   never freed); its capacity is dynamic.ts metaArenaBytes(maxPools, headroom);
+// - the counters the report reads (growth attempts by size, transient pools, trigger-to-pool time);
+// - per-device records (dev->dma_io_tlb_pools, dma_io_tlb_lock, dma_uses_io_tlb) and names;
+// - reader slots for the grace period of transient pools (dynamic.ts states the invariant);
+// - the transient-pool table: one record per transient pool that can exist at once, each with a fixed
+//   metadata block (one area, at most IO_TLB_SEGSIZE slots).
+// f64 fields are at even Int32 indices, read through the Float64Array view at index >> 1.
+export const DYN_MAGIC = 0;
+export const DYN_MAGIC_VALUE = 0x44594e31; // "DYN1"
+export const DYN_WORK_PENDING = 1; // mem->dyn_alloc queued and not yet started (schedule_work's bit)
+export const DYN_WORK_SEQ = 2; // the worker's doorbell: bumped and notified by schedule_work
+export const DYN_STOP = 3; // teardown: the worker exits
+export const DYN_EPOCH = 4; // grace-period epoch (starts at 1; 0 in a reader slot means "not reading")
+export const DYN_READERS_USED = 5; // reader slots claimed
+export const DYN_MAX_READERS = 6; // reader slot capacity
+export const DYN_MAX_TRANSIENT = 7; // transient-pool table capacity
+export const DYN_META_NEXT = 8; // bump pointer of the metadata arena (bytes)
+export const DYN_META_CAP = 9; // metadata arena capacity (bytes)
+export const DYN_DEFAULT_NSLABS = 10; // default_nslabs: what the worker asks for (before the 4 MiB cap)
+export const DYN_PHYS_LIMIT_PAGES = 11; // mem->phys_limit in pages (4 GiB: SWIOTLB_FORCE without SWIOTLB_ANY)
+export const DYN_DEVICES_USED = 12; // device records registered
+export const DYN_WORKER_ALIVE = 13; // the growth worker thread is parked or working
+export const DYN_TR_HWM = 14; // transient records ever claimed: reclaim passes scan below it
+export const DYN_LOCK_RECORD = 16; // mem->lock (protects the pool list), one io_tlb_area-shaped line
+
+// Counters (Int32 unless f64), one line each group.
+export const DYN_GROW_RUNS = 32; // swiotlb_dyn_alloc runs
+export const DYN_GROW_FAILED = 33; // runs that ended in "Failed to allocate new pool"
+export const DYN_POOLS_ADDED = 34; // dynamic pools inserted
+export const DYN_SCHEDULED = 35; // schedule_work calls that queued the work (not already pending)
+export const DYN_SCHEDULE_NOOP = 36; // schedule_work calls that found it pending
+export const DYN_TRANSIENT_CREATED = 37;
+export const DYN_TRANSIENT_FAILED = 38; // no transient pool (atomic pool exhausted, table full, or alignment)
+export const DYN_TRANSIENT_LIVE = 39; // linked on a device list
+export const DYN_TRANSIENT_PEAK = 40;
+export const DYN_TRANSIENT_FREED = 41; // memory returned to the atomic pool after the grace period
+export const DYN_TRANSIENT_RETIRED = 42; // unlinked, waiting for the grace period
+export const DYN_TRANSIENT_FAIL_NOMEM = 43; // the atomic pool had nothing suitable
+export const DYN_TRANSIENT_FAIL_TABLE = 44; // the transient-pool table was full
+export const DYN_TRANSIENT_FAIL_SEARCH = 45; // made, but the request's alignment did not fit it
+export const DYN_POOL_BYTES_PEAK = 46; // f64 at 46: peak of (default + dynamic + live transient) pool bytes
+export const DYN_TRIGGER_MS = 48; // f64: when the pending work was queued (ms since the allocator was created)
+export const DYN_TRIGGER_TO_POOL_MS_SUM = 50; // f64
+export const DYN_TRIGGER_TO_POOL_MS_MAX = 52; // f64
+export const DYN_CREATED_AT_MS = 54; // f64: the allocator's creation time (nowMs), the origin of the *_MS fields
+export const DYN_TRANSIENT_BYTES_LIVE = 56; // f64: atomic-pool bytes held by live and retired transient pools
+// Growth attempts by requested size: swiotlb_alloc_pool's halving, 4 MiB, 2 MiB, 1 MiB (IO_TLB_MIN_SLABS).
+export const DYN_ATTEMPTS = 64; // GROW_SIZES entries: attempts
+export const DYN_ATTEMPTS_OK = 72; // GROW_SIZES entries: successes
+export const GROW_SIZE_SLOTS = [2048, 1024, 512] as const;
+
+// Device records: DYN_MAX_DEVICES records of two lines: the dma_io_tlb_lock record, then the state.
+export const DYN_DEVICES = 128;
+export const DYN_MAX_DEVICES = 16;
+export const DEVREC_INTS = 2 * AREA_INTS;
+export const DEVREC_LOCK = 0; // dev->dma_io_tlb_lock: an io_tlb_area-shaped record (AREA_INTS)
+export const DEVREC_HEAD = AREA_INTS; // dev->dma_io_tlb_pools: first transient record + 1, 0 = empty
+export const DEVREC_USES_IO_TLB = AREA_INTS + 1; // dev->dma_uses_io_tlb
+export const DEVREC_NAME_LEN = AREA_INTS + 2; // UTF-8 bytes of the name, then the name at DEVREC_NAME
+export const DEVREC_NAME = AREA_INTS + 4; // up to DEVREC_NAME_BYTES
+export const DEVREC_NAME_BYTES = (AREA_INTS - 4) * I32;
+// Reader slots: DYN_MAX_READERS lines from DYN_READERS (0: not reading; else the epoch it entered in).
+export const DYN_READERS = DYN_DEVICES + DYN_MAX_DEVICES * DEVREC_INTS;
+export const READER_INTS = AREA_INTS;
+export function dynTransientTable(maxReaders: number): number {
+  return DYN_READERS + maxReaders * READER_INTS;
+}
+// Transient-pool records: one line each (TR_*), from dynTransientTable(maxReaders).
+export const TR_INTS = AREA_INTS;
+export const TR_STATE = 0; // TR_FREE / TR_LIVE / TR_RETIRED / TR_RECLAIMING
+export const TR_NEXT = 1; // next record on the device list + 1, 0 = end (never changed after unlink)
+export const TR_DEVICE = 2; // device record
+export const TR_NSLABS = 3;
+export const TR_GEN = 4; // bumped at each reuse: a thread's cached view of an older pool is stale
+export const TR_RETIRE_EPOCH = 5; // the epoch its unlink began (grace: every reader slot 0 or >= this)
+export const TR_FREES = 6; // times its memory went back to the atomic pool for this generation (1 at most)
+export const TR_START = 8; // f64: pool.start (physical)
+export const TR_ARENA_OFFSET = 10; // f64: byte offset of its memory in the decrypted arena
+export const TR_FREE = 0;
+export const TR_LIVE = 1;
+export const TR_RETIRED = 2;
+export const TR_RECLAIMING = 3; // being freed by one reclaimer, or being set up by its creator
+/** Metadata block of one transient pool: one area record and IO_TLB_SEGSIZE slots (a mapping is at most one segment). */
+export const TR_META_BYTES = AREA_BYTES + slotsBytes(IO_TLB_SEGSIZE);
+export function dynRegionInts(maxReaders: number, maxTransient: number): number {
+  return dynTransientTable(maxReaders) + maxTransient * TR_INTS;
+}
+export function dynRegionBytes(maxReaders: number, maxTransient: number): number {
+  return dynRegionInts(maxReaders, maxTransient) * I32;
+}
+/** Bytes of the metadata of a dynamic pool: its area records, then its slots (8-byte aligned: the f64 orig_addr array). */
+export function dynPoolMetaBytes(nslabs: number, nareas: number): number {
+  return areasBytes(nareas) + slotsBytes(nslabs);
+}
+
 // Relationships the rest of the code relies on, asserted once.
 assert(AREA_BYTES === CACHE_LINE_BYTES, 'an io_tlb_area record is one cache line');
 assert(MEM_THROTTLE_RESERVED_END <= MEM_POOL_TABLE, 'the reserved room ends before the pool table');
@@ -258,6 +375,12 @@ assert(WAITER_ENQUEUED_MS % 2 === 0 && WAITER_ENQUEUED_MS + 2 <= WAITER_INTS, 'e
 assert(THROTTLE_DEVICE_NAME_BYTES <= 256, 'a device name length fits its length byte');
 assert(TSTAT_NAMES.length === TSTAT_FIELDS, 'every throttle statistic is named');
 assert(TSTAT_FIELDS_BYTES % CACHE_LINE_BYTES === 0 && TSTAT_BYTES % CACHE_LINE_BYTES === 0, 'throttle statistics blocks are whole lines');
+assert(DYN_LOCK_RECORD % AREA_INTS === 0 && DYN_LOCK_RECORD + AREA_INTS <= DYN_GROW_RUNS, 'mem->lock is a line of its own');
+assert(DYN_TRANSIENT_BYTES_LIVE + 2 <= DYN_ATTEMPTS && DYN_ATTEMPTS_OK + GROW_SIZE_SLOTS.length <= DYN_DEVICES, 'dynamic counters fit before the device records');
+assert([DYN_POOL_BYTES_PEAK, DYN_TRIGGER_MS, DYN_TRIGGER_TO_POOL_MS_SUM, DYN_TRIGGER_TO_POOL_MS_MAX, DYN_CREATED_AT_MS, DYN_TRANSIENT_BYTES_LIVE, TR_START, TR_ARENA_OFFSET].every((w) => w % 2 === 0), 'f64 fields sit at even Int32 indices');
+assert(TR_ARENA_OFFSET + 2 <= TR_INTS && DEVREC_NAME + DEVREC_NAME_BYTES / I32 <= DEVREC_INTS, 'records fit their lines');
+assert(TR_META_BYTES % 8 === 0, 'transient metadata blocks keep the slots f64-aligned');
+assert(MEM_DYNAMIC < 16 && MEM_MAX_POOLS < 16, 'header configuration fits its first line');
 assert(MEM_USED_HIWATER * I32 >= CACHE_LINE_BYTES, 'hot counters are off the configuration line');
 assert(2 + 1 + 1 + 4 + 8 === SLOT_BYTES, 'slot metadata fits its 16-byte budget');
 assert(STAT_NAMES.length === STATS_FIELDS, 'every statistic is named');

@@ -29,8 +29,8 @@ import {
   type DmaDirection, alignUp, getMaxSlots, ioTlbOffset, nrSlots,
 } from './constants.js';
 import {
-  AREA_INDEX, AREA_USED, AREA_USED_HIWATER, MAX_POOLS, MEM_ALIGN_WARNED, MEM_CAN_GROW, MEM_DEFAULT_NAREAS, MEM_ENCRYPTION_WARNED,
-  MEM_FORCE_BOUNCE, MEM_HEADER_BYTES, MEM_LOCK_SPINS, MEM_MAGIC, MEM_MEM_ENCRYPT, MEM_MAGIC_VALUE, MEM_MAP_FAILURES, MEM_NPOOLS,
+  AREA_INDEX, AREA_USED, AREA_USED_HIWATER, MEM_ALIGN_WARNED, MEM_CAN_GROW, MEM_DEFAULT_NAREAS, MEM_DYNAMIC, MEM_ENCRYPTION_WARNED,
+  MEM_FORCE_BOUNCE, MEM_MAX_POOLS, MEM_LOCK_SPINS, POOL_KIND_TRANSIENT, STATIC_MAX_POOLS, memHeaderBytes, MEM_MAGIC, MEM_MEM_ENCRYPT, MEM_MAGIC_VALUE, MEM_MAP_FAILURES, MEM_NPOOLS,
   MEM_NSLABS, MEM_OVERFLOW_WARNED, MEM_PARK_TIMEOUT_MS, MEM_POOL_TABLE, MEM_TOTAL_USED, MEM_TRANSIENT_NSLABS,
   MEM_USED_HIWATER, POOL_DESC_INTS, POOL_KIND, POOL_KIND_DEFAULT, POOL_NAREAS, POOL_NSLABS, POOL_START_HI,
   POOL_START_LO, STATS_FIELDS, STAT_BOUNCE_OVERFLOWS, STAT_MAP_FAIL_THROTTLE_ABORTED, STAT_BYTES_FROM_DEVICE, STAT_BYTES_TO_DEVICE,
@@ -50,6 +50,7 @@ import {
   type ThrottleSnapshot, type ThrottleTunable,
 } from './throttle.js';
 import { nowMs } from '../util/clock.js';
+import { type DynamicCreateOptions, type DynamicMemory, type DynamicShared, DynamicSwiotlb, createDynamicRegion } from './dynamic.js';
 
 /** Everything a thread needs to rebuild an allocator handle. */
 export interface IoTlbMemShared {
@@ -57,6 +58,8 @@ export interface IoTlbMemShared {
   pools: IoTlbPoolShared[];
   /** [RFC] The throttle region (throttle.ts); present even when throttling is off. */
   throttle: SharedArrayBuffer;
+  /** CONFIG_SWIOTLB_DYNAMIC: the dynamic region, its metadata arena and the decrypted arena (dynamic.ts). */
+  dyn?: DynamicShared;
 }
 
 /** Structured reports of the kernel's warnings (ratelimiting is the consumer's business). */
@@ -78,6 +81,8 @@ export type SwiotlbEvent =
   // [RFC] A MAY_BLOCK request parks on throttle_sem, and is later admitted (the log catalogue's fields).
   | ({ event: 'throttle_begin'; msg: string } & ThrottleEventFields)
   | ({ event: 'throttle_end'; msg: string; wait_us: number } & ThrottleEventFields)
+  // Dynamic swiotlb: a transient pool made for one mapping, and its memory back in the atomic pool after the grace period.
+  | { event: 'transient_created' | 'transient_freed'; msg: string; device: string; vcpu: number; start: number; nslabs: number }
   // [RFC] §15.9: the caller is about to down() a semaphore held by its own cpu's live throttled mapping.
   | { event: 'throttle_deadlock'; msg: string; vcpu: number; device: string; size: number; holder: ThrottleHolder };
 
@@ -122,6 +127,8 @@ export interface IoTlbMemCreateOptions {
   throttle?: ThrottleOptions;
   /** io_tlb_mem.can_grow (CONFIG_SWIOTLB_DYNAMIC, the default allocator only; never a restricted pool). Default false. */
   canGrow?: boolean;
+  /** CONFIG_SWIOTLB_DYNAMIC: the pool table, metadata and transient limits (dynamic.ts), over the decrypted arena's SAB. */
+  dynamic?: DynamicCreateOptions & { arena: SharedArrayBuffer };
 }
 
 export interface IoTlbMemAttachOptions {
@@ -134,6 +141,8 @@ export interface IoTlbMemAttachOptions {
   stats?: Float64Array;
   /** [RFC] This thread's throttle statistics block; a private one by default. */
   throttleStats?: ThrottleStats;
+  /** CONFIG_SWIOTLB_DYNAMIC: this thread's handles on guest memory (the atomic pool for transient pools; the worker's pages). */
+  memory?: DynamicMemory;
 }
 
 const MAX_SEGMENT_BYTES = IO_TLB_SEGSIZE * IO_TLB_SIZE;
@@ -157,6 +166,8 @@ export class IoTlbMem {
   private readonly parkTimeoutMs: number;
   /** Pool of the last successful findSlots (a second return value without an allocation). */
   private foundPool: IoTlbPool | null = null;
+  /** CONFIG_SWIOTLB_DYNAMIC: the growth and transient-pool policy (dynamic.ts), or null in a static build. */
+  readonly dyn: DynamicSwiotlb | null;
   /** [RFC] throttle_sem, the thresholds and counters of this allocator (this thread's view). */
   readonly throttle: ThrottleState;
   /** [RFC] Fixed at boot: MAY_BLOCK is honoured. Read on the map path instead of shared memory. */
@@ -176,9 +187,9 @@ export class IoTlbMem {
   private checkDoneNonBlock = 0;
 
   private constructor(shared: IoTlbMemShared, opts: IoTlbMemAttachOptions) {
-    assert(shared.header.byteLength === MEM_HEADER_BYTES, 'allocator header has the layout size');
     this.header = new Int32Array(shared.header);
     assert(this.header[MEM_MAGIC] === MEM_MAGIC_VALUE, 'allocator header is initialised');
+    assert(shared.header.byteLength === memHeaderBytes(this.header[MEM_MAX_POOLS]!), 'allocator header has the layout size');
     this.sharedPools = shared.pools.slice();
     this.cpu = opts.cpu ?? 0;
     this.guest = opts.guest ?? null;
@@ -194,17 +205,27 @@ export class IoTlbMem {
     this.throttleEnabled = this.throttle.enabled;
     this.throttleStats = opts.throttleStats ?? ThrottleStats.create();
     this.slopCounters = this.throttleEnabled ? this.throttle.i32 : null;
+    assert((this.header[MEM_DYNAMIC] === 1) === (shared.dyn !== undefined), 'a dynamic allocator comes with its dynamic region');
+    this.dyn = shared.dyn === undefined ? null : new DynamicSwiotlb(this.header, shared.dyn, opts.memory ?? null);
+    if (this.dyn !== null) {
+      this.dyn.events = (e) => this.events?.(e);
+      this.dyn.cpu = this.cpu;
+    }
     this.refreshPools();
   }
 
   /** Create an allocator with its default pool (swiotlb_init_remap after sizing). */
   static create(opts: IoTlbMemCreateOptions, attach: IoTlbMemAttachOptions = {}): IoTlbMem {
-    const header = new Int32Array(new SharedArrayBuffer(MEM_HEADER_BYTES));
+    const dyn = opts.dynamic === undefined ? null : createDynamicRegion(opts.dynamic, opts.dynamic.arena);
+    const maxPools = dyn === null ? STATIC_MAX_POOLS : dyn.maxPools;
+    const header = new Int32Array(new SharedArrayBuffer(memHeaderBytes(maxPools)));
     header[MEM_MAGIC] = MEM_MAGIC_VALUE;
+    header[MEM_MAX_POOLS] = maxPools;
+    header[MEM_DYNAMIC] = dyn === null ? 0 : 1;
     header[MEM_DEFAULT_NAREAS] = opts.nareas;
     header[MEM_FORCE_BOUNCE] = opts.forceBounce ? 1 : 0;
     header[MEM_MEM_ENCRYPT] = opts.memEncrypt === true ? 1 : 0;
-    header[MEM_CAN_GROW] = opts.canGrow === true ? 1 : 0;
+    header[MEM_CAN_GROW] = opts.canGrow === true && dyn !== null ? 1 : 0;
     header[MEM_LOCK_SPINS] = opts.lockSpins ?? 64;
     header[MEM_PARK_TIMEOUT_MS] = opts.parkTimeoutMs ?? 100;
     const pools: IoTlbPoolShared[] = [];
@@ -218,7 +239,7 @@ export class IoTlbMem {
     }
     // init_throttling, once the default pool is in (§15.3).
     const throttle = ThrottleState.create(opts.nslabs, opts.throttle);
-    return new IoTlbMem({ header: header.buffer as SharedArrayBuffer, pools, throttle: throttle.sab }, attach);
+    return new IoTlbMem({ header: header.buffer as SharedArrayBuffer, pools, throttle: throttle.sab, ...(dyn !== null ? { dyn: dyn.shared } : {}) }, attach);
   }
 
   /** Rebuild a handle from the shared state, in any thread. */
@@ -228,15 +249,19 @@ export class IoTlbMem {
 
   /** The SABs to hand to another thread. */
   shared(): IoTlbMemShared {
-    return { header: this.header.buffer as SharedArrayBuffer, pools: this.sharedPools.slice(), throttle: this.throttle.sab };
+    return {
+      header: this.header.buffer as SharedArrayBuffer, pools: this.sharedPools.slice(), throttle: this.throttle.sab,
+      ...(this.dyn !== null ? { dyn: this.dyn.shared } : {}),
+    };
   }
 
-  /** Rebuild the pool list from the pool table (newest first). */
+  /** Rebuild the pool list from the pool table (newest first): the boot pools' own SABs, then dynamic pools. */
   private refreshPools(): void {
     const n = Atomics.load(this.header, MEM_NPOOLS);
-    assert(n <= this.sharedPools.length, 'every published pool has its SABs');
-    const pools: IoTlbPool[] = [];
-    for (let p = n - 1; p >= 0; p--) {
+    const boot = Math.min(n, this.sharedPools.length);
+    const pools: IoTlbPool[] = this.dyn === null ? [] : this.dyn.poolViews(boot, n).reverse();
+    assert(this.dyn !== null || n === boot, 'every published pool has its SABs');
+    for (let p = boot - 1; p >= 0; p--) {
       const d = MEM_POOL_TABLE + p * POOL_DESC_INTS;
       const start = (this.header[d + POOL_START_HI]! >>> 0) * 2 ** 32 + (this.header[d + POOL_START_LO]! >>> 0);
       pools.push(new IoTlbPool({
@@ -296,14 +321,29 @@ export class IoTlbMem {
     return MAX_SEGMENT_BYTES - minAlign;
   }
 
-  /** swiotlb_find_pool: the pool holding `addr`, or null if it is not a bounce buffer. */
-  findPool(addr: number): IoTlbPool | null {
+  /**
+   * swiotlb_find_pool: the pool holding `addr`, or null if it is not a bounce buffer. Dynamic build:
+   * none unless dev->dma_uses_io_tlb, else the allocator's pools, then the device's transient pools,
+   * each linearly (§12.3).
+   */
+  findPool(dev: DmaDevice, addr: number): IoTlbPool | null {
+    const dyn = this.dyn;
+    if (dyn !== null) {
+      if (!dyn.usesIoTlb(dev)) return null;
+      this.poolsGrew();
+    }
     const pools = this.pools;
     for (let p = 0; p < pools.length; p++) {
       const pool = pools[p]!;
       if (addr >= pool.start && addr < pool.end) return pool;
     }
-    return null;
+    return dyn === null ? null : dyn.findTransient(dev, addr);
+  }
+
+  /** Dynamic build: take in the pools the growth worker published since this thread last looked (one Atomics.load when none). */
+  private poolsGrew(): void {
+    const n = Atomics.load(this.header, MEM_NPOOLS);
+    if (n !== this.pools.length) this.pools = this.dyn!.poolViews(this.pools.length, n).reverse().concat(this.pools);
   }
 
   // --- map ------------------------------------------------------------------------------------
@@ -546,6 +586,8 @@ export class IoTlbMem {
    * Returns the first allocated slot's index in this.foundPool, or -1.
    */
   findSlots(dev: DmaDevice, origAddr: number, allocSize: number, allocAlignMask: number): number {
+    const dyn = this.dyn;
+    if (dyn !== null) this.poolsGrew();
     const pools = this.pools;
     const nareas = this.header[MEM_DEFAULT_NAREAS]!;
     const cpu = this.cpu;
@@ -556,11 +598,19 @@ export class IoTlbMem {
         const index = this.searchPoolArea(dev, pool, (cpu + k) & (pool.nareas - 1), origAddr, allocSize, allocAlignMask);
         if (index >= 0) {
           this.foundPool = pool;
+          if (dyn !== null) dyn.setUsesIoTlb(dev);
           return index;
         }
       }
     }
-    return -1;
+    // Dynamic swiotlb (§5.3 steps 3-5): schedule the growth work, then a transient pool for this request.
+    if (dyn === null || this.header[MEM_CAN_GROW] !== 1) return -1;
+    dyn.scheduleWork();
+    const pool = dyn.transientPool(dev, allocSize, (tp) => this.searchPoolArea(dev, tp, 0, origAddr, allocSize, allocAlignMask));
+    if (pool === null) return -1;
+    this.foundPool = pool;
+    dyn.setUsesIoTlb(dev);
+    return dyn.lastIndex;
   }
 
   /**
@@ -673,7 +723,7 @@ export class IoTlbMem {
    * area lock, never allocates.
    */
   tblUnmapSingle(dev: DmaDevice, tlbAddr: number, mappingSize: number, dir: DmaDirection, attrs: number): void {
-    const pool = this.findPool(tlbAddr);
+    const pool = this.findPool(dev, tlbAddr);
     if (pool === null) {
       this.stats[STAT_UNMAP_PASSTHROUGH]!++;
       return;
@@ -681,6 +731,8 @@ export class IoTlbMem {
     if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 && (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL)) {
       this.bounce(dev, tlbAddr, mappingSize, DMA_FROM_DEVICE, pool);
     }
+    // swiotlb_del_transient: a transient pool goes whole, after the copy-back.
+    if (pool.kind === POOL_KIND_TRANSIENT) return this.delTransient(dev, tlbAddr, pool);
     // [RFC] up() only after the slots are free, and only for the mapping flagged throttled (§15.5).
     if (mutant === M_SEM_BEFORE_FREE && throttledAt(pool, dev, tlbAddr)) this.throttleRelease(); // stress mutant only
     if (this.releaseSlots(dev, tlbAddr, pool) && this.releasedThrottled !== 0 && mutant !== M_SEM_BEFORE_FREE) this.throttleRelease();
@@ -740,6 +792,19 @@ export class IoTlbMem {
     return true;
   }
 
+  /** The unmap of a transient pool's mapping: the whole pool goes (dynamic.ts), and a throttled mapping's up() follows. */
+  private delTransient(dev: DmaDevice, tlbAddr: number, pool: IoTlbPool): void {
+    const i0 = Math.floor((tlbAddr - pool.start) / IO_TLB_SIZE);
+    if (pool.origAddr[i0] === INVALID_PHYS_ADDR) {
+      this.doubleUnmap(dev, tlbAddr);
+      return;
+    }
+    const throttled = pool.throttled[i0]!;
+    this.dyn!.delTransient(dev, pool);
+    this.stats[STAT_UNMAPS]!++;
+    if (throttled !== 0) this.throttleRelease();
+  }
+
   private doubleUnmap(dev: DmaDevice, tlbAddr: number): false {
     this.stats[STAT_DOUBLE_UNMAPS]!++;
     this.events?.({
@@ -790,7 +855,7 @@ export class IoTlbMem {
 
   /** swiotlb_sync_single_for_device: original -> bounce for TO_DEVICE and BIDIRECTIONAL. */
   syncSingleForDevice(dev: DmaDevice, tlbAddr: number, size: number, dir: DmaDirection): void {
-    const pool = this.findPool(tlbAddr);
+    const pool = this.findPool(dev, tlbAddr);
     if (pool === null) return;
     this.stats[STAT_SYNC_FOR_DEVICE]!++;
     if (dir === DMA_TO_DEVICE || dir === DMA_BIDIRECTIONAL) this.bounce(dev, tlbAddr, size, DMA_TO_DEVICE, pool);
@@ -799,7 +864,7 @@ export class IoTlbMem {
 
   /** swiotlb_sync_single_for_cpu: bounce -> original for FROM_DEVICE and BIDIRECTIONAL. */
   syncSingleForCpu(dev: DmaDevice, tlbAddr: number, size: number, dir: DmaDirection): void {
-    const pool = this.findPool(tlbAddr);
+    const pool = this.findPool(dev, tlbAddr);
     if (pool === null) return;
     this.stats[STAT_SYNC_FOR_CPU]!++;
     if (dir === DMA_FROM_DEVICE || dir === DMA_BIDIRECTIONAL) this.bounce(dev, tlbAddr, size, DMA_FROM_DEVICE, pool);
@@ -809,7 +874,7 @@ export class IoTlbMem {
 
 /** Write a pool's descriptor into the table and publish it (the count is stored last). */
 function publishPool(header: Int32Array, p: number, start: number, nslabs: number, nareas: number, kind: PoolKind): void {
-  assert(p < MAX_POOLS, 'the pool table has room');
+  assert(p < header[MEM_MAX_POOLS]!, 'the pool table has room');
   const d = MEM_POOL_TABLE + p * POOL_DESC_INTS;
   header[d + POOL_START_LO] = start % 2 ** 32;
   header[d + POOL_START_HI] = Math.floor(start / 2 ** 32);

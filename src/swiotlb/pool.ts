@@ -8,11 +8,19 @@ import {
   slotListOffset, slotOrigAddrOffset, slotPadSlotsOffset, slotThrottledOffset, slotsBytes,
 } from './layout.js';
 
-/** The SharedArrayBuffers of one pool; with its table entry in the header, all a thread needs. */
+/**
+ * The SharedArrayBuffers of one pool; with its table entry in the header, all a thread needs. The
+ * default pool owns its three SABs (no offsets). A dynamic or transient pool lives inside regions
+ * shared from boot: its areas and slots in a metadata arena, its bounce data in the decrypted arena
+ * (memory/arena.ts), at the given byte offsets.
+ */
 export interface IoTlbPoolShared {
   areas: SharedArrayBuffer;
   slots: SharedArrayBuffer;
   data: SharedArrayBuffer;
+  areasOffset?: number;
+  slotsOffset?: number;
+  dataOffset?: number;
 }
 
 /** Geometry of a pool, as recorded in the allocator's pool table. */
@@ -49,9 +57,15 @@ export class IoTlbPool {
     assert(desc.nslabs > 0 && desc.nareas > 0, 'a pool has slots and areas');
     assert(isPowerOfTwo(desc.nareas), 'pool.nareas is a power of two');
     assert(desc.start % PAGE_SIZE === 0, 'a pool starts on a page boundary');
-    assert(shared.areas.byteLength === areasBytes(desc.nareas), 'area region matches nareas');
-    assert(shared.slots.byteLength === slotsBytes(desc.nslabs), 'slot region matches nslabs');
-    assert(shared.data.byteLength === dataBytes(desc.nslabs), 'data region matches nslabs');
+    const ao = shared.areasOffset;
+    const so = shared.slotsOffset ?? 0;
+    const dof = shared.dataOffset;
+    if (ao === undefined) assert(shared.areas.byteLength === areasBytes(desc.nareas), 'area region matches nareas');
+    else assert(ao % 8 === 0 && ao + areasBytes(desc.nareas) <= shared.areas.byteLength, 'area records lie inside their region');
+    if (shared.slotsOffset === undefined) assert(shared.slots.byteLength === slotsBytes(desc.nslabs), 'slot region matches nslabs');
+    else assert(so % 8 === 0 && so + slotsBytes(desc.nslabs) <= shared.slots.byteLength, 'slot metadata lies inside its region');
+    if (dof === undefined) assert(shared.data.byteLength === dataBytes(desc.nslabs), 'data region matches nslabs');
+    else assert(dof + dataBytes(desc.nslabs) <= shared.data.byteLength, 'bounce data lies inside its region');
     this.start = desc.start;
     this.nslabs = desc.nslabs;
     this.end = desc.start + desc.nslabs * IO_TLB_SIZE;
@@ -60,13 +74,13 @@ export class IoTlbPool {
     this.kind = desc.kind;
     this.shared = shared;
     const n = desc.nslabs;
-    this.areas = new Int32Array(shared.areas);
-    this.list = new Uint16Array(shared.slots, slotListOffset(n), n);
-    this.padSlots = new Uint8Array(shared.slots, slotPadSlotsOffset(n), n);
-    this.throttled = new Uint8Array(shared.slots, slotThrottledOffset(n), n);
-    this.allocSize = new Uint32Array(shared.slots, slotAllocSizeOffset(n), n);
-    this.origAddr = new Float64Array(shared.slots, slotOrigAddrOffset(n), n);
-    this.data = new Uint8Array(shared.data);
+    this.areas = ao === undefined ? new Int32Array(shared.areas) : new Int32Array(shared.areas, ao, areasBytes(desc.nareas) / 4);
+    this.list = new Uint16Array(shared.slots, so + slotListOffset(n), n);
+    this.padSlots = new Uint8Array(shared.slots, so + slotPadSlotsOffset(n), n);
+    this.throttled = new Uint8Array(shared.slots, so + slotThrottledOffset(n), n);
+    this.allocSize = new Uint32Array(shared.slots, so + slotAllocSizeOffset(n), n);
+    this.origAddr = new Float64Array(shared.slots, so + slotOrigAddrOffset(n), n);
+    this.data = dof === undefined ? new Uint8Array(shared.data) : new Uint8Array(shared.data, dof, dataBytes(n));
   }
 
   /** Allocate and initialise a pool (swiotlb_init_io_tlb_pool). */
@@ -76,12 +90,25 @@ export class IoTlbPool {
       slots: new SharedArrayBuffer(slotsBytes(desc.nslabs)),
       data: new SharedArrayBuffer(dataBytes(desc.nslabs)), // zero-filled once, never re-zeroed
     };
-    const pool = new IoTlbPool(desc, shared);
-    for (let i = 0; i < pool.nslabs; i++) {
-      pool.list[i] = initialList(i, pool.nslabs);
-      pool.origAddr[i] = INVALID_PHYS_ADDR;
+    return new IoTlbPool(desc, shared).init(false);
+  }
+
+  /**
+   * swiotlb_init_io_tlb_pool over memory that may have been used before (a reused transient-pool
+   * metadata block, atomic-pool memory): areas and slots reset, and with `zero` the bounce data
+   * zero-filled (dma_alloc_from_pool returns zeroed memory; a fresh SAB already is).
+   */
+  init(zero: boolean): this {
+    this.areas.fill(0);
+    this.padSlots.fill(0);
+    this.throttled.fill(0);
+    this.allocSize.fill(0);
+    for (let i = 0; i < this.nslabs; i++) {
+      this.list[i] = initialList(i, this.nslabs);
+      this.origAddr[i] = INVALID_PHYS_ADDR;
     }
-    return pool;
+    if (zero) this.data.fill(0);
+    return this;
   }
 
   /** Base index of area `a`'s record in `areas`. */

@@ -7,7 +7,7 @@
 //   static    mainline                  kernel/dma/swiotlb.c without CONFIG_SWIOTLB_DYNAMIC (none: the kernel's search alone)
 //   throttle  RFC                       Michael Kelley, "[RFC 0/7] Introduce swiotlb        src/swiotlb/throttle.ts
 //                                       throttling", Aug 2024 (CONFIG_SWIOTLB_THROTTLE)
-//   dynamic   mainline                  CONFIG_SWIOTLB_DYNAMIC (Petr Tesarik, v6.6)         not in this build yet
+//   dynamic   mainline                  CONFIG_SWIOTLB_DYNAMIC (Petr Tesarik, v6.6)         src/swiotlb/dynamic.ts (--swiotlb-dynamic on)
 //   hybrid    seed-thread proposal      Robin Murphy, reply to the throttling RFC (seed 000) not in this build yet
 //   cma       seed-thread proposal      Alexander Graf (seed 002)                           not in this build yet
 //
@@ -42,17 +42,16 @@ export const POLICIES: Readonly<Record<PolicyName, PolicySpec>> = {
   dynamic: {
     name: 'dynamic', status: 'mainline', source: 'CONFIG_SWIOTLB_DYNAMIC (Petr Tesarik, merged for v6.6)',
     summary: 'a failed search schedules a new pool and builds a transient pool for the request',
-    unavailable: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC) is not in this build yet',
   },
   hybrid: {
     name: 'hybrid', status: 'proposal', source: 'Robin Murphy, reply to the throttling RFC (seed thread 000)',
     summary: 'MAY_BLOCK maps above the threshold wait up to a timeout, then grow the pool synchronously; others as dynamic',
-    unavailable: 'the hybrid policy grows pools, and dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC) is not in this build yet',
+    unavailable: 'the hybrid policy (a synchronous grow after a timed wait) is not in this build yet',
   },
   cma: {
     name: 'cma', status: 'proposal', source: 'Alexander Graf (seed thread 002)',
     summary: 'growth into a region reserved at boot that stays usable by movable allocations',
-    unavailable: 'the cma policy grows pools, and dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC) is not in this build yet',
+    unavailable: 'the cma policy (growth into a region reserved at boot) is not in this build yet',
   },
 };
 

@@ -13,6 +13,7 @@ import {
 } from './jobs.js';
 import { SECTOR_BYTES } from './verify.js';
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
+import type { DynamicLimits } from '../swiotlb/dynamic.js';
 import { THROTTLE_TUNABLES, sumThrottleStats, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { type VmRunResult, areaContention, mergedHistogram, sumSwiotlbStats } from './vm.js';
 
@@ -104,6 +105,8 @@ export interface RunReport {
   throttle: ThrottleReport;
   /** Completion latency of every storage request (reads and writes of every job): one figure to compare runs by. */
   storage_clat: LatencySummary;
+  /** Dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC); enabled false when it is off. */
+  dynamic: DynamicReport;
   /**
    * run_ms is emulated time (--time-scale K: wall / K), as every time and rate above; boot_ms, wall_ms,
    * cpu_ms (the process's CPU, all threads, boot to end) and cpu_boot_ms (of it, boot) are the host's.
@@ -181,6 +184,78 @@ function verifyText(v: VerifyReport): string {
   return `  verify: ${v.sectors_ok} ${what} ok, ${v.sectors_bad} bad, ${v.sectors_unwritten} never written`;
 }
 
+/** The dynamic section: pools by kind, growth, transient pools, memory against the static pool it replaces. */
+export type DynamicReport = {
+  enabled: boolean;
+  pools?: { default: { count: number; bytes: number }; dynamic: { count: number; bytes: number }; transient_live: { count: number; bytes: number } };
+  /** Each dynamic pool: its size, address and when it was added (ms since boot). */
+  pools_added?: { pool: number; nslabs: number; bytes: number; nareas: number; start: number; at_boot_ms: number }[];
+  growth?: {
+    runs: number; failed: number; scheduled: number; already_pending: number;
+    attempts: { bytes: number; attempts: number; ok: number; failed: number }[];
+    trigger_to_pool_ms_avg: number; trigger_to_pool_ms_max: number;
+  };
+  transient?: {
+    created: number; peak: number; failed: number; live: number; freed: number; in_grace_period: number;
+    failed_by_cause: { atomic_pool: number; table_full: number; alignment: number };
+  };
+  /** swiotlb memory: pools (default, dynamic, transient) at peak and at the end, against the static default pool. */
+  memory?: { static_pool_bytes: number; in_use_peak_bytes: number; in_use_end_bytes: number; used_hiwater_bytes: number };
+  limits?: DynamicLimits;
+};
+
+function dynamicReport(r: VmRunResult): DynamicReport {
+  const dyn = r.boot.mem.dyn;
+  if (dyn === null) return { enabled: false };
+  const st = dyn.stats();
+  const added = dyn.addedPools();
+  const dynBytes = added.reduce((a, p) => a + p.nslabs * IO_TLB_SIZE, 0);
+  const staticBytes = r.boot.nslabs * IO_TLB_SIZE;
+  const d = r.boot.mem.debugfs();
+  return {
+    enabled: true,
+    pools: {
+      default: { count: 1, bytes: staticBytes }, dynamic: { count: added.length, bytes: dynBytes },
+      transient_live: { count: st.transient_live, bytes: d.io_tlb_transient_nslabs * IO_TLB_SIZE },
+    },
+    pools_added: added.map((p) => ({ pool: p.pool, nslabs: p.nslabs, bytes: p.nslabs * IO_TLB_SIZE, nareas: p.nareas, start: p.start, at_boot_ms: p.at_ms })),
+    growth: {
+      runs: st.grow_runs, failed: st.grow_failed, scheduled: st.scheduled, already_pending: st.schedule_noop, attempts: st.attempts,
+      trigger_to_pool_ms_avg: Math.round(st.trigger_to_pool_ms_avg * 1000) / 1000, trigger_to_pool_ms_max: Math.round(st.trigger_to_pool_ms_max * 1000) / 1000,
+    },
+    transient: {
+      created: st.transient_created, peak: st.transient_peak, failed: st.transient_failed, live: st.transient_live, freed: st.transient_freed,
+      in_grace_period: st.transient_retired,
+      failed_by_cause: { atomic_pool: st.transient_fail_nomem, table_full: st.transient_fail_table, alignment: st.transient_fail_search },
+    },
+    memory: {
+      static_pool_bytes: staticBytes, in_use_peak_bytes: st.pool_bytes_peak,
+      in_use_end_bytes: d.io_tlb_nslabs * IO_TLB_SIZE + d.io_tlb_transient_nslabs * IO_TLB_SIZE, used_hiwater_bytes: d.io_tlb_used_hiwater * IO_TLB_SIZE,
+    },
+    limits: st.limits,
+  };
+}
+
+function formatDynamic(dr: DynamicReport): string[] {
+  if (!dr.enabled) return ['  dynamic swiotlb: off (--swiotlb-dynamic on to let the allocator grow)'];
+  const p = dr.pools!;
+  const g = dr.growth!;
+  const t = dr.transient!;
+  const m = dr.memory!;
+  const lines = [
+    `  dynamic swiotlb: pools default 1 (${formatBytes(p.default.bytes)}), dynamic ${p.dynamic.count} (${formatBytes(p.dynamic.bytes)}), transient live ${p.transient_live.count} (${formatBytes(p.transient_live.bytes)})`,
+    `    growth: ${g.runs} runs, ${g.failed} failed ("Failed to allocate new pool"); attempts ${g.attempts.map((a) => `${formatBytes(a.bytes)} ${a.ok}/${a.attempts}`).join(', ')} (ok/tried); trigger to pool avg ${g.trigger_to_pool_ms_avg.toFixed(2)}ms max ${g.trigger_to_pool_ms_max.toFixed(2)}ms`,
+    `    transient pools: created ${t.created}, peak ${t.peak}, failed ${t.failed} (atomic pool ${t.failed_by_cause.atomic_pool}, table full ${t.failed_by_cause.table_full}, alignment ${t.failed_by_cause.alignment}), freed ${t.freed}`,
+    `    memory: swiotlb pools ${formatBytes(m.in_use_end_bytes)} at the end, ${formatBytes(m.in_use_peak_bytes)} at peak, against a static pool of ${formatBytes(m.static_pool_bytes)}; slots in use at peak ${formatBytes(m.used_hiwater_bytes)}`,
+  ];
+  const added = dr.pools_added!;
+  if (added.length > 0) {
+    const shown = added.slice(0, 8).map((a) => `${formatBytes(a.bytes)}@${(a.at_boot_ms / 1000).toFixed(2)}s`).join(', ');
+    lines.push(`    pools added (size@time since boot): ${shown}${added.length > 8 ? `, ... ${added.length - 8} more` : ''}`);
+  }
+  return lines;
+}
+
 /** The report of a run; `failure` (a crash or a stall) makes it a partial one, with the reason. */
 export function buildReport(r: VmRunResult, vcpus: number, failure?: string): RunReport {
   const s = r.instanceStats;
@@ -254,6 +329,7 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
     },
     throttle: throttleReport(r),
     storage_clat: storageLatency(r, ['read', 'write']),
+    dynamic: dynamicReport(r),
     run: {
       vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted,
       device_commands: r.deviceCommands, device_passes: r.devicePasses, time_scale: r.timeScale, cpu_ms: Math.round(r.cpuMs), cpu_boot_ms: Math.round(r.cpuBootMs),
@@ -395,6 +471,7 @@ export function formatReport(rep: RunReport): string {
   if (hiwaterLine !== undefined) out.push(hiwaterLine);
   out.push(`  area locks: ${s.nareas} areas, ${acquired} acquisitions, ${contended} contended (${acquired > 0 ? ((100 * contended) / acquired).toFixed(2) : '0.00'}%), ${parked} parks${busiest && busiest.contended > 0 ? `; busiest area ${busiest.area} (${busiest.contended} contended)` : ''}`);
   out.push(...formatThrottle(rep.throttle));
+  out.push(...formatDynamic(rep.dynamic));
   out.push(`  emulator: ${s.map_unmap_per_sec.toLocaleString('en-US')} map+unmap pairs/s sustained`);
   out.push(...formatGuestMemory(rep.guest_memory));
   out.push('');

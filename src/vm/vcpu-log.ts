@@ -49,6 +49,10 @@ export class VcpuLog {
         // real self-deadlock only when that mapping was never submitted (data then metadata), which
         // the VM's watchdog reports as a stall. Counted in the report, not logged per occurrence.
         return;
+      case 'transient_created':
+      case 'transient_freed':
+        this.log.emit(e.event, { device: e.device, vcpu: e.vcpu, start: e.start, nslabs: e.nslabs });
+        break;
       case 'swiotlb_warn':
         this.log.emit('swiotlb_warn', { text: e.msg, vcpu: e.vcpu, ...(e.device !== undefined ? { device: e.device } : {}) });
         break;

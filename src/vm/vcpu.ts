@@ -12,6 +12,10 @@
 // never blocks.
 import { assert } from '../errors.js';
 import type { GuestMemoryShared } from '../memory/boot.js';
+import { GuestPhysMem } from '../memory/phys.js';
+import { DecryptedArena } from '../memory/arena.js';
+import { AtomicPool } from '../memory/atomic-pool.js';
+import type { DynamicMemory } from '../swiotlb/dynamic.js';
 import type { MessagePort } from 'node:worker_threads';
 // The worker side of the log only: src/log/index.js would also load the main thread's machinery.
 import type { LogChannel } from '../log/logger.js';
@@ -203,6 +207,13 @@ function dataStride(spec: JobInstance): number {
   return alignUp(spec.maxBs + PAGE_SIZE, PAGE_SIZE);
 }
 
+/** Dynamic swiotlb: this thread's handles on guest memory; transient pools come from the atomic pool. */
+function dynamicMemory(g: GuestMemoryShared): DynamicMemory {
+  const phys = GuestPhysMem.attach(g.phys);
+  const arena = DecryptedArena.attach(g.arena);
+  return { arena, atomicPool: AtomicPool.attach(g.atomicPool, phys, arena) };
+}
+
 export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   setTimeScale(task.timeScale);
   const guest = new GuestMemory(task.guest, task.guestBase);
@@ -215,7 +226,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     vlog.swiotlb(e, nowMs());
   };
   const mem = IoTlbMem.attach(task.mem, {
-    cpu: task.cpu, guest, events: sink,
+    cpu: task.cpu, guest, events: sink, ...(task.mem.dyn !== undefined ? { memory: dynamicMemory(task.guestMemory) } : {}),
     stats: new Float64Array(task.swiotlbStats, task.cpu * STATS_STRIDE * 8, STATS_FIELDS),
     throttleStats: new ThrottleStats(task.throttleStats, task.cpu * ThrottleStats.bytesNeeded()),
   });

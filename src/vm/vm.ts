@@ -20,6 +20,8 @@ import {
   AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
 } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
+import { type BounceWindowShared, X86_COCO_PHYS_LIMIT } from '../swiotlb/dynamic.js';
+import type { GrowthWorkerTask } from '../swiotlb/dyn-worker.js';
 import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
 import { thresholdSlots } from './options.js';
 import { type PoolPlan, defaultSizeWarning, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
@@ -94,7 +96,7 @@ export interface VmBoot {
 }
 
 /** Size and place the default pool as the kernel would, and create it. */
-export function bootSwiotlb(opts: VmOptions): VmBoot {
+export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBoot {
   // --swiotlb gives the slot count; the command line's areas and force still apply.
   const cmdline = parseSwiotlbCmdline(opts.cmdline);
   const bootParam = opts.swiotlbBytes !== undefined ? { ...cmdline, nslabs: nslabsFromBytes(opts.swiotlbBytes) } : cmdline;
@@ -123,15 +125,59 @@ export function bootSwiotlb(opts: VmOptions): VmBoot {
         ...(opts.lowThrottle !== undefined ? { lowThrottle: thresholdSlots(opts.lowThrottle, plan.nslabs) } : {}),
       }
     : { enabled: false };
+  // Dynamic swiotlb: pools added later take their pages from the buddy allocator below phys_limit,
+  // their bytes from the decrypted arena, and transient pools from the atomic pool.
   const mem = IoTlbMem.create({
     nslabs: plan.nslabs, nareas: plan.nareas, start, forceBounce: plan.forceBounce, memEncrypt: true, throttle,
     canGrow: opts.swiotlbDynamic, lockSpins: opts.lockSpins, parkTimeoutMs: opts.lockParkTimeoutMs,
-  });
+    ...(opts.swiotlbDynamic ? {
+      dynamic: {
+        headroomBytes: guest.arena.capacityBytes, defaultNslabs: plan.nslabs, physLimit: X86_COCO_PHYS_LIMIT,
+        maxTransient: maxTransientPools(jobs), arena: guest.arena.shared.data,
+      },
+    } : {}),
+  }, opts.swiotlbDynamic ? { memory: { phys: guest.phys, arena: guest.arena, atomicPool: guest.atomicPool } } : {});
   const bootLines = [...plan.messages, bootText.mapped(start, plan.nslabs), bootText.pciDma(), bootText.memEncryption(), ...guest.bootLines, ...guest.notes];
   // The core prints the last line at the first bounce; the VM prints it with the boot lines, as the
   // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
   return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [] };
+}
+
+/** Start the growth worker thread; stop() sets the teardown word and waits for it (terminated after TEARDOWN_MS). */
+function startGrowthWorker(boot: VmBoot, log: RunLogger, onError: (e: unknown) => void): { stop(): Promise<void> } {
+  const task: GrowthWorkerTask = {
+    mem: boot.mem.shared(), phys: boot.guest.phys.shared, arena: boot.guest.arena.shared, atomicPool: boot.guest.atomicPool.shared,
+    decryptLatencyNsPerMiB: boot.guest.decryptLatencyNsPerMiB, parkMs: GROWTH_WORKER_PARK_MS, log: log.workerChannel('kworker/swiotlb_dyn'),
+  };
+  const w = new Worker(workerFile('swiotlb-dyn'), { workerData: task });
+  const done = new Promise<void>((resolve) => {
+    w.once('message', () => resolve());
+    w.once('error', (e) => {
+      onError(e);
+      resolve();
+    });
+    w.once('exit', () => resolve());
+  });
+  return {
+    async stop() {
+      boot.mem.dyn!.stop();
+      await Promise.race([done, sleep(TEARDOWN_MS, null, { ref: false })]);
+      await w.terminate();
+    },
+  };
+}
+
+/** The growth worker's longest park: how often it runs the grace-period reclaim of transient pools when idle. */
+const GROWTH_WORKER_PARK_MS = 5;
+
+/**
+ * Transient pools that can exist at once: at most one per mapping in flight, and a job clone has at
+ * most iodepth requests in flight, each of at most MAX_SG data entries and one metadata buffer; twice
+ * that covers the ones in their grace period, and 256 the thread that maps alone (tests, tools).
+ */
+export function maxTransientPools(jobs: readonly FioJob[]): number {
+  return 256 + 2 * jobs.reduce((s, j) => s + j.iodepth * j.numjobs * (MAX_SG + 1), 0);
 }
 
 /**
@@ -196,7 +242,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const t0 = wallMs();
   const cpu0 = process.cpuUsage();
   const log = hooks.log;
-  const boot = bootSwiotlb(opts);
+  const boot = bootSwiotlb(opts, jobs);
   const pool = boot.mem.defpool;
   const probe = new DmaDevice('nvme0', { minAlignMask: NVME_MIN_ALIGN_MASK });
   const plan = planWorkload({
@@ -235,11 +281,15 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const deviceChannels = [new MessageChannel(), new MessageChannel()];
   const fault = opts.injectFault;
   const faultAt = (thread: string) => (fault !== undefined && fault.thread === thread ? fault.atMs : undefined);
+  const memShared = boot.mem.shared();
+  const bounceWindow: BounceWindowShared = {
+    data: pool.shared.data, start: pool.start, ...(memShared.dyn !== undefined ? { header: memShared.header, dyn: memShared.dyn } : {}),
+  };
   const deviceConfigs: DeviceConfig[] = [
-    { kind: 'nvme', name: 'nvme0', bounce: pool.shared.data, bounceStart: pool.start, queues: nvmeQueues, control: nvmeControl,
+    { kind: 'nvme', name: 'nvme0', bounce: bounceWindow, queues: nvmeQueues, control: nvmeControl,
       latencyUs: opts.nvmeLatencyUs, bandwidthBytesPerSec: opts.nvmeBandwidth, capacityBytes: Math.max(plan.capacityBytes, 4096),
       controlPort: deviceChannels[0]!.port2, faultAtMs: faultAt('nvme0'), timeScale: k },
-    { kind: 'nic', name: 'eth0', bounce: pool.shared.data, bounceStart: pool.start, queues: nicQueues, control: nicControl,
+    { kind: 'nic', name: 'eth0', bounce: bounceWindow, queues: nicQueues, control: nicControl,
       latencyUs: 5, bandwidthBytesPerSec: 1.25e9, capacityBytes: 0, controlPort: deviceChannels[1]!.port2, faultAtMs: faultAt('eth0'), timeScale: k },
   ];
   const instanceStatsSab = new SharedArrayBuffer(Math.max(1, plan.instances.length) * INST_FIELDS * 8);
@@ -302,6 +352,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   // The atomic pools' expansion work runs on a kworker thread of its own for the whole run.
   const guestThreads = startGuestMemoryThreads(boot.guest, log.workerChannel('kworker/atomic_pool'), opts.churn && { ...opts.churn, seed: opts.seed });
   void guestThreads.failed.then((e) => fail('kworker/atomic_pool', e, {}));
+  // Dynamic swiotlb: the growth worker (the kworker of mem->dyn_alloc), parked until a search fails.
+  const grower = boot.mem.dyn !== null && boot.mem.canGrow ? startGrowthWorker(boot, log, (e) => fail('kworker/swiotlb_dyn', e, {})) : null;
   const deviceDone = devices.map((w, i) => new Promise<DeviceResult | null>((resolve) => {
     const name = deviceConfigs[i]!.name;
     w.once('message', resolve);
@@ -433,6 +485,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const devicePasses = Atomics.load(nvmeCtl, DEV_PASSES) + Atomics.load(nicCtl, DEV_PASSES);
   for (const t of tuneTimers) clearTimeout(t);
   stopDevices();
+  if (grower !== null) await grower.stop();
   const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);
   control.close();
   const [, guestStats] = await Promise.all([Promise.all([piscina.destroy(), ...devices.map((w) => w.terminate())]), guestThreads.stop()]);

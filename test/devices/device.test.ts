@@ -17,7 +17,7 @@ describe('device isolation', () => {
     const bounce = new SharedArrayBuffer(64 * 2048);
     const qp = QueuePair.create(4);
     const control = new SharedArrayBuffer(DEV_CONTROL_INTS * 4);
-    const cfg: DeviceConfig = { kind: 'nvme', name: 'nvme0', bounce, bounceStart: POOL_START, queues: [qp.sab], control, latencyUs: 1, bandwidthBytesPerSec: 1e9, capacityBytes: 1 << 20 };
+    const cfg: DeviceConfig = { kind: 'nvme', name: 'nvme0', bounce: { data: bounce, start: POOL_START }, queues: [qp.sab], control, latencyUs: 1, bandwidthBytesPerSec: 1e9, capacityBytes: 1 << 20 };
     const w = new Worker(workerFile('device'), { workerData: cfg });
     const done = new Promise((r) => w.once('message', r));
     const submit = (cid: number, op: number, addr: number) => {
@@ -46,7 +46,7 @@ describe('device isolation', () => {
     expect(qp.cmd[2 * CMD_INTS + CMD_STATUS]).toBe(STATUS_OK);
     expect(new Uint8Array(bounce)[8192 + 100]).toBe(0x42); // read back what was written
     // The configuration a device receives holds no private memory at all: only these buffers.
-    expect(Object.values(cfg).filter((v) => v instanceof SharedArrayBuffer)).toEqual([bounce, control]);
+    expect([...Object.values(cfg), ...Object.values(cfg.bounce)].filter((v) => v instanceof SharedArrayBuffer)).toEqual([control, bounce]);
   });
 });
 
@@ -57,7 +57,7 @@ describe('device service model', () => {
     const bounce = new SharedArrayBuffer(depth * 4096);
     const qp = QueuePair.create(depth);
     const control = new SharedArrayBuffer(DEV_CONTROL_INTS * 4);
-    const cfg: DeviceConfig = { kind: 'nvme', name: 'nvme0', bounce, bounceStart: POOL_START, queues: [qp.sab], control, latencyUs, bandwidthBytesPerSec: bandwidth, capacityBytes: 1 << 20 };
+    const cfg: DeviceConfig = { kind: 'nvme', name: 'nvme0', bounce: { data: bounce, start: POOL_START }, queues: [qp.sab], control, latencyUs, bandwidthBytesPerSec: bandwidth, capacityBytes: 1 << 20 };
     const w = new Worker(workerFile('device'), { workerData: cfg });
     const done = new Promise((r) => w.once('message', r));
     const ctl = new Int32Array(control);

@@ -186,6 +186,10 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
       // Guest memory: the transient pool's atomic-pool allocation left the pool low (expanded), and a later one found no room.
       emit('atomic_pool_expanded', { pool: 'GFP_KERNEL', bytes: 2 * 1024 * 1024, phys: 0x1_0040_0000, size: 4 * 1024 * 1024 });
       emit('atomic_pool_exhausted', { device: 'eth0', size: 262144 });
+      await vcpu0.send(count([
+        { event: 'transient_created', fields: { device: 'eth0', vcpu: 0, start: 0x1_0010_0000, nslabs: 2 } },
+        { event: 'transient_freed', fields: { device: 'eth0', vcpu: 0, start: 0x1_0010_0000, nslabs: 2 } },
+      ]));
       // A burst through a tiny ring that may not wait: the logger must count and report the drops.
       const events: AnyEvent[] = [];
       for (let i = 0; i < F.burst; i++) {
@@ -209,6 +213,7 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
       await vcpu1.send(count([{ event: 'worker_error', fields: { thread: 'vcpu1', fatal: false, error: { name: 'InvariantError', message: 'area.used out of range', code: 'EINVARIANT' } } }]));
       nslabs += 2048;
       emit('pool_created', { pool: 2, start: 0x1_4000_0000, nslabs: 2048, nareas: 1, kind: 'dynamic' });
+      emit('growth_failed', { reason: 'no free block of order 8 below 4 GiB' });
     }
     if (k === 30) {
       emit('tunable_changed', { name: tunablePath('low_throttle'), old: low, new: F.lowAfter });

@@ -19,6 +19,7 @@ describe('event catalogue', () => {
       run_start: 'info', run_config: 'info', run_summary: 'info', worker_error: 'error', double_unmap: 'error', bounce_overflow: 'warn',
       swiotlb_warn: 'warn', log_overflow: 'warn', stress_trial: 'info', stress_failure: 'error',
       atomic_pool_expanded: 'info', atomic_pool_exhausted: 'warn',
+      growth_failed: 'warn', transient_created: 'debug', transient_freed: 'debug',
     });
   });
 

@@ -28,6 +28,11 @@ describe('--swiotlb-dynamic', () => {
     expect(opts.swiotlbDynamic).toBe(false);
     expect(bootSwiotlb(opts).mem.canGrow).toBe(false);
   });
+  it('--policy dynamic is the same switch', () => {
+    const opts = parseVmOptions(['--vcpus', '2', '--mem', '1G', '--policy', 'dynamic']);
+    expect([opts.policy, opts.swiotlbDynamic]).toEqual(['dynamic', true]);
+    expect(parseVmOptions(['--swiotlb-dynamic', 'on']).policy).toBe('dynamic');
+  });
   it('on sets can_grow on the default allocator', () => {
     const opts = parseVmOptions(['--vcpus', '2', '--mem', '1G', '--swiotlb-dynamic', 'on']);
     expect(opts.swiotlbDynamic).toBe(true);
