@@ -9,7 +9,8 @@ import { GuestMemory } from '../../src/memory/guest.js';
 import { GuestPhysMem, NR_PAGE_ORDERS, ZONE_DMA32 } from '../../src/memory/phys.js';
 import { DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE, POOL_START } from '../../src/swiotlb/constants.js';
 import { maxPoolsFor } from '../../src/swiotlb/dynamic.js';
-import { MEM_NPOOLS, POOL_KIND_DYNAMIC } from '../../src/swiotlb/layout.js';
+import { DYN_EPOCH, DYN_READERS, DYN_READERS_USED, MEM_NPOOLS, POOL_KIND_DYNAMIC, READER_INTS } from '../../src/swiotlb/layout.js';
+import { AtomicPool } from '../../src/memory/atomic-pool.js';
 import { IoTlbMem, type SwiotlbEvent } from '../../src/swiotlb/mem.js';
 
 const MiB = 1024 ** 2;
@@ -178,5 +179,105 @@ describe('swiotlb_find_pool (dynamic build)', () => {
     other.tblUnmapSingle(dev2, a, 4096, DMA_TO_DEVICE, 0);
     expect(mem.memUsed()).toBe(0);
     expect(other.pools.map((p) => p.kind)).toEqual([POOL_KIND_DYNAMIC, 0]);
+  });
+});
+
+describe('transient pools (swiotlb_find_slots, swiotlb_del_transient)', () => {
+  /** A full 128-slot default pool over a guest with an atomic pool of `coherent` bytes per pool (coherent_pool=). */
+  function full(coherent: number) {
+    const phys = GuestPhysMem.create({ memBytes: GiB });
+    const arena = DecryptedArena.create(64 * MiB);
+    const { pool: atomic } = AtomicPool.create({ phys, arena, coherentPoolBytes: coherent });
+    const events: SwiotlbEvent[] = [];
+    const guest = new GuestMemory(new SharedArrayBuffer(4 * MiB), 0x1_0000_0000);
+    const memory = { arena, atomicPool: atomic };
+    const mem = IoTlbMem.create({
+      nslabs: 128, nareas: 1, start: POOL_START, forceBounce: true, canGrow: true,
+      dynamic: { headroomBytes: arena.capacityBytes, defaultNslabs: 128, maxTransient: 64, arena: arena.shared.data },
+    }, { memory, events: (e) => events.push(e), guest });
+    const other = IoTlbMem.attach(mem.shared(), { memory, guest, cpu: 1 });
+    const dev = new DmaDevice('eth0');
+    const filler = mem.tblMapSingle(dev, 0x1_0000_0000, 128 * IO_TLB_SIZE, 0, DMA_TO_DEVICE, 0);
+    expect(filler).not.toBe(DMA_MAPPING_ERROR);
+    return { mem, other, atomic, arena, events, guest, dev };
+  }
+
+  it('a failed search makes a pool of exactly nr_slots(size), one area, from the atomic pool; counted in total_used and transient_nslabs, never in nslabs', () => {
+    const { mem, atomic, arena, guest, dev } = full(256 * 1024);
+    const avail0 = atomic.stats().avail;
+    guest.bytes.fill(0x5a, 0, 3000);
+    const a = mem.tblMapSingle(dev, 0x1_0000_0000, 3000, 0, DMA_TO_DEVICE, 0);
+    expect(a).not.toBe(DMA_MAPPING_ERROR);
+    expect(a < POOL_START || a >= POOL_START + 128 * IO_TLB_SIZE).toBe(true);
+    const d = mem.debugfs();
+    expect([d.io_tlb_nslabs, d.io_tlb_used, d.io_tlb_transient_nslabs]).toEqual([128, 128 + 2, 2]);
+    expect(atomic.stats().avail).toBe(avail0 - 4096); // 2 slots = 4 KiB, one page
+    const tp = mem.findPool(dev, a)!;
+    expect([tp.kind, tp.nslabs, tp.nareas, tp.start]).toEqual([2, 2, 1, a]); // POOL_KIND_TRANSIENT
+    expect(Array.from(tp.list)).toEqual([0, 0]); // both slots in use (list values were min(128 - i, nslabs - i) = 2, 1)
+    // The bounce bytes are the decrypted arena's: the map-time copy landed there.
+    expect(arena.data[tp.data.byteOffset + 2999]).toBe(0x5a);
+    expect(mem.dyn!.stats()).toMatchObject({ transient_created: 1, transient_live: 1, transient_peak: 1, scheduled: 1 });
+  });
+
+  it('swiotlb_find_pool on another thread finds it on the device\'s list; unmap copies back, then the pool leaves total_used and goes back to the atomic pool exactly once', () => {
+    const { mem, other, atomic, guest, dev } = full(256 * 1024);
+    const avail0 = atomic.stats().avail;
+    const a = mem.tblMapSingle(dev, 0x1_0000_0000, 4096, 0, DMA_FROM_DEVICE, 0);
+    const tp = mem.findPool(dev, a)!;
+    tp.data.fill(0xc3, 0, 4096); // the device wrote into the bounce buffer
+    const dev1 = new DmaDevice('eth0'); // the same device, as the other thread knows it
+    expect(other.findPool(dev1, a)?.start).toBe(a);
+    other.tblUnmapSingle(dev1, a, 4096, DMA_FROM_DEVICE, 0);
+    expect(guest.bytes[4095]).toBe(0xc3); // copy-back before the pool went
+    const d = mem.debugfs();
+    expect([d.io_tlb_used, d.io_tlb_transient_nslabs]).toEqual([128, 0]);
+    expect(mem.dyn!.stats()).toMatchObject({ transient_live: 0, transient_freed: 1, transient_retired: 0 });
+    expect(atomic.stats().avail).toBe(avail0);
+    expect(mem.findPool(dev, a)).toBeNull();
+    expect(mem.dyn!.reclaim()).toBe(0); // nothing freed twice
+  });
+
+  it('the grace period: while a thread that started its walk before the unlink is still reading, the memory stays out of the atomic pool', () => {
+    const { mem, atomic, dev } = full(256 * 1024);
+    const avail0 = atomic.stats().avail;
+    const a = mem.tblMapSingle(dev, 0x1_0000_0000, 4096, 0, DMA_TO_DEVICE, 0);
+    // A reader (rcu_read_lock) that entered at the current epoch, before the unlink.
+    const r = mem.dyn!.r;
+    const slot = DYN_READERS + Atomics.add(r, DYN_READERS_USED, 1) * READER_INTS;
+    Atomics.store(r, slot, Atomics.load(r, DYN_EPOCH));
+    mem.tblUnmapSingle(dev, a, 4096, DMA_TO_DEVICE, 0);
+    expect(mem.debugfs().io_tlb_transient_nslabs).toBe(0); // unlinked and uncounted at once
+    expect(mem.dyn!.stats()).toMatchObject({ transient_freed: 0, transient_retired: 1 });
+    expect(atomic.stats().avail).toBe(avail0 - 4096);
+    expect(mem.dyn!.reclaim()).toBe(0);
+    // A reader that entered after the unlink does not hold it back.
+    Atomics.store(r, slot, Atomics.load(r, DYN_EPOCH));
+    expect(mem.dyn!.reclaim()).toBe(1);
+    expect(mem.dyn!.reclaim()).toBe(0);
+    expect(atomic.stats().avail).toBe(avail0);
+  });
+
+  it('Kelley\'s objection: a burst of non-blocking maps on a full pool drains the atomic pool through transient pools, then maps fail with the usual message', () => {
+    const { mem, atomic, events, dev } = full(256 * 1024);
+    const avail0 = atomic.stats().avail;
+    const size = 64 * 1024; // 32 slots: an order-4 (64 KiB) block each
+    const got: number[] = [];
+    for (let i = 0; i < 64; i++) {
+      const a = mem.tblMapSingle(dev, 0x1_0000_0000, size, 0, DMA_TO_DEVICE, 0);
+      if (a === DMA_MAPPING_ERROR) break;
+      got.push(a);
+    }
+    expect(got.length).toBe(avail0 / size); // every byte of the atomic pool went to transient pools
+    expect(atomic.stats().avail).toBe(0);
+    const s = mem.dyn!.stats();
+    expect([s.transient_created, s.transient_failed, s.transient_fail_nomem]).toEqual([got.length, 1, 1]);
+    expect(mem.debugfs().io_tlb_transient_nslabs).toBe(32 * got.length);
+    // "total" excludes transient pools, "used" (total_used) includes them.
+    expect(events.filter((e) => e.event === 'map_failure').at(-1)!.msg)
+      .toBe(`swiotlb buffer is full (sz: 65536 bytes), total 128 (slots), used ${128 + 32 * got.length} (slots)`);
+    for (const a of got) mem.tblUnmapSingle(dev, a, size, DMA_TO_DEVICE, 0);
+    expect(atomic.stats().avail).toBe(avail0);
+    expect(mem.memUsed()).toBe(128);
   });
 });
