@@ -294,6 +294,21 @@ function checkSizeFitsBlocks(job: FioJob, region: number, capped: boolean): void
   throw new InputError('EBADJOB', `job ${printable(job.name)}: ${why} is smaller than ${which} block of ${need} bytes (fio: blocksize too large for data set); use a size of at least ${need} bytes${capped ? ' (--size)' : ''}, or a block size of at most ${region} bytes`);
 }
 
+/**
+ * The bytes one sequential pass over `region` moves: fio ends the pass at the last whole block that
+ * fits (fill_io_u: a block that would run past the end of the file ends the job), so with one fixed
+ * block size it is floor(region / bs) blocks; a size=512k bs=1500 write job writes 349 blocks, not a
+ * 350th wrapped to offset 0. Random jobs, and sizes that vary, take the whole region.
+ */
+function sequentialPassBytes(job: FioJob, region: number): number {
+  if (job.rw !== 'read' && job.rw !== 'write' && job.rw !== 'readwrite') return region;
+  const only = onlyReads(job.rw);
+  const dirs = only === null ? [job.bs.read, job.bs.write] : [only ? job.bs.read : job.bs.write];
+  const bs = dirs[0]!;
+  if (bs.kind !== 'fixed' || dirs.some((d) => d.kind !== 'fixed' || d.bytes !== bs.bytes)) return region;
+  return Math.floor(region / bs.bytes) * bs.bytes;
+}
+
 /** Expand jobs into instances, place them on vCPUs and lay out their device regions. */
 export function planWorkload(input: PlanInput): Plan {
   const instances: JobInstance[] = [];
@@ -324,7 +339,7 @@ export function planWorkload(input: PlanInput): Plan {
     const asked = job.sizeBytes ?? input.defaultSizeBytes;
     const region = Math.min(asked, input.sizeCapBytes);
     if (job.engine === 'storage') checkSizeFitsBlocks(job, region, region < asked);
-    const ioLimit = Math.min(job.ioSizeBytes ?? region, input.sizeCapBytes);
+    const ioLimit = Math.min(job.ioSizeBytes ?? sequentialPassBytes(job, region), input.sizeCapBytes);
     const runtimeMs = Math.min(job.runtimeMs ?? Infinity, input.runtimeCapMs);
     const vu = job.verify !== 'none' && job.engine === 'storage' ? verifyUnit(job) : undefined;
     const verifyBytes = vu !== undefined && 'unit' in vu ? vu.unit : 0;

@@ -79,6 +79,15 @@ describe('planWorkload', () => {
     });
   });
 
+  it('ends a sequential pass at the last whole block, as fio does (size=512k bs=1500: 349 blocks)', () => {
+    expect(plan('[j]\nrw=write\nbs=1500\nsize=512k\n').instances[0]!.ioLimitBytes).toBe(349 * 1500);
+    expect(plan('[j]\nrw=readwrite\nbs=1500\nsize=512k\n').instances[0]!.ioLimitBytes).toBe(349 * 1500);
+    // Random offsets are whole blocks already; io_size is the user's; sizes that vary take the region.
+    expect(plan('[j]\nrw=randwrite\nbs=1500\nsize=512k\n').instances[0]!.ioLimitBytes).toBe(512 * KiB);
+    expect(plan('[j]\nrw=write\nbs=1500\nsize=512k\nio_size=1m\n').instances[0]!.ioLimitBytes).toBe(MiB);
+    expect(plan('[j]\nrw=readwrite\nbs=1500,4k\nsize=512k\n').instances[0]!.ioLimitBytes).toBe(512 * KiB);
+  });
+
   describe('pickBlockSize (fio\'s get_next_buflen with io_u_fits)', () => {
     const draws = (bs: Parameters<typeof pickBlockSize>[0], align: number, limit: number, n = 20_000) => {
       const rng = new Rng(7);
