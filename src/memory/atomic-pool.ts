@@ -27,7 +27,10 @@
 // Departures: gen_pool's bitmaps are set lock-free and its chunk list is RCU; here one lock (the area
 // lock's layout) covers a pool allocation, a free and the publication of a chunk, and the work
 // function allocates pages and decrypts outside it. dma_coherent_ok (the device's mask check) is not
-// applied: the emulated devices have 64-bit masks. ZONE_DMA is the first 16 MiB of DMA32 (phys.ts).
+// applied: the emulated devices have 64-bit masks. ZONE_DMA is the first 16 MiB of DMA32 (phys.ts),
+// so the DMA pool grows only when the block DMA32's free lists hand out lies below 16 MiB (otherwise
+// the block is given back and the expansion counts as failed), where the kernel's separate ZONE_DMA
+// would still have its ~15 MiB: the DMA pool is the last one a transient pool's allocation tries.
 // The chunk's bytes come from the DecryptedArena (whose page index doubles as the bitmap's).
 //
 // The API dynamic swiotlb codes against (transient pools): AtomicPool.create({ phys, arena,

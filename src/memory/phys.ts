@@ -16,9 +16,12 @@
 // watermarks (an allocation takes the last free block), page shuffling, NUMA nodes (one node, 0).
 //
 // Free lists: per zone and order, a circular doubly linked list threaded through two Int32Arrays
-// indexed by page frame (next, prev), with a head per order; an Int8Array per frame holds 1 + the order of
-// the free block starting at that frame, or 0. So the metadata is 9 bytes per 4 KiB page
-// (16 GiB: 4 Mi frames, 36 MiB), sized once from --mem, in one SharedArrayBuffer any thread attaches.
+// (next, prev), with a head per order; the links of order k are indexed by frame >> k (a free block of
+// order k starts at a frame aligned to 2^k), so the 4 MiB blocks' links lie together and a fresh 16 GiB
+// guest touches a few pages of them, not one page per block. An Int8Array per frame holds 1 + the
+// order of the free block starting at that frame, or 0. So the metadata is about 17 bytes per 4 KiB
+// page of address space (16 GiB: 68 MiB), committed only where touched (a fresh 16 GiB guest: about
+// 4 MiB), sized once from --mem, in one SharedArrayBuffer any thread attaches.
 //
 // Locking: one lock per zone (the kernel's zone->lock), a lock record laid out like an io_tlb_area's so
 // the area lock serves (spin, then park on the word). Work under it is bounded: an allocation at most
@@ -60,7 +63,7 @@ export const Q35_LOWMEM_MAX = 0xb000_0000;
 export const Q35_LOWMEM_SPLIT = 0x8000_0000;
 /** x86 reserves the first 1 MiB of RAM at boot; it never reaches the buddy allocator. */
 export const LOW_RESERVED_BYTES = 0x10_0000;
-/** Largest --mem the frame metadata is built for: 9 bytes per page, 576 MiB at this size. */
+/** Largest --mem the frame metadata is built for: about 17 bytes per page, 1.1 GiB of address space at this size. */
 export const MAX_GUEST_MEM_BYTES = 256 * 1024 ** 3;
 
 // ---- layout of the metadata SharedArrayBuffer (Int32 words, then the frame arrays) ----
@@ -92,7 +95,15 @@ assert(ZONE_NR_FREE + NR_PAGE_ORDERS <= ZONE_INTS, 'a zone record holds its fiel
 assert(ZONE_BASE % AREA_INTS === 0 && ZONE_INTS % AREA_INTS === 0, 'zone lock records are cache-line aligned');
 /** Bytes of metadata for `ramPages` frames: the header, next and prev (Int32), ord (Int8). */
 export function physMetadataBytes(ramPages: number): number {
-  return HEADER_INTS * I32 + ramPages * (2 * I32 + 1);
+  return HEADER_INTS * I32 + 2 * I32 * linkEntries(ramPages) + ramPages;
+}
+
+/** Link entries of all orders: order k has one per 2^k frames (a free block of order k starts at a
+ *  frame aligned to 2^k), so the links of the few large blocks lie together in a small array. */
+function linkEntries(ramPages: number): number {
+  let total = 0;
+  for (let k = 0; k < NR_PAGE_ORDERS; k++) total += Math.ceil(ramPages / 2 ** k);
+  return total;
 }
 
 /** Where RAM lies: [0, lowBytes) and [4 GiB, 4 GiB + highBytes), q35's split. */
@@ -124,6 +135,7 @@ export class GuestPhysMem {
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
   private readonly ord: Int8Array;
+  private readonly linkBase = new Int32Array(NR_PAGE_ORDERS);
   private readonly spins: number;
   private readonly parkMs: number;
   readonly ramPages: number;
@@ -137,9 +149,15 @@ export class GuestPhysMem {
     this.ramPages = h[PHYS_RAM_PAGES]!;
     this.lowPages = h[PHYS_LOW_PAGES]!;
     const n = this.ramPages;
-    this.next = new Int32Array(shared.sab, HEADER_INTS * I32, n);
-    this.prev = new Int32Array(shared.sab, HEADER_INTS * I32 + n * I32, n);
-    this.ord = new Int8Array(shared.sab, HEADER_INTS * I32 + 2 * n * I32, n);
+    const links = linkEntries(n);
+    this.next = new Int32Array(shared.sab, HEADER_INTS * I32, links);
+    this.prev = new Int32Array(shared.sab, HEADER_INTS * I32 + links * I32, links);
+    let base = 0;
+    for (let k = 0; k < NR_PAGE_ORDERS; k++) {
+      this.linkBase[k] = base;
+      base += Math.ceil(n / 2 ** k);
+    }
+    this.ord = new Int8Array(shared.sab, HEADER_INTS * I32 + 2 * links * I32, n);
     this.spins = h[PHYS_LOCK_SPINS]!;
     this.parkMs = h[PHYS_PARK_TIMEOUT_MS]!;
   }
@@ -167,6 +185,8 @@ export class GuestPhysMem {
       for (let k = 0; k < NR_PAGE_ORDERS; k++) h[b + ZONE_HEAD + k] = -1;
     };
     zone(ZONE_DMA32, 0, lowPages, 0);
+    // Normal's frames start at lowPages (2 GiB of pages when RAM is split): aligned to every order, as the links need.
+    assert(ramPages === lowPages || lowPages % MAX_ORDER_NR_PAGES === 0, 'ZONE_NORMAL frames are aligned to MAX_ORDER_NR_PAGES');
     zone(ZONE_NORMAL, PHYS_4G / PAGE_SIZE, ramPages - lowPages, lowPages);
     const mem = new GuestPhysMem({ sab });
     // memblock_free_all: every usable range goes to the buddy allocator in the largest aligned
@@ -308,7 +328,7 @@ export class GuestPhysMem {
       // top of the zone stay the ones a later reservation would have taken); everything else goes.
       const blocks: number[] = [];
       const f0 = this.header[b + ZONE_HEAD + MAX_PAGE_ORDER]!;
-      for (let f = f0, i = 0; i < maxBlocks; i++, f = this.next[f]!) blocks.push(this.pfnOf(z, f));
+      for (let f = f0, i = 0; i < maxBlocks; i++, f = this.next[this.li(f, MAX_PAGE_ORDER)]!) blocks.push(this.pfnOf(z, f));
       blocks.sort((x, y) => y - x);
       for (let k = 0; k < NR_PAGE_ORDERS; k++) {
         while (this.header[b + ZONE_HEAD + k]! >= 0) this.del(z, this.header[b + ZONE_HEAD + k]!, k);
@@ -372,11 +392,11 @@ export class GuestPhysMem {
         for (let k = 0; k < NR_PAGE_ORDERS; k++) {
           const head = this.header[b + ZONE_HEAD + k]!;
           let count = 0;
-          for (let f = head; f >= 0 && (count === 0 || f !== head); f = this.next[f]!) {
+          for (let f = head; f >= 0 && (count === 0 || f !== head); f = this.next[this.li(f, k)]!) {
             const pfn = this.pfnOf(z, f);
             if (this.ord[f] !== k + 1) out.push(`${ZONE_NAMES[z]} order ${k}: frame of pfn ${pfn} has order ${this.ord[f]! - 1}`);
             if ((pfn & ((1 << k) - 1)) !== 0) out.push(`${ZONE_NAMES[z]} order ${k}: pfn ${pfn} is not aligned`);
-            if (this.prev[this.next[f]!] !== f) out.push(`${ZONE_NAMES[z]} order ${k}: broken links at pfn ${pfn}`);
+            if (this.prev[this.li(this.next[this.li(f, k)]!, k)] !== f) out.push(`${ZONE_NAMES[z]} order ${k}: broken links at pfn ${pfn}`);
             if (seen.has(f)) { out.push(`${ZONE_NAMES[z]} order ${k}: pfn ${pfn} listed twice`); break; }
             seen.add(f);
             if (k < MAX_PAGE_ORDER) {
@@ -402,6 +422,11 @@ export class GuestPhysMem {
   }
 
   // ---- internals; callers hold the zone's lock ----
+
+  /** Index of the links of the free block of order k at frame f (f is aligned to 2^k). */
+  private li(f: number, k: number): number {
+    return this.linkBase[k]! + (f >> k);
+  }
 
   private zoneField(z: number, field: number): number {
     return this.header[ZONE_BASE + z * ZONE_INTS + field]!;
@@ -434,16 +459,18 @@ export class GuestPhysMem {
     const b = ZONE_BASE + z * ZONE_INTS;
     const h = this.header;
     const head = h[b + ZONE_HEAD + k]!;
+    const i = this.li(f, k);
     if (head < 0) {
-      this.next[f] = f;
-      this.prev[f] = f;
+      this.next[i] = f;
+      this.prev[i] = f;
       h[b + ZONE_HEAD + k] = f;
     } else {
-      const tail = this.prev[head]!;
-      this.next[f] = head;
-      this.prev[f] = tail;
-      this.next[tail] = f;
-      this.prev[head] = f;
+      const hi = this.li(head, k);
+      const tail = this.prev[hi]!;
+      this.next[i] = head;
+      this.prev[i] = tail;
+      this.next[this.li(tail, k)] = f;
+      this.prev[hi] = f;
       if (!toTail) h[b + ZONE_HEAD + k] = f;
     }
     this.ord[f] = k + 1;
@@ -454,13 +481,14 @@ export class GuestPhysMem {
   private del(z: number, f: number, k: number): void {
     const b = ZONE_BASE + z * ZONE_INTS;
     const h = this.header;
-    const n = this.next[f]!;
+    const i = this.li(f, k);
+    const n = this.next[i]!;
     if (n === f) {
       h[b + ZONE_HEAD + k] = -1;
     } else {
-      const p = this.prev[f]!;
-      this.next[p] = n;
-      this.prev[n] = p;
+      const p = this.prev[i]!;
+      this.next[this.li(p, k)] = n;
+      this.prev[this.li(n, k)] = p;
       if (h[b + ZONE_HEAD + k] === f) h[b + ZONE_HEAD + k] = n;
     }
     this.ord[f] = 0;
