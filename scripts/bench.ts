@@ -11,6 +11,7 @@ import {
 import { configValue } from '../src/config.js';
 import { measureInstrumentationCost } from '../src/bench/instrument-bench.js';
 import { buildNativeRef } from '../src/bench/native.js';
+import { dynamicPoolsRate, transientRates } from '../src/bench/dynamic-bench.js';
 import { runMain } from '../src/cli/main.js';
 import { parseFlags } from '../src/cli/flags.js';
 import { InputError } from '../src/errors.js';
@@ -191,6 +192,16 @@ async function main(): Promise<number> {
   rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging off`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.aPerS), slowest_over_fastest: NaN, failures: 0 });
   rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging on (${configValue('COCO_LOG_LEVEL')}, file)`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.bPerS), slowest_over_fastest: NaN, failures: 0 });
 
+  // Dynamic swiotlb (src/bench/dynamic-bench.ts): the pool-list lookup with full dynamic pools in
+  // front of the default pool, and a transient pool's map against a normal one (one thread each).
+  for (const n of [1, 16, 256]) {
+    const pps = dynamicPoolsRate(n, seconds);
+    rows.push({ name: `4K bounce, 1 thread, ${n} full dynamic pool${n === 1 ? '' : 's'} in front of the default pool`, threads: 1, nareas: 1, mode: 'bounce', pairs_per_s: Math.round(pps), slowest_over_fastest: 1, failures: 0 });
+  }
+  const tr = transientRates(seconds);
+  rows.push({ name: '4K bounce, 1 thread, through a transient pool (default pool full)', threads: 1, nareas: 1, mode: 'bounce', pairs_per_s: Math.round(tr.transient), slowest_over_fastest: 1, failures: 0 });
+  rows.push({ name: '4K bounce, 1 thread, dynamic build, pool with room', threads: 1, nareas: 1, mode: 'bounce', pairs_per_s: Math.round(tr.normal), slowest_over_fastest: 1, failures: 0 });
+
   const by = (n: string) => rows.find((r) => r.name === n)!;
   const ratios = {
     alloc_1t_pairs_per_s: by('alloc only, 1 thread').pairs_per_s,
@@ -199,6 +210,10 @@ async function main(): Promise<number> {
     slowest_over_fastest_32t: by('4K bounce, 32 threads').slowest_over_fastest,
     one_area_32t_over_2t: by('4K bounce, 32 threads, 1 area').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
     logging_cost: 1 - arms.bPerS / arms.aPerS,
+    dynamic_256_over_1_pools: by('4K bounce, 1 thread, 256 full dynamic pools in front of the default pool').pairs_per_s
+      / by('4K bounce, 1 thread, 1 full dynamic pool in front of the default pool').pairs_per_s,
+    transient_over_normal: by('4K bounce, 1 thread, through a transient pool (default pool full)').pairs_per_s
+      / by('4K bounce, 1 thread, dynamic build, pool with room').pairs_per_s,
     may_block_throttle_on_over_off: by('4K bounce MAY_BLOCK, throttling on, below threshold, 1 thread').pairs_per_s
       / by('4K bounce MAY_BLOCK, throttling off, 1 thread').pairs_per_s,
   };
