@@ -434,15 +434,6 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     const t = nowMs();
     const c = workloadCounters(instanceStats, plan.instances.length);
     const map_failures = boot.mem.mapFailures();
-    const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
-    const wall = wallMs();
-    // A stall is time without a completion while I/O is expected: time in which every vCPU waits in a
-    // startdelay, thinktime or rate limit with nothing in flight (or has finished) is not one. The
-    // vCPUs' quiet times are on the run's clock (nowMs, as t); the watchdog counts wall time.
-    let expected = false;
-    for (let v = 0; v < opts.vcpus && !expected; v++) expected = !(quiet[v]! > t);
-    if (commands !== lastCommands || c.ios !== last.ios || !expected) lastProgressAt = wall;
-    lastCommands = commands;
     const occ = pool.areaOccupancy();
     const d = boot.mem.debugfs();
     const sample: VmSample = {
@@ -462,9 +453,6 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     });
     checkThrottleStall(thr);
     hooks.sample(sample);
-    if (wall - lastProgressAt > opts.stallMs && failure === null) {
-      fail('main', new Error(`stall: no I/O completed for ${Math.round((wall - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
-    }
   };
   const ticker = setInterval(() => {
     try {
@@ -473,12 +461,41 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       fail('main', e, {});
     }
   }, opts.sampleIntervalMs * k);
+  // The stall watchdog: wall time, on its own cadence, since with --time-scale K the samples come
+  // every K x the sample interval, which may be longer than the stall timeout.
+  let progressIos = 0;
+  const checkProgress = (): void => {
+    const t = nowMs();
+    const wall = wallMs();
+    const ios = workloadCounters(instanceStats, plan.instances.length).ios;
+    const commands = Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS);
+    // A stall is time without a completion while I/O is expected: time in which every vCPU waits in a
+    // startdelay, thinktime or rate limit with nothing in flight (or has finished) is not one. The
+    // vCPUs' quiet times are on the run's clock (nowMs, as t); the watchdog counts wall time.
+    let expected = false;
+    for (let v = 0; v < opts.vcpus && !expected; v++) expected = !(quiet[v]! > t);
+    if (commands !== lastCommands || ios !== progressIos || !expected) lastProgressAt = wall;
+    lastCommands = commands;
+    progressIos = ios;
+    if (wall - lastProgressAt > opts.stallMs && failure === null) {
+      const d = boot.mem.debugfs();
+      fail('main', new Error(`stall: no I/O completed for ${Math.round((wall - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
+    }
+  };
+  const watchdog = setInterval(() => {
+    try {
+      checkProgress();
+    } catch (e) {
+      fail('main', e, {});
+    }
+  }, Math.max(10, Math.min(opts.sampleIntervalMs, opts.stallMs / 4)));
 
   // After a failure or a stop request the vCPUs get TEARDOWN_MS to finish; a thread that does not
   // (it waits on a dead device, or it crashed) is terminated with the pool, never waited for.
   const settled = Promise.all(tasks);
   await Promise.race([settled, stopped]);
   clearInterval(ticker);
+  clearInterval(watchdog);
   hooks.phase?.({ phase: 'teardown', plannedMs, plannedExact });
   const vcpuResults = await Promise.race([settled, sleep(deviceDead ? 0 : TEARDOWN_MS, null, { ref: false })]);
   const runMs = nowMs() - runStart;

@@ -11,9 +11,9 @@ import type { RunReport } from '../../src/vm/report.js';
 const run = promisify(execFile);
 const VM = join(projectRoot(), 'dist', 'scripts', 'vm.js');
 
-async function vm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function vm(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, ['--single-threaded-gc', VM, ...args], { timeout: 60_000, maxBuffer: 64 << 20 });
+    const r = await run(process.execPath, ['--single-threaded-gc', VM, ...args], { timeout: 60_000, maxBuffer: 64 << 20, env: { ...process.env, ...env } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const x = e as { code: number; stdout: string; stderr: string };
@@ -37,6 +37,16 @@ describe('--time-scale', () => {
       // A request takes at least the device's 500 us of emulated time (2.5 ms of wall time).
       for (const d of [job.read, job.write]) if (d !== undefined && d.clat.count > 0) expect(d.clat.min_ns).toBeGreaterThanOrEqual(500_000);
     }
+  });
+
+  it('keeps the stall watchdog on wall time, on its own cadence, whatever K does to the samples', async () => {
+    // At K=1000 the samples (every 250 ms of emulated time) come every 250 s of wall time, and a 4 s
+    // device latency is 4000 s: the run stalls at once, and the 1 s stall timeout still ends it with
+    // the stall report (within the helper's 60 s, not at the first sample).
+    const r = await vm(['--vcpus', '2', '--mem', '1G', '--swiotlb', '64M', '--runtime', '10s', '--time-scale', '1000',
+      '--nvme-latency', '4s', '--stall-timeout', '1s'], { COCO_SAMPLE_INTERVAL: '250ms' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^vm: error: stall: no I\/O completed for \d+ s with io_tlb_used \d+ of \d+ slots\n/);
   });
 
   it('refuses a bad scale with one line and exit 2', async () => {
