@@ -289,7 +289,7 @@ function checkSizeFitsBlocks(job: FioJob, region: number, capped: boolean): void
   const fioMin = Math.min(minBlockSize(job.bs.read), minBlockSize(job.bs.write));
   const need = Math.max(fioMin, ...dirs.map((d) => minDrawableSize(job.bs[d])));
   if (region >= need) return;
-  const why = capped ? `--size caps its size to ${region} bytes` : `size=${region} bytes`;
+  const why = capped ? `its size of ${region} bytes (the --size cap)` : `size=${region} bytes`;
   const which = dirs.length === 2 ? 'a read or write' : `a ${dirs[0]}`;
   throw new InputError('EBADJOB', `job ${printable(job.name)}: ${why} is smaller than ${which} block of ${need} bytes (fio: blocksize too large for data set); use a size of at least ${need} bytes${capped ? ' (--size)' : ''}, or a block size of at most ${region} bytes`);
 }

@@ -56,9 +56,9 @@ describe('planWorkload', () => {
     it('refuses a job whose size is below its block size, from size= or from the --size cap', () => {
       expect(planError('[j]\nbs=256k\nsize=64k\n')).toBe('job j: size=65536 bytes is smaller than a read block of 262144 bytes (fio: blocksize too large for data set); use a size of at least 262144 bytes, or a block size of at most 65536 bytes');
       // --size 64k on a bs=256k job: the cap is named.
-      expect(planError('[j]\nbs=256k\nsize=1M\n', 4, 64 * KiB)).toBe('job j: --size caps its size to 65536 bytes is smaller than a read block of 262144 bytes (fio: blocksize too large for data set); use a size of at least 262144 bytes (--size), or a block size of at most 65536 bytes');
+      expect(planError('[j]\nbs=256k\nsize=1M\n', 4, 64 * KiB)).toBe('job j: its size of 65536 bytes (the --size cap) is smaller than a read block of 262144 bytes (fio: blocksize too large for data set); use a size of at least 262144 bytes (--size), or a block size of at most 65536 bytes');
       // --size 100 on a job with fio's default bs=4k.
-      expect(planError('[j]\nrw=randrw\n', 4, 100)).toContain('--size caps its size to 100 bytes is smaller than a read or write block of 4096 bytes');
+      expect(planError('[j]\nrw=randrw\n', 4, 100)).toContain('its size of 100 bytes (the --size cap) is smaller than a read or write block of 4096 bytes');
     });
 
     it('takes fio\'s least block size over the directions, and each direction the job issues', () => {

@@ -386,8 +386,8 @@ describe('npm run vm', () => {
     [['--size', '0'], /--size: "0" is zero; expected at least 1 byte, a whole number of bytes/],
     [['--size=0k'], /--size: "0k" is zero; expected at least 1 byte/],
     // fio refuses a size below the block size; the I/O used to be cut to the region without a word.
-    [['--size', '64k', '--job', join(projectRoot(), 'jobs', 'seq-large.fio')], /^vm: job seq-write: --size caps its size to 65536 bytes is smaller than a write block of 1048576 bytes .*use a size of at least 1048576 bytes \(--size\)/],
-    [['--size', '100'], /job default: --size caps its size to 100 bytes is smaller than a read or write block of 4096 bytes/],
+    [['--size', '64k', '--job', join(projectRoot(), 'jobs', 'seq-large.fio')], /^vm: job seq-write: its size of 65536 bytes \(the --size cap\) is smaller than a write block of 1048576 bytes .*use a size of at least 1048576 bytes \(--size\)/],
+    [['--size', '100'], /job default: its size of 100 bytes \(the --size cap\) is smaller than a read or write block of 4096 bytes/],
   ])('rejects bad input %j with one line and exit 2', async (args, re) => {
     const r = await vm(args);
     expect(r.code).toBe(2);
