@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompareDocument } from '../../src/sweep/compare.js';
 import { rows } from '../../src/sweep/figures.js';
-import { type RunConfig, runConfigs } from '../../src/sweep/run.js';
+import { type RunConfig, type RunRecord, runConfigs } from '../../src/sweep/run.js';
 import { projectRoot } from '../../src/util/worker-file.js';
 import { type ChromiumLookup, findOrInstallChromium, visitFile } from '../helpers/chromium.js';
 import { tempDir } from '../helpers/log-files.js';
@@ -180,5 +180,19 @@ describe('a run the VM refuses', () => {
     expect(recs[0]!.status).toBe('input-error');
     expect(recs[0]!.exit).toBe(2);
     expect(recs[0]!.reason).toMatch(/^--nvme-latency: "soon" is not/);
+  }, 60_000);
+});
+
+describe('a dynamic swiotlb run', () => {
+  it('reads peak memory over every pool from the report\'s dynamic section', async () => {
+    const c: RunConfig = { job, vcpus: 2, mem: '1G', pool: { swiotlb: '512K' }, policy: 'dynamic', knobs: {}, seed: 1, runtime: '500ms', repeat: 0 };
+    const [r] = await runConfigs([c], 1, { timeoutMs: 60_000 });
+    expect(r!.status, r!.reason).toBe('ok');
+    const rep = r!.report! as RunRecord['report'] & { dynamic: { enabled: boolean; memory: { in_use_peak_bytes: number; static_pool_bytes: number } } };
+    expect(rep.dynamic.enabled).toBe(true);
+    const row = rows([r!])[0]!;
+    expect(row.figures['peak_bytes']!.median).toBe(rep.dynamic.memory.in_use_peak_bytes);
+    expect(row.figures['peak_bytes']!.median).toBeGreaterThanOrEqual(rep.dynamic.memory.static_pool_bytes);
+    expect(row.figures['fail_transient']).not.toBeNull();
   }, 60_000);
 });
