@@ -208,6 +208,8 @@ export class LogAnalyzer {
   /** The run's clock: the run_start record's time; for a log without one, the first sample's time less its t_ms; else run_config's time. */
   private runStartTime: number | null = null;
   private sampleZero: number | null = null;
+  /** --time-scale K of the run (run_start): record times are wall clock, K times the run's clock. */
+  private timeScale = 1;
   private configTime: number | null = null;
   private firstTime: number | null = null;
   private lastTime: number | null = null;
@@ -375,7 +377,11 @@ export class LogAnalyzer {
         }
         break;
       case 'run_start':
-        if (this.runStartTime === null) this.runStartTime = time;
+        if (this.runStartTime === null) {
+          this.runStartTime = time;
+          const k = r['time_scale'];
+          if (typeof k === 'number' && Number.isFinite(k) && k >= 1) this.timeScale = k;
+        }
         break;
       case 'boot_line':
         if (this.bootLines.length < LIMITS.bootLines) this.bootLines.push(String(r['text']));
@@ -439,7 +445,7 @@ export class LogAnalyzer {
           if (f.wait_us > d.wait_us_max) d.wait_us_max = f.wait_us;
         }
         // Marked when the wait began: that is when the request was held up.
-        this.series.mark(t - f.wait_us / 1000, 'throttleWaits', f.wait_us);
+        this.series.mark(t - (f.wait_us / 1000) * this.timeScale, 'throttleWaits', f.wait_us);
         break;
       }
       case 'io_error': {
@@ -523,7 +529,7 @@ export class LogAnalyzer {
 
   private sample(s: SampleFields, time: number, t: number): void {
     this.samples++;
-    if (this.sampleZero === null) this.sampleZero = time - s.t_ms;
+    if (this.sampleZero === null) this.sampleZero = time - s.t_ms * this.timeScale;
     const used = s.io_tlb_used;
     const nslabs = s.nslabs;
     // Each sample stands for the interval since the previous one (the first: since the run started).
@@ -600,7 +606,7 @@ export class LogAnalyzer {
 
   private at(time: number): At {
     const start = this.zero() ?? time;
-    return { time, t_ms: time - start };
+    return { time, t_ms: (time - start) / this.timeScale };
   }
 
   /** The chart's time series (x in seconds since the run started). */
@@ -611,7 +617,8 @@ export class LogAnalyzer {
     // Series times are relative to the first record; shift them to the run's start if that differs.
     const zero = this.zero();
     const shift = zero !== null && this.t0 !== null ? (this.t0 - zero) / 1000 : 0;
-    if (shift !== 0) d.x_s = d.x_s.map((x) => x + shift);
+    if (shift !== 0 || this.timeScale !== 1) d.x_s = d.x_s.map((x) => (x + shift) / this.timeScale);
+    d.bucket_ms /= this.timeScale;
     return d;
   }
 

@@ -4,7 +4,7 @@
 // starts a new line. The width is read at every update (Node keeps `columns` current on SIGWINCH) and
 // the line is redrawn at once on 'resize'.
 import { formatBytes } from '../util/units.js';
-import { nowMs } from '../util/clock.js';
+import { nowMs, wallMs } from '../util/clock.js';
 import type { RunPhase } from '../vm/run-state.js';
 
 /** What the line shows. Times are ms; elapsed counts from the start barrier once the run is past boot. */
@@ -82,7 +82,8 @@ const REDRAW_MS = 200;
 /** The live line: call phase() and sample() as the run goes; stop() ends the line. */
 export class ProgressDisplay {
   private phaseName: RunPhase = 'boot';
-  private readonly bootStart = nowMs();
+  /** Boot is host time (wallMs); from the barrier on, the run's clock (nowMs, slower under --time-scale). */
+  private readonly bootStart = wallMs();
   private runStart: number | null = null;
   private plannedMs = Infinity;
   private plannedExact = false;
@@ -113,10 +114,9 @@ export class ProgressDisplay {
   }
 
   state(): ProgressState {
-    const now = nowMs();
     return {
       phase: this.phaseName,
-      elapsedMs: this.runStart === null ? now - this.bootStart : now - this.runStart,
+      elapsedMs: this.runStart === null ? wallMs() - this.bootStart : nowMs() - this.runStart,
       plannedMs: this.plannedMs,
       plannedExact: this.plannedExact,
       ...(this.counters !== undefined ? { counters: this.counters } : {}),

@@ -233,6 +233,11 @@ export interface RunStartFields {
   /** From the start of boot to the barrier. */
   boot_ms: number;
   vcpus?: number;
+  /**
+   * --time-scale K: the run's clock (samples' t_ms, tunables, the report) runs K times slower than
+   * the records' `time` (wall clock); a time since this record is (time - its time) / K of run time.
+   */
+  time_scale?: number;
 }
 
 /** One emulated device, as run_config describes it. */

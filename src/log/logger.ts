@@ -7,8 +7,8 @@
 // - worker thread: WorkerLogger.emit() -> pino formats in the worker -> bytes copied into the
 //   worker's ring; the main thread drains every ring on each tick (COCO_LOG_DRAIN_INTERVAL).
 //
-// Time order: every record's `time` comes from one clock (util/clock.ts nowMs, the same in every
-// thread, and the run's samples use it too). Drained rings hold each worker's records in order, but
+// Time order: every record's `time` comes from one clock (time.ts: util/clock.ts wallMs, the same
+// in every thread). Drained rings hold each worker's records in order, but
 // one drain takes ring after ring, so written as drained the file would interleave workers by ring,
 // not by time (pino-pretty showed times going back and forth). So every line, the main thread's
 // too, waits in a reorder buffer and is written in time order (equal times in arrival order) once
@@ -33,7 +33,7 @@ import {
   type EventFields, type EventName, type LogLevelSetting,
 } from './events.js';
 import { RingReader, createRingBuffer, ringStats } from './ring.js';
-import { nowMs } from '../util/clock.js';
+import { wallMs } from '../util/clock.js';
 import { pinoTimestamp } from './time.js';
 import { FdSink } from './sink.js';
 import { logSettings } from './settings.js';
@@ -295,6 +295,8 @@ class RunLoggerImpl implements RunLogger {
     if (this.closed) return;
     const level = levelOf(event, fields);
     if (LEVEL_VALUES[level] < this.minLevel) return;
+    // Take what the workers have published (into the reorder buffer, which orders it with this one).
+    this.drainRings();
     const rec: Record<string, unknown> = { event, ...fields };
     // A caller that passes an event object carrying its own msg must not get two "msg" keys.
     if (rec['msg'] !== undefined) rec['msg'] = undefined;
@@ -373,7 +375,7 @@ class RunLoggerImpl implements RunLogger {
   private drainRings(): number {
     let fill = 0;
     // Records not drained yet are stamped no earlier than this (less the stamps' rounding, well under 1 ms).
-    let watermark = nowMs() - 1;
+    let watermark = wallMs() - 1;
     for (let i = 0; i < this.readers.length; i++) {
       const { reader, name } = this.readers[i]!;
       const since = reader.stampingSince(); // read before draining, like closed

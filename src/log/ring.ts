@@ -27,7 +27,7 @@
 // is stamped at or after min(STAMPING, the time it read it): the logger's ordering watermark.
 
 import { assert } from '../errors.js';
-import { nowMs } from '../util/clock.js';
+import { wallMs } from '../util/clock.js';
 
 /** Int32 slots of the header, before the data area. */
 const HEAD = 0; // bytes ever published by the producer (wrapping int32)
@@ -38,9 +38,9 @@ const LINES = 4; // lines published
 const CLOSED = 5; // 1 once the producer has closed its end
 const CAPACITY = 6; // data area size in bytes (power of two)
 const PRODUCER = 7; // 1 once a RingWriter has claimed the ring (there may be only one)
-const BASE_HI = 8; // floor(nowMs()) when the ring was created, split in two int32s (high, then low 2^24)
+const BASE_HI = 8; // floor(wallMs()) when the ring was created, split in two int32s (high, then low 2^24)
 const BASE_LO = 9;
-const STAMPING = 10; // 1 + floor(nowMs()) - base at which the producer began the record it writes; 0 = none
+const STAMPING = 10; // 1 + floor(wallMs()) - base at which the producer began the record it writes; 0 = none
 const HEADER_INTS = 16; // 64 bytes: the header fills one cache line
 const HEADER_BYTES = HEADER_INTS * 4;
 
@@ -68,7 +68,7 @@ export function createRingBuffer(bytes: number): SharedArrayBuffer {
   const sab = new SharedArrayBuffer(HEADER_BYTES + capacity);
   const hdr = new Int32Array(sab, 0, HEADER_INTS);
   hdr[CAPACITY] = capacity;
-  const base = Math.floor(nowMs());
+  const base = Math.floor(wallMs()); // the clock of the records' time (time.ts)
   hdr[BASE_HI] = Math.floor(base / 2 ** 24);
   hdr[BASE_LO] = base % 2 ** 24;
   return sab;
@@ -137,7 +137,7 @@ export class RingWriter {
    * back lines stamped after now, since this one may belong before them.
    */
   begin(): void {
-    Atomics.store(this.hdr, STAMPING, 1 + Math.floor(nowMs()) - this.base);
+    Atomics.store(this.hdr, STAMPING, 1 + Math.floor(wallMs()) - this.base);
   }
 
   /** The record is published (or dropped). */

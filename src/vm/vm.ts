@@ -393,7 +393,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const runStart = nowMs();
   Atomics.store(run, RUN_GO, 1);
   Atomics.notify(run, RUN_GO);
-  log.emit('run_start', { boot_ms: Math.round(bootMs), vcpus: opts.vcpus });
+  log.emit('run_start', { boot_ms: Math.round(bootMs), vcpus: opts.vcpus, time_scale: k });
   const plannedMs = plannedRunMs(plan.instances);
   const plannedExact = plannedIsExact(plan.instances);
   hooks.phase?.({ phase: 'running', plannedMs, plannedExact });

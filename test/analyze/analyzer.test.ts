@@ -122,6 +122,20 @@ describe('analyzer', () => {
     expect(chart!.x_s[i]).toBeCloseTo(2.0, 1);
   });
 
+  it('turns record times into run time under --time-scale (run_start gives K)', () => {
+    // K = 4: a tunable 8 s of wall clock after the barrier was set 2 s into the run; a sample at
+    // 4 s of wall clock is t_ms 1000.
+    const lines = [
+      rec(0, 'run_start', { boot_ms: 100, time_scale: 4 }),
+      rec(4000, 'sample', { t_ms: 1000, io_tlb_used: 1, io_tlb_used_hiwater: 1, nslabs: 100, area_used: [1], throttle_queue_len: 0, iops: 0, high_throttle: 0, low_throttle: 0 }),
+      rec(8000, 'tunable_changed', { name: '/sys/kernel/debug/swiotlb/io_tlb_used_hiwater', old: 1, new: 0 }),
+    ];
+    const { analysis: a, chart } = analyzeText(`${lines.join('\n')}\n`);
+    expect(a.tunables.list[0]!.at.t_ms).toBe(2000);
+    expect(a.timeline.peak_used!.at.t_ms).toBe(1000);
+    expect(chart.x_s[chart.tunables.findIndex((v) => v !== null)]).toBeCloseTo(2.0, 1);
+  });
+
   it('summarises throttle waits: count, total, percentiles, longest', () => {
     const lines = [rec(0, 'run_config', { config: {} })];
     // wait_us = 1..1000: total 500500, p50 500, p90 900, p99 990, max 1000.
