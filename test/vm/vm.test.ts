@@ -221,10 +221,11 @@ describe('npm run vm', () => {
     const start0 = start['time'] as number;
     // Records are stamped (whole ms) when they are emitted, the run_start record and each sample's a
     // little after the instant they stand for: on a loaded host, a few ms either way. A clock counted
-    // from boot instead of the start barrier would be off by the whole boot.
+    // from boot instead of the start barrier would be off by the whole boot (a loaded host stretches
+    // both: 62 ms of lag seen at load 40, with a boot of seconds).
     for (const smp of samples) {
       const lag = smp['time']! - start0 - smp['t_ms']!;
-      expect(Math.abs(lag)).toBeLessThan(Math.min(50, rep.run.boot_ms));
+      expect(Math.abs(lag)).toBeLessThan(rep.run.boot_ms / 2);
     }
     const tuned = recs.find((x) => x.event === 'tunable_changed')!;
     expect((tuned['time'] as number) - (start['time'] as number)).toBeGreaterThanOrEqual(299); // a timer never fires early
