@@ -24,6 +24,8 @@ export type SwiotlbReport = {
   io_tlb_used_hiwater: number;
   io_tlb_transient_nslabs: number;
   nareas: number;
+  /** Slots per area of the default pool, whose areas `areas` lists (io_tlb_nslabs grows with dynamic pools; this does not). */
+  area_nslabs: number;
   map_attempts: number;
   map_failures: number;
   map_failures_by_cause: { full: number; oversize: number; no_pool: number; not_capable: number; throttle_aborted: number };
@@ -315,6 +317,7 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
     swiotlb: {
       ...d,
       nareas: r.boot.nareas,
+      area_nslabs: r.boot.mem.defpool.areaNslabs,
       map_attempts: st.map_attempts,
       map_failures: failures,
       map_failures_by_cause: {
@@ -413,10 +416,11 @@ const AREAS_LISTED = 16;
  * searches have no free run long enough, which can happen with one area full while the pool-wide
  * used_hiwater is well below io_tlb_nslabs.
  */
-export function areaHiwaterLine(s: Pick<SwiotlbReport, 'io_tlb_nslabs' | 'nareas' | 'areas'>): string | undefined {
+export function areaHiwaterLine(s: Pick<SwiotlbReport, 'area_nslabs' | 'areas'>): string | undefined {
   const marks = s.areas.map((a) => a.used_hiwater);
   if (marks.length === 0 || !marks.every((m) => typeof m === 'number')) return undefined; // a log from before the field
-  const per = Math.floor(s.io_tlb_nslabs / Math.max(1, s.nareas));
+  // The default pool's own area size: io_tlb_nslabs / nareas would count dynamic pools' slots too.
+  const per = s.area_nslabs;
   return `  area used_hiwater (of ${per} slots per area): ${areaHiwaterText(per, marks)}`;
 }
 

@@ -30,6 +30,10 @@ describe('dynamic swiotlb in the VM', () => {
     expect(d.pools_added!.length).toBeGreaterThan(0);
     expect(d.pools_added!.every((p) => p.nslabs === 1024 && p.bytes === 2 * MiB && p.start + p.bytes <= 2 ** 32)).toBe(true);
     expect(on.swiotlb.io_tlb_nslabs).toBe(1024 + 1024 * d.pools_added!.length);
+    // The per-area marks are the default pool's areas: 1024 slots over its areas, not the grown
+    // io_tlb_nslabs over them (that read 2560 slots per area for 256-slot areas).
+    expect(on.swiotlb.area_nslabs).toBe(1024 / on.swiotlb.nareas);
+    for (const a of on.swiotlb.areas) expect(a.used_hiwater).toBeLessThanOrEqual(on.swiotlb.area_nslabs);
     expect(d.pools!.dynamic).toEqual({ count: d.pools_added!.length, bytes: 2 * MiB * d.pools_added!.length });
     expect(d.growth!.attempts[1]).toMatchObject({ bytes: 2 * MiB, ok: d.pools_added!.length });
     expect(d.growth!.runs).toBe(d.growth!.scheduled);

@@ -46,14 +46,14 @@ describe('run state', () => {
 describe('per-area used_hiwater line', () => {
   const areas = (marks: number[]) => marks.map((used_hiwater, area) => ({ area, acquired: 0, contended: 0, parked: 0, used_hiwater }));
   it('lists each area, the fullest and which areas were full', () => {
-    expect(areaHiwaterLine({ io_tlb_nslabs: 1024, nareas: 4, areas: areas([256, 100, 256, 7]) }))
+    expect(areaHiwaterLine({ area_nslabs: 256, areas: areas([256, 100, 256, 7]) }))
       .toBe('  area used_hiwater (of 256 slots per area): [256 100 256 7] max 256 (area 0), min 7; areas 0,2 full at some time');
-    expect(areaHiwaterLine({ io_tlb_nslabs: 512, nareas: 2, areas: areas([3, 4]) }))
+    expect(areaHiwaterLine({ area_nslabs: 256, areas: areas([3, 4]) }))
       .toBe('  area used_hiwater (of 256 slots per area): [3 4] max 4 (area 1), min 3; no area was full');
   });
   it('summarises many areas without listing them', () => {
     const marks = Array.from({ length: 32 }, (_, a) => (a === 5 ? 128 : 64));
-    expect(areaHiwaterLine({ io_tlb_nslabs: 4096, nareas: 32, areas: areas(marks) }))
+    expect(areaHiwaterLine({ area_nslabs: 128, areas: areas(marks) }))
       .toBe('  area used_hiwater (of 128 slots per area): max 128 (area 5), min 64; area 5 full at some time');
   });
 });
