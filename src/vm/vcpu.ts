@@ -517,7 +517,11 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         r.stats[I_VERIFY_START_MS] = now;
       }
       const more = (): boolean => (r.verifying ? r.verifyNext < r.writtenHi : spec.timeBased || r.bytesIssued < spec.ioLimitBytes);
-      while (r.inflight < spec.iodepth && now >= r.nextSubmitAt && more()) {
+      // At most iodepth submissions per instance a pass: a storage map that sleeps on throttle_sem
+      // takes completions meanwhile (whileWaiting), so inflight can stay below iodepth for ever and,
+      // without a bound, the pass never looked at the clock again (a time_based job ran on past its
+      // runtime, its maps admitted one by one; seen with jobs/md-deadlock.fio on 2 vCPUs).
+      for (let budget = spec.iodepth; budget > 0 && r.inflight < spec.iodepth && now >= r.nextSubmitAt && more(); budget--) {
         let i = 0;
         while (r.reqs[i]!.busy) i++;
         const before = r.bytesIssued;

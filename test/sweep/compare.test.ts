@@ -136,7 +136,11 @@ describe('the run driver', () => {
   }, 120_000);
 
   it('kills a run that outlives its time and reports it stalled', async () => {
-    const c: RunConfig = { job, vcpus: 1, mem: '1G', pool: { swiotlb: '1M' }, policy: 'static', knobs: {}, seed: 1, runtime: '30s', repeat: 0 };
+    // The job's own runtime is 30 s (the shared tiny job's 300 ms would end before the limit on a
+    // quiet host: --runtime only caps a job's runtime).
+    const long = dir.file('long.fio');
+    writeFileSync(long, '[t]\nrw=randread\nbs=64k\niodepth=8\ntime_based\nruntime=30s\nsize=4M\n');
+    const c: RunConfig = { job: long, vcpus: 1, mem: '1G', pool: { swiotlb: '1M' }, policy: 'static', knobs: {}, seed: 1, runtime: '30s', repeat: 0 };
     const [r] = await runConfigs([c], 1, { timeoutMs: 1500 });
     expect(r!.status).toBe('stalled');
     expect(r!.reason).toBe('no report within 2 s; the VM was killed');

@@ -182,7 +182,10 @@ describe('--help of every command: usage on stdout, exit 0, nothing run', () => 
 
   it('npm run prints no banner on stdout (the project\'s .npmrc), so the output pipes into jq', async () => {
     // npm run vm builds first (incremental: nothing to do, but slow on a loaded host).
-    const r = await run('npm', ['run', 'vm', '--', '--help'], { cwd: projectRoot(), timeout: 170_000 });
+    // As from a user's shell: an npm that runs this test (npm test --loglevel=...) exports its own
+    // npm_config_loglevel, which would override the project's .npmrc in the child npm.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.toLowerCase() !== 'npm_config_loglevel'));
+    const r = await run('npm', ['run', 'vm', '--', '--help'], { cwd: projectRoot(), timeout: 170_000, env });
     expect(r.stdout).toMatch(/^usage: npm run vm -- \[flags\]\n/);
   }, 180_000);
 });

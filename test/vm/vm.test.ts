@@ -348,6 +348,26 @@ describe('npm run vm', () => {
       expect((stall['waiters'] as { vcpu: number; size: number }[]).some((w) => w.vcpu === holder.vcpu && w.size === 4096)).toBe(true);
     });
 
+    it('keeps a time_based job to its runtime while its maps sleep on throttle_sem and take completions', async () => {
+      // A vCPU whose storage map parks on throttle_sem reaps completions meanwhile, so its queue never
+      // fills; its submit loop then never looked at the clock again and the job ran on past its runtime
+      // (about 1 run in 3 of this setup did, for as long as it was let). Every run must end: done at its
+      // runtime, or stopped by the throttle watchdog (exit 1), well within the 15 s a run is allowed.
+      const job = join(projectRoot(), 'jobs', 'md-deadlock.fio');
+      const args = ['--vcpus', '2', '--mem', '1G', '--policy', 'throttle', '--exact-nslabs', '512', '--runtime', '2s', '--throttle-stall-timeout', '300ms', '--output-format', 'json'];
+      const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+      const runs: (number | string)[] = [];
+      for (let i = 0; i < 3; i++) {
+        try {
+          await run(process.execPath, ['--single-threaded-gc', VM, ...args, '--log-file', join(dir, `run${i}.ndjson`)], { timeout: 15_000, killSignal: 'SIGKILL', maxBuffer: 64 << 20 });
+          runs.push(0);
+        } catch (e) {
+          runs.push((e as { killed?: boolean }).killed ? 'killed' : (e as { code: number }).code);
+        }
+      }
+      for (const code of runs) expect([0, 1]).toContain(code);
+    }, 60_000);
+
     it('sets thresholds at boot as slots or a percentage, and changes them while running under their sysctl paths', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'coco-'));
       const file = join(dir, 'run.ndjson');
