@@ -116,6 +116,15 @@ export interface Analysis {
     duration_ms: number;
     nslabs: number | null;
     max_nslabs: number | null;
+    /**
+     * io_tlb_nslabs at the start: the default pool's nslabs (its pool_created record), else the first
+     * sample's. With max_nslabs (peak) and nslabs (end, the last sample) the pool size over time.
+     */
+    start_nslabs: number | null;
+    /** Growths: the dynamic pools added (pool_created, kind dynamic), their slots and when (the first LIMITS.pools). */
+    growths: { count: number; nslabs: number; list: At[]; more: number };
+    /** io_tlb_transient_nslabs as sampled (slots in transient pools); null when the samples lack it. */
+    transient_nslabs: { peak: number; peak_at: At; end: number } | null;
     peak_used: { value: number; pct_of_pool: number; at: At } | null;
     max_hiwater: number | null;
     mean_used: number | null;
@@ -229,6 +238,13 @@ export class LogAnalyzer {
   private intervals = 0;
   private nslabs: number | null = null;
   private maxNslabs: number | null = null;
+  private startNslabs: number | null = null;
+  private firstSampleNslabs: number | null = null;
+  private growthCount = 0;
+  private growthNslabs = 0;
+  private readonly growthTimes: number[] = [];
+  private transientPeak: { value: number; time: number } | null = null;
+  private transientEnd = 0;
   private peakUsed: { value: number; nslabs: number; time: number } | null = null;
   private maxHiwater: number | null = null;
   private usedSum = 0;
@@ -390,6 +406,15 @@ export class LogAnalyzer {
       case 'pool_created': {
         this.poolCount++;
         inc(this.poolKinds, String(r['kind']));
+        const nslabs = r['nslabs'] as number;
+        if (r['kind'] === 'default' && r['pool'] === 0 && this.startNslabs === null) this.startNslabs = nslabs;
+        if (r['kind'] === 'dynamic') {
+          // A growth: io_tlb_nslabs rises by the pool's nslabs (swiotlb_dyn_alloc adds it to mem->nslabs).
+          this.growthCount++;
+          this.growthNslabs += nslabs;
+          if (this.growthTimes.length < LIMITS.pools) this.growthTimes.push(time);
+          this.series.mark(t, 'growths');
+        }
         if (this.pools.length < LIMITS.pools) {
           const f = r as unknown as PoolCreatedFields;
           if (f.pool === 0 && f.nareas > 0) this.areaNslabs = Math.floor(f.nslabs / f.nareas);
@@ -553,6 +578,12 @@ export class LogAnalyzer {
     }
     if (s.high_throttle > 0 || s.low_throttle > 0) this.throttleSeen = true;
     this.nslabs = nslabs;
+    if (this.firstSampleNslabs === null) this.firstSampleNslabs = nslabs;
+    const transient = s.io_tlb_transient_nslabs;
+    if (typeof transient === 'number') {
+      if (this.transientPeak === null || transient > this.transientPeak.value) this.transientPeak = { value: transient, time };
+      this.transientEnd = transient;
+    }
     if (this.maxNslabs === null || nslabs > this.maxNslabs) this.maxNslabs = nslabs;
     if (this.peakUsed === null || used > this.peakUsed.value) this.peakUsed = { value: used, nslabs, time };
     if (this.maxHiwater === null || s.io_tlb_used_hiwater > this.maxHiwater) this.maxHiwater = s.io_tlb_used_hiwater;
@@ -595,7 +626,7 @@ export class LogAnalyzer {
     }
     this.prevSampleTime = time;
     this.lastSampleTime = time;
-    this.series.addSample(t, used, s.io_tlb_used_hiwater, nslabs, s.high_throttle, s.low_throttle, s.throttle_queue_len);
+    this.series.addSample(t, used, s.io_tlb_used_hiwater, nslabs, typeof transient === 'number' ? transient : null, s.high_throttle, s.low_throttle, s.throttle_queue_len);
     if (dt > 0) this.series.addCounts(t, dt, deltas);
   }
 
@@ -662,6 +693,9 @@ export class LogAnalyzer {
         duration_ms: this.sampledMs,
         nslabs: this.nslabs,
         max_nslabs: this.maxNslabs,
+        start_nslabs: this.startNslabs ?? this.firstSampleNslabs,
+        growths: { count: this.growthCount, nslabs: this.growthNslabs, list: this.growthTimes.map(at), more: this.growthCount - this.growthTimes.length },
+        transient_nslabs: this.transientPeak === null ? null : { peak: this.transientPeak.value, peak_at: at(this.transientPeak.time), end: this.transientEnd },
         peak_used: this.peakUsed === null ? null : {
           value: this.peakUsed.value,
           pct_of_pool: this.peakUsed.nslabs > 0 ? (100 * this.peakUsed.value) / this.peakUsed.nslabs : 0,

@@ -81,10 +81,31 @@ function errorGroupRows(groups: ErrorGroup[], limit: number): string[][] {
 }
 
 /** The timeline summary as label/value pairs: the text and the HTML report show the same. */
+/** Growth times listed in the timeline (the rest are counted). */
+const GROWTH_TIMES = 10;
+
+/** io_tlb_nslabs over the run: at the start, at the end (last sample), and its peak. */
+function poolSizeText(t: Analysis['timeline']): string {
+  const slots = (n: number): string => `${n} slots (${formatBytes(n * IO_TLB_SIZE)})`;
+  const end = t.nslabs ?? 0;
+  const start = t.start_nslabs ?? end;
+  const peak = Math.max(start, t.max_nslabs ?? 0);
+  if (start === end && peak === end) return slots(end);
+  return `${slots(start)} at the start, ${slots(end)} at the end, peak ${slots(peak)}`;
+}
+
 export function timelinePairs(a: Analysis): Array<[string, string]> {
   const t = a.timeline;
   const pairs: Array<[string, string]> = [];
-  pairs.push(['pool size', `${t.nslabs} slots (${formatBytes((t.nslabs ?? 0) * IO_TLB_SIZE)})${t.max_nslabs !== t.nslabs ? `, at most ${t.max_nslabs}` : ''}`]);
+  pairs.push(['pool size', poolSizeText(t)]);
+  const g = t.growths;
+  if (g.count > 0) {
+    const shown = g.list.slice(0, GROWTH_TIMES).map(fmtAt).join(', ');
+    const more = g.count - Math.min(GROWTH_TIMES, g.list.length);
+    pairs.push(['pool growths', `${g.count} dynamic ${g.count === 1 ? 'pool' : 'pools'} added (+${g.nslabs} slots, ${formatBytes(g.nslabs * IO_TLB_SIZE)}) at ${shown}${more > 0 ? `, ... ${more} more` : ''}`]);
+  }
+  const tr = t.transient_nslabs;
+  if (tr !== null) pairs.push(['transient slots', `peak ${tr.peak} (${formatBytes(tr.peak * IO_TLB_SIZE)}) at ${fmtAt(tr.peak_at)}, ${tr.end} at the end (io_tlb_transient_nslabs, as sampled)`]);
   if (t.peak_used) pairs.push(['peak io_tlb_used', `${t.peak_used.value} slots (${t.peak_used.pct_of_pool.toFixed(1)}% of pool) at ${fmtAt(t.peak_used.at)}`]);
   pairs.push(['max used_hiwater', String(t.max_hiwater)]);
   if (t.mean_used !== null) pairs.push(['mean io_tlb_used', `${t.mean_used.toFixed(1)} slots`]);

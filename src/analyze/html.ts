@@ -166,15 +166,17 @@ const CHART_JS = `
     { label: 'high_throttle', scale: 'slots', stroke: '#ff7f0e', width: 1.5, dash: [6, 4], spanGaps: true },
     { label: 'low_throttle', scale: 'slots', stroke: '#bcbd22', width: 1.5, dash: [6, 4], spanGaps: true },
     { label: 'pool size (nslabs)', scale: 'slots', stroke: '#2ca02c', width: 2, spanGaps: true },
+    { label: 'transient slots', scale: 'slots', stroke: '#98df8a', width: 1.5, dash: [2, 3], spanGaps: true },
     Object.assign({ label: 'map failures/s' }, rates('#e41a1c')),
     Object.assign({ label: 'I/O errors/s' }, rates('#a65628')),
     Object.assign({ label: 'packets dropped/s' }, rates('#f781bf')),
     Object.assign({ label: 'throttle waits' }, marks('#ff7f0e')),
     Object.assign({ label: 'stalls' }, marks('#6a3d9a')),
-    Object.assign({ label: 'tunable changes' }, marks('#17becf'))
+    Object.assign({ label: 'tunable changes' }, marks('#17becf')),
+    Object.assign({ label: 'pool growths' }, marks('#2ca02c'))
   ];
-  var data = [d.x_s, d.used_max, d.used_min, d.hiwater, d.high_throttle, d.low_throttle, d.nslabs,
-              d.map_failures_per_s, d.io_errors_per_s, d.packets_dropped_per_s, d.throttle_waits, d.stalls, d.tunables];
+  var data = [d.x_s, d.used_max, d.used_min, d.hiwater, d.high_throttle, d.low_throttle, d.nslabs, d.transient_nslabs,
+              d.map_failures_per_s, d.io_errors_per_s, d.packets_dropped_per_s, d.throttle_waits, d.stalls, d.tunables, d.growths];
   var opts = {
     width: Math.max(600, el.clientWidth || 1000), height: 440,
     scales: { x: { time: false, range: function (u, min, max) { return [Math.min(0, min), Math.max(max, 0.001)]; } }, slots: { range: function (u, min, max) { return [0, Math.max(1, max) * 1.05]; } },
@@ -227,7 +229,7 @@ export function renderHtml(a: Analysis, chart: ChartData): string {
 <h1>${esc(title)}</h1>
 <p class="sub">Started ${esc(start)}; ${esc(a.input.records)} records; ${esc(a.summary === null ? 'no final report' : a.summary.status !== undefined ? `status ${a.summary.status}` : 'final report present')}.</p>
 <div id="chart"></div>
-<p class="note">Time in seconds since the run started (the start barrier). Lines: io_tlb_used (maximum and minimum per ${esc(fmtMs(chart.bucket_ms))} bucket, band between), used_hiwater, the throttle thresholds and the pool size, in slots (left axis). Points: map failures, I/O errors and dropped packets per second (${esc(failureSourceNote(chart))}; first right axis); throttle waits (at the time each wait began), stalls and tunable changes per bucket (second right axis).</p>
+<p class="note">Time in seconds since the run started (the start barrier). Lines: io_tlb_used (maximum and minimum per ${esc(fmtMs(chart.bucket_ms))} bucket, band between), used_hiwater, the throttle thresholds, the pool size (io_tlb_nslabs) and the slots in transient pools (io_tlb_transient_nslabs), in slots (left axis). Points: map failures, I/O errors and dropped packets per second (${esc(failureSourceNote(chart))}; first right axis); throttle waits (at the time each wait began), stalls, tunable changes and pool growths (dynamic pools added, at the time each was added) per bucket (second right axis).</p>
 ${sections(a)}
 <script type="application/json" id="report-data">${JSON.stringify(chart).replace(/</g, '\\u003c')}</script>
 <script>${scriptSafe(js)}</script>

@@ -1,7 +1,8 @@
 // The time series behind the HTML chart, in bounded memory whatever the log's length: time is cut
 // into at most maxPoints buckets; when a record falls past the last bucket, the bucket width doubles
 // and neighbouring buckets merge. Each bucket keeps the min and max of io_tlb_used (so a spike is
-// never averaged away), the max of used_hiwater, the thresholds and pool size, counts of the
+// never averaged away), the max of used_hiwater, the thresholds, the pool size (io_tlb_nslabs) and
+// the slots in transient pools (io_tlb_transient_nslabs), counts of the
 // events marked on the chart, and the rises of the samples' cumulative counters with the sampled
 // time they cover (a rate per second whatever the bucket width).
 //
@@ -24,6 +25,8 @@ export interface Bucket {
   usedMax: number;
   hiwaterMax: number;
   nslabs: number;
+  /** io_tlb_transient_nslabs: the latest sample's; -Infinity when no sample in the bucket carries it. */
+  transient: number;
   high: number;
   low: number;
   queueMax: number;
@@ -34,6 +37,8 @@ export interface Bucket {
   ioErrors: number;
   packetDrops: number;
   tunables: number;
+  /** Dynamic pools added (pool_created, kind dynamic). */
+  growths: number;
   /** Sampled time (ms) covered by the samples in this bucket, and their counters' rises. */
   counterMs: number;
   counts: Record<CounterKind, number>;
@@ -41,9 +46,9 @@ export interface Bucket {
 
 function emptyBucket(): Bucket {
   return {
-    samples: 0, sampleTMax: -Infinity, usedMin: Infinity, usedMax: -Infinity, hiwaterMax: -Infinity, nslabs: -Infinity,
+    samples: 0, sampleTMax: -Infinity, usedMin: Infinity, usedMax: -Infinity, hiwaterMax: -Infinity, nslabs: -Infinity, transient: -Infinity,
     high: -Infinity, low: -Infinity, queueMax: -Infinity,
-    mapFailures: 0, throttleWaits: 0, throttleWaitUsMax: 0, stalls: 0, ioErrors: 0, packetDrops: 0, tunables: 0,
+    mapFailures: 0, throttleWaits: 0, throttleWaitUsMax: 0, stalls: 0, ioErrors: 0, packetDrops: 0, tunables: 0, growths: 0,
     counterMs: 0, counts: zeroCounts(),
   };
 }
@@ -57,6 +62,7 @@ function merge(a: Bucket, b: Bucket): Bucket {
     hiwaterMax: Math.max(a.hiwaterMax, b.hiwaterMax),
     // Thresholds and pool size: the later value when the later bucket has one.
     nslabs: b.samples > 0 ? b.nslabs : a.nslabs,
+    transient: Number.isFinite(b.transient) ? b.transient : a.transient,
     high: b.samples > 0 ? b.high : a.high,
     low: b.samples > 0 ? b.low : a.low,
     queueMax: Math.max(a.queueMax, b.queueMax),
@@ -67,12 +73,13 @@ function merge(a: Bucket, b: Bucket): Bucket {
     ioErrors: a.ioErrors + b.ioErrors,
     packetDrops: a.packetDrops + b.packetDrops,
     tunables: a.tunables + b.tunables,
+    growths: a.growths + b.growths,
     counterMs: a.counterMs + b.counterMs,
     counts: Object.fromEntries(COUNTER_KINDS.map((k) => [k, a.counts[k] + b.counts[k]])) as Record<CounterKind, number>,
   };
 }
 
-export type MarkKind = 'mapFailures' | 'throttleWaits' | 'stalls' | 'ioErrors' | 'packetDrops' | 'tunables';
+export type MarkKind = 'mapFailures' | 'throttleWaits' | 'stalls' | 'ioErrors' | 'packetDrops' | 'tunables' | 'growths';
 
 /** The chart's data: one entry per bucket, x in seconds since the run started; null = no data. */
 export interface ChartData {
@@ -82,6 +89,8 @@ export interface ChartData {
   used_min: Array<number | null>;
   hiwater: Array<number | null>;
   nslabs: Array<number | null>;
+  /** io_tlb_transient_nslabs (slots in transient pools), when the samples carry it. */
+  transient_nslabs: Array<number | null>;
   high_throttle: Array<number | null>;
   low_throttle: Array<number | null>;
   throttle_queue_len: Array<number | null>;
@@ -100,6 +109,8 @@ export interface ChartData {
   stalls: Array<number | null>;
   /** tunable_changed records per bucket (drawn when the change was made). */
   tunables: Array<number | null>;
+  /** Dynamic pools added per bucket (drawn when the pool was added). */
+  growths: Array<number | null>;
 }
 
 export class TimeSeries {
@@ -136,7 +147,7 @@ export class TimeSeries {
     this.widthMs *= 2;
   }
 
-  addSample(tMs: number, used: number, hiwater: number, nslabs: number, high: number, low: number, queueLen: number): void {
+  addSample(tMs: number, used: number, hiwater: number, nslabs: number, transient: number | null, high: number, low: number, queueLen: number): void {
     const b = this.at(tMs);
     b.samples++;
     if (tMs > b.sampleTMax) b.sampleTMax = tMs;
@@ -144,6 +155,7 @@ export class TimeSeries {
     if (used > b.usedMax) b.usedMax = used;
     if (hiwater > b.hiwaterMax) b.hiwaterMax = hiwater;
     b.nslabs = nslabs;
+    if (transient !== null) b.transient = transient;
     b.high = high;
     b.low = low;
     if (queueLen > b.queueMax) b.queueMax = queueLen;
@@ -169,9 +181,9 @@ export class TimeSeries {
     const count = (v: number): number | null => (v > 0 ? v : null);
     const source = Object.fromEntries(COUNTER_KINDS.map((k) => [k, fromCounters[k] ? 'counters' : 'records'])) as ChartData['failure_source'];
     const d: ChartData = {
-      bucket_ms: this.widthMs, x_s: [], used_max: [], used_min: [], hiwater: [], nslabs: [], high_throttle: [],
+      bucket_ms: this.widthMs, x_s: [], used_max: [], used_min: [], hiwater: [], nslabs: [], transient_nslabs: [], high_throttle: [],
       low_throttle: [], throttle_queue_len: [], map_failures_per_s: [], io_errors_per_s: [], packets_dropped_per_s: [],
-      failure_source: source, throttle_waits: [], throttle_wait_us_max: [], stalls: [], tunables: [],
+      failure_source: source, throttle_waits: [], throttle_wait_us_max: [], stalls: [], tunables: [], growths: [],
     };
     const records: Record<CounterKind, 'mapFailures' | 'ioErrors' | 'packetDrops'> = { map_failures: 'mapFailures', io_errors: 'ioErrors', packets_dropped: 'packetDrops' };
     const out: Record<CounterKind, Array<number | null>> = { map_failures: d.map_failures_per_s, io_errors: d.io_errors_per_s, packets_dropped: d.packets_dropped_per_s };
@@ -184,6 +196,7 @@ export class TimeSeries {
       d.used_min.push(fin(b.usedMin));
       d.hiwater.push(fin(b.hiwaterMax));
       d.nslabs.push(fin(b.nslabs));
+      d.transient_nslabs.push(fin(b.transient));
       d.high_throttle.push(fin(b.high));
       d.low_throttle.push(fin(b.low));
       d.throttle_queue_len.push(fin(b.queueMax));
@@ -197,6 +210,7 @@ export class TimeSeries {
       d.throttle_wait_us_max.push(count(b.throttleWaitUsMax));
       d.stalls.push(count(b.stalls));
       d.tunables.push(count(b.tunables));
+      d.growths.push(count(b.growths));
     }
     return d;
   }

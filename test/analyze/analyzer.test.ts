@@ -48,6 +48,50 @@ describe('analyzer', () => {
     expect(a.input).toMatchObject({ records: 5, skipped: 0, run_start_time: T0, duration_ms: 400 });
   });
 
+  it('draws the pool size over time: io_tlb_nslabs at the start, end and peak, each growth when it happened, transient slots', () => {
+    // Boot pool 1024 slots at +0 (record time); the run starts 100 ms later, so every time below is
+    // relative to T0 + 100. Dynamic pools: 512 slots at record time 250 (+150 ms), 1024 at 320
+    // (+220 ms). io_tlb_nslabs steps 1024 -> 1536 -> 2560 in the samples; io_tlb_transient_nslabs
+    // 0, 64, 2, 0. By hand: start 1024, end 2560, peak 2560; 2 growths adding 1536 slots (3 MiB of
+    // 2 KiB slots); transient peak 64 (128 KiB) at +200 ms, 0 at the end.
+    const smp = (dt: number, nslabs: number, transient: number): string =>
+      rec(dt, 'sample', { t_ms: dt - 100, io_tlb_used: 10, io_tlb_used_hiwater: 10, nslabs, io_tlb_transient_nslabs: transient, area_used: [5, 5], throttle_queue_len: 0, iops: 0, high_throttle: 0, low_throttle: 0 });
+    const log = [
+      rec(0, 'run_config', { config: {} }),
+      rec(0, 'pool_created', { pool: 0, start: 0x7fe0_0000, nslabs: 1024, nareas: 2, kind: 'default' }),
+      rec(100, 'run_start', { boot_ms: 100 }),
+      smp(200, 1024, 0),
+      rec(250, 'pool_created', { pool: 1, start: 0x20_0000, nslabs: 512, nareas: 2, kind: 'dynamic', took_ms: 3 }),
+      smp(300, 1536, 64),
+      rec(320, 'pool_created', { pool: 2, start: 0x40_0000, nslabs: 1024, nareas: 2, kind: 'dynamic', took_ms: 4 }),
+      smp(400, 2560, 2),
+      smp(500, 2560, 0),
+    ].join('\n');
+    const { analysis: a, chart } = analyzeText(`${log}\n`);
+    expect(a.timeline).toMatchObject({ start_nslabs: 1024, nslabs: 2560, max_nslabs: 2560 });
+    expect(a.timeline.growths).toEqual({ count: 2, nslabs: 1536, list: [{ time: T0 + 250, t_ms: 150 }, { time: T0 + 320, t_ms: 220 }], more: 0 });
+    expect(a.timeline.transient_nslabs).toEqual({ peak: 64, peak_at: { time: T0 + 300, t_ms: 200 }, end: 0 });
+    const text = formatText(a);
+    expect(text).toMatch(/pool size +1024 slots \(2MiB\) at the start, 2560 slots \(5MiB\) at the end, peak 2560 slots \(5MiB\)\n/);
+    expect(text).toMatch(/pool growths +2 dynamic pools added \(\+1536 slots, 3MiB\) at \+0\.150s, \+0\.220s\n/);
+    expect(text).toMatch(/transient slots +peak 64 \(128KiB\) at \+0\.200s, 0 at the end/);
+    // The chart: 10 ms buckets; a growth is marked in the bucket holding its time (x at the bucket's
+    // middle: +155 ms and +225 ms), the samples' io_tlb_nslabs and transient slots at their times.
+    const marked = chart.x_s.flatMap((x, i) => (chart.growths[i] !== null ? [[Math.round(x * 1000), chart.growths[i]]] : []));
+    expect(marked).toEqual([[155, 1], [225, 1]]);
+    const sampled = chart.x_s.flatMap((x, i) => (chart.nslabs[i] !== null ? [[Math.round(x * 1000), chart.nslabs[i], chart.transient_nslabs[i]]] : []));
+    expect(sampled).toEqual([[100, 1024, 0], [200, 1536, 64], [300, 2560, 2], [400, 2560, 0]]);
+  });
+
+  it('shows one pool size when the pool never grew', () => {
+    const log = [rec(0, 'run_config', { config: {} }), sample(100, 10, 10), sample(200, 20, 20)].join('\n');
+    const { analysis: a } = analyzeText(`${log}\n`);
+    expect(a.timeline).toMatchObject({ start_nslabs: 100, growths: { count: 0, nslabs: 0, list: [], more: 0 }, transient_nslabs: null });
+    const text = formatText(a);
+    expect(text).toMatch(/pool size +100 slots \(200KiB\)\n/);
+    expect(text).not.toContain('pool growths');
+  });
+
   it('groups map failures by device and size with first and last occurrence', () => {
     const log = [
       rec(0, 'run_config', { config: {} }),

@@ -29,7 +29,7 @@ describe('TimeSeries', () => {
   it('keeps at most maxPoints buckets, and every spike, over any length', () => {
     const s = new TimeSeries(100, 10);
     // One hour of samples every 10 ms with a one-sample spike to 999 at t = 1234.56 s.
-    for (let t = 10; t <= 3_600_000; t += 10) s.addSample(t, t === 1_234_560 ? 999 : 100 + (t % 7), 0, 1000, 700, 650, 0);
+    for (let t = 10; t <= 3_600_000; t += 10) s.addSample(t, t === 1_234_560 ? 999 : 100 + (t % 7), 0, 1000, null, 700, 650, 0);
     // Counter rises of 5 and 7 at the spike's two samples, each over its 10 ms; and elsewhere none.
     s.addCounts(1_234_560, 10, { map_failures: 5 });
     s.addCounts(1_234_570, 10, { map_failures: 7 });
@@ -47,7 +47,7 @@ describe('TimeSeries', () => {
 
   it('leaves gaps (null) where there were no samples', () => {
     const s = new TimeSeries(10, 100);
-    s.addSample(50, 1, 1, 10, 7, 6, 0);
+    s.addSample(50, 1, 1, 10, null, 7, 6, 0);
     s.mark(550, 'throttleWaits', 1200);
     const d = s.data();
     expect(d.used_max).toEqual([1, null, null, null, null, null]);

@@ -37,6 +37,10 @@ describe('catalogue coverage', () => {
     expect(a.pools.by_kind).toEqual({ default: 1, transient: 1, dynamic: 1 });
     expect(a.timeline.peak_used?.value).toBe(FIXTURE.nslabs);
     expect(a.timeline.max_nslabs).toBe(FIXTURE.nslabs + 2048);
+    // The pool size over time: the boot pool, one dynamic pool of 2048 slots, the transient pool's 64 slots.
+    expect(a.timeline.start_nslabs).toBe(FIXTURE.nslabs);
+    expect(a.timeline.growths).toMatchObject({ count: 1, nslabs: 2048, more: 0 });
+    expect(a.timeline.transient_nslabs).toMatchObject({ peak: 64, end: 64 });
     expect(a.timeline.low_throttle).toBe(FIXTURE.lowAfter);
     // The exact counts come from the run summary (which has the failures after the last sample too);
     // the printed records are examples.

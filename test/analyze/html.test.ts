@@ -82,12 +82,13 @@ describe('HTML report', () => {
       })()`);
       expect(errors).toEqual([]);
       expect(network).toEqual([]);
-      expect(chart.labels).toEqual(['t (s)', 'io_tlb_used (max)', 'io_tlb_used (min)', 'used_hiwater', 'high_throttle', 'low_throttle', 'pool size (nslabs)', 'map failures/s', 'I/O errors/s', 'packets dropped/s', 'throttle waits', 'stalls', 'tunable changes']);
+      expect(chart.labels).toEqual(['t (s)', 'io_tlb_used (max)', 'io_tlb_used (min)', 'used_hiwater', 'high_throttle', 'low_throttle', 'pool size (nslabs)', 'transient slots', 'map failures/s', 'I/O errors/s', 'packets dropped/s', 'throttle waits', 'stalls', 'tunable changes', 'pool growths']);
       expect(chart.xs).toBeGreaterThan(10);
-      for (const series of ['io_tlb_used (max)', 'used_hiwater', 'high_throttle', 'low_throttle', 'pool size (nslabs)']) {
+      for (const series of ['io_tlb_used (max)', 'used_hiwater', 'high_throttle', 'low_throttle', 'pool size (nslabs)', 'transient slots']) {
         expect(chart.points[series], series).toBeGreaterThanOrEqual(40); // one per sample at least
       }
       for (const series of ['map failures/s', 'I/O errors/s', 'packets dropped/s', 'throttle waits', 'stalls', 'tunable changes']) expect(chart.points[series], series).toBeGreaterThan(0);
+      expect(chart.points['pool growths']).toBe(1); // the fixture's one dynamic pool, in one bucket
       expect(chart.inked).toBeGreaterThan(5000); // lines were drawn on the canvas
       expect(chart.tables).toBeGreaterThan(5);
       mkdirSync(SHOT_DIR, { recursive: true });

@@ -120,6 +120,8 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
   const start = performance.now();
   let hiwater = 0;
   let nslabs: number = F.nslabs;
+  /** io_tlb_transient_nslabs: the transient pool made at step 22 is never freed. */
+  let transient = 0;
   let low: number = F.low;
   let burst: Emitter | undefined;
   // What happened, as a run's exact counters would count it: each full step fails many more maps
@@ -135,6 +137,7 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
       io_tlb_used: used,
       io_tlb_used_hiwater: hiwater,
       nslabs,
+      io_tlb_transient_nslabs: transient,
       area_used: [perArea + (used % F.nareas), perArea, perArea, perArea],
       throttle_queue_len: used > low ? k % 5 : 0,
       iops: 1000 + 50 * k,
@@ -183,6 +186,7 @@ export async function writeFixtureLog(file: string): Promise<FixtureResult> {
     }
     if (k === 22) {
       emit('pool_created', { pool: 1, start: 0x1_0000_0000, nslabs: 64, nareas: 1, kind: 'transient', device: 'nvme0' });
+      transient = 64;
       // Guest memory: the transient pool's atomic-pool allocation left the pool low (expanded), and a later one found no room.
       emit('atomic_pool_expanded', { pool: 'GFP_KERNEL', bytes: 2 * 1024 * 1024, phys: 0x1_0040_0000, size: 4 * 1024 * 1024 });
       emit('atomic_pool_exhausted', { device: 'eth0', size: 262144 });
