@@ -1,25 +1,10 @@
 // What a script relies on: the exit status, and a report (text or JSON) even when the run fails.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/util/worker-file.js';
+import { vmProcess as vm } from '../helpers/vm-process.js';
 import type { RunReport } from '../../src/vm/report.js';
-
-const run = promisify(execFile);
-const VM = join(projectRoot(), 'dist', 'scripts', 'vm.js');
-
-async function vm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['--single-threaded-gc', VM, ...args], { timeout: 60_000, maxBuffer: 64 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
 
 function jobFile(text: string): string {
   const file = join(mkdtempSync(join(tmpdir(), 'coco-exit-')), 'job.fio');

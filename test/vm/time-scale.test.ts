@@ -1,25 +1,9 @@
 // --time-scale K: the run's clock (device model, workload, every reported time) runs K times slower
 // than the wall. Checked by bounds that hold however loaded the host is: wall time can only exceed
 // K x the emulated runtime, and no request completes sooner than the device's latency.
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/util/worker-file.js';
+import { vmProcess as vm } from '../helpers/vm-process.js';
 import type { RunReport } from '../../src/vm/report.js';
-
-const run = promisify(execFile);
-const VM = join(projectRoot(), 'dist', 'scripts', 'vm.js');
-
-async function vm(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['--single-threaded-gc', VM, ...args], { timeout: 60_000, maxBuffer: 64 << 20, env: { ...process.env, ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
 
 describe('--time-scale', () => {
   it('runs the emulated clock K times slower: runtime and latency in emulated time, K x the wall', async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/util/worker-file.js';
+import { vmProcess as vm } from '../helpers/vm-process.js';
 import { analyzeFile } from '../../src/analyze/run.js';
 import type { RunReport } from '../../src/vm/report.js';
 import { createRunLogger } from '../../src/log/index.js';
@@ -15,16 +16,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 const run = promisify(execFile);
 const VM = join(projectRoot(), 'dist', 'scripts', 'vm.js');
-
-async function vm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['--single-threaded-gc', VM, ...args], { timeout: 60_000, maxBuffer: 64 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
 
 async function vmJson(args: string[]): Promise<RunReport> {
   const r = await vm([...args, '--output-format', 'json']);
