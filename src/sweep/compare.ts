@@ -59,10 +59,6 @@ export interface SweepBase {
   outputFormat: 'normal' | 'json';
 }
 
-function fromFlagOrEnv(f: ParsedFlags, flag: string, env: string): [string, string] {
-  return f.has(flag) ? [f.get(flag)!, `--${flag}`] : [configValue(env), envOrigin(env)];
-}
-
 /** The default parallelism: one run at a time unless the machine has cores to spare beyond one VM's threads. */
 export function defaultParallel(): number {
   const v = configValue('COCO_SWEEP_PARALLEL');
@@ -74,11 +70,11 @@ export function parseSweepBase(f: ParsedFlags): SweepBase {
   const job = f.get('job');
   if (job === undefined) throw new InputError('EBADFLAG', '--job FILE is required: the fio job file every run uses');
   if (!existsSync(job)) throw new InputError('ENOENT', `--job: ${quote(job)} does not exist; expected an fio job file`);
-  const [vcpus, vcpusWhat] = fromFlagOrEnv(f, 'vcpus', 'COCO_VCPUS');
-  const [mem, memWhat] = fromFlagOrEnv(f, 'mem', 'COCO_MEM');
-  const [repeat, repeatWhat] = fromFlagOrEnv(f, 'repeat', 'COCO_SWEEP_REPEAT');
-  const [seed, seedWhat] = fromFlagOrEnv(f, 'seed', 'COCO_SEED');
-  const [fmt, fmtWhat] = fromFlagOrEnv(f, 'output-format', 'COCO_OUTPUT_FORMAT');
+  const { value: vcpus, what: vcpusWhat } = f.setting('vcpus');
+  const { value: mem, what: memWhat } = f.setting('mem');
+  const { value: repeat, what: repeatWhat } = f.setting('repeat');
+  const { value: seed, what: seedWhat } = f.setting('seed');
+  const { value: fmt, what: fmtWhat } = f.setting('output-format');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: ${quote(fmt)} is not valid; expected normal or json`);
   parseSize(mem, memWhat);
   const runtime = f.get('runtime');
@@ -248,7 +244,7 @@ export interface CompareOutcome {
 /** The whole command; returns what to print and the exit status (1 when a run stalled, crashed or is missing). */
 export async function compareMain(argv: readonly string[]): Promise<CompareOutcome> {
   const f = parseFlags(argv, COMPARE_FLAGS, 'compare');
-  const [fmt, fmtWhat] = fromFlagOrEnv(f, 'output-format', 'COCO_OUTPUT_FORMAT');
+  const { value: fmt, what: fmtWhat } = f.setting('output-format');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: ${quote(fmt)} is not valid; expected normal or json`);
   let merged: Merged;
   if (f.has('merge')) {
@@ -259,7 +255,7 @@ export async function compareMain(argv: readonly string[]): Promise<CompareOutco
     const base = parseSweepBase(f);
     const policies = (f.has('policies') ? list(f.get('policies')!, '--policies') : availablePolicies()).map((p) => parsePolicy(p, '--policies'));
     for (const p of policies) checkPolicyAvailable(p, '--policies');
-    const [sizesText, sizesWhat] = fromFlagOrEnv(f, 'sizes', 'COCO_COMPARE_SIZES');
+    const { value: sizesText, what: sizesWhat } = f.setting('sizes');
     const sizes = list(sizesText, sizesWhat);
     for (const s of sizes) parseSize(s, sizesWhat);
     const all = enumerateCompare(base, policies, sizes);
