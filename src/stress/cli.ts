@@ -51,8 +51,11 @@ export interface StressCliOptions {
 
 export function parseStressOptions(argv: readonly string[]): StressCliOptions {
   const f = parseFlags(argv, STRESS_FLAGS, 'stress');
-  const get = (flag: string, env: string): [string, string] =>
-    f.has(flag) ? [f.get(flag)!, `--${flag}`] : [configValue(env), envOrigin(env)];
+  // A flag's value, or its variable's (flag > environment > .env > .env.example: ParsedFlags.setting).
+  const get = (flag: string, _env: string): [string, string] => {
+    const s = f.setting(flag);
+    return [s.value, s.what];
+  };
   const envOnly = (env: string): [string, string] => [configValue(env), envOrigin(env)];
   const seconds = (() => {
     const [v, what] = get('seconds', 'COCO_STRESS_SECONDS');
