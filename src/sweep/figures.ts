@@ -1,7 +1,7 @@
 // What a comparison compares: the figures of one run's report, and, over a configuration's repeats,
 // each figure's median and spread. Pure arithmetic on result records (run.ts).
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
-import type { RunReport } from '../vm/report.js';
+import { type RunReport, runErrors } from '../vm/report.js';
 import type { RunConfig, RunRecord } from './run.js';
 
 export interface FigureSpec {
@@ -27,6 +27,7 @@ const dyn = (r: RunReport): DynamicSection | undefined => (r as RunReport & { dy
 
 /** The figures of a comparison, in table order. */
 export const FIGURES: readonly FigureSpec[] = [
+  { name: 'map_failures', label: 'fail', unit: 'count', help: 'map failures, every cause (swiotlb.map_failures: what size --target failures= judges)', of: (r) => r.swiotlb.map_failures },
   { name: 'fail_full', label: 'full', unit: 'count', help: 'map failures: no free slots ("swiotlb buffer is full")', of: (r) => r.swiotlb.map_failures_by_cause.full },
   { name: 'fail_oversize', label: 'oversize', unit: 'count', help: 'map failures: larger than swiotlb_max_mapping_size, whatever the pool', of: (r) => r.swiotlb.map_failures_by_cause.oversize },
   { name: 'fail_throttle_aborted', label: 'thr.abort', unit: 'count', help: '[RFC] map failures: a throttle wait aborted (the stall watchdog)', of: (r) => r.swiotlb.map_failures_by_cause.throttle_aborted },
@@ -34,8 +35,8 @@ export const FIGURES: readonly FigureSpec[] = [
     name: 'fail_transient', label: 'transient', unit: 'count', help: 'map failures: a transient pool could not be made (dynamic swiotlb\'s dynamic.transient.failed); null without dynamic swiotlb',
     of: (r) => { const d = dyn(r); return d?.enabled === true && d.transient !== undefined ? d.transient.failed : null; },
   },
-  { name: 'io_errors', label: 'io_err', unit: 'count', help: 'I/O errors of every job', of: (r) => r.jobs.reduce((s, j) => s + j.errors_total, 0) },
-  { name: 'packets_dropped', label: 'drops', unit: 'count', help: 'packets the NIC dropped', of: (r) => r.jobs.reduce((s, j) => s + j.packets_dropped, 0) },
+  { name: 'io_errors', label: 'io_err', unit: 'count', help: 'I/O errors of every job', of: (r) => runErrors(r).io_errors },
+  { name: 'packets_dropped', label: 'drops', unit: 'count', help: 'packets the NIC dropped', of: (r) => runErrors(r).packets_dropped },
   { name: 'hiwater', label: 'hiwater', unit: 'slots', help: 'io_tlb_used_hiwater at the end of the run', of: (r) => r.swiotlb.io_tlb_used_hiwater },
   {
     name: 'peak_bytes', label: 'peak mem', unit: 'bytes', help: 'peak swiotlb memory: with dynamic swiotlb every pool (default, dynamic, transient) at peak (dynamic.memory.in_use_peak_bytes), else the static pool',

@@ -21,7 +21,7 @@ import { formatBytes, parseDuration, parseSize } from '../util/units.js';
 import { type PolicyName, POLICIES, checkPolicyAvailable, parsePolicy } from '../vm/policy.js';
 import { parseThreshold, thresholdSlots } from '../vm/options.js';
 import { SWEEP_FLAGS, type SweepBase, parseSweepBase, runAll } from './compare.js';
-import { FIGURES } from './figures.js';
+import { runErrors } from '../vm/report.js';
 import type { RunConfig, RunRecord } from './run.js';
 
 export const SIZE_FLAGS = [
@@ -57,7 +57,7 @@ export function missed(r: RunRecord, targets: readonly Target[]): string | undef
   const value = (t: Target): number | null => {
     switch (t.figure) {
       case 'failures': return rep.swiotlb.map_failures;
-      case 'io_errors': return FIGURES.find((f) => f.name === 'io_errors')!.of(rep);
+      case 'io_errors': return runErrors(rep).io_errors;
       case 'p99': return rep.storage_clat.ios === 0 ? null : rep.storage_clat.p99_us;
       case 'p999': return rep.storage_clat.ios === 0 ? null : rep.storage_clat.p999_us;
     }

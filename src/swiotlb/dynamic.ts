@@ -347,7 +347,7 @@ export class DynamicSwiotlb {
     const pool = new IoTlbPool({ start: a.phys, nslabs, nareas: 1, kind: POOL_KIND_TRANSIENT }, {
       areas: this.shared.meta, areasOffset: meta, slots: this.shared.meta, slotsOffset: meta + AREA_BYTES,
       data: this.shared.arena, dataOffset: a.arenaOffset,
-    }).init(true);
+    }).init(); // the atomic pool already zeroed the block (dma_alloc_from_pool's memset)
     const index = search(pool);
     if (index < 0) {
       atomic.free(a.phys, bytes); // never published: no grace period needed
@@ -584,6 +584,11 @@ export class DynamicSwiotlb {
       nslabs = DYN_POOL_MAX_SLABS;
       nareas = limitNareas(nareas, nslabs);
     }
+    // Only this worker adds pools: a full table is known before any page is taken (it leaked the
+    // pages and counted a successful attempt when checked after them).
+    if (Atomics.load(this.header, MEM_NPOOLS) >= this.header[MEM_MAX_POOLS]!) {
+      return this.growFailed(`the pool table is full (${this.header[MEM_MAX_POOLS]} pools)`);
+    }
     let reason = '';
     let start = -1;
     let arenaOffset = -1;
@@ -611,15 +616,12 @@ export class DynamicSwiotlb {
     new IoTlbPool({ start, nslabs, nareas, kind: POOL_KIND_DYNAMIC }, {
       areas: this.shared.meta, areasOffset: meta, slots: this.shared.meta, slotsOffset: meta + areasBytes(nareas),
       data: this.shared.arena, dataOffset: arenaOffset,
-    }).init(false);
+    }).init();
     // add_mem_pool: under mem->lock, list_add_rcu at the head and mem->nslabs += nslabs.
     const h = this.header;
     areaLock(r, DYN_LOCK_RECORD, 64, 100);
     const p = h[MEM_NPOOLS]!;
-    if (p >= h[MEM_MAX_POOLS]!) {
-      areaUnlock(r, DYN_LOCK_RECORD);
-      return this.growFailed(`the pool table is full (${h[MEM_MAX_POOLS]} pools)`);
-    }
+    assert(p < h[MEM_MAX_POOLS]!, 'the pool table had room when the growth began (one worker adds pools)');
     const d = MEM_POOL_TABLE + p * POOL_DESC_INTS;
     h[d + POOL_START_LO] = start % 2 ** 32;
     h[d + POOL_START_HI] = Math.floor(start / 2 ** 32);

@@ -90,15 +90,15 @@ export class IoTlbPool {
       slots: new SharedArrayBuffer(slotsBytes(desc.nslabs)),
       data: new SharedArrayBuffer(dataBytes(desc.nslabs)), // zero-filled once, never re-zeroed
     };
-    return new IoTlbPool(desc, shared).init(false);
+    return new IoTlbPool(desc, shared).init();
   }
 
   /**
    * swiotlb_init_io_tlb_pool over memory that may have been used before (a reused transient-pool
-   * metadata block, atomic-pool memory): areas and slots reset, and with `zero` the bounce data
-   * zero-filled (dma_alloc_from_pool returns zeroed memory; a fresh SAB already is).
+   * metadata block, atomic-pool memory): areas and slots reset. The bounce data is not touched: a
+   * fresh SAB is zero, and atomic-pool memory comes zeroed (dma_alloc_from_pool's memset).
    */
-  init(zero: boolean): this {
+  init(): this {
     this.areas.fill(0);
     this.padSlots.fill(0);
     this.throttled.fill(0);
@@ -107,7 +107,6 @@ export class IoTlbPool {
       this.list[i] = initialList(i, this.nslabs);
       this.origAddr[i] = INVALID_PHYS_ADDR;
     }
-    if (zero) this.data.fill(0);
     return this;
   }
 

@@ -81,7 +81,7 @@ describe('npm run compare', () => {
   it('prints one table with a row per configuration', () => {
     const lines = mergedText.split('\n');
     expect(lines[0]).toBe(`compare: ${job}, 1 vCPUs, 1G, seed 5, runtime 300ms, 2 repeats each`);
-    expect(lines[1]).toMatch(/^ {2}policy +pool +runs +full +oversize +thr\.abort +transient +io_err +drops +hiwater +peak mem +IOPS +BW +p50 +p99 +p99\.9 +wait p99 +stalls$/);
+    expect(lines[1]).toMatch(/^ {2}policy +pool +runs +fail +full +oversize +thr\.abort +transient +io_err +drops +hiwater +peak mem +IOPS +BW +p50 +p99 +p99\.9 +wait p99 +stalls$/);
     expect(lines[2]).toMatch(/^ {2}static +1M +2\/2 /);
     expect(lines[3]).toMatch(/^ {2}throttle +1M +2\/2 /);
   });

@@ -60,7 +60,7 @@ describe('spreads', () => {
     expect(s.figures['peak_bytes']!.median).toBe(4096 * 2048);
     expect(s.figures['throttle_wait_p99']).toBeNull(); // no throttling: no figure, not 0
     expect(rs[1]!.config.policy).toBe('throttle');
-    expect(FIGURES.map((f) => f.name)).toEqual(['fail_full', 'fail_oversize', 'fail_throttle_aborted', 'fail_transient', 'io_errors', 'packets_dropped',
+    expect(FIGURES.map((f) => f.name)).toEqual(['map_failures', 'fail_full', 'fail_oversize', 'fail_throttle_aborted', 'fail_transient', 'io_errors', 'packets_dropped',
       'hiwater', 'peak_bytes', 'iops', 'bw', 'clat_p50', 'clat_p99', 'clat_p999', 'throttle_wait_p99']);
   });
 
