@@ -26,8 +26,9 @@
 //    returns null and counts.
 // Departures: gen_pool's bitmaps are set lock-free and its chunk list is RCU; here one lock (the area
 // lock's layout) covers a pool allocation, a free and the publication of a chunk, and the work
-// function allocates pages and decrypts outside it. dma_coherent_ok (the device's mask check) is not
-// applied: the emulated devices have 64-bit masks. ZONE_DMA is the first 16 MiB of DMA32 (phys.ts),
+// function allocates pages and decrypts outside it. The caller passes dma_coherent_ok as `physOk`
+// (the emulated NVMe and NIC have 64-bit masks; a device with a narrower one skips the blocks it
+// cannot address and tries the next pool). ZONE_DMA is the first 16 MiB of DMA32 (phys.ts),
 // so the DMA pool grows only when the block DMA32's free lists hand out lies below 16 MiB (otherwise
 // the block is given back and the expansion counts as failed), where the kernel's separate ZONE_DMA
 // would still have its ~15 MiB: the DMA pool is the last one a transient pool's allocation tries.
@@ -213,11 +214,13 @@ export class AtomicPool {
   }
 
   /**
-   * dma_alloc_from_pool(dev, size, ..., gfp) for a GFP_NOWAIT allocation: first fit aligned to the
-   * request's order in the pools in dma_guess_pool's order. Never waits. null when no pool has room
-   * (counted; the caller WARNs with dmaPoolWarning).
+   * dma_alloc_from_pool(dev, size, ..., gfp, phys_addr_ok) for a GFP_NOWAIT allocation: first fit
+   * aligned to the request's order in the pools in dma_guess_pool's order. A block the device cannot
+   * address (`physOk`, the caller's dma_coherent_ok) goes straight back and the next pool is tried,
+   * as __dma_alloc_from_pool does; only a kept block counts and may schedule the expansion. Never
+   * waits. null when no pool gave an addressable block (counted; the caller WARNs with dmaPoolWarning).
    */
-  alloc(bytes: number): AtomicAllocation | null {
+  alloc(bytes: number, physOk?: (phys: number, bytes: number) => boolean): AtomicAllocation | null {
     assert(Number.isSafeInteger(bytes) && bytes > 0, `dma_alloc_from_pool: ${bytes} bytes`);
     const nbits = Math.ceil(bytes / PAGE_SIZE);
     for (const p of [POOL_KERNEL, POOL_DMA32, POOL_DMA]) {
@@ -227,6 +230,10 @@ export class AtomicPool {
       let low = false;
       try {
         found = this.genPoolAlloc(p, nbits);
+        if (found !== null && physOk !== undefined && !physOk(found.phys, bytes)) {
+          this.genPoolFree(found.phys, nbits);
+          found = null;
+        }
         if (found !== null) {
           this.i32[AP_ALLOCS]!++;
           low = this.poolField(p, POOL_AVAIL_PAGES) * PAGE_SIZE < this.atomicPoolSize;
@@ -252,25 +259,29 @@ export class AtomicPool {
 
   /** dma_free_from_pool: give back an allocation of `bytes` at `phys`. */
   free(phys: number, bytes: number): void {
-    const nbits = Math.ceil(bytes / PAGE_SIZE);
-    const pfn = phys / PAGE_SIZE;
     areaLock(this.i32, AP_LOCK, this.lockSpins, this.parkMs);
     try {
-      const n = this.i32[AP_NCHUNKS]!;
-      for (let c = 0; c < n; c++) {
-        const cb = AP_CHUNKS + c * AP_CHUNK_INTS;
-        const start = this.i32[cb + CH_PFN]!;
-        if (pfn < start || pfn + nbits > start + this.i32[cb + CH_PAGES]!) continue;
-        const m = this.i32[cb + CH_ARENA_PAGE]! + (pfn - start);
-        for (let i = 0; i < nbits; i++) {
-          if (this.map[m + i] !== 1) throw new InvariantError(`dma_free_from_pool: 0x${phys.toString(16)}+${bytes} is not allocated (page ${i})`);
-        }
-        this.map.fill(0, m, m + nbits);
-        this.i32[AP_POOLS + this.i32[cb + CH_POOL]! * AP_POOL_INTS + POOL_AVAIL_PAGES]! += nbits;
-        return;
-      }
+      this.genPoolFree(phys, Math.ceil(bytes / PAGE_SIZE));
     } finally {
       areaUnlock(this.i32, AP_LOCK);
+    }
+  }
+
+  /** gen_pool_free of `nbits` pages at `phys`; the caller holds AP_LOCK. */
+  private genPoolFree(phys: number, nbits: number): void {
+    const pfn = phys / PAGE_SIZE;
+    const n = this.i32[AP_NCHUNKS]!;
+    for (let c = 0; c < n; c++) {
+      const cb = AP_CHUNKS + c * AP_CHUNK_INTS;
+      const start = this.i32[cb + CH_PFN]!;
+      if (pfn < start || pfn + nbits > start + this.i32[cb + CH_PAGES]!) continue;
+      const m = this.i32[cb + CH_ARENA_PAGE]! + (pfn - start);
+      for (let i = 0; i < nbits; i++) {
+        if (this.map[m + i] !== 1) throw new InvariantError(`dma_free_from_pool: 0x${phys.toString(16)}+${nbits * PAGE_SIZE} is not allocated (page ${i})`);
+      }
+      this.map.fill(0, m, m + nbits);
+      this.i32[AP_POOLS + this.i32[cb + CH_POOL]! * AP_POOL_INTS + POOL_AVAIL_PAGES]! += nbits;
+      return;
     }
     throw new InvariantError(`dma_free_from_pool: 0x${phys.toString(16)} is in no atomic pool`);
   }

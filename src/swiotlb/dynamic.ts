@@ -71,7 +71,8 @@ export interface DecryptedBytes {
 }
 /** The atomic DMA coherent pool (memory/atomic-pool.ts AtomicPool). */
 export interface AtomicDmaPool {
-  alloc(bytes: number): { phys: number; arenaOffset: number } | null;
+  /** dma_alloc_from_pool; `physOk` is dma_coherent_ok (a block it rejects goes back, the next pool is tried). */
+  alloc(bytes: number, physOk?: (phys: number, bytes: number) => boolean): { phys: number; arenaOffset: number } | null;
   free(phys: number, bytes: number): void;
   /** dma_alloc_from_pool's pool_found: some atomic pool exists. */
   hasPools(): boolean;
@@ -333,12 +334,12 @@ export class DynamicSwiotlb {
     const rec = this.claimRecord();
     if (rec < 0) return this.transientFailed(DYN_TRANSIENT_FAIL_TABLE);
     const bytes = nslabs * IO_TLB_SIZE;
-    const a = atomic.alloc(bytes);
-    if (a === null || a.phys + bytes - 1 > dev.dmaMask) {
-      if (a !== null) atomic.free(a.phys, bytes);
+    // dma_coherent_ok: a block above the device's mask goes back and the next atomic pool is tried.
+    const a = atomic.alloc(bytes, (phys, n) => phys + n - 1 <= dev.dmaMask);
+    if (a === null) {
       this.releaseRecord(rec);
       // dma_alloc_from_pool's WARN; the transient pool's GFP_NOWAIT | __GFP_NOWARN silences "DMA pool exhausted".
-      const warn = a === null ? dmaPoolWarning(dev.name, atomic.hasPools(), true) : null;
+      const warn = dmaPoolWarning(dev.name, atomic.hasPools(), true);
       if (warn !== null) this.events?.({ event: 'swiotlb_warn', msg: warn, device: dev.name, vcpu: this.cpu });
       return this.transientFailed(DYN_TRANSIENT_FAIL_NOMEM);
     }

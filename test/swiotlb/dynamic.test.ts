@@ -184,8 +184,8 @@ describe('swiotlb_find_pool (dynamic build)', () => {
 
 describe('transient pools (swiotlb_find_slots, swiotlb_del_transient)', () => {
   /** A full 128-slot default pool over a guest with an atomic pool of `coherent` bytes per pool (coherent_pool=). */
-  function full(coherent: number) {
-    const phys = GuestPhysMem.create({ memBytes: GiB });
+  function full(coherent: number, memBytes = GiB, devOpts: { dmaMask?: number } = {}) {
+    const phys = GuestPhysMem.create({ memBytes });
     const arena = DecryptedArena.create(64 * MiB);
     const { pool: atomic } = AtomicPool.create({ phys, arena, coherentPoolBytes: coherent });
     const events: SwiotlbEvent[] = [];
@@ -196,7 +196,7 @@ describe('transient pools (swiotlb_find_slots, swiotlb_del_transient)', () => {
       dynamic: { headroomBytes: arena.capacityBytes, defaultNslabs: 128, maxTransient: 64, arena: arena.shared.data },
     }, { memory, events: (e) => events.push(e), guest });
     const other = IoTlbMem.attach(mem.shared(), { memory, guest, cpu: 1 });
-    const dev = new DmaDevice('eth0');
+    const dev = new DmaDevice('eth0', devOpts);
     const filler = mem.tblMapSingle(dev, 0x1_0000_0000, 128 * IO_TLB_SIZE, 0, DMA_TO_DEVICE, 0);
     expect(filler).not.toBe(DMA_MAPPING_ERROR);
     return { mem, other, atomic, arena, events, guest, dev };
@@ -256,6 +256,21 @@ describe('transient pools (swiotlb_find_slots, swiotlb_del_transient)', () => {
     expect(mem.dyn!.reclaim()).toBe(1);
     expect(mem.dyn!.reclaim()).toBe(0);
     expect(atomic.stats().avail).toBe(avail0);
+  });
+
+  it('a device that cannot address the first atomic pool\'s block gets one from the next pool (dma_coherent_ok in dma_alloc_from_pool)', () => {
+    // 8 GiB: the GFP_KERNEL pool lies above 4 GiB (ZONE_NORMAL), tried first; DMA32 below it.
+    const { mem, atomic, dev } = full(256 * 1024, 8 * GiB, { dmaMask: 0xffffffff });
+    const before = atomic.stats();
+    const a = mem.tblMapSingle(dev, 0x1_0000_0000, 4096, 0, DMA_TO_DEVICE, 0);
+    expect(a).not.toBe(DMA_MAPPING_ERROR);
+    expect(a + 4096 - 1).toBeLessThanOrEqual(0xffffffff);
+    expect(mem.dyn!.stats()).toMatchObject({ transient_created: 1, transient_failed: 0 });
+    const after = atomic.stats();
+    // The kernel pool's block went straight back: only DMA32 is 4 KiB lower, one allocation counted.
+    expect(after.pools.pool_size_kernel).toBe(before.pools.pool_size_kernel);
+    expect(after.avail).toBe(before.avail - 4096);
+    mem.tblUnmapSingle(dev, a, 4096, DMA_TO_DEVICE, 0);
   });
 
   it('Kelley\'s objection: a burst of non-blocking maps on a full pool drains the atomic pool through transient pools, then maps fail with the usual message', () => {
