@@ -499,11 +499,12 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   hooks.phase?.({ phase: 'teardown', plannedMs, plannedExact });
   const vcpuResults = await Promise.race([settled, sleep(deviceDead ? 0 : TEARDOWN_MS, null, { ref: false })]);
   const runMs = nowMs() - runStart;
-  const devicePasses = Atomics.load(nvmeCtl, DEV_PASSES) + Atomics.load(nicCtl, DEV_PASSES);
   for (const t of tuneTimers) clearTimeout(t);
   stopDevices();
   if (grower !== null) await grower.stop();
   const devResults = await Promise.race([Promise.all(deviceDone), sleep(TEARDOWN_MS, null, { ref: false })]);
+  // Read once the device loops have ended, as their command counts are: passes per command is one run's.
+  const devicePasses = Atomics.load(nvmeCtl, DEV_PASSES) + Atomics.load(nicCtl, DEV_PASSES);
   control.close();
   const [, guestStats] = await Promise.all([Promise.all([piscina.destroy(), ...devices.map((w) => w.terminate())]), guestThreads.stop()]);
   // What the shared counters hold is a report, whole or not: a failed run still returns it, marked
