@@ -38,7 +38,6 @@ export interface JobInstance {
   rateIops: FioPerDirection<number | undefined>;
   thinktimeUs: number;
   startdelayMs: number;
-  verify: boolean;
   /** verify=: the bytes of one verified unit (verifyUnit), 0 when the clone's data is not verified. */
   verifyUnitBytes: number;
   /**
@@ -362,7 +361,6 @@ export function planWorkload(input: PlanInput): Plan {
         rampTimeMs: job.rampTimeMs, rateBytesPerSec: job.rateBytesPerSec, rateIops: job.rateIops,
         // startdelay=a-b: each clone picks its own delay in the range, as fio does.
         thinktimeUs: job.thinktimeUs, startdelayMs: job.startdelayMs + rng.float() * (job.startdelayMaxMs - job.startdelayMs),
-        verify: job.verify !== 'none',
         verifyUnitBytes: verifyBytes,
         verifyPhase: verifyBytes > 0 && job.doVerify && onlyReads(job.rw) === false,
         mdBytes: job.engine === 'storage' ? job.mdPerIoSizeBytes : 0, seed: (input.seed * 1_000_003 + instances.length * 7919) >>> 0, maxBs,
