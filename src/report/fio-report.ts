@@ -28,7 +28,7 @@ export interface DirectionStats {
   runtime_ms?: number;
 }
 
-/** One job (numjobs >= 1 jobs reported together, as with fio's group_reporting). Plain, JSON-able data. */
+/** One entry of fio's job list: a clone, or with group_reporting the clones and jobs summed into one (report.ts reportingUnits). Plain, JSON-able data. */
 export interface JobReport {
   name: string;
   groupid: number;

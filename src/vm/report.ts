@@ -9,7 +9,7 @@ import { formatBytes, formatSizeExact } from '../util/units.js';
 import type { FioBlockSize, FioJob } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD, I_VERIFY_OK,
-  I_VERIFY_START_MS, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, onlyReads, verifyUnit,
+  I_VERIFY_START_MS, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, onlyReads, verifyUnit,
 } from './jobs.js';
 import { SECTOR_BYTES } from './verify.js';
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
@@ -258,6 +258,29 @@ function formatDynamic(dr: DynamicReport): string[] {
   return lines;
 }
 
+/** One entry of the report's job list: the clones fio sums into one thread_stat, named after the first's job. */
+interface ReportingUnit {
+  job: number;
+  instances: JobInstance[];
+}
+
+/**
+ * fio's __show_run_stats: clones (threads) in job-file order, each its own entry unless it sets
+ * group_reporting and follows one of the same reporting group, then summed into that one (so
+ * group_reporting joins a job's clones and the group's consecutive jobs that also set it).
+ */
+export function reportingUnits(jobs: readonly FioJob[], instances: readonly JobInstance[]): ReportingUnit[] {
+  const units: ReportingUnit[] = [];
+  let lastGroup = -1;
+  for (const inst of instances) {
+    const last = units.at(-1);
+    if (last !== undefined && jobs[inst.job]!.groupReporting && inst.group === lastGroup) last.instances.push(inst);
+    else units.push({ job: inst.job, instances: [inst] });
+    lastGroup = inst.group;
+  }
+  return units;
+}
+
 /** The report of a run; `failure` (a crash or a stall) makes it a partial one, with the reason. */
 export function buildReport(r: VmRunResult, vcpus: number, failure?: string): RunReport {
   const s = r.instanceStats;
@@ -266,13 +289,13 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
   for (const v of r.vcpuResults) for (const [id, msg] of Object.entries(v.firstErrors)) firstErrors.set(Number(id), msg);
   const jobs: RunReport['jobs'] = [];
   const spans = new Map<number, { start: number; end: number }>();
-  r.jobs.forEach((job, j) => {
-    const inst = r.plan.instances.filter((i) => i.job === j);
-    if (inst.length === 0) return;
+  for (const unit of reportingUnits(r.jobs, r.plan.instances)) {
+    const job = r.jobs[unit.job]!;
+    const inst = unit.instances;
     const ids = inst.map((i) => i.id);
     const sum = (f: number) => ids.reduce((acc, id) => acc + at(id, f), 0);
-    // Each clone's own runtime, rounded up to whole ms as fio's update_runtime does; the job's (its
-    // clones reported together, as with fio's group_reporting) is the largest (sum_thread_stats).
+    // Each clone's own runtime, rounded up to whole ms as fio's update_runtime does; a unit of several
+    // (group_reporting) takes the largest (sum_thread_stats).
     const runtime = Math.max(1, ...ids.map((id) => Math.ceil(at(id, I_END_MS) - at(id, I_START_MS))));
     const span = spans.get(inst[0]!.group) ?? { start: Infinity, end: -Infinity };
     for (const id of ids) {
@@ -306,7 +329,7 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
       ...(job.verify !== 'none' && job.engine === 'storage' ? { verify: verifyReport(job, inst[0]!.verifyUnitBytes, sum) } : {}),
       packets_dropped: sum(I_DROPS),
     });
-  });
+  }
   const groups = groupStats(jobs, new Map([...spans].map(([g, sp]) => [g, Math.max(1, Math.round(sp.end - sp.start))])));
   const st = sumSwiotlbStats(r.swiotlbStats, vcpus);
   const d = r.boot.mem.debugfs();

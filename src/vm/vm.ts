@@ -198,7 +198,7 @@ export function exactPool(nslabs: number, cpus: number): PoolPlan {
 export function defaultJobs(opts: VmOptions): readonly FioJob[] {
   const text = [
     '[default]', 'ioengine=io_uring', 'direct=1', 'rw=randrw', 'rwmixread=70', 'bssplit=4k/50:16k/20:64k/20:256k/10',
-    'iodepth=8', `numjobs=${opts.vcpus}`, 'size=16M', 'time_based', `runtime=${opts.runtimeMs}ms`, 'verify=crc32c',
+    'iodepth=8', `numjobs=${opts.vcpus}`, 'group_reporting', 'size=16M', 'time_based', `runtime=${opts.runtimeMs}ms`, 'verify=crc32c',
   ].join('\n');
   return parseFioJobFile(text, 'the default workload').jobs;
 }

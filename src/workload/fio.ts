@@ -98,6 +98,11 @@ export interface FioJob {
   readonly startdelayMaxMs: number;
   /** Wait for all earlier jobs to finish before starting (stonewall, wait_for_previous). Default false. */
   readonly stonewall: boolean;
+  /**
+   * Report this job's clones, and the jobs of its reporting group next to it that also set it, as one
+   * (group_reporting). Default false: fio reports every clone of numjobs= on its own.
+   */
+  readonly groupReporting: boolean;
   /** ioengine= as written. Default 'psync' (fio's default everywhere but Windows). */
   readonly ioengine: string;
   /** What the engine drives: block storage (psync, libaio, io_uring, ...) or a network device (net). */
@@ -195,6 +200,7 @@ interface Draft {
   startdelayMs: number;
   startdelayMaxMs: number;
   stonewall: boolean;
+  groupReporting: boolean;
   ioengine: string;
   direct: boolean;
   verify: FioVerify;
@@ -211,7 +217,7 @@ function defaultDraft(): Draft {
     iodepth: 1, numjobs: 1, sizeBytes: undefined, sizePercent: undefined, ioSizeBytes: undefined,
     runtimeMs: undefined, timeBased: false, rampTimeMs: 0,
     rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
-    thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, ioengine: 'psync', direct: false,
+    thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, groupReporting: false, ioengine: 'psync', direct: false,
     verify: 'none', doVerify: true, cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
   };
 }
@@ -429,6 +435,7 @@ const SUPPORTED: ReadonlyArray<readonly [names: readonly string[], handler: Hand
   [['thinktime'], (d, o) => { d.thinktimeUs = parseThinktime(o); }],
   [['startdelay'], parseStartdelay],
   [['stonewall', 'wait_for_previous'], (d, o) => { d.stonewall = parseBool(o); }],
+  [['group_reporting'], (d, o) => { d.groupReporting = parseBool(o); }],
   [['ioengine'], (d, o) => {
     const value = needValue(o, ENGINE_FORM);
     if (!STORAGE_ENGINES.includes(value) && !NET_ENGINES.includes(value)) fail(o, `engine ${quote(value)} is not supported`, ENGINE_FORM);
@@ -500,6 +507,7 @@ function finishJob(d: Draft, header: string, line: number): FioJob {
     startdelayMs: d.startdelayMs,
     startdelayMaxMs: d.startdelayMaxMs,
     stonewall: d.stonewall,
+    groupReporting: d.groupReporting,
     ioengine: d.ioengine,
     engine: NET_ENGINES.includes(d.ioengine) ? 'net' : 'storage',
     direct: d.direct,

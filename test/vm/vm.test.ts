@@ -93,6 +93,19 @@ describe('npm run vm', () => {
     expect(j.write!.ios).toBeGreaterThan(0);
   });
 
+  it('reports each clone on its own without group_reporting and one entry with it, as fio does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coco-'));
+    const body = '[w]\nrw=randwrite\nbs=4k\niodepth=2\nnumjobs=2\nsize=1M\ntime_based\nruntime=300ms\n';
+    writeFileSync(join(dir, 'apart.fio'), body);
+    writeFileSync(join(dir, 'together.fio'), body + 'group_reporting\n');
+    const apart = await vmJson(['--vcpus', '2', '--mem', '4G', '--job', join(dir, 'apart.fio')]);
+    const together = await vmJson(['--vcpus', '2', '--mem', '4G', '--job', join(dir, 'together.fio')]);
+    expect(apart.jobs.map((j) => [j.name, j.jobs, j.cpus])).toEqual([['w', 1, [0]], ['w', 1, [1]]]);
+    expect(together.jobs.map((j) => [j.name, j.jobs, j.cpus])).toEqual([['w', 2, [0, 1]]]);
+    // One group either way: its line sums every clone.
+    expect(apart.groups[0]!.write!.ios).toBe(apart.jobs[0]!.write!.ios + apart.jobs[1]!.write!.ios);
+  });
+
   it('limits a read job by rate=\'s read value, not its write value', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'coco-'));
     const job = join(dir, 'rate.fio');

@@ -48,7 +48,7 @@ describe('sections and [global]', () => {
       blocksizeUnaligned: false, iodepth: 1, numjobs: 1, sizeBytes: undefined, sizePercent: undefined,
       ioSizeBytes: undefined, runtimeMs: undefined, timeBased: false, rampTimeMs: 0,
       rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
-      thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, ioengine: 'psync', engine: 'storage',
+      thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, groupReporting: false, ioengine: 'psync', engine: 'storage',
       direct: false, verify: 'none', doVerify: true, cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
     } satisfies FioJob);
   });
@@ -245,7 +245,8 @@ describe('options', () => {
       'stonewall', 'wait_for_previous', 'bs_unaligned', 'blocksize_unaligned', 'runtime', 'timeout']) {
       expect(FIO_SUPPORTED_OPTIONS).toContain(name);
     }
-    expect(FIO_SUPPORTED_OPTIONS).not.toContain('group_reporting');
+    expect(FIO_SUPPORTED_OPTIONS).toContain('group_reporting');
+    expect(FIO_SUPPORTED_OPTIONS).not.toContain('clat_percentiles');
   });
 });
 
@@ -321,18 +322,18 @@ describe('ignored options', () => {
   it('lists options it does not use once, sorted, matching names case-sensitively', () => {
     const file = parse([
       '[global]',
-      'group_reporting',
+      'clat_percentiles',
       'norandommap',
       '[a]',
       'randrepeat=0',
       'lat_percentiles=1',
-      'group_reporting',
+      'clat_percentiles',
       '[b]',
-      'Group_Reporting',
+      'Clat_Percentiles',
       'BS=64k',
       'hostname=localhost',
     ].join('\n'));
-    expect(file.ignored).toEqual(['BS', 'Group_Reporting', 'group_reporting', 'hostname', 'lat_percentiles', 'norandommap', 'randrepeat']);
+    expect(file.ignored).toEqual(['BS', 'Clat_Percentiles', 'clat_percentiles', 'hostname', 'lat_percentiles', 'norandommap', 'randrepeat']);
     expect(file.jobs[1]!.bs.read).toEqual(fixed(4096));
   });
 });
