@@ -49,6 +49,7 @@ import {
   I_VERIFY_START_MS, drawOrder, maxBlockSize, minBlockSize, onlyReads, pickBlockSize, streamRateLimit,
 } from './jobs.js';
 import { type VerifyCounts, fillSectors, verifySectors } from './verify.js';
+import { type ReplayVcpuTask, runReplayVcpu } from '../trace/replay-vcpu.js';
 
 // Run control block (Int32): stop request, the start barrier, and per stonewall group the clones
 // that have finished. Every vCPU counts itself into RUN_READY once its thread is up and its handles
@@ -101,6 +102,8 @@ export interface VcpuTask {
   faultAtMs?: number;
   /** --time-scale K: the run's clock runs K times slower than the wall. */
   timeScale: number;
+  /** npm run replay: this vCPU performs a kernel trace's DMA calls instead of job instances (src/trace/replay-vcpu.ts). */
+  replay?: ReplayVcpuTask;
 }
 
 export interface VcpuResult {
@@ -472,6 +475,12 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   /** Storage instances not finished: while there are any, the vCPU parks on the storage queue's interrupt. */
   let activeStorage = runs.filter((r) => r.spec.engine === 'storage').length;
   await startBarrier(run);
+  if (task.replay !== undefined) {
+    await runReplayVcpu({ cpu: task.cpu, task: task.replay, mem, guest, run, stopIndex: RUN_STOP, quiet });
+    log.close();
+    task.control.close();
+    return { cpu: task.cpu, firstErrors: {}, logged: vlog.logged, suppressed: vlog.suppressed };
+  }
   // Yields, parks and the fault are host time (wall); the workload runs on the run's clock (now).
   const k = timeScale();
   const faultAt = task.faultAtMs === undefined ? Infinity : wallMs() + task.faultAtMs;

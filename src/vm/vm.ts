@@ -34,6 +34,7 @@ import { dmaMaxMappingSize } from '../dma/direct.js';
 import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
 import type { VmOptions } from './options.js';
 import { ControlPlane } from './control.js';
+import type { ReplayVcpuTask } from '../trace/replay-vcpu.js';
 import { type RunPhase, plannedIsExact, plannedRunMs, ratePerSec, workloadCounters, workloadPhase } from './run-state.js';
 import { NVME_MIN_ALIGN_MASK, RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
 
@@ -51,8 +52,16 @@ export interface VmHooks {
   warning?(msg: string): void;
   /** Called at the sample interval while the run goes on (the progress display). */
   sample(s: VmSample): void;
+  /** npm run replay: the vCPUs replay a kernel trace instead of the jobs (src/trace/replay.ts). */
+  replay?: VmReplayHook;
   /** The run left boot (running, at the start barrier) or its I/O ended (teardown: the vCPUs stop, the threads are stopped). */
   phase?(p: { phase: 'running' | 'teardown'; plannedMs: number; plannedExact: boolean }): void;
+}
+
+/** A replayed trace as the run's workload: the private bytes each vCPU needs, and each vCPU's task. */
+export interface VmReplayHook {
+  bufferBytes: number;
+  task(cpu: number, guestOffset: number): ReplayVcpuTask;
 }
 
 /**
@@ -256,6 +265,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   // Private memory: each vCPU's buffers, in one SAB that only vCPU threads receive.
   const perCpu = Array.from({ length: opts.vcpus }, () => 0);
   for (const inst of plan.instances) perCpu[inst.cpu]! += instanceBufferBytes(inst);
+  if (hooks.replay !== undefined) for (let c = 0; c < perCpu.length; c++) perCpu[c]! += hooks.replay.bufferBytes;
   const guestOffsets: number[] = [];
   let guestBytes = 0;
   for (const b of perCpu) {
@@ -375,6 +385,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       instances: plan.instances.filter((i) => i.cpu === cpu), groupSizes: plan.groupSizes,
       instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab, quiet: quietSab,
       log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`), timeScale: k,
+      ...(hooks.replay !== undefined ? { replay: hooks.replay.task(cpu, guestOffsets[cpu]!) } : {}),
     };
     return (piscina.run(task, { transferList: [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
       fail(`vcpu${cpu}`, e, { vcpu: cpu });
