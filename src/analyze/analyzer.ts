@@ -98,6 +98,8 @@ export interface Analysis {
     skipped_by_reason: Partial<Record<SkipReason, number>>;
     skipped_examples: SkippedExample[];
     events: Record<EventName, number>;
+    /** When each event that occurred first occurred (the earliest record of it). */
+    first: Partial<Record<EventName, At>>;
     levels: Partial<Record<LevelName, number>>;
     /** Epoch ms of the run's start: the run_config record, else the first record. */
     run_start_time: number | null;
@@ -212,6 +214,7 @@ export class LogAnalyzer {
   private readonly skippedByReason: Partial<Record<SkipReason, number>> = {};
   private readonly skippedExamples: SkippedExample[] = [];
   private readonly events = Object.fromEntries(EVENT_NAMES.map((e) => [e, 0])) as Record<EventName, number>;
+  private readonly firstOf: Partial<Record<EventName, number>> = {};
   private readonly levels: Partial<Record<LevelName, number>> = {};
   private t0: number | null = null;
   /** The run's clock: the run_start record's time; for a log without one, the first sample's time less its t_ms; else run_config's time. */
@@ -377,6 +380,8 @@ export class LogAnalyzer {
     }
     this.records++;
     this.events[event]++;
+    const seen = this.firstOf[event];
+    if (seen === undefined || time < seen) this.firstOf[event] = time;
     const levelName = typeof level === 'number' ? LEVEL_BY_VALUE.get(level) : (level as LevelName);
     if (levelName !== undefined) this.levels[levelName] = (this.levels[levelName] ?? 0) + 1;
     if (this.t0 === null) this.t0 = time;
@@ -672,6 +677,7 @@ export class LogAnalyzer {
         skipped_by_reason: { ...this.skippedByReason },
         skipped_examples: [...this.skippedExamples],
         events: { ...this.events },
+        first: Object.fromEntries(Object.entries(this.firstOf).map(([e, time]) => [e, this.at(time)])) as Partial<Record<EventName, At>>,
         levels: { ...this.levels },
         run_start_time: start,
         first_time: this.firstTime,

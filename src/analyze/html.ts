@@ -211,30 +211,40 @@ function failureSourceNote(chart: ChartData): string {
   return Object.entries(chart.failure_source).map(([k, x]) => `${k} from ${x === 'counters' ? 'the exact counters' : 'the printed records'}`).join(', ');
 }
 
-/** The whole report as one HTML document. */
-export function renderHtml(a: Analysis, chart: ChartData): string {
+/**
+ * A self-contained page: uPlot and its stylesheet inlined, the page's own CSS, its body, its data as
+ * JSON in a script element (id dataId) and the script that draws from it. The one page head of every
+ * HTML output (the run report, compare's page, the experiments page).
+ */
+export function htmlPage(p: { title: string; css: string; body: string; dataId: string; data: unknown; script: string }): string {
   const { js, css } = uplotAssets();
-  const title = `coco-swiotlb run report: ${a.input.source}`;
-  const start = a.input.run_start_time !== null ? new Date(a.input.run_start_time).toISOString() : 'unknown';
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)}</title>
+<title>${esc(p.title)}</title>
 <style>${css}</style>
-<style>${CSS}</style>
+<style>${p.css}</style>
 </head>
 <body>
-<h1>${esc(title)}</h1>
-<p class="sub">Started ${esc(start)}; ${esc(a.input.records)} records; ${esc(a.summary === null ? 'no final report' : a.summary.status !== undefined ? `status ${a.summary.status}` : 'final report present')}.</p>
-<div id="chart"></div>
-<p class="note">Time in seconds since the run started (the start barrier). Lines: io_tlb_used (maximum and minimum per ${esc(fmtMs(chart.bucket_ms))} bucket, band between), used_hiwater, the throttle thresholds, the pool size (io_tlb_nslabs) and the slots in transient pools (io_tlb_transient_nslabs), in slots (left axis). Points: map failures, I/O errors and dropped packets per second (${esc(failureSourceNote(chart))}; first right axis); throttle waits (at the time each wait began), stalls, tunable changes and pool growths (dynamic pools added, at the time each was added) per bucket (second right axis).</p>
-${sections(a)}
-<script type="application/json" id="report-data">${JSON.stringify(chart).replace(/</g, '\\u003c')}</script>
+${p.body}
+<script type="application/json" id="${esc(p.dataId)}">${JSON.stringify(p.data).replace(/</g, '\\u003c')}</script>
 <script>${scriptSafe(js)}</script>
-<script>${scriptSafe(CHART_JS)}</script>
+<script>${scriptSafe(p.script)}</script>
 </body>
 </html>
 `;
+}
+
+/** The whole report as one HTML document. */
+export function renderHtml(a: Analysis, chart: ChartData): string {
+  const title = `coco-swiotlb run report: ${a.input.source}`;
+  const start = a.input.run_start_time !== null ? new Date(a.input.run_start_time).toISOString() : 'unknown';
+  const body = `<h1>${esc(title)}</h1>
+<p class="sub">Started ${esc(start)}; ${esc(a.input.records)} records; ${esc(a.summary === null ? 'no final report' : a.summary.status !== undefined ? `status ${a.summary.status}` : 'final report present')}.</p>
+<div id="chart"></div>
+<p class="note">Time in seconds since the run started (the start barrier). Lines: io_tlb_used (maximum and minimum per ${esc(fmtMs(chart.bucket_ms))} bucket, band between), used_hiwater, the throttle thresholds, the pool size (io_tlb_nslabs) and the slots in transient pools (io_tlb_transient_nslabs), in slots (left axis). Points: map failures, I/O errors and dropped packets per second (${esc(failureSourceNote(chart))}; first right axis); throttle waits (at the time each wait began), stalls, tunable changes and pool growths (dynamic pools added, at the time each was added) per bucket (second right axis).</p>
+${sections(a)}`;
+  return htmlPage({ title, css: CSS, body, dataId: 'report-data', data: chart, script: CHART_JS });
 }

@@ -2,7 +2,7 @@
 // uPlot inlined, data embedded as JSON, nothing fetched): the table, every configuration's timeline
 // overlaid (io_tlb_used of its first run that has one), and one bar chart per figure (median, with
 // the repeats' min and max marked).
-import { CSS as REPORT_CSS, esc, scriptSafe, tableHtml, uplotAssets } from '../analyze/html.js';
+import { CSS as REPORT_CSS, esc, htmlPage, tableHtml } from '../analyze/html.js';
 import { FIGURES } from './figures.js';
 import { type CompareDocument, formatValue, spreadText } from './compare.js';
 import { type RunRecord, poolLabel } from './run.js';
@@ -70,7 +70,6 @@ const CHART_JS = `
 
 /** The page: `records` gives the timelines (each configuration's first run that has one). */
 export function renderCompareHtml(doc: CompareDocument, records: readonly RunRecord[]): string {
-  const { js, css } = uplotAssets();
   const labels = doc.rows.map((r) => `${r.config.policy} ${poolLabel(r.config.pool)}`);
   const timelines = doc.rows.flatMap((row, i) => {
     const rec = records.find((r) => r.key === row.key && r.timeline !== undefined);
@@ -90,17 +89,7 @@ export function renderCompareHtml(doc: CompareDocument, records: readonly RunRec
   ]);
   const failed = doc.rows.flatMap((r, i) => r.reasons.map((why) => [labels[i]!, why]));
   const title = `coco-swiotlb comparison: ${doc.rows[0]?.config.job ?? 'no runs'}`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)}</title>
-<style>${css}</style>
-<style>${REPORT_CSS}${CSS}</style>
-</head>
-<body>
-<h1>${esc(title)}</h1>
+  const page = `<h1>${esc(title)}</h1>
 <p class="sub">Sweep ${esc(doc.sweep)}; ${esc(doc.runs.length)} runs of ${esc(doc.rows.length)} configurations. Each cell: the median over the runs that ended ok, ±(max-min)/median when the repeats differ.</p>
 ${tableHtml(head, body, 'compare')}
 ${failed.length > 0 ? `<h2>Runs that did not end ok</h2>${tableHtml(['configuration', 'outcome'], failed)}` : ''}
@@ -114,11 +103,6 @@ ${doc.missing.length > 0 ? `<h2>Missing from the merge: ${esc(doc.missing.length
 ${FIGURES.map((f) => `<div class="bar"><h3>${esc(f.label)}: ${esc(f.help)}</h3><div id="bar-${esc(f.name)}"></div></div>`).join('\n')}
 </div>
 <h2>Policies</h2>
-${tableHtml(['policy', 'status', 'source'], doc.policies.map((p) => [p.name, p.status, p.source]))}
-<script type="application/json" id="compare-data">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>
-<script>${scriptSafe(js)}</script>
-<script>${scriptSafe(CHART_JS)}</script>
-</body>
-</html>
-`;
+${tableHtml(['policy', 'status', 'source'], doc.policies.map((p) => [p.name, p.status, p.source]))}`;
+  return htmlPage({ title, css: REPORT_CSS + CSS, body: page, dataId: 'compare-data', data, script: CHART_JS });
 }

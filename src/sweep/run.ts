@@ -14,6 +14,7 @@ import { formatBytes } from '../util/units.js';
 import { projectRoot } from '../util/worker-file.js';
 import type { PolicyName } from '../vm/policy.js';
 import type { RunReport } from '../vm/report.js';
+import type { EventName } from '../log/events.js';
 
 /** One run of the VM: everything that decides what it does. */
 export interface RunConfig {
@@ -58,6 +59,8 @@ export interface RunRecord {
   /** Stalls the log recorded (the throttle watchdog's; a no-progress stall ends the run and is its status). */
   stalls: number;
   timeline?: Timeline;
+  /** Seconds since the run started (run time) of each logged event's first record, from the log (absent when it could not be read). */
+  first_event_s?: Partial<Record<EventName, number>>;
   wall_ms: number;
 }
 
@@ -116,7 +119,7 @@ export async function runConfig(c: RunConfig, opts: RunOptions): Promise<RunReco
     const out = await child([...vmArgs(c), '--output-format', 'json', '--log-file', logFile, '--log-level', 'info'], timeoutMs);
     const base = { key: configKey(c), config: c, seed: c.seed, exit: out.exit, wall_ms: Date.now() - t0 };
     const line = out.stderr.trim().split('\n').filter((l) => l !== '').at(-1) ?? '';
-    let log: { stalls: number; timeline: Timeline } | undefined;
+    let log: { stalls: number; timeline: Timeline; first_event_s: Partial<Record<EventName, number>> } | undefined;
     try {
       log = await readLog(logFile);
     } catch {
@@ -124,12 +127,12 @@ export async function runConfig(c: RunConfig, opts: RunOptions): Promise<RunReco
     }
     const stalls = log?.stalls ?? 0;
     if (out.timedOut) {
-      return { ...base, status: 'stalled', reason: `no report within ${Math.round(timeoutMs / 1000)} s; the VM was killed`, stalls, ...(log ? { timeline: log.timeline } : {}) };
+      return { ...base, status: 'stalled', reason: `no report within ${Math.round(timeoutMs / 1000)} s; the VM was killed`, stalls, ...(log ? { timeline: log.timeline, first_event_s: log.first_event_s } : {}) };
     }
     if (out.exit === 0) {
       try {
         const report = JSON.parse(out.stdout) as RunReport;
-        return { ...base, status: 'ok', report, stalls, ...(log ? { timeline: log.timeline } : {}) };
+        return { ...base, status: 'ok', report, stalls, ...(log ? { timeline: log.timeline, first_event_s: log.first_event_s } : {}) };
       } catch {
         return { ...base, status: 'crashed', reason: `exit 0 but no JSON report on stdout (${out.stdout.length} bytes)`, stalls };
       }
@@ -139,7 +142,7 @@ export async function runConfig(c: RunConfig, opts: RunOptions): Promise<RunReco
     // The VM ends a stalled run with exit 1 and a line that says "stall" (no I/O completing, or the
     // throttle watchdog); any other failure is a crash of the run.
     const status: RunStatus = out.exit === 1 && /\bstall\b/.test(reason) ? 'stalled' : 'crashed';
-    return { ...base, status, reason, stalls: Math.max(stalls, status === 'stalled' ? 1 : 0), ...(log ? { timeline: log.timeline } : {}) };
+    return { ...base, status, reason, stalls: Math.max(stalls, status === 'stalled' ? 1 : 0), ...(log ? { timeline: log.timeline, first_event_s: log.first_event_s } : {}) };
   } finally {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
@@ -179,10 +182,11 @@ function child(args: string[], timeoutMs: number): Promise<ChildOutcome> {
 }
 
 /** The run's timeline and stall count, read from its log by the analyzer (the one log reader). */
-async function readLog(file: string): Promise<{ stalls: number; timeline: Timeline }> {
+async function readLog(file: string): Promise<{ stalls: number; timeline: Timeline; first_event_s: Partial<Record<EventName, number>> }> {
   const { analysis, chart } = await analyzeFile(file, { chartPoints: TIMELINE_POINTS });
   return {
     stalls: analysis.stalls.total,
+    first_event_s: Object.fromEntries(Object.entries(analysis.input.first).map(([e, at]) => [e, at.t_ms / 1000])),
     timeline: { t_s: chart.x_s, io_tlb_used: chart.used_max, hiwater: chart.hiwater, nslabs: chart.nslabs, map_failures_per_s: chart.map_failures_per_s },
   };
 }

@@ -1,0 +1,15 @@
+// Every experiment, in issue 15's order. Adding one: its module under src/experiment/, one line here.
+import { InputError } from '../errors.js';
+import { quote } from '../util/quote.js';
+import { kelleyThrottle } from './kelley-throttle.js';
+import type { AnyExperiment } from './types.js';
+
+export const EXPERIMENTS: readonly AnyExperiment[] = [
+  kelleyThrottle,
+].sort((a, b) => a.number - b.number);
+
+export function experimentByName(name: string): AnyExperiment {
+  const e = EXPERIMENTS.find((x) => x.name === name);
+  if (e === undefined) throw new InputError('EBADFLAG', `no experiment ${quote(name)}; expected one of ${EXPERIMENTS.map((x) => x.name).join(', ')} (--list shows their claims)`);
+  return e;
+}

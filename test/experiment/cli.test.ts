@@ -1,0 +1,117 @@
+// npm run experiment: bad input is one line and exit 2, --list names every experiment and its claim,
+// the registry's claims are quoted exactly from the seed threads, and the reports (EXPERIMENTS.md,
+// the HTML page) carry every verdict and agree/disagree marks computed from the two forms.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { EXPERIMENTS } from '../../src/experiment/registry.js';
+import { type AllResults, agree, recordedVerdicts, renderExperimentsHtml, renderMarkdown } from '../../src/experiment/report.js';
+import type { AnyExperiment, ExperimentResult, VerdictWord } from '../../src/experiment/types.js';
+import { projectRoot } from '../../src/util/worker-file.js';
+
+const exec = promisify(execFile);
+const SCRIPT = join(projectRoot(), 'dist', 'scripts', 'experiment.js');
+
+async function experiment(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await exec(process.execPath, [SCRIPT, ...args], { cwd: projectRoot(), timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+describe('npm run experiment: input', () => {
+  for (const [args, what] of [
+    [['no-such-experiment'], /no experiment "no-such-experiment"; expected one of kelley-throttle/],
+    [[], /name an experiment/],
+    [['kelley-throttle', '--repeat', '0'], /--repeat/],
+    [['kelley-throttle', 'kelley-throttle'], /one experiment at a time/],
+    [['--all', 'kelley-throttle'], /--all runs every experiment/],
+    [['--list', 'kelley-throttle'], /--list runs nothing/],
+    [['kelley-throttle', '--html', 'x.html'], /--markdown and --html go with --all/],
+    [['--bogus'], /unknown flag --bogus/],
+  ] as const) {
+    it(`refuses ${JSON.stringify(args)} with one line and exit 2`, async () => {
+      const r = await experiment([...args]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(what);
+    });
+  }
+  it('--list prints every experiment with its author and claim', async () => {
+    const r = await experiment(['--list']);
+    expect(r.code).toBe(0);
+    for (const e of EXPERIMENTS) {
+      expect(r.stdout).toContain(`${e.number}. ${e.name}`);
+      expect(r.stdout).toContain(e.claim.author);
+    }
+  });
+});
+
+describe('the registry', () => {
+  it('names and numbers are unique, in issue order', () => {
+    expect(new Set(EXPERIMENTS.map((e) => e.name)).size).toBe(EXPERIMENTS.length);
+    const numbers = EXPERIMENTS.map((e) => e.number);
+    expect([...numbers].sort((a, b) => a - b)).toEqual(numbers);
+    expect(new Set(numbers).size).toBe(numbers.length);
+  });
+  // The seed threads are the project's source material; where a checkout has them, every quote must be
+  // in its file word for word (line breaks and "> " quoting aside).
+  const seeds = '/work/shared/seeds';
+  it.skipIf(!existsSync(seeds))('every claim from a seed file is quoted exactly', () => {
+    const norm = (t: string) => t.replace(/^(> ?)+/gm, '').replace(/\s+/g, ' ');
+    for (const e of EXPERIMENTS) {
+      const m = /seed (\d{3}_[0-9a-f]+\.txt)/.exec(e.claim.source);
+      if (m === null) continue;
+      const text = norm(readFileSync(join(seeds, m[1]!), 'utf8'));
+      expect(text, e.name).toContain(norm(e.claim.quote));
+    }
+  });
+});
+
+function result(e: AnyExperiment, form: 'full' | 'quick', v: VerdictWord): ExperimentResult {
+  return {
+    name: e.name, number: e.number, form, repeat: 1, figures: {}, verdict: { verdict: v, why: `because ${form}` },
+    table: { head: ['a', '>b'], rows: [['x|y', '1']] }, chart: { title: 't', kind: 'bars', xLabel: 'x', yLabel: 'y', x: ['p', 'q'], series: [{ label: 's', values: [1, null] }] },
+    runs: 2, not_ok: [], wall_ms: 1000,
+  };
+}
+
+describe('the reports', () => {
+  const e = EXPERIMENTS[0]!;
+  const all = (full: VerdictWord, quick: VerdictWord): AllResults => ({
+    started: '2026-12-01T00:00:00.000Z', wall_ms: 90_000, host: { cores: 2, loadavg: 3 },
+    entries: [{ experiment: e, full: result(e, 'full', full), quick: result(e, 'quick', quick) }],
+  });
+  it('EXPERIMENTS.md records both verdicts, readably and as JSON, and says they agree', () => {
+    const md = renderMarkdown(all('reproduced', 'reproduced'));
+    expect(md).toContain(`| ${e.number} | [${e.name}](#${e.number}-${e.name}) | ${e.claim.author} | reproduced | reproduced | yes |`);
+    expect(md).toContain('x\\|y'); // a cell's | is escaped
+    expect(md).toContain('1.5 min of wall time');
+    expect(md).toContain(e.claim.quote);
+    expect(recordedVerdicts(md)).toEqual({ [e.name]: { full: 'reproduced', quick: 'reproduced' } });
+    expect(md).toContain('Every experiment run in both forms reached the same verdict');
+  });
+  it('a verdict that changes between the forms is reported as a finding', () => {
+    const doc = all('reproduced', 'partly');
+    expect(agree(doc.entries[0]!)).toBe(false);
+    const md = renderMarkdown(doc);
+    expect(md).toContain('**no: a finding**');
+    expect(md).toContain('**Finding:** the quick form says partly, the full form reproduced.');
+    expect(recordedVerdicts(md)[e.name]).toEqual({ full: 'reproduced', quick: 'partly' });
+  });
+  it('the HTML page embeds every chart and both verdicts', () => {
+    const html = renderExperimentsHtml(all('refuted', 'refuted'));
+    expect(html.startsWith('<!doctype html>')).toBe(true);
+    const data = JSON.parse(/<script type="application\/json" id="experiments-data">(.*?)<\/script>/s.exec(html)![1]!) as { charts: { name: string }[] };
+    expect(data.charts.map((c) => c.name)).toEqual([e.name]);
+    expect(html).toContain('full form: refuted');
+    expect(html).toContain('quick form: refuted');
+    expect(html).not.toMatch(/<script src=|<link /); // self-contained
+  });
+});
