@@ -167,6 +167,8 @@ export interface StallFields {
   parked_ms: number;
   /** 'self_deadlock': the holder's own submitter is among the waiters (§15.9); else 'timeout'. */
   kind?: 'timeout' | 'self_deadlock';
+  /** NVMe poll queues (src/vm/polling.ts): completions posted and not reaped, and whether their vCPU is parked. */
+  polled_queues?: { vcpu: number; device: string; posted_unreaped: number; parked_in_throttle_wait: boolean }[];
 }
 
 /** A tunable was changed during the run. `name` is the proposed sysctl path (RFC §15.8). */
@@ -593,7 +595,7 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
     doc: 'Throttle waiters parked longer than the watchdog allows behind one holder.',
     required: { holder: 'object', waiters: 'array', parked_ms: 'number' },
     message: (f) =>
-      `swiotlb throttle stall${f.kind === 'self_deadlock' ? ' (self-deadlock)' : ''}: ${plural(f.waiters.length, 'waiter')} parked ${f.parked_ms} ms behind ${f.holder.device} on vCPU ${f.holder.vcpu} (${f.holder.size} bytes)`,
+      `swiotlb throttle stall${f.kind === 'self_deadlock' ? ' (self-deadlock)' : ''}: ${plural(f.waiters.length, 'waiter')} parked ${f.parked_ms} ms behind ${f.holder.device} on vCPU ${f.holder.vcpu} (${f.holder.size} bytes)${f.polled_queues !== undefined ? `; ${f.polled_queues.reduce((n, q) => n + q.posted_unreaped, 0)} polled completions not reaped on ${plural(f.polled_queues.length, 'poll queue')}` : ''}`,
   },
   tunable_changed: {
     level: 'info',

@@ -7,6 +7,7 @@ import { MAX_QUEUE_DEPTH, MAX_SG } from '../devices/queue.js';
 import { Rng } from '../util/rng.js';
 import { printable } from '../util/quote.js';
 import { MIN_VERIFY_UNIT, SECTOR_BYTES } from './verify.js';
+import { isPolled } from './polling.js';
 
 /** What one vCPU needs to run one clone of a job. Plain data: it crosses into the worker. */
 export interface JobInstance {
@@ -50,6 +51,10 @@ export interface JobInstance {
   seed: number;
   /** Largest block this clone can issue (sizes its buffers). */
   maxBs: number;
+  /** hipri was set (polled completions asked for). */
+  hipri: boolean;
+  /** Its completions are polled on the vCPU's poll queue (hipri with nvme.poll_queues >= 1; polling.ts). */
+  polled: boolean;
 }
 
 // Per-instance statistics (Float64, INST_FIELDS each), written by the owning vCPU only.
@@ -67,6 +72,12 @@ export const I_START_MS = 10;
 export const I_END_MS = 11;
 /** When a clone with a verify phase ended its writes and began reading back (0 without one). */
 export const I_VERIFY_START_MS = 12;
+/** Polled completions (polling.ts): poll-loop looks at the poll queue with this clone's I/O in flight. */
+export const I_POLLS = 13;
+/** Completions of this clone reaped by polling. */
+export const I_POLL_REAPED = 14;
+/** Interrupt-driven completions of this clone taken while its vCPU slept in the throttle wait. */
+export const I_REAPED_IN_WAIT = 15;
 export const INST_FIELDS = 16;
 
 /**
@@ -130,6 +141,8 @@ export interface PlanInput {
   seed: number;
   /** Largest bytes one request can map (MAX_SG entries of dma_max_mapping_size). */
   maxRequestBytes: number;
+  /** nvme.poll_queues (polling.ts); default 0: no poll queues, every completion by interrupt. */
+  nvmePollQueues?: number;
 }
 
 export interface Plan {
@@ -364,6 +377,7 @@ export function planWorkload(input: PlanInput): Plan {
         verifyUnitBytes: verifyBytes,
         verifyPhase: verifyBytes > 0 && job.doVerify && onlyReads(job.rw) === false,
         mdBytes: job.engine === 'storage' ? job.mdPerIoSizeBytes : 0, seed: (input.seed * 1_000_003 + instances.length * 7919) >>> 0, maxBs,
+        hipri: job.hipri, polled: isPolled(job, input.nvmePollQueues ?? 0),
       });
       groupSizes[group] = (groupSizes[group] ?? 0) + 1;
     }

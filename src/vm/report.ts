@@ -9,8 +9,9 @@ import { formatBytes, formatSizeExact } from '../util/units.js';
 import type { FioBlockSize, FioJob } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD, I_VERIFY_OK,
-  I_VERIFY_START_MS, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, onlyReads, verifyUnit,
+  I_POLLS, I_POLL_REAPED, I_REAPED_IN_WAIT, I_VERIFY_START_MS, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, onlyReads, verifyUnit,
 } from './jobs.js';
+import { HIPRI_WITHOUT_POLL_QUEUES, type PollingReport, formatPolling } from './polling.js';
 import { SECTOR_BYTES } from './verify.js';
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import type { DynamicLimits } from '../swiotlb/dynamic.js';
@@ -109,6 +110,8 @@ export interface RunReport {
   storage_clat: LatencySummary;
   /** Dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC); enabled false when it is off. */
   dynamic: DynamicReport;
+  /** How each storage job's completions were reaped: by interrupt, or polled (hipri, polling.ts). */
+  polling: PollingReport;
   /**
    * run_ms is emulated time (--time-scale K: wall / K), as every time and rate above; boot_ms, wall_ms,
    * cpu_ms (the process's CPU, all threads, boot to end) and cpu_boot_ms (of it, boot) are the host's.
@@ -356,6 +359,7 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
     throttle: throttleReport(r),
     storage_clat: storageLatency(r, ['read', 'write']),
     dynamic: dynamicReport(r),
+    polling: pollingReport(r, at),
     run: {
       vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted,
       device_commands: r.deviceCommands, device_passes: r.devicePasses, time_scale: r.timeScale, cpu_ms: Math.round(r.cpuMs), cpu_boot_ms: Math.round(r.cpuBootMs),
@@ -368,6 +372,22 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
       notes: r.boot.guest.notes, atomic_pool: r.guestEnd.atomicPool, decrypted_arena: r.boot.guest.arena.stats(), churn: r.guestEnd.churn,
     },
   };
+}
+
+/** Per storage job: hipri, polled, and the completions reaped by polling or during throttle waits. */
+function pollingReport(r: VmRunResult, at: (id: number, f: number) => number): PollingReport {
+  const jobs: PollingReport['jobs'] = [];
+  r.jobs.forEach((job, j) => {
+    const inst = r.plan.instances.filter((i) => i.job === j && i.engine === 'storage');
+    if (inst.length === 0) return;
+    const sum = (f: number) => inst.reduce((acc, i) => acc + at(i.id, f), 0);
+    jobs.push({
+      name: job.name, hipri: job.hipri, polled: inst.some((i) => i.polled),
+      polls: sum(I_POLLS), reaped_by_polling: sum(I_POLL_REAPED), reaped_in_throttle_wait: sum(I_REAPED_IN_WAIT),
+    });
+  });
+  const unpolled = jobs.some((j) => j.hipri && !j.polled);
+  return { nvme_poll_queues: r.nvmePollQueues, jobs, ...(unpolled ? { note: HIPRI_WITHOUT_POLL_QUEUES } : {}) };
 }
 
 const us = (ns: number): number => Math.round(ns / 1000);
@@ -499,6 +519,7 @@ export function formatReport(rep: RunReport): string {
   out.push(`  area locks: ${s.nareas} areas, ${acquired} acquisitions, ${contended} contended (${acquired > 0 ? ((100 * contended) / acquired).toFixed(2) : '0.00'}%), ${parked} parks${busiest && busiest.contended > 0 ? `; busiest area ${busiest.area} (${busiest.contended} contended)` : ''}`);
   out.push(...formatThrottle(rep.throttle));
   out.push(...formatDynamic(rep.dynamic));
+  out.push(...formatPolling(rep.polling));
   out.push(`  emulator: ${s.map_unmap_per_sec.toLocaleString('en-US')} map+unmap pairs/s sustained`);
   out.push(...formatGuestMemory(rep.guest_memory));
   out.push('');

@@ -9,7 +9,8 @@
 // - NIC: maps from atomic context (no blocking, NO_WARN-free like most drivers) and drops the packet
 //   when the map fails.
 // Completions arrive as interrupts (the queue's CQ_IRQ word); unmap happens in interrupt context and
-// never blocks.
+// never blocks. A polled job (hipri with nvme.poll_queues, polling.ts) uses the vCPU's poll queue
+// instead, whose completions only this thread's poll loop reaps: never the throttle wait.
 import { assert } from '../errors.js';
 import type { GuestMemoryShared } from '../memory/boot.js';
 import { GuestPhysMem } from '../memory/phys.js';
@@ -46,7 +47,7 @@ import type { FioBlockSize } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
   I_VERIFY_OK, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, histogramOffset,
-  I_VERIFY_START_MS, drawOrder, maxBlockSize, minBlockSize, onlyReads, pickBlockSize, streamRateLimit,
+  I_POLLS, I_POLL_REAPED, I_REAPED_IN_WAIT, I_VERIFY_START_MS, drawOrder, maxBlockSize, minBlockSize, onlyReads, pickBlockSize, streamRateLimit,
 } from './jobs.js';
 import { type VerifyCounts, fillSectors, verifySectors } from './verify.js';
 import { type ReplayVcpuTask, runReplayVcpu } from '../trace/replay-vcpu.js';
@@ -80,6 +81,8 @@ export interface VcpuTask {
   /** Where this vCPU's slice of private memory starts. */
   guestOffset: number;
   nvmeQueue: SharedArrayBuffer;
+  /** This vCPU's NVMe poll queue (polled jobs' I/O; no interrupt), or null when it runs none. */
+  nvmePollQueue: SharedArrayBuffer | null;
   nvmeControl: SharedArrayBuffer;
   nicQueue: SharedArrayBuffer;
   nicControl: SharedArrayBuffer;
@@ -124,6 +127,9 @@ export const NVME_MIN_ALIGN_MASK = 0xfff;
 export const DEFAULT_FAILED_MAP_BACKOFF_US = 50;
 /** Longest single park at the start barrier before re-checking the stop flag. */
 const BARRIER_PARK_MS = 50;
+
+/** A vCPU's queues: NVMe's interrupt-driven one, NVMe's poll queue, the NIC's. */
+type QueueKey = 'storage' | 'poll' | 'net';
 
 /** In-flight request state, per instance slot (cid = instance's base slot + i). */
 class Request {
@@ -244,24 +250,38 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   const throttledMaps = () => tstat[TSTAT_HIGH_THROTTLED]! + tstat[TSTAT_LOW_THROTTLED]!;
   const run = new Int32Array(task.run);
   const quiet = new Float64Array(task.quiet);
-  const qps = { storage: new QueuePair(task.nvmeQueue), net: new QueuePair(task.nicQueue) };
+  const qps = {
+    storage: new QueuePair(task.nvmeQueue), net: new QueuePair(task.nicQueue),
+    poll: task.nvmePollQueue !== null ? new QueuePair(task.nvmePollQueue) : null,
+  };
   const dbs = { storage: new Int32Array(task.nvmeControl), net: new Int32Array(task.nicControl) };
+  /** The queue an instance's I/O goes to: a polled storage job's is the poll queue. */
+  const queueOf = (spec: JobInstance): QueueKey => (spec.polled ? 'poll' : spec.engine);
+  const queue = (key: QueueKey): QueuePair => {
+    const qp = key === 'poll' ? qps.poll : qps[key];
+    assert(qp !== null, `vcpu${task.cpu}: a polled job has a poll queue`);
+    return qp;
+  };
   const allStats = new Float64Array(task.instanceStats);
 
   // Queue slots and private buffers, handed out per instance.
   const runs: InstanceRun[] = [];
-  const cidNext = { storage: 0, net: 0 };
+  const cidNext = { storage: 0, net: 0, poll: 0 };
   let bufAt = task.guestOffset;
   for (const spec of task.instances) {
     const stride = bufferStride(spec);
-    const r = new InstanceRun(spec, cidNext[spec.engine], bufAt, stride,
+    const r = new InstanceRun(spec, cidNext[queueOf(spec)], bufAt, stride,
       allStats.subarray(spec.id * INST_FIELDS, (spec.id + 1) * INST_FIELDS), task.histograms);
-    cidNext[spec.engine] += spec.iodepth;
+    cidNext[queueOf(spec)] += spec.iodepth;
     bufAt += spec.iodepth * stride;
     runs.push(r);
   }
-  const owner = { storage: new Array<InstanceRun>(qps.storage.depth), net: new Array<InstanceRun>(qps.net.depth) };
-  for (const r of runs) for (let i = 0; i < r.spec.iodepth; i++) owner[r.spec.engine][r.cidBase + i] = r;
+  const owner = {
+    storage: new Array<InstanceRun>(qps.storage.depth), net: new Array<InstanceRun>(qps.net.depth),
+    poll: new Array<InstanceRun>(qps.poll?.depth ?? 0),
+  };
+  for (const r of runs) for (let i = 0; i < r.spec.iodepth; i++) owner[queueOf(r.spec)][r.cidBase + i] = r;
+  const polledRuns = runs.filter((r) => r.spec.polled);
 
   // The control plane: answered at the yields below, never from inside the data path.
   let failedMapBackoffMs = DEFAULT_FAILED_MAP_BACKOFF_US / 1000;
@@ -329,7 +349,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     const addr = guest.addrOf(buf);
     const dev = spec.engine === 'storage' ? nvme : nic;
     const throttledBefore = throttledMaps();
-    const qp = qps[spec.engine];
+    const qp = queue(queueOf(spec));
     const c = cid * CMD_INTS;
     const f = cid * CMD_F64;
     if (spec.engine === 'storage' && len > nvmeMax) {
@@ -442,28 +462,48 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     }
   };
 
-  const reap = (engine: 'storage' | 'net', now: number): number => {
-    const qp = qps[engine];
+  /** Run the completion handler of every entry posted on a queue; `field` counts them per instance (or -1). */
+  const reap = (key: QueueKey, now: number, field = -1): number => {
+    const qp = queue(key);
     let head = qp.header[QP_CQ_HEAD]!;
     const tail = Atomics.load(qp.header, QP_CQ_TAIL);
     let n = 0;
     while (head !== tail) {
       const cid = qp.cq[head % qp.depth]!;
       head++;
-      const r = owner[engine][cid]!;
+      const r = owner[key][cid]!;
       complete(r, r.reqs[cid - r.cidBase]!, cid, qp, now);
+      if (field >= 0) r.stats[field]!++;
       n++;
     }
     Atomics.store(qp.header, QP_CQ_HEAD, head);
     return n;
   };
 
-  // While a storage map sleeps on throttle_sem, completions are still taken (the kernel's CPU takes
-  // interrupts while the task sleeps): reap both queues; unmap never blocks and never maps.
+  /**
+   * The poll loop (io_uring's iopoll, blk_mq_poll -> nvme_poll): each polled clone with I/O in flight
+   * polls once, then whatever its poll queue holds is completed here, in this thread. Only the main
+   * loop calls it: a thread parked in the throttle wait does not poll.
+   */
+  const poll = (now: number): number => {
+    if (qps.poll === null) return 0;
+    let polling = false;
+    for (const r of polledRuns) {
+      if (r.inflight === 0) continue;
+      r.stats[I_POLLS]!++;
+      polling = true;
+    }
+    return polling ? reap('poll', now, I_POLL_REAPED) : 0;
+  };
+
+  // While a storage map sleeps on throttle_sem, interrupt-driven completions are still taken (the
+  // kernel's CPU takes interrupts while the task sleeps): reap both interrupt queues; unmap never
+  // blocks and never maps. The poll queue is not reaped: it raises no interrupt and its poller is
+  // the task that sleeps here (Robin Murphy's stall, polling.ts).
   mem.throttle.whileWaiting = () => {
     const now = nowMs();
-    reap('storage', now);
-    reap('net', now);
+    reap('storage', now, I_REAPED_IN_WAIT);
+    reap('net', now, I_REAPED_IN_WAIT);
   };
 
   const groupStarted = (g: number): boolean => {
@@ -490,7 +530,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     const now = wall / k;
     const stop = Atomics.load(run, RUN_STOP) !== 0;
     if (wall >= faultAt) throw new Error(`vcpu${task.cpu}: injected fault (--inject-fault) after ${task.faultAtMs} ms`);
-    let progressed = reap('storage', now) + reap('net', now);
+    let progressed = reap('storage', now) + reap('net', now) + poll(now);
     let nextWake = now + MAX_PARK_MS / k;
     let rungStorage = false;
     let rungNet = false;
@@ -596,21 +636,27 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     Atomics.notify(run, RUN_GROUP_DONE + r.spec.group);
   }
 
-  /** Wait for an interrupt: poll briefly, then park on the CQ_IRQ words (storage first). */
+  /**
+   * Wait for an interrupt: poll briefly, then park on the CQ_IRQ words (storage first). With polled
+   * I/O in flight it parks on the poll queue's word, which stands in for spinning on it (polling.ts).
+   */
   function idle(until: number): void {
     const s = qps.storage.header;
     const n = qps.net.header;
+    const p = qps.poll?.header ?? s;
     const seqS = Atomics.load(s, QP_CQ_IRQ);
     const seqN = Atomics.load(n, QP_CQ_IRQ);
+    const seqP = Atomics.load(p, QP_CQ_IRQ);
     for (let i = 0; i < POLL_SPINS; i++) {
-      if (Atomics.load(s, QP_CQ_IRQ) !== seqS || Atomics.load(n, QP_CQ_IRQ) !== seqN) return;
+      if (Atomics.load(s, QP_CQ_IRQ) !== seqS || Atomics.load(n, QP_CQ_IRQ) !== seqN || Atomics.load(p, QP_CQ_IRQ) !== seqP) return;
     }
     const wait = Math.min((until - nowMs()) * timeScale(), MAX_PARK_MS);
     if (wait <= 0) return;
-    const useNet = activeStorage === 0;
-    const h = useNet ? n : s;
+    const usePoll = polledRuns.some((r) => r.inflight > 0);
+    const useNet = !usePoll && activeStorage === 0;
+    const h = usePoll ? p : useNet ? n : s;
     Atomics.store(h, QP_VCPU_PARKED, 1);
-    Atomics.wait(h, QP_CQ_IRQ, useNet ? seqN : seqS, wait);
+    Atomics.wait(h, QP_CQ_IRQ, usePoll ? seqP : useNet ? seqN : seqS, wait);
     Atomics.store(h, QP_VCPU_PARKED, 0);
   }
 }

@@ -35,6 +35,7 @@ import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histograms
 import type { VmOptions } from './options.js';
 import { ControlPlane } from './control.js';
 import type { ReplayVcpuTask } from '../trace/replay-vcpu.js';
+import { parseNvmePollQueues, polledQueueStates, polledQueuesText } from './polling.js';
 import { type RunPhase, plannedIsExact, plannedRunMs, ratePerSec, workloadCounters, workloadPhase } from './run-state.js';
 import { NVME_MIN_ALIGN_MASK, RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
 
@@ -238,6 +239,8 @@ export interface VmRunResult {
   maxRssBytes: number;
   /** Names of the tunables --tune changed during the run. */
   tuned: string[];
+  /** nvme.poll_queues from the command line (polling.ts). */
+  nvmePollQueues: number;
   /** Guest memory at the end: free blocks per zone and order, the atomic pools' statistics. */
   guestEnd: { free: ZoneFree[]; atomicPool: AtomicPoolStats; churn: ChurnStats | null };
 }
@@ -254,9 +257,10 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const boot = bootSwiotlb(opts, jobs);
   const pool = boot.mem.defpool;
   const probe = new DmaDevice('nvme0', { minAlignMask: NVME_MIN_ALIGN_MASK });
+  const nvmePollQueues = parseNvmePollQueues(opts.cmdline);
   const plan = planWorkload({
     jobs, vcpus: opts.vcpus, runtimeCapMs: opts.runtimeMs, sizeCapBytes: opts.sizeCapBytes,
-    defaultSizeBytes: 64 * 1024 * 1024, seed: opts.seed, maxRequestBytes: MAX_SG * dmaMaxMappingSize(boot.mem, probe),
+    defaultSizeBytes: 64 * 1024 * 1024, seed: opts.seed, maxRequestBytes: MAX_SG * dmaMaxMappingSize(boot.mem, probe), nvmePollQueues,
   });
   if (plan.capacityBytes > 8 * 1024 ** 3) {
     throw new InputError('EBADJOB', `the jobs need ${plan.capacityBytes >> 20} MiB of emulated disk; the emulator holds at most 8 GiB (use --size to cap each job)`);
@@ -277,10 +281,14 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   }
   const guest = new SharedArrayBuffer(Math.max(guestBytes, PAGE_SIZE));
 
-  const depth = (cpu: number, engine: 'storage' | 'net') =>
-    Math.max(1, plan.instances.filter((i) => i.cpu === cpu && i.engine === engine).reduce((s, i) => s + i.iodepth, 0));
+  const depth = (cpu: number, engine: 'storage' | 'net', polled = false) =>
+    Math.max(1, plan.instances.filter((i) => i.cpu === cpu && i.engine === engine && i.polled === polled).reduce((s, i) => s + i.iodepth, 0));
   const nvmeQueues = perCpu.map((_, cpu) => QueuePair.create(depth(cpu, 'storage')).sab);
   const nicQueues = perCpu.map((_, cpu) => QueuePair.create(depth(cpu, 'net')).sab);
+  // NVMe poll queues (polling.ts): one per vCPU that runs a polled job; nvme0 serves them after its
+  // interrupt-driven queues.
+  const pollQueues = perCpu.map((_, cpu) => (plan.instances.some((i) => i.cpu === cpu && i.polled) ? QueuePair.create(depth(cpu, 'storage', true)) : null));
+  const pollQueueSabs = pollQueues.flatMap((q) => (q !== null ? [q.sab] : []));
   const nvmeControl = new SharedArrayBuffer(DEV_CONTROL_INTS * 4);
   const nicControl = new SharedArrayBuffer(DEV_CONTROL_INTS * 4);
   // The main thread's handle writes tunables; its warnings (low_throttle > high_throttle) go to the log.
@@ -296,7 +304,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     data: pool.shared.data, start: pool.start, ...(memShared.dyn !== undefined ? { header: memShared.header, dyn: memShared.dyn } : {}),
   };
   const deviceConfigs: DeviceConfig[] = [
-    { kind: 'nvme', name: 'nvme0', bounce: bounceWindow, queues: nvmeQueues, control: nvmeControl,
+    { kind: 'nvme', name: 'nvme0', bounce: bounceWindow, queues: [...nvmeQueues, ...pollQueueSabs], control: nvmeControl,
       latencyUs: opts.nvmeLatencyUs, bandwidthBytesPerSec: opts.nvmeBandwidth, capacityBytes: Math.max(plan.capacityBytes, 4096),
       controlPort: deviceChannels[0]!.port2, faultAtMs: faultAt('nvme0'), timeScale: k },
     { kind: 'nic', name: 'eth0', bounce: bounceWindow, queues: nicQueues, control: nicControl,
@@ -381,7 +389,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     control.addVcpu(cpu, ch.port1);
     const task: VcpuTask = {
       cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!, guestMemory: boot.guest.shared,
-      nvmeQueue: nvmeQueues[cpu]!, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
+      nvmeQueue: nvmeQueues[cpu]!, nvmePollQueue: pollQueues[cpu]?.sab ?? null, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
       instances: plan.instances.filter((i) => i.cpu === cpu), groupSizes: plan.groupSizes,
       instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab, quiet: quietSab,
       log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`), timeScale: k,
@@ -430,14 +438,17 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     if (parked * k < opts.throttleStallMs || thr.holder.held_ms * k < opts.throttleStallMs) return;
     const h = thr.holder;
     const self = thr.waiters.some((w) => w.vcpu === h.vcpu);
+    // Read before the abort below lets the parked vCPUs poll again.
+    const polled = polledQueueStates(pollQueues, new Set(thr.waiters.map((w) => w.vcpu)));
     log.emit('stall', {
       kind: self ? 'self_deadlock' : 'timeout', parked_ms: Math.round(parked),
       holder: { vcpu: h.vcpu, device: h.device, size: h.size },
       waiters: thr.waiters.map((w) => ({ vcpu: w.vcpu, device: w.device, size: w.size, waited_ms: Math.round(w.waited_ms) })),
+      ...(polled.length > 0 ? { polled_queues: polled } : {}),
     });
     boot.mem.throttleAbort();
     const who = thr.waiters.map((w) => `vcpu${w.vcpu} (${w.device}, ${w.size} bytes, ${Math.round(w.waited_ms)} ms)`).join(', ');
-    fail('main', new Error(`swiotlb throttle stall${self ? ' (self-deadlock: the holder\'s own vCPU waits for it)' : ''}: throttle_sem held ${Math.round(h.held_ms)} ms by vcpu${h.vcpu} (${h.device}, ${h.size}-byte ${h.kind}); waiting: ${who}`), {});
+    fail('main', new Error(`swiotlb throttle stall${self ? ' (self-deadlock: the holder\'s own vCPU waits for it)' : ''}: throttle_sem held ${Math.round(h.held_ms)} ms by vcpu${h.vcpu} (${h.device}, ${h.size}-byte ${h.kind}); waiting: ${who}${polledQueuesText(polled)}`), {});
   };
   // One sample: every counter read at one instant from shared memory, so a rate is the change of a
   // counter over the time between two readings, whatever the vCPUs were doing.
@@ -490,7 +501,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     progressIos = ios;
     if (wall - lastProgressAt > opts.stallMs && failure === null) {
       const d = boot.mem.debugfs();
-      fail('main', new Error(`stall: no I/O completed for ${Math.round((wall - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots`), {});
+      const parkedVcpus = new Set(boot.mem.throttleSnapshot().waiters.map((w) => w.vcpu));
+      fail('main', new Error(`stall: no I/O completed for ${Math.round((wall - lastProgressAt) / 1000)} s with io_tlb_used ${d.io_tlb_used} of ${boot.nslabs} slots${polledQueuesText(polledQueueStates(pollQueues, parkedVcpus))}`), {});
     }
   };
   const watchdog = setInterval(() => {
@@ -531,6 +543,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     cpuMs: cpuMillis(process.cpuUsage(cpu0)), cpuBootMs: cpuMillis(cpuBoot),
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     tuned: tuneSteps.map((s) => s.name),
+    nvmePollQueues,
     guestEnd: { free: boot.guest.phys.freeBlocks(), atomicPool: guestStats.atomicPool, churn: guestStats.churn },
   };
   if (failure !== null) throw new VmRunFailed(failure, result);

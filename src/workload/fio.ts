@@ -123,6 +123,14 @@ export interface FioJob {
    * NVMe's request prep does, each with MAY_BLOCK when throttling is recommended.
    */
   readonly mdPerIoSizeBytes: number;
+  /**
+   * hipri: polled completions (HOWTO.rst, io_uring/io_uring_cmd/sg hipri: "Normal IO completions
+   * generate interrupts to signal the completion of IO, polled completions do not. Hence they require
+   * active reaping by the application"; pvsync2 hipri sets RWF_HIPRI). Only those engines take it.
+   * Default false. Whether the I/O is really polled depends on the NVMe driver's poll queues
+   * (src/vm/polling.ts).
+   */
+  readonly hipri: boolean;
 }
 
 export interface FioJobFile {
@@ -147,6 +155,8 @@ const STORAGE_ENGINES: readonly string[] = [
   'solarisaio', 'windowsaio', 'mmap', 'splice', 'sg',
 ];
 const NET_ENGINES: readonly string[] = ['net', 'netsplice'];
+/** The engines of the above whose options include hipri (HOWTO.rst, "I/O engine specific parameters"). */
+export const HIPRI_ENGINES: readonly string[] = ['io_uring', 'io_uring_cmd', 'pvsync2', 'sg'];
 const ENGINE_FORM = `one of ${STORAGE_ENGINES.join(', ')} (storage) or ${NET_ENGINES.join(', ')} (network)`;
 
 const VERIFY_NAMES: ReadonlyMap<string, FioVerify> = new Map<string, FioVerify>([
@@ -208,6 +218,9 @@ interface Draft {
   cpusAllowed: number[] | undefined;
   filename: string | undefined;
   mdPerIoSizeBytes: number;
+  hipri: boolean;
+  /** Where hipri was set, for the message when the job's engine does not take it. */
+  hipriWhere: string | undefined;
 }
 
 function defaultDraft(): Draft {
@@ -219,6 +232,7 @@ function defaultDraft(): Draft {
     rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
     thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, groupReporting: false, ioengine: 'psync', direct: false,
     verify: 'none', doVerify: true, cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
+    hipri: false, hipriWhere: undefined,
   };
 }
 
@@ -456,6 +470,10 @@ const SUPPORTED: ReadonlyArray<readonly [names: readonly string[], handler: Hand
   [['cpus_allowed'], (d, o) => { d.cpusAllowed = parseCpus(o); }],
   [['filename'], (d, o) => { d.filename = needValue(o, 'a file or device name'); }],
   [['md_per_io_size'], (d, o) => { d.mdPerIoSizeBytes = positiveSize(o, needValue(o, SIZE_FORM), SIZE_FORM); }],
+  [['hipri'], (d, o) => {
+    d.hipri = parseBool(o);
+    d.hipriWhere = o.where;
+  }],
   [['kb_base'], (_d, o) => {
     if (needValue(o, '1024') !== '1024') fail(o, 'only binary units are supported (k = 1024)', '1024');
   }],
@@ -486,6 +504,11 @@ export function formatIgnored(ignored: readonly string[]): string | null {
 const OPTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 function finishJob(d: Draft, header: string, line: number): FioJob {
+  // An engine option given to another engine: fio refuses the job file ("Bad option"). Checked when
+  // the job closes, as ioengine= may come after hipri in the section or in [global].
+  if (d.hipri && !HIPRI_ENGINES.includes(d.ioengine)) {
+    throw new InputError('EFIOJOB', `${d.hipriWhere}: hipri is an option of the ${HIPRI_ENGINES.join(', ')} engines, and job ${printable(d.name ?? header)} uses ioengine=${d.ioengine}; expected ioengine= one of ${HIPRI_ENGINES.join(', ')} with hipri`);
+  }
   return {
     name: d.name ?? header,
     line,
@@ -516,6 +539,7 @@ function finishJob(d: Draft, header: string, line: number): FioJob {
     cpusAllowed: d.cpusAllowed,
     filename: d.filename,
     mdPerIoSizeBytes: d.mdPerIoSizeBytes,
+    hipri: d.hipri,
   };
 }
 

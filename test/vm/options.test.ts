@@ -35,6 +35,11 @@ describe('vm options', () => {
       expect(o.swiotlbBytes).toBeUndefined();
       expect(bootSwiotlb(o).nslabs).toBe(2048);
     });
+    it('--exact-nslabs with a --cmdline that does not size the pool (nvme.poll_queues=1): both taken; with swiotlb=<nslabs>: a conflict', () => {
+      const o = parseVmOptions(['--exact-nslabs', '512', '--cmdline', 'nvme.poll_queues=1', '--vcpus', '1']);
+      expect([o.exactNslabs, o.cmdline]).toEqual([512, 'nvme.poll_queues=1']);
+      expect(() => parseVmOptions(['--exact-nslabs', '512', '--cmdline', 'swiotlb=1024'])).toThrow('--exact-nslabs and --swiotlb/--cmdline all size the pool; give one of them');
+    });
     it('--swiotlb 8M with COCO_CMDLINE=swiotlb=2048,4,force: 8M of slots (4096), the command line\'s areas and force kept', () => {
       withEnv({ COCO_CMDLINE: 'swiotlb=2048,4,force' });
       const b = bootSwiotlb(parseVmOptions(['--swiotlb', '8M', '--vcpus', '2']));

@@ -50,7 +50,17 @@ describe('sections and [global]', () => {
       rateBytesPerSec: { read: undefined, write: undefined }, rateIops: { read: undefined, write: undefined },
       thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, groupReporting: false, ioengine: 'psync', engine: 'storage',
       direct: false, verify: 'none', doVerify: true, cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
+      hipri: false,
     } satisfies FioJob);
+  });
+
+  it('reads hipri for the engines that take it (HOWTO.rst: io_uring, io_uring_cmd, pvsync2, sg) and refuses it for the others', () => {
+    expect(parse('[a]\nioengine=io_uring\nhipri\n[b]\nioengine=pvsync2\nhipri=1\n[c]\nioengine=io_uring\nhipri=0\n').jobs.map((j) => j.hipri)).toEqual([true, true, false]);
+    // ioengine= may come after hipri, in the job or in [global].
+    expect(parse('[global]\nhipri\n[a]\nioengine=sg\n').jobs[0]!.hipri).toBe(true);
+    expectError('[a]\nioengine=libaio\nhipri\n', 3, 'hipri is an option of the io_uring, io_uring_cmd, pvsync2, sg engines', 'ioengine=libaio');
+    expectError('[a]\nhipri\n', 2, 'ioengine=psync');
+    expectError('[a]\nioengine=io_uring\nhipri=yes\n', 3, 'hipri=yes');
   });
 
   it('reads md_per_io_size (a separate NVMe metadata buffer per I/O) as a size', () => {
