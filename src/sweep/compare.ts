@@ -67,9 +67,10 @@ export function defaultParallel(): number {
 }
 
 export function parseSweepBase(f: ParsedFlags): SweepBase {
-  const job = f.get('job');
+  // size --trace: a kernel trace is the workload instead (size.ts checks it).
+  const job = f.has('trace') ? '' : f.get('job');
   if (job === undefined) throw new InputError('EBADFLAG', '--job FILE is required: the fio job file every run uses');
-  if (!existsSync(job)) throw new InputError('ENOENT', `--job: ${quote(job)} does not exist; expected an fio job file`);
+  if (job !== '' && !existsSync(job)) throw new InputError('ENOENT', `--job: ${quote(job)} does not exist; expected an fio job file`);
   const { value: vcpus, what: vcpusWhat } = f.setting('vcpus');
   const { value: mem, what: memWhat } = f.setting('mem');
   const { value: repeat, what: repeatWhat } = f.setting('repeat');

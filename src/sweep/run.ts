@@ -18,7 +18,9 @@ import type { EventName } from '../log/events.js';
 
 /** One run of the VM: everything that decides what it does. */
 export interface RunConfig {
+  /** The workload: an fio job file, or (with `trace`) '' and a kernel DMA trace replayed (npm run replay). */
   job: string;
+  trace?: string;
   vcpus: number;
   mem: string;
   /** The pool: a size as --swiotlb takes it ("8M"), exactly nslabs slots (--exact-nslabs), or a kernel command line. */
@@ -69,11 +71,16 @@ export function vmScript(): string {
   return join(projectRoot(), 'dist', 'scripts', 'vm.js');
 }
 
+/** The command a configuration runs: the VM's, or for a trace the replay's (the same VM, the trace as its workload). */
+export function runScript(c: RunConfig): string {
+  return c.trace !== undefined ? join(projectRoot(), 'dist', 'scripts', 'replay.js') : vmScript();
+}
+
 /** A configuration's row: every field but the repeat, in a fixed order (so a merge groups shards' repeats). */
 export function configKey(c: RunConfig): string {
   const pool = poolWords(c.pool);
   const knobs = Object.keys(c.knobs).sort().map((k) => `${k}=${c.knobs[k]}`);
-  return [`policy=${c.policy}`, pool, `vcpus=${c.vcpus}`, `mem=${c.mem}`, `job=${c.job}`, ...(c.runtime !== undefined ? [`runtime=${c.runtime}`] : []), ...knobs, `seed=${c.seed}`].join(' ');
+  return [`policy=${c.policy}`, pool, `vcpus=${c.vcpus}`, `mem=${c.mem}`, c.trace !== undefined ? `trace=${c.trace}` : `job=${c.job}`, ...(c.runtime !== undefined ? [`runtime=${c.runtime}`] : []), ...knobs, `seed=${c.seed}`].join(' ');
 }
 
 /** A pool in a configuration's key: swiotlb=8M, nslabs=3072, or cmdline="swiotlb=4096,8". */
@@ -88,7 +95,7 @@ export function poolLabel(p: RunConfig['pool']): string {
 
 /** The VM flags of a configuration (the log file and output format are the driver's). */
 export function vmArgs(c: RunConfig): string[] {
-  const args = ['--job', c.job, '--vcpus', String(c.vcpus), '--mem', c.mem, '--policy', c.policy, '--seed', String(c.seed)];
+  const args = [...(c.trace !== undefined ? [c.trace] : ['--job', c.job]), '--vcpus', String(c.vcpus), '--mem', c.mem, '--policy', c.policy, '--seed', String(c.seed)];
   if ('swiotlb' in c.pool) args.push('--swiotlb', c.pool.swiotlb);
   else if ('nslabs' in c.pool) args.push('--exact-nslabs', String(c.pool.nslabs));
   else args.push('--cmdline', c.pool.cmdline);
@@ -116,7 +123,7 @@ export async function runConfig(c: RunConfig, opts: RunOptions): Promise<RunReco
   const t0 = Date.now();
   const timeoutMs = typeof opts.timeoutMs === 'number' ? opts.timeoutMs : opts.timeoutMs(c);
   try {
-    const out = await child([...vmArgs(c), '--output-format', 'json', '--log-file', logFile, '--log-level', 'info'], timeoutMs);
+    const out = await child(runScript(c), [...vmArgs(c), '--output-format', 'json', '--log-file', logFile, '--log-level', 'info'], timeoutMs);
     const base = { key: configKey(c), config: c, seed: c.seed, exit: out.exit, wall_ms: Date.now() - t0 };
     const line = out.stderr.trim().split('\n').filter((l) => l !== '').at(-1) ?? '';
     let log: { stalls: number; timeline: Timeline; first_event_s: Partial<Record<EventName, number>> } | undefined;
@@ -137,7 +144,7 @@ export async function runConfig(c: RunConfig, opts: RunOptions): Promise<RunReco
         return { ...base, status: 'crashed', reason: `exit 0 but no JSON report on stdout (${out.stdout.length} bytes)`, stalls };
       }
     }
-    const reason = line.replace(/^vm: (error: )?/, '') || (out.signal !== null ? `killed by ${out.signal}` : `exit ${out.exit} with no message`);
+    const reason = line.replace(/^(vm|replay): (error: )?/, '') || (out.signal !== null ? `killed by ${out.signal}` : `exit ${out.exit} with no message`);
     if (out.exit === 2) return { ...base, status: 'input-error', reason, stalls };
     // The VM ends a stalled run with exit 1 and a line that says "stall" (no I/O completing, or the
     // throttle watchdog); any other failure is a crash of the run.
@@ -156,9 +163,9 @@ interface ChildOutcome {
   timedOut: boolean;
 }
 
-function child(args: string[], timeoutMs: number): Promise<ChildOutcome> {
+function child(script: string, args: string[], timeoutMs: number): Promise<ChildOutcome> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--single-threaded-gc', vmScript(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--single-threaded-gc', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

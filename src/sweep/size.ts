@@ -23,6 +23,7 @@ import { parseThreshold, thresholdSlots } from '../vm/options.js';
 import { SWEEP_FLAGS, type SweepBase, parseSweepBase, runAll } from './compare.js';
 import { runErrors } from '../vm/report.js';
 import type { RunConfig, RunRecord } from './run.js';
+import { parseReplayArgs, summarizeTrace } from '../trace/replay.js';
 
 export const SIZE_FLAGS = [
   ...SWEEP_FLAGS,
@@ -30,6 +31,9 @@ export const SIZE_FLAGS = [
   { name: 'target', kind: 'string', form: 'FIGURE=MAX', default: 'failures=0', repeatable: true, help: 'a target every repeat must meet: failures=N, io_errors=N, p99=DUR, p999=DUR' },
   { name: 'swiotlb', kind: 'string', form: 'SIZE', default: 'none', help: 'with --find: the pool size to find the largest load for, e.g. 8M' },
   { name: 'find', kind: 'string', form: 'max-iodepth|max-vcpus', default: 'none (size the pool)', help: 'the inverse question for --swiotlb: max-iodepth or max-vcpus' },
+  { name: 'trace', kind: 'string', form: 'FILE', default: 'none', help: 'size the pool for a kernel DMA trace (each probe replays it, as npm run replay) instead of --job; --vcpus defaults to its CPU count' },
+  { name: 'speed', kind: 'string', form: 'X', default: '1', help: 'with --trace: replay X times faster than the trace\'s times' },
+  { name: 'skip-bad-lines', kind: 'boolean', default: 'off', help: 'with --trace: count malformed trace lines instead of stopping' },
 ] as const;
 
 /** A target: a figure of every run at most a bound. */
@@ -169,21 +173,39 @@ interface Common {
   base: SweepBase;
   policy: PolicyName;
   targets: Target[];
+  /** --trace: the trace, its peak slots (the lower bound of any pool), and the runs' length. */
+  trace?: { file: string; peakSlots: number; runtime: string; knobs: Record<string, string> };
 }
 
-function parseCommon(f: ParsedFlags): Common {
+async function parseCommon(f: ParsedFlags): Promise<Common> {
   const base = parseSweepBase(f);
   const policy = parsePolicy(f.get('policy') ?? 'static', '--policy');
   checkPolicyAvailable(policy, '--policy');
   const targets = (f.all('target').length > 0 ? f.all('target') : ['failures=0']).map(parseTarget);
-  return { base, policy, targets };
+  if (!f.has('trace')) return { base, policy, targets };
+  // A trace as the workload: the same checks and first pass as npm run replay (src/trace/replay.ts).
+  if (f.has('job')) throw new InputError('EBADFLAG', '--trace and --job are both a workload; give one of them');
+  if (f.has('find')) throw new InputError('EBADFLAG', '--find with --trace: the inverse question needs a job file whose iodepth or numjobs can vary; size the pool for the trace instead');
+  const bad = targets.find((t) => t.figure !== 'failures');
+  if (bad !== undefined) throw new InputError('EBADFLAG', `--target ${bad.text}: a replayed trace has no I/O to measure; with --trace use failures=N`);
+  const own = ['speed', 'skip-bad-lines'].flatMap((k) => (f.has(k) ? [`--${k}`, f.get(k)!] : []));
+  const settings = parseReplayArgs([f.get('trace')!, ...own], () => '');
+  const summary = await summarizeTrace(settings);
+  if (!f.has('vcpus')) base.vcpus = Math.min(256, Math.max(1, summary.cpu_count));
+  const runMs = Math.ceil((summary.last_us - summary.first_us) / 1000 / settings.speed) + 1000;
+  const knobs: Record<string, string> = {};
+  for (let i = 0; i < own.length; i += 2) knobs[own[i]!.slice(2)] = own[i + 1]!;
+  return { base, policy, targets, trace: { file: settings.trace, peakSlots: summary.peak.slots, runtime: `${runMs}ms`, knobs } };
 }
 
 function config(c: Common, pool: RunConfig['pool'], repeat: number, over: Partial<RunConfig> = {}): RunConfig {
   const b = c.base;
+  // A trace run's length is the trace's (its runtime only bounds the driver's timeout: replay does not cut it).
+  const t = c.trace;
   return {
-    job: b.job, vcpus: b.vcpus, mem: b.mem, pool, policy: c.policy, knobs: b.knobs(c.policy), seed: b.seed,
-    ...(b.runtime !== undefined ? { runtime: b.runtime } : {}), repeat, ...over,
+    job: b.job, ...(t !== undefined ? { trace: t.file } : {}), vcpus: b.vcpus, mem: b.mem, pool, policy: c.policy,
+    knobs: { ...b.knobs(c.policy), ...t?.knobs }, seed: b.seed,
+    ...(t !== undefined ? { runtime: t.runtime } : b.runtime !== undefined ? { runtime: b.runtime } : {}), repeat, ...over,
   };
 }
 
@@ -210,12 +232,20 @@ async function smallestPool(c: Common): Promise<SizeOutcome> {
     probes.push(p);
     return p.pass;
   };
-  const k = await searchSmallest(1, maxSteps, pass);
+  // A trace's peak concurrent slots is a lower bound: a smaller pool cannot hold what the trace holds
+  // at once, so with failures=0 the probes start there.
+  const failuresZero = c.targets.every((t) => t.figure === 'failures' && t.max === 0);
+  const lo = c.trace !== undefined && failuresZero ? Math.min(maxSteps, Math.max(1, Math.ceil(c.trace.peakSlots / step))) : 1;
+  const k = await searchSmallest(lo, maxSteps, pass);
   const runs = probes.reduce((s, p) => s + p.runs.length, 0);
-  const lines = [`size: ${c.base.job}, ${c.base.vcpus} vCPUs (${nareas} areas), ${c.base.mem}, policy ${c.policy} (${POLICIES[c.policy].status}), seed ${c.base.seed}, targets ${c.targets.map((t) => t.text).join(', ')}, each probe ${c.base.repeat} runs judged on the worst`];
+  const workload = c.trace !== undefined ? `trace ${c.trace.file}` : c.base.job;
+  const lines = [`size: ${workload}, ${c.base.vcpus} vCPUs (${nareas} areas), ${c.base.mem}, policy ${c.policy} (${POLICIES[c.policy].status}), seed ${c.base.seed}, targets ${c.targets.map((t) => t.text).join(', ')}, each probe ${c.base.repeat} runs judged on the worst`];
+  if (c.trace !== undefined) {
+    lines.push(`  the trace holds at most ${c.trace.peakSlots} slots at once (its lower bound)${lo > 1 ? `: probes start at ${lo * step} slots, the first multiple of ${step} at or above it` : ''}`);
+  }
   lines.push(...probes.map((p) => `  probe ${String(p.value).padStart(6)} slots (${formatBytes(p.value * IO_TLB_SIZE).padStart(7)}): ${p.pass ? 'pass' : `fail (${p.why})`}${p.hiwater_max !== null ? `, hiwater max ${p.hiwater_max}` : ''}`));
   const doc: Record<string, unknown> = {
-    command: 'size', job: c.base.job, vcpus: c.base.vcpus, mem: c.base.mem, policy: c.policy, seed: c.base.seed, repeat: c.base.repeat,
+    command: 'size', job: c.base.job, ...(c.trace !== undefined ? { trace: c.trace.file, trace_peak_slots: c.trace.peakSlots } : {}), vcpus: c.base.vcpus, mem: c.base.mem, policy: c.policy, seed: c.base.seed, repeat: c.base.repeat,
     targets: c.targets.map((t) => t.text), nareas, step_slots: step, probes: probes.map(probeDoc), probe_count: probes.length, runs,
   };
   if (k === null) {
@@ -285,7 +315,7 @@ async function largestLoad(c: Common, swiotlb: string, find: 'max-iodepth' | 'ma
 
 export async function sizeMain(argv: readonly string[]): Promise<SizeOutcome> {
   const f = parseFlags(argv, SIZE_FLAGS, 'size');
-  const c = parseCommon(f);
+  const c = await parseCommon(f);
   if (f.has('find') !== f.has('swiotlb')) throw new InputError('EBADFLAG', '--find and --swiotlb go together: --swiotlb SIZE --find max-iodepth|max-vcpus');
   if (f.has('find')) {
     const find = f.get('find')!;

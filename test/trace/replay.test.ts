@@ -2,20 +2,20 @@
 // (nr_slots(size + (orig & min_align_mask & (IO_TLB_SIZE - 1)))), and replays in the VM of tiny
 // hand-written traces whose peak is known exactly, against a pool that fits and one slot short.
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { summarizeTrace } from '../../src/trace/replay.js';
 import { projectRoot } from '../../src/util/worker-file.js';
 import { tempDir } from '../helpers/log-files.js';
+import { TRACE_HEADER, peakTrace as peakTraceIn, traceLine, writeTrace } from '../helpers/traces.js';
 
 const exec = promisify(execFile);
 const REPLAY = join(projectRoot(), 'dist', 'scripts', 'replay.js');
 const dir = tempDir('coco-replay-test-');
 afterAll(() => dir.remove());
 
-export async function replay(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function replay(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const r = await exec(process.execPath, ['--single-threaded-gc', REPLAY, ...args], { cwd: projectRoot(), timeout: 120_000, maxBuffer: 64 << 20 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
@@ -25,35 +25,10 @@ export async function replay(args: string[]): Promise<{ code: number; stdout: st
   }
 }
 
-const HEADER = ['# tracer: nop', '#', '# entries-in-buffer/entries-written: 0/0   #P:2', '#', '#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION', '#              | |         |   |||||     |         |'];
-const line = (cpu: number, t: number, event: string, fields: string) =>
-  `           fio-4021    [${String(cpu).padStart(3, '0')}] ..... ${t.toFixed(6)}: ${event}: ${fields}`;
-
-function write(name: string, lines: string[]): string {
-  const f = join(dir.path, name);
-  writeFileSync(f, [...HEADER, ...lines].join('\n') + '\n');
-  return f;
-}
-
-/**
- * 40 maps of 3000 bytes (nr_slots(3000) = 2) and 48 of 2048 bytes (1 slot) on virtio0
- * (min_align_mask 0: no offset), all live together, then all unmapped: a peak of exactly
- * 40 * 2 + 48 = 128 slots. `extra` adds that many more 1-slot maps at the peak.
- */
-function peakTrace(name: string, extra: number): string {
-  const lines: string[] = [];
-  let t = 10;
-  const live: [string, number][] = [];
-  const map = (size: number, i: number) => {
-    const dma = (0x10000000 + i * 0x1000).toString(16);
-    lines.push(line(0, (t += 0.0001), 'dma_map_phys', `virtio0 dir=TO_DEVICE dma_addr=${dma} size=${size} phys_addr=${(0x200000000 + i * 0x1000).toString(16)} attrs=`));
-    live.push([dma, size]);
-  };
-  for (let i = 0; i < 40; i++) map(3000, i);
-  for (let i = 0; i < 48 + extra; i++) map(2048, 40 + i);
-  for (const [dma, size] of live) lines.push(line(0, (t += 0.0001), 'dma_unmap_phys', `virtio0 dir=TO_DEVICE dma_addr=${dma} size=${size} attrs=`));
-  return write(name, lines);
-}
+const HEADER = TRACE_HEADER;
+const line = traceLine;
+const write = (name: string, lines: string[]) => writeTrace(dir.path, name, lines);
+const peakTrace = (name: string, extra: number) => peakTraceIn(dir.path, name, extra);
 
 const opts = (trace: string) => ({ trace, skipBadLines: false, bouncedLifetimeUs: 100, minAlignMask: (d: string) => (d.startsWith('nvme') ? 0xfff : 0) });
 
