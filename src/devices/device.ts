@@ -21,7 +21,7 @@ import type { DeviceControlApi } from '../vm/control.js';
 import { BounceWindow, type BounceWindowShared } from '../swiotlb/dynamic.js';
 import {
   CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR,
-  CMDF_SUBMIT_MS, DEV_COMMANDS, DEV_DOORBELL, DEV_PARKED, DEV_PASSES, DEV_STOP, OP_READ, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
+  CMDF_SUBMIT_MS, DEV_COMMANDS, DEV_DOORBELL, DEV_PARKED, DEV_PASSES, DEV_STOP, OP_READ, OP_TRIM, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
   QP_VCPU_PARKED, QueuePair, STATUS_ERROR, STATUS_OK,
 } from './queue.js';
 
@@ -96,6 +96,8 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
       const b = window.resolve(addr, len);
       if (b < 0) return STATUS_ERROR;
       const bounce = window.bytes;
+      // A deallocate reads its range list (fetched above: the address must be in a bounce region); the blocks keep their data.
+      if (op === OP_TRIM) continue;
       if (store !== null) {
         if (devOff + len > store.length) return STATUS_ERROR;
         if (op === OP_WRITE) store.set(bounce.subarray(b, b + len), devOff);

@@ -42,6 +42,8 @@ export const CMD_F64 = CMDF_SUBMIT_MS + 1;
 
 export const OP_READ = 0; // device -> memory (DMA_FROM_DEVICE)
 export const OP_WRITE = 1; // memory -> device (DMA_TO_DEVICE)
+/** NVMe Dataset Management, deallocate: the device reads the range list (memory -> device) and moves no block data. */
+export const OP_TRIM = 2;
 
 export const STATUS_OK = 0;
 export const STATUS_ERROR = 1;

@@ -8,6 +8,8 @@ import { Rng } from '../util/rng.js';
 import { printable } from '../util/quote.js';
 import { MIN_VERIFY_UNIT, SECTOR_BYTES } from './verify.js';
 import { isPolled } from './polling.js';
+import type { IologSummary } from '../workload/iolog.js';
+import { type IologSpec, IologRegions, cloneIolog, iologMaxRequest } from './iolog-replay.js';
 
 /** What one vCPU needs to run one clone of a job. Plain data: it crosses into the worker. */
 export interface JobInstance {
@@ -55,6 +57,10 @@ export interface JobInstance {
   hipri: boolean;
   /** Its completions are polled on the vCPU's poll queue (hipri with nvme.poll_queues >= 1; polling.ts). */
   polled: boolean;
+  /** read_iolog: the log this clone replays instead of its rw/bs pattern. */
+  iolog?: IologSpec;
+  /** write_iolog: the log this clone writes (v3), and the file name its lines carry. */
+  writeIolog?: { path: string; fileName: string };
 }
 
 // Per-instance statistics (Float64, INST_FIELDS each), written by the owning vCPU only.
@@ -78,7 +84,14 @@ export const I_POLLS = 13;
 export const I_POLL_REAPED = 14;
 /** Interrupt-driven completions of this clone taken while its vCPU slept in the throttle wait. */
 export const I_REAPED_IN_WAIT = 15;
-export const INST_FIELDS = 16;
+/** A replayed log's trims (NVMe deallocate: the 16-byte range list is what is mapped), their bytes, their errors. */
+export const I_TRIM_IOS = 16;
+export const I_TRIM_BYTES = 17;
+export const I_TRIM_ERRORS = 18;
+/** A replayed log's sync and datasync actions (flushes: no data), and its file actions (add, open, close). */
+export const I_SYNCS = 19;
+export const I_FILE_ACTIONS = 20;
+export const INST_FIELDS = 24;
 
 /**
  * Histograms per instance, of completion latency: of reads, of writes, and ([RFC] throttling) of the
@@ -143,6 +156,8 @@ export interface PlanInput {
   maxRequestBytes: number;
   /** nvme.poll_queues (polling.ts); default 0: no poll queues, every completion by interrupt. */
   nvmePollQueues?: number;
+  /** read_iolog: every log the jobs name, scanned (scanIolog), by path. */
+  iologs?: ReadonlyMap<string, IologSummary>;
 }
 
 export interface Plan {
@@ -321,6 +336,11 @@ function sequentialPassBytes(job: FioJob, region: number): number {
   return Math.floor(region / bs.bytes) * bs.bytes;
 }
 
+/** A file name as an iolog line carries it: one word (white space would split the line), at most 256 characters. */
+function iologFileName(name: string): string {
+  return name.replace(/\s/g, '_').slice(0, 256);
+}
+
 /** Expand jobs into instances, place them on vCPUs and lay out their device regions. */
 export function planWorkload(input: PlanInput): Plan {
   const instances: JobInstance[] = [];
@@ -331,9 +351,23 @@ export function planWorkload(input: PlanInput): Plan {
   // The plan's own random choices (startdelay=a-b), reproducible by --seed.
   const rng = new Rng(input.seed ^ 0x5d1a7e);
   const cpus = placeClones(input.jobs, input.vcpus);
+  const iologRegions = new IologRegions();
+  const logOf = (path: string): IologSummary => {
+    const s = input.iologs?.get(path);
+    if (s === undefined) throw new Error(`planWorkload: iolog ${path} was not scanned`);
+    return s;
+  };
+  for (const job of input.jobs) for (const p of job.readIolog ?? []) iologRegions.note(logOf(p));
+  const writeLogs = new Map<string, string>();
   input.jobs.forEach((job, j) => {
     if (job.stonewall && j > 0 && (groupSizes[group] ?? 0) > 0) group++;
-    const maxBs = Math.max(maxBlockSize(job.bs.read), maxBlockSize(job.bs.write));
+    if (job.writeIolog !== undefined) {
+      const other = writeLogs.get(job.writeIolog);
+      if (other !== undefined) throw new InputError('EBADJOB', `jobs ${printable(other)} and ${printable(job.name)} both write_iolog=${printable(job.writeIolog, 256)}: their lines would be interspersed; give each job its own log`);
+      writeLogs.set(job.writeIolog, job.name);
+    }
+    const replay = job.readIolog !== undefined;
+    const maxBs = replay ? 0 : Math.max(maxBlockSize(job.bs.read), maxBlockSize(job.bs.write));
     if (maxBs > input.maxRequestBytes) {
       throw new InputError('EBADJOB', `job ${printable(job.name)}: block size ${maxBs} is larger than the ${input.maxRequestBytes}-byte requests the emulated NVMe accepts (${MAX_SG} segments); use bs <= ${input.maxRequestBytes}`);
     }
@@ -350,7 +384,7 @@ export function planWorkload(input: PlanInput): Plan {
     }
     const asked = job.sizeBytes ?? input.defaultSizeBytes;
     const region = Math.min(asked, input.sizeCapBytes);
-    if (job.engine === 'storage') checkSizeFitsBlocks(job, region, region < asked);
+    if (job.engine === 'storage' && !replay) checkSizeFitsBlocks(job, region, region < asked);
     const ioLimit = Math.min(job.ioSizeBytes ?? sequentialPassBytes(job, region), input.sizeCapBytes);
     const runtimeMs = Math.min(job.runtimeMs ?? Infinity, input.runtimeCapMs);
     const vu = job.verify !== 'none' && job.engine === 'storage' ? verifyUnit(job) : undefined;
@@ -359,6 +393,17 @@ export function planWorkload(input: PlanInput): Plan {
       // Clones with the same filename share a region (like fio's shared file); otherwise each has its own.
       const key = job.filename !== undefined ? `file:${job.filename}` : `job:${j}:${clone}`;
       let r = regions.get(key);
+      // A replayed log's offsets are in its own files, placed by iologRegions: no region of the job's own.
+      let iolog: IologSpec | undefined;
+      let cloneMaxBs = maxBs;
+      if (replay) {
+        const s = logOf(cloneIolog(job.readIolog!, clone));
+        const placed = iologRegions.place(s, capacity);
+        capacity = placed.capacity;
+        iolog = { path: s.path, version: s.version, replay: job.replay, fileOffsets: placed.offsets };
+        cloneMaxBs = iologMaxRequest(s, job.name, input.maxRequestBytes);
+        r = { offset: 0, bytes: 0 };
+      }
       if (r === undefined && job.engine === 'storage') {
         r = { offset: capacity, bytes: region };
         capacity += region;
@@ -369,15 +414,21 @@ export function planWorkload(input: PlanInput): Plan {
         id: instances.length, job: j, clone, name: job.name, group, cpu, engine: job.engine, rw: job.rw,
         rwmixread: job.rwmixread, bs: job.bs, blocksizeUnaligned: job.blocksizeUnaligned, iodepth: job.iodepth,
         regionOffset: r?.offset ?? 0, regionBytes: r?.bytes ?? region,
-        ioLimitBytes: job.timeBased ? Infinity : ioLimit,
+        ioLimitBytes: job.timeBased || replay ? Infinity : ioLimit,
         timeBased: job.timeBased && Number.isFinite(runtimeMs), runtimeMs,
-        rampTimeMs: job.rampTimeMs, rateBytesPerSec: job.rateBytesPerSec, rateIops: job.rateIops,
+        // fio's read_iolog_get bypasses the rate check (set_rw_ddir): a replay is not rate limited.
+        rampTimeMs: job.rampTimeMs,
+        rateBytesPerSec: replay ? { read: undefined, write: undefined } : job.rateBytesPerSec,
+        rateIops: replay ? { read: undefined, write: undefined } : job.rateIops,
         // startdelay=a-b: each clone picks its own delay in the range, as fio does.
         thinktimeUs: job.thinktimeUs, startdelayMs: job.startdelayMs + rng.float() * (job.startdelayMaxMs - job.startdelayMs),
         verifyUnitBytes: verifyBytes,
         verifyPhase: verifyBytes > 0 && job.doVerify && onlyReads(job.rw) === false,
-        mdBytes: job.engine === 'storage' ? job.mdPerIoSizeBytes : 0, seed: (input.seed * 1_000_003 + instances.length * 7919) >>> 0, maxBs,
+        mdBytes: job.engine === 'storage' ? job.mdPerIoSizeBytes : 0, seed: (input.seed * 1_000_003 + instances.length * 7919) >>> 0, maxBs: cloneMaxBs,
         hipri: job.hipri, polled: isPolled(job, input.nvmePollQueues ?? 0),
+        ...(iolog !== undefined ? { iolog } : {}),
+        // fio's default file name for a job without filename=: jobname.jobnumber.filenumber.
+        ...(job.writeIolog !== undefined ? { writeIolog: { path: job.writeIolog, fileName: iologFileName(job.filename ?? `${job.name}.${instances.length}.0`) } } : {}),
       });
       groupSizes[group] = (groupSizes[group] ?? 0) + 1;
     }

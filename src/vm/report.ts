@@ -10,6 +10,7 @@ import type { FioBlockSize, FioJob } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD, I_VERIFY_OK,
   I_POLLS, I_POLL_REAPED, I_REAPED_IN_WAIT, I_VERIFY_START_MS, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, onlyReads, verifyUnit,
+  I_FILE_ACTIONS, I_SYNCS, I_TRIM_BYTES, I_TRIM_ERRORS, I_TRIM_IOS,
 } from './jobs.js';
 import { HIPRI_WITHOUT_POLL_QUEUES, type PollingReport, formatPolling } from './polling.js';
 import { SECTOR_BYTES } from './verify.js';
@@ -102,7 +103,7 @@ export type VerifyReport = {
 };
 
 export interface RunReport {
-  jobs: (JobReport & { verify?: VerifyReport; packets_dropped: number })[];
+  jobs: (JobReport & { verify?: VerifyReport; packets_dropped: number; iolog?: IologReport })[];
   groups: GroupReport[];
   swiotlb: SwiotlbReport;
   throttle: ThrottleReport;
@@ -177,6 +178,25 @@ function verifyReport(job: FioJob, unitBytes: number, sum: (field: number) => nu
   if (unitBytes > 0) return v;
   const why = verifyUnit(job);
   return { ...v, not_verified: { reads: sum(I_READ_IOS), writes: sum(I_WRITE_IOS), reason: 'why' in why ? why.why : 'not planned' } };
+}
+
+/**
+ * read_iolog: what a replayed job's logs held besides its read and write lines: trims (NVMe
+ * deallocate, each mapping a 16-byte range list), syncs (flushes, no data), file actions, and how it
+ * was timed.
+ */
+export type IologReport = {
+  logs: string[];
+  version: 2 | 3;
+  timing: 'timestamps' | 'waits' | 'none (replay_no_stall)';
+  trims: { ios: number; bytes: number; errors: number };
+  syncs: number;
+  file_actions: number;
+};
+
+function iologText(l: IologReport): string {
+  const trims = l.trims.ios + l.trims.errors > 0 ? `, trims=${l.trims.ios} (${formatBytes(l.trims.bytes)}${l.trims.errors > 0 ? `, ${l.trims.errors} failed` : ''})` : '';
+  return `  iolog: ${l.logs.join(', ')} (v${l.version}, timing: ${l.timing})${trims}, syncs=${l.syncs}, file actions=${l.file_actions}`;
 }
 
 /** The report's verify line. */
@@ -321,16 +341,24 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
       };
     const read = dir(I_READ_IOS, I_READ_BYTES, I_READ_ERRORS, 'read');
     const write = dir(I_WRITE_IOS, I_WRITE_BYTES, I_WRITE_ERRORS, 'write');
-    const errors = sum(I_READ_ERRORS) + sum(I_WRITE_ERRORS);
+    const errors = sum(I_READ_ERRORS) + sum(I_WRITE_ERRORS) + sum(I_TRIM_ERRORS);
+    const spec = inst[0]!.iolog;
+    const iolog: IologReport | undefined = spec === undefined ? undefined : {
+      logs: [...new Set(inst.map((i) => i.iolog!.path))], version: spec.version,
+      timing: spec.replay.noStall ? 'none (replay_no_stall)' : spec.version === 3 ? 'timestamps' : 'waits',
+      trims: { ios: sum(I_TRIM_IOS), bytes: sum(I_TRIM_BYTES), errors: sum(I_TRIM_ERRORS) },
+      syncs: sum(I_SYNCS), file_actions: sum(I_FILE_ACTIONS),
+    };
     const first = ids.map((id) => firstErrors.get(id)).find((m) => m !== undefined);
     const group = inst[0]!.group;
     jobs.push({
-      name: job.name, groupid: group, jobs: inst.length, rw: job.rw, bs: { read: bsText(job.bs.read), write: bsText(job.bs.write) }, ioengine: job.ioengine,
+      name: job.name, groupid: group, jobs: inst.length, rw: spec !== undefined ? 'iolog' : job.rw, bs: { read: bsText(job.bs.read), write: bsText(job.bs.write) }, ioengine: job.ioengine,
       iodepth: job.iodepth, runtime_ms: runtime, ...(read ? { read } : {}), ...(write ? { write } : {}),
       errors_total: errors, ...(first !== undefined ? { first_error: first } : {}),
       cpus: [...new Set(inst.map((i) => i.cpu))].sort((a, b) => a - b),
       ...(job.verify !== 'none' && job.engine === 'storage' ? { verify: verifyReport(job, inst[0]!.verifyUnitBytes, sum) } : {}),
       packets_dropped: sum(I_DROPS),
+      ...(iolog !== undefined ? { iolog } : {}),
     });
   }
   const groups = groupStats(jobs, new Map([...spans].map(([g, sp]) => [g, Math.max(1, Math.round(sp.end - sp.start))])));
@@ -502,6 +530,7 @@ export function formatReport(rep: RunReport): string {
     out.push(formatJobReport(job).trimEnd());
     if (job.verify) out.push(verifyText(job.verify));
     if (job.packets_dropped > 0) out.push(`  packets dropped: ${job.packets_dropped}`);
+    if (job.iolog) out.push(iologText(job.iolog));
   }
   out.push(formatGroupStatus(rep.groups).trimEnd());
   const s = rep.swiotlb;

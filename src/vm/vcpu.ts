@@ -31,7 +31,7 @@ import {
 import { ringDoorbell } from '../devices/device.js';
 import {
   CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR, MAX_SG,
-  CMDF_SUBMIT_MS, OP_READ, OP_WRITE, QP_CQ_HEAD, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_TAIL, QP_VCPU_PARKED, QueuePair, STATUS_OK,
+  CMDF_SUBMIT_MS, OP_READ, OP_TRIM, OP_WRITE, QP_CQ_HEAD, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_TAIL, QP_VCPU_PARKED, QueuePair, STATUS_OK,
 } from '../devices/queue.js';
 import { GuestMemory } from '../memory/guest.js';
 import { LatencyHistogram } from '../report/histogram.js';
@@ -47,10 +47,12 @@ import type { FioBlockSize } from '../workload/fio.js';
 import {
   I_DROPS, I_END_MS, I_READ_BYTES, I_READ_ERRORS, I_READ_IOS, I_START_MS, I_UNWRITTEN, I_VERIFY_BAD,
   I_VERIFY_OK, I_WRITE_BYTES, I_WRITE_ERRORS, I_WRITE_IOS, INST_FIELDS, type JobInstance, histogramOffset,
-  I_POLLS, I_POLL_REAPED, I_REAPED_IN_WAIT, I_VERIFY_START_MS, drawOrder, maxBlockSize, minBlockSize, onlyReads, pickBlockSize, streamRateLimit,
+  I_POLLS, I_POLL_REAPED, I_REAPED_IN_WAIT, I_VERIFY_START_MS, I_FILE_ACTIONS, I_SYNCS, I_TRIM_BYTES, I_TRIM_ERRORS, I_TRIM_IOS, drawOrder, maxBlockSize, minBlockSize, onlyReads, pickBlockSize, streamRateLimit,
 } from './jobs.js';
 import { type VerifyCounts, fillSectors, verifySectors } from './verify.js';
 import { type ReplayVcpuTask, runReplayVcpu } from '../trace/replay-vcpu.js';
+import { IologReplay, NVME_DSM_RANGE_BYTES } from './iolog-replay.js';
+import { A_CLOSE, A_OPEN, A_READ, A_TRIM, A_WRITE, IologWriter } from '../workload/iolog.js';
 
 // Run control block (Int32): stop request, the start barrier, and per stonewall group the clones
 // that have finished. Every vCPU counts itself into RUN_READY once its thread is up and its handles
@@ -146,6 +148,8 @@ class Request {
   throttled = false;
   /** Whole sectors of a verifying storage job: written with a verifiable pattern, checked when read. */
   verifiable = false;
+  /** A replayed trim (NVMe deallocate) of this many bytes; 0 for a read or write. Its map is the 16-byte range list. */
+  trimBytes = 0;
   constructor(readonly bufOffset: number, readonly mdOffset: number, readonly sgl: ScatterList) {}
 }
 
@@ -184,6 +188,9 @@ class InstanceRun {
   writtenHi = 0;
   inflight = 0;
   firstError: string | null = null;
+  /** read_iolog: the log this clone replays (opened when it starts), and write_iolog: the log it writes. */
+  replay: IologReplay | null = null;
+  wlog: IologWriter | null = null;
 
   constructor(readonly spec: JobInstance, readonly cidBase: number, bufBase: number, bufStride: number, stats: Float64Array, hists: SharedArrayBuffer) {
     this.rng = new Rng(spec.seed);
@@ -300,15 +307,19 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   /** Issue one request; false when it failed before reaching the device (I/O error or drop). */
   const submit = (r: InstanceRun, req: Request, cid: number, now: number): boolean => {
     const spec = r.spec;
-    const read = r.verifying || isRead(r);
+    // read_iolog: the log's I/O (poll() said it is due); a trim maps its 16-byte range list.
+    const act = r.replay !== null ? r.replay.io : null;
+    const trim = act !== null && act.op === A_TRIM;
+    const read = act !== null ? act.op === A_READ : r.verifying || isRead(r);
     const align = read ? r.readAlign : r.writeAlign;
     // A storage I/O fits its region (fio's io_u_fits); a packet has no region. The verify phase
     // reads back in pieces of the largest whole number of units a write can be.
-    const len = r.verifying
+    const len = act !== null ? (trim ? NVME_DSM_RANGE_BYTES : act.length) : r.verifying
       ? Math.min(Math.max(spec.verifyUnitBytes, maxBlockSize(spec.bs.write) - (maxBlockSize(spec.bs.write) % spec.verifyUnitBytes)), r.writtenHi - r.verifyNext)
       : pickBlockSize(read ? r.readBs : r.writeBs, align, r.rng, spec.engine === 'storage' ? spec.regionBytes : Infinity);
     let off: number;
-    if (r.verifying) {
+    if (act !== null) off = r.replay!.deviceOffset() - spec.regionOffset;
+    else if (r.verifying) {
       off = r.verifyNext;
       r.verifyNext += len;
     } else if (spec.engine === 'net') off = r.bytesIssued;
@@ -324,6 +335,9 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     req.len = len;
     req.devOffset = spec.regionOffset + off;
     req.startMs = now;
+    req.trimBytes = trim ? act.length : 0;
+    // write_iolog: every issued I/O, before the map (fio logs at td_io_queue, failures included).
+    if (r.wlog !== null) r.wlog.io((now - r.startAt) * 1000, read ? A_READ : A_WRITE, off, len);
     // The plan chose a unit that divides every size and offset of this clone (verifyUnit), so every
     // request of a verifying clone is whole units; the check keeps a broken plan from passing silently.
     req.verifiable = spec.verifyUnitBytes > 0;
@@ -331,7 +345,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     if (req.verifiable && (off % spec.verifyUnitBytes !== 0 || len % spec.verifyUnitBytes !== 0)) {
       assert(false, `vcpu${task.cpu}: job ${spec.name}: a ${len}-byte request at offset ${off} is not whole ${spec.verifyUnitBytes}-byte verify units`);
     }
-    r.bytesIssued += len;
+    r.bytesIssued += act !== null ? act.length : len;
 
     // The buffer: verifiable sectors for writes, stale bytes for reads (the map copies them anyway).
     const buf = req.bufOffset;
@@ -380,7 +394,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
       req.md = md;
     }
     req.throttled = throttledMaps() !== throttledBefore;
-    qp.cmd[c + CMD_OPCODE] = read ? OP_READ : OP_WRITE;
+    qp.cmd[c + CMD_OPCODE] = trim ? OP_TRIM : read ? OP_READ : OP_WRITE;
     qp.cmd[c + CMD_NENTS] = req.nents;
     qp.cmd[c + CMD_LEN] = len;
     qp.cmd[c + CMD_STATUS] = -1;
@@ -401,10 +415,10 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
       vlog.packetDropped({ device: 'eth0', vcpu: task.cpu, size: req.len, dir: read ? 'rx' : 'tx', reason: 'DMA map failed' }, req.startMs);
       return false;
     }
-    r.stats[read ? I_READ_ERRORS : I_WRITE_ERRORS]!++;
+    r.stats[req.trimBytes > 0 ? I_TRIM_ERRORS : read ? I_READ_ERRORS : I_WRITE_ERRORS]!++;
     const why = lastMapFailure.msg ?? 'DMA map failed';
     if (r.firstError === null) r.firstError = why;
-    vlog.ioError({ device: 'nvme0', vcpu: task.cpu, op: read ? 'read' : 'write', offset: req.devOffset, size: req.len, reason: why, phys_seg: Math.ceil(req.len / nvmeMax) }, req.startMs);
+    vlog.ioError({ device: 'nvme0', vcpu: task.cpu, op: req.trimBytes > 0 ? 'discard' : read ? 'read' : 'write', offset: req.devOffset, size: req.len, reason: why, phys_seg: Math.ceil(req.len / nvmeMax) }, req.startMs);
     return false;
   };
 
@@ -428,8 +442,15 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     r.inflight--;
     const read = req.dir === DMA_FROM_DEVICE;
     if (status !== STATUS_OK) {
-      r.stats[read ? I_READ_ERRORS : I_WRITE_ERRORS]!++;
+      r.stats[req.trimBytes > 0 ? I_TRIM_ERRORS : read ? I_READ_ERRORS : I_WRITE_ERRORS]!++;
       if (r.firstError === null) r.firstError = 'device reported a DMA error';
+      return;
+    }
+    if (req.trimBytes > 0) {
+      if (now >= r.startAt + spec.rampTimeMs) {
+        r.stats[I_TRIM_IOS]!++;
+        r.stats[I_TRIM_BYTES]! += req.trimBytes;
+      }
       return;
     }
     if (read && req.verifiable) {
@@ -525,6 +546,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   const k = timeScale();
   const faultAt = task.faultAtMs === undefined ? Infinity : wallMs() + task.faultAtMs;
   let lastYield = wallMs();
+  // fio's genesis for a v2 log's waits: the start of the run.
+  const genesis = wallMs() / k;
   while (active > 0) {
     const wall = wallMs();
     const now = wall / k;
@@ -547,13 +570,18 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         // runtime included) start when it ends.
         r.endAt = r.startAt + spec.rampTimeMs + spec.runtimeMs;
         r.stats[I_START_MS] = r.startAt + spec.rampTimeMs;
+        if (spec.iolog !== undefined) r.replay = new IologReplay(spec.iolog, genesis);
+        if (spec.writeIolog !== undefined) {
+          r.wlog = new IologWriter(spec.writeIolog.path, spec.writeIolog.fileName);
+          r.wlog.file(0, A_OPEN);
+        }
       }
       if (r.verifying) {
         if (stop || r.verifyNext >= r.writtenHi) {
           if (r.inflight === 0) finish(r, now);
           continue;
         }
-      } else if (stop || now >= r.endAt || (!spec.timeBased && r.bytesIssued >= spec.ioLimitBytes)) {
+      } else if (stop || now >= r.endAt || (!spec.timeBased && r.bytesIssued >= spec.ioLimitBytes) || r.replay?.done === true) {
         if (r.inflight > 0) continue;
         // fio's verify phase (do_verify): once every write has completed, read back what was written.
         if (stop || !spec.verifyPhase || r.writtenHi <= r.writtenLo) {
@@ -565,7 +593,9 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         r.nextSubmitAt = now;
         r.stats[I_VERIFY_START_MS] = now;
       }
-      const more = (): boolean => (r.verifying ? r.verifyNext < r.writtenHi : spec.timeBased || r.bytesIssued < spec.ioLimitBytes);
+      // A replay is ready when the log's next I/O is due (poll takes the file actions, waits and syncs before it).
+      const rp = r.replay;
+      const more = (): boolean => (rp !== null ? rp.poll(now) <= now : r.verifying ? r.verifyNext < r.writtenHi : spec.timeBased || r.bytesIssued < spec.ioLimitBytes);
       // At most iodepth submissions per instance a pass: a storage map that sleeps on throttle_sem
       // takes completions meanwhile (whileWaiting), so inflight can stay below iodepth for ever and,
       // without a bound, the pass never looked at the clock again (a time_based job ran on past its
@@ -576,7 +606,9 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         const before = r.bytesIssued;
         // A failed map frees nothing by itself: back off and reap completions before trying again,
         // so that a full pool does not turn into a busy loop that starves the other vCPUs.
-        if (!submit(r, r.reqs[i]!, r.cidBase + i, now)) {
+        const ok = submit(r, r.reqs[i]!, r.cidBase + i, now);
+        rp?.issued(now);
+        if (!ok) {
           r.nextSubmitAt = now + failedMapBackoffMs;
           r.backingOff = true;
           break;
@@ -591,6 +623,11 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         if (r.verifying) continue; // the verify phase reads at full speed, without rate or thinktime
         if (spacingMs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now) + spacingMs;
         if (spec.thinktimeUs > 0) r.nextSubmitAt = Math.max(r.nextSubmitAt, now + spec.thinktimeUs / 1000);
+      }
+      // A replay waiting for its next I/O's time, with a slot free: that time is this clone's next submission.
+      if (rp !== null && !rp.done && r.inflight < spec.iodepth && now >= r.nextSubmitAt) {
+        const due = rp.poll(now);
+        if (due > now && Number.isFinite(due)) r.nextSubmitAt = due;
       }
       if (r.nextSubmitAt > now) nextWake = Math.min(nextWake, r.nextSubmitAt);
     }
@@ -628,6 +665,15 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
 
   function finish(r: InstanceRun, now: number): void {
     r.finished = true;
+    if (r.replay !== null) {
+      r.stats[I_SYNCS] = r.replay.syncs;
+      r.stats[I_FILE_ACTIONS] = r.replay.fileActions;
+      r.replay.close();
+    }
+    if (r.wlog !== null) {
+      r.wlog.file((now - r.startAt) * 1000, A_CLOSE);
+      r.wlog.close();
+    }
     r.stats[I_END_MS] = now;
     if (!r.started || r.stats[I_START_MS]! > now) r.stats[I_START_MS] = now; // never started, or ended in the ramp
     active--;

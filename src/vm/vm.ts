@@ -31,6 +31,7 @@ import { workerFile } from '../util/worker-file.js';
 import { type FioJob, parseFioJobFile } from '../workload/fio.js';
 import { MAX_SG } from '../devices/queue.js';
 import { dmaMaxMappingSize } from '../dma/direct.js';
+import { createWriteIologs, scanJobIologs } from './iolog-replay.js';
 import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
 import type { VmOptions } from './options.js';
 import { ControlPlane } from './control.js';
@@ -261,6 +262,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const plan = planWorkload({
     jobs, vcpus: opts.vcpus, runtimeCapMs: opts.runtimeMs, sizeCapBytes: opts.sizeCapBytes,
     defaultSizeBytes: 64 * 1024 * 1024, seed: opts.seed, maxRequestBytes: MAX_SG * dmaMaxMappingSize(boot.mem, probe), nvmePollQueues,
+    iologs: scanJobIologs(jobs),
   });
   if (plan.capacityBytes > 8 * 1024 ** 3) {
     throw new InputError('EBADJOB', `the jobs need ${plan.capacityBytes >> 20} MiB of emulated disk; the emulator holds at most 8 GiB (use --size to cap each job)`);
@@ -356,6 +358,13 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   let tuneSteps: { atMs: number; name: string; value: number }[];
   try {
     tuneSteps = opts.tune.map((step) => ({ atMs: step.atMs, ...control.parseAssignment(step.text, '--tune') }));
+  } catch (e) {
+    control.close();
+    throw e;
+  }
+  // write_iolog: each file is created with its header once every input check has passed.
+  try {
+    createWriteIologs(plan.instances);
   } catch (e) {
     control.close();
     throw e;

@@ -19,7 +19,9 @@
 // - ${VAR} expansion, $ncpus-style keywords, (arithmetic), include directives and the rw=<mode>:<nr>
 //   offset modifier are refused with a clear error rather than half-supported.
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { InputError } from '../errors.js';
+import { DEFAULT_REPLAY, type ReplayOptions } from './iolog.js';
 import { hasControlCharacters, printable, quote } from '../util/quote.js';
 import { DURATION_FORM, SIZE_FORM, parseDuration, parseIntInRange, parsePercent, parseSize } from '../util/units.js';
 
@@ -131,6 +133,15 @@ export interface FioJob {
    * (src/vm/polling.ts).
    */
   readonly hipri: boolean;
+  /**
+   * read_iolog=: the logs to replay, one per clone in turn (fio's ':'-separated list), each resolved
+   * against the job file's directory. Default undefined: the job runs its rw/bs pattern.
+   */
+  readonly readIolog: readonly string[] | undefined;
+  /** write_iolog=: where the job's issued I/O is logged (v3), resolved like read_iolog. Default undefined. */
+  readonly writeIolog: string | undefined;
+  /** replay_no_stall, replay_time_scale, replay_redirect, replay_align, replay_scale, replay_skip. */
+  readonly replay: ReplayOptions;
 }
 
 export interface FioJobFile {
@@ -221,6 +232,9 @@ interface Draft {
   hipri: boolean;
   /** Where hipri was set, for the message when the job's engine does not take it. */
   hipriWhere: string | undefined;
+  readIolog: string[] | undefined;
+  writeIolog: string | undefined;
+  replay: { -readonly [K in keyof ReplayOptions]: ReplayOptions[K] };
 }
 
 function defaultDraft(): Draft {
@@ -233,6 +247,7 @@ function defaultDraft(): Draft {
     thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, groupReporting: false, ioengine: 'psync', direct: false,
     verify: 'none', doVerify: true, cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
     hipri: false, hipriWhere: undefined,
+    readIolog: undefined, writeIolog: undefined, replay: { ...DEFAULT_REPLAY, skip: { ...DEFAULT_REPLAY.skip } },
   };
 }
 
@@ -241,6 +256,8 @@ interface OptionLine {
   readonly name: string;
   readonly value: string | undefined;
   readonly where: string;
+  /** The job file's directory: relative paths in values (read_iolog, write_iolog) are resolved against it. */
+  readonly dir: string;
 }
 
 function fail(o: OptionLine, problem: string, form: string): never {
@@ -391,6 +408,29 @@ function parseStartdelay(d: Draft, o: OptionLine): void {
   d.startdelayMaxMs = Math.max(a, b);
 }
 
+const IOLOG_PATH_FORM = 'a file name, relative to the job file\'s directory or absolute (several for read_iolog separated by ":", "\\:" for a colon in a name)';
+
+/** fio's ':'-separated file list (filename=, read_iolog=), with "\\:" for a ':' inside a name. */
+function splitNames(o: OptionLine, value: string): string[] {
+  const names: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\' && value[i + 1] === ':') { cur += ':'; i++; }
+    else if (value[i] === ':') { names.push(cur); cur = ''; }
+    else cur += value[i];
+  }
+  names.push(cur);
+  if (names.some((n) => n.trim() === '')) fail(o, 'an empty file name in the list', IOLOG_PATH_FORM);
+  return names.map((n) => n.trim());
+}
+
+function iologPath(o: OptionLine, name: string): string {
+  if (name === '-') fail(o, 'reading or writing an iolog on stdin/stdout is not supported', `${IOLOG_PATH_FORM}; save the log to a file`);
+  return resolvePath(o.dir, name);
+}
+
+const REPLAY_SKIP_FORM = 'a comma-separated list of read, write, trim, sync';
+
 const THINKTIME_FORM = DURATION_FORM.replace('seconds when none', 'microseconds when none');
 
 /** fio reads a bare thinktime in microseconds; whole microseconds are fio's resolution. */
@@ -474,6 +514,31 @@ const SUPPORTED: ReadonlyArray<readonly [names: readonly string[], handler: Hand
     d.hipri = parseBool(o);
     d.hipriWhere = o.where;
   }],
+  [['read_iolog'], (d, o) => { d.readIolog = splitNames(o, needValue(o, IOLOG_PATH_FORM)).map((n) => iologPath(o, n)); }],
+  [['write_iolog'], (d, o) => { d.writeIolog = iologPath(o, needValue(o, IOLOG_PATH_FORM)); }],
+  // fio reads a log whole unless read_iolog_chunked; the emulator always streams it, so both are one.
+  [['read_iolog_chunked'], (_d, o) => { parseBool(o); }],
+  [['replay_no_stall'], (d, o) => { d.replay.noStall = parseBool(o); }],
+  [['replay_time_scale'], (d, o) => { d.replay.timeScale = parseIntInRange(needValue(o, 'a percentage from 1 to 1000000'), o.where, 1, 1_000_000); }],
+  [['replay_redirect'], (d, o) => {
+    const value = needValue(o, 'a file or device name');
+    if (/\s/.test(value)) fail(o, 'a name with white space cannot appear in an iolog line', 'a file or device name without spaces');
+    d.replay.redirect = value;
+  }],
+  [['replay_align'], (d, o) => {
+    const n = parseSize(needValue(o, 'a power of 2 in bytes, e.g. 4k'), o.where);
+    if (n !== 0 && (n & (n - 1)) !== 0) fail(o, `${n} is not a power of 2`, 'a power of 2 in bytes, e.g. 4k');
+    d.replay.align = n;
+  }],
+  [['replay_scale'], (d, o) => { d.replay.scale = parseIntInRange(needValue(o, 'a whole number from 1'), o.where, 1, Number.MAX_SAFE_INTEGER); }],
+  [['replay_skip'], (d, o) => {
+    const skip = { read: false, write: false, trim: false, sync: false };
+    for (const item of needValue(o, REPLAY_SKIP_FORM).split(',').map((x) => x.trim())) {
+      if (item !== 'read' && item !== 'write' && item !== 'trim' && item !== 'sync') fail(o, `${quote(item)} is not an I/O type`, REPLAY_SKIP_FORM);
+      skip[item] = true;
+    }
+    d.replay.skip = skip;
+  }],
   [['kb_base'], (_d, o) => {
     if (needValue(o, '1024') !== '1024') fail(o, 'only binary units are supported (k = 1024)', '1024');
   }],
@@ -503,7 +568,29 @@ export function formatIgnored(ignored: readonly string[]): string | null {
 /** fio's option names: letters, digits, '_' and '-' (hugepage-size), starting with a letter or '_'. */
 const OPTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
-function finishJob(d: Draft, header: string, line: number): FioJob {
+/**
+ * The I/O log options against the rest of the job (where fio's own rules leave a run undefined or
+ * silently different, the job is refused with the reason).
+ */
+function checkIologOptions(d: Draft, where: string): void {
+  const refuse = (problem: string, form: string): never => {
+    throw new InputError('EFIOJOB', `${where}: ${problem}; ${form}`);
+  };
+  const net = NET_ENGINES.includes(d.ioengine);
+  if (d.readIolog !== undefined) {
+    if (net) refuse(`read_iolog with ioengine=${d.ioengine}: an iolog is block I/O (offsets on files)`, 'use a storage engine (libaio, io_uring, psync, ...)');
+    if (d.writeIolog !== undefined) refuse('read_iolog and write_iolog together: fio writes no log while it replays one (init_iolog)', 'drop write_iolog');
+    if (d.verify !== 'none') refuse('verify with read_iolog is not supported: the log, not the job, decides what is written where', 'drop verify');
+    if (d.timeBased) refuse('time_based with read_iolog is not supported: the replay ends with the log', 'drop time_based (runtime= still caps the replay)');
+  }
+  if (d.writeIolog !== undefined) {
+    if (net) refuse(`write_iolog with ioengine=${d.ioengine}: the NIC has no offsets to log`, 'use write_iolog on storage jobs');
+    if (d.numjobs > 1) refuse(`write_iolog with numjobs=${d.numjobs}: fio appends every clone to the one file, interspersed (HOWTO.rst: "specify a separate file for each job")`, 'use numjobs=1, or one job section per log');
+  }
+}
+
+function finishJob(d: Draft, header: string, line: number, file: string): FioJob {
+  checkIologOptions(d, `${file}:${line}: job ${printable(d.name ?? header)}`);
   // An engine option given to another engine: fio refuses the job file ("Bad option"). Checked when
   // the job closes, as ioengine= may come after hipri in the section or in [global].
   if (d.hipri && !HIPRI_ENGINES.includes(d.ioengine)) {
@@ -540,6 +627,9 @@ function finishJob(d: Draft, header: string, line: number): FioJob {
     filename: d.filename,
     mdPerIoSizeBytes: d.mdPerIoSizeBytes,
     hipri: d.hipri,
+    readIolog: d.readIolog,
+    writeIolog: d.writeIolog,
+    replay: d.replay,
   };
 }
 
@@ -550,13 +640,14 @@ function finishJob(d: Draft, header: string, line: number): FioJob {
 export function parseFioJobFile(text: string, fileName: string): FioJobFile {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const file = printable(fileName, FILE_NAME_MAX);
+  const dir = dirname(fileName);
   // fio semantics: a [global] section changes the defaults of the jobs after it, and only those.
   const globals = defaultDraft();
   let section: { draft: Draft; header: string; line: number } | 'global' | undefined;
   const jobs: FioJob[] = [];
   const ignored = new Set<string>();
   const closeSection = (): void => {
-    if (section !== undefined && section !== 'global') jobs.push(finishJob(section.draft, section.header, section.line));
+    if (section !== undefined && section !== 'global') jobs.push(finishJob(section.draft, section.header, section.line, file));
   };
 
   lines.forEach((raw, index) => {
@@ -583,7 +674,7 @@ export function parseFioJobFile(text: string, fileName: string): FioJobFile {
     const name = (eq < 0 ? content : content.slice(0, eq)).trim();
     const value = eq < 0 ? undefined : content.slice(eq + 1).trim();
     if (!OPTION_NAME.test(name)) return malformed('not an option');
-    const o: OptionLine = { name, value, where: `${file}:${line}: ${value === undefined ? printable(name) : `${printable(name)}=${printable(value)}`}` };
+    const o: OptionLine = { name, value, dir, where: `${file}:${line}: ${value === undefined ? printable(name) : `${printable(name)}=${printable(value)}`}` };
     if (section === undefined) fail(o, 'option outside of any section', 'a [global] or [jobname] header before the first option');
 
     const handler = HANDLERS.get(name);

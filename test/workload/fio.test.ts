@@ -51,6 +51,8 @@ describe('sections and [global]', () => {
       thinktimeUs: 0, startdelayMs: 0, startdelayMaxMs: 0, stonewall: false, groupReporting: false, ioengine: 'psync', engine: 'storage',
       direct: false, verify: 'none', doVerify: true, cpusAllowed: undefined, filename: undefined, mdPerIoSizeBytes: 0,
       hipri: false,
+      readIolog: undefined, writeIolog: undefined,
+      replay: { noStall: false, timeScale: 100, redirect: undefined, align: 0, scale: 1, skip: { read: false, write: false, trim: false, sync: false } },
     } satisfies FioJob);
   });
 
@@ -588,5 +590,39 @@ describe('job files on disk', () => {
     })();
     expect(err).toBeInstanceOf(InputError);
     expect(err!.message).toContain(`${jobsDir('../package.json')}:1: `);
+  });
+});
+
+describe('I/O log options (read_iolog, write_iolog, replay_*)', () => {
+  const at = (text: string, fileName = '/work/jobs/replay.fio') => parseFioJobFile(text, fileName).jobs[0]!;
+
+  it('resolves log paths against the job file\'s directory, and splits read_iolog on ":" (one per clone)', () => {
+    const job = at('[r]\nread_iolog=a.log:/abs/b.log:sub/c\\:d.log\nnumjobs=3');
+    expect(job.readIolog).toEqual(['/work/jobs/a.log', '/abs/b.log', '/work/jobs/sub/c:d.log']);
+    expect(at('[w]\nwrite_iolog=../out.log').writeIolog).toBe('/work/out.log');
+    expect(at('[r]\nread_iolog=x.log', 'rel/dir/j.fio').readIolog![0]).toMatch(/\/rel\/dir\/x\.log$/);
+    expect(parse('[r]\nread_iolog=x.log').ignored).toEqual([]);
+  });
+
+  it('reads the replay options, with fio\'s defaults', () => {
+    expect(at('[r]\nread_iolog=x').replay).toEqual({ noStall: false, timeScale: 100, redirect: undefined, align: 0, scale: 1, skip: { read: false, write: false, trim: false, sync: false } });
+    const job = at('[r]\nread_iolog=x\nreplay_no_stall=1\nreplay_time_scale=200\nreplay_redirect=/dev/nvme0n1\nreplay_align=4k\nreplay_scale=8\nreplay_skip=write,trim\nread_iolog_chunked=1');
+    expect(job.replay).toEqual({ noStall: true, timeScale: 200, redirect: '/dev/nvme0n1', align: 4096, scale: 8, skip: { read: false, write: true, trim: true, sync: false } });
+  });
+
+  it.each([
+    ['[r]\nread_iolog=-', 'stdin/stdout is not supported'],
+    ['[r]\nread_iolog=a::b', 'an empty file name'],
+    ['[r]\nreplay_align=3000', 'is not a power of 2'],
+    ['[r]\nreplay_skip=read,erase', '"erase" is not an I/O type'],
+    ['[r]\nreplay_time_scale=0', 'replay_time_scale=0'],
+    ['[r]\nread_iolog=x\nverify=crc32c', 'verify with read_iolog is not supported'],
+    ['[r]\nread_iolog=x\ntime_based\nruntime=1s', 'time_based with read_iolog'],
+    ['[r]\nread_iolog=x\nioengine=net', 'read_iolog with ioengine=net'],
+    ['[r]\nread_iolog=x\nwrite_iolog=y', 'fio writes no log while it replays one'],
+    ['[w]\nwrite_iolog=y\nnumjobs=2', 'write_iolog with numjobs=2'],
+  ])('refuses %j', (text, problem) => {
+    expect(() => parse(text)).toThrow(InputError);
+    expect(() => parse(text)).toThrow(problem);
   });
 });
