@@ -422,7 +422,8 @@ export class LogAnalyzer {
         }
         if (this.pools.length < LIMITS.pools) {
           const f = r as unknown as PoolCreatedFields;
-          if (f.pool === 0 && f.nareas > 0) this.areaNslabs = Math.floor(f.nslabs / f.nareas);
+          // The default pool's: a restricted DMA pool is pool 0 of its own io_tlb_mem, and the samples' areas are not its.
+          if (f.pool === 0 && f.kind === 'default' && f.nareas > 0) this.areaNslabs = Math.floor(f.nslabs / f.nareas);
           this.pools.push({ pool: f.pool, start: f.start, nslabs: f.nslabs, nareas: f.nareas, kind: f.kind, ...(typeof f.device === 'string' ? { device: f.device } : {}), time });
         }
         break;
@@ -881,6 +882,15 @@ function summaryTotals(summary: RunSummary | null): Partial<Record<CounterKind, 
   const sw = (summary as Record<string, unknown>)['swiotlb'];
   if (sw !== null && typeof sw === 'object' && typeof (sw as Record<string, unknown>)['map_failures'] === 'number') {
     out.map_failures = (sw as Record<string, number>)['map_failures'];
+    // The map_failure records and the samples' counter are of every allocator; `swiotlb` is the default
+    // one's, and each restricted DMA pool (its own io_tlb_mem) reports its failures apart.
+    const rps = (summary as Record<string, unknown>)['restricted_pools'];
+    if (Array.isArray(rps)) {
+      for (const p of rps) {
+        const n = p !== null && typeof p === 'object' ? (p as Record<string, unknown>)['map_failures'] : undefined;
+        if (typeof n === 'number') out.map_failures += n;
+      }
+    }
   }
   const jobs = (summary as Record<string, unknown>)['jobs'];
   if (Array.isArray(jobs) && jobs.length > 0 && jobs.every((j) => j !== null && typeof j === 'object')) {

@@ -1,6 +1,7 @@
 // The parts of struct device that the DMA API and swiotlb look at.
 import { InputError } from '../errors.js';
 import { getMaxSlots, isPowerOfTwo } from '../swiotlb/constants.js';
+import type { IoTlbMem } from '../swiotlb/mem.js';
 
 /** dma_get_seg_boundary's value for PCI devices (the PCI core sets 0xFFFFFFFF). */
 export const PCI_SEG_BOUNDARY_MASK = 0xffffffff;
@@ -28,6 +29,13 @@ export class DmaDevice {
   ioTlbRecord = -1;
   /** Dynamic swiotlb, this thread's cache of dev->dma_uses_io_tlb once it is true (it is never reset). */
   ioTlbUsed = false;
+  /**
+   * dev->dma_io_tlb_mem: the allocator every swiotlb call for this device goes to (this thread's
+   * handle on it). swiotlb_dev_init points it at io_tlb_default_mem, rmem_swiotlb_device_init at a
+   * restricted DMA pool's own io_tlb_mem. null until one of them ran: the DMA layer then uses the
+   * default allocator its caller passes (dma/direct.ts ioTlbMemOf).
+   */
+  dmaIoTlbMem: IoTlbMem | null = null;
 
   constructor(readonly name: string, opts: DmaDeviceOptions = {}) {
     this.minAlignMask = opts.minAlignMask ?? 0;
@@ -44,4 +52,9 @@ export class DmaDevice {
       throw new InputError('EBADMASK', `${name}: min_align_mask 0x${this.minAlignMask.toString(16)} is too large; expected at most 0x7fffffff`);
     }
   }
+}
+
+/** swiotlb_dev_init: the device's allocator is io_tlb_default_mem (`mem`, this thread's handle on it). */
+export function swiotlbDevInit(dev: DmaDevice, mem: IoTlbMem): void {
+  dev.dmaIoTlbMem = mem;
 }

@@ -1,7 +1,13 @@
 // dma-direct over the swiotlb: the streaming DMA API a driver calls (reference §14). In a CoCo VM the
 // allocator has force_bounce set, so every mapping bounces; otherwise only buffers the device cannot
-// reach do. The calling thread's allocator handle (`mem`) stands for the kernel's dev->dma_io_tlb_mem
-// plus the current CPU.
+// reach do.
+//
+// The per-device allocator lookup: every entry point works on dev->dma_io_tlb_mem (DmaDevice.dmaIoTlbMem,
+// this thread's handle, which also carries the current CPU), as the kernel's swiotlb calls do. The
+// `mem` argument is the thread's io_tlb_default_mem, what swiotlb_dev_init would have pointed a device
+// at: it is used for a device whose pointer was never set (benchmarks, tests). A device with a
+// restricted DMA pool (swiotlb/restricted.ts) points at that pool's own io_tlb_mem, so its maps,
+// unmaps, syncs and swiotlb_find_pool searches go to that allocator's pools and counters only.
 import { assert } from '../errors.js';
 import { formatPhysAddr } from '../log/events.js';
 import {
@@ -12,15 +18,20 @@ import type { IoTlbMem } from '../swiotlb/mem.js';
 import { M_SG_UNMAP_ORDER, mutant } from '../swiotlb/mutants.js';
 import type { DmaDevice } from './device.js';
 
+/** dev->dma_io_tlb_mem: the device's own allocator, else the thread's default one. */
+export function ioTlbMemOf(mem: IoTlbMem, dev: DmaDevice): IoTlbMem {
+  return dev.dmaIoTlbMem ?? mem;
+}
+
 /** dma_capable: can the device address [addr, addr + size)? */
 export function dmaCapable(dev: DmaDevice, addr: number, size: number): boolean {
   if (addr === DMA_MAPPING_ERROR) return false;
   return addr + size - 1 <= dev.dmaMask;
 }
 
-/** is_swiotlb_force_bounce. */
-export function isSwiotlbForceBounce(mem: IoTlbMem): boolean {
-  return mem.forceBounce;
+/** is_swiotlb_force_bounce(dev): dev->dma_io_tlb_mem->force_bounce (always set for a restricted pool). */
+export function isSwiotlbForceBounce(mem: IoTlbMem, dev?: DmaDevice): boolean {
+  return (dev === undefined ? mem : ioTlbMemOf(mem, dev)).forceBounce;
 }
 
 /**
@@ -28,17 +39,20 @@ export function isSwiotlbForceBounce(mem: IoTlbMem): boolean {
  * built in (enabled on the allocator) and the device is force-bounced (§15.7). dma-direct only: IOMMU
  * and other dma_ops devices, which this emulator does not model, would get false.
  */
-export function dmaRecommendMayBlock(mem: IoTlbMem, _dev: DmaDevice): boolean {
-  return mem.throttleEnabled && isSwiotlbForceBounce(mem);
+export function dmaRecommendMayBlock(mem: IoTlbMem, dev: DmaDevice): boolean {
+  const m = ioTlbMemOf(mem, dev);
+  return m.throttleEnabled && m.forceBounce;
 }
 
 /** dma_max_mapping_size: the swiotlb limit for force-bounced devices, unlimited otherwise. */
 export function dmaMaxMappingSize(mem: IoTlbMem, dev: DmaDevice): number {
+  mem = ioTlbMemOf(mem, dev);
   return mem.forceBounce && mem.nslabs > 0 ? mem.maxMappingSize(dev) : Number.MAX_SAFE_INTEGER;
 }
 
 /** swiotlb_map: bounce, then check the bounce address is reachable (undoing the mapping if not). */
 export function swiotlbMap(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: number, dir: DmaDirection, attrs: number): number {
+  mem = ioTlbMemOf(mem, dev);
   const tlbAddr = mem.tblMapSingle(dev, paddr, size, 0, dir, attrs);
   if (tlbAddr === DMA_MAPPING_ERROR) return DMA_MAPPING_ERROR;
   const dmaAddr = tlbAddr; // phys_to_dma_unencrypted: the emulated bus has no offset and no C-bit
@@ -56,6 +70,7 @@ export function swiotlbMap(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: n
 /** dma_map_single / dma_map_page_attrs through dma_direct_map_page. */
 export function dmaMapSingle(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: number, dir: DmaDirection, attrs = 0): number {
   assert(dir !== DMA_NONE, 'dma_map with DMA_NONE is a BUG');
+  mem = ioTlbMemOf(mem, dev);
   if (mem.forceBounce) return swiotlbMap(mem, dev, paddr, size, dir, attrs);
   if (dmaCapable(dev, paddr, size)) return paddr;
   if (mem.nslabs > 0) return swiotlbMap(mem, dev, paddr, size, dir, attrs);
@@ -64,18 +79,19 @@ export function dmaMapSingle(mem: IoTlbMem, dev: DmaDevice, paddr: number, size:
 
 /** dma_unmap_single: CPU sync (copy back) unless SKIP_CPU_SYNC, then release without a second copy. */
 export function dmaUnmapSingle(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection, attrs = 0): void {
+  mem = ioTlbMemOf(mem, dev);
   if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0) mem.syncSingleForCpu(dev, dmaAddr, size, dir);
   mem.tblUnmapSingle(dev, dmaAddr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
 }
 
 /** dma_sync_single_for_cpu: make the device's writes visible to the CPU (bounce -> original). */
 export function dmaSyncSingleForCpu(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection): void {
-  mem.syncSingleForCpu(dev, dmaAddr, size, dir);
+  ioTlbMemOf(mem, dev).syncSingleForCpu(dev, dmaAddr, size, dir);
 }
 
 /** dma_sync_single_for_device: hand the CPU's writes to the device (original -> bounce). */
 export function dmaSyncSingleForDevice(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection): void {
-  mem.syncSingleForDevice(dev, dmaAddr, size, dir);
+  ioTlbMemOf(mem, dev).syncSingleForDevice(dev, dmaAddr, size, dir);
 }
 
 /**
@@ -165,10 +181,12 @@ export function dmaUnmapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nent
 
 /** dma_sync_sg_for_cpu: every entry, by its own length. */
 export function dmaSyncSgForCpu(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection): void {
+  mem = ioTlbMemOf(mem, dev);
   for (let i = 0; i < nents; i++) mem.syncSingleForCpu(dev, sgl.dmaAddress[i]!, sgl.length[i]!, dir);
 }
 
 /** dma_sync_sg_for_device: every entry, by its own length. */
 export function dmaSyncSgForDevice(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection): void {
+  mem = ioTlbMemOf(mem, dev);
   for (let i = 0; i < nents; i++) mem.syncSingleForDevice(dev, sgl.dmaAddress[i]!, sgl.length[i]!, dir);
 }

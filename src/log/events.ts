@@ -51,7 +51,7 @@ export function isLogLevelSetting(s: string): s is LogLevelSetting {
 /** The kernel's enum dma_data_direction, spelt as the kernel spells it. */
 export type DmaDirection = 'DMA_BIDIRECTIONAL' | 'DMA_TO_DEVICE' | 'DMA_FROM_DEVICE' | 'DMA_NONE';
 /** How a pool came to exist: the boot pool, a pool added by the grow worker, a one-mapping pool. */
-export type PoolKind = 'default' | 'dynamic' | 'transient';
+export type PoolKind = 'default' | 'dynamic' | 'transient' | 'restricted';
 /** Why a request was throttled (RFC §15.4): used > high_throttle, or used > low_throttle while held. */
 export type ThrottleReason = 'high' | 'low';
 /** Block request operations (the kernel's REQ_OP_*), as io_error reports them. */
@@ -211,8 +211,10 @@ export interface SampleFields {
   /** throttle_sem is held (count 0). */
   throttle_held?: boolean;
   map_ok?: number;
-  /** Failed maps, all causes, since the run started. */
+  /** Failed maps, all causes, since the run started (every allocator's: the default one and each restricted pool). */
   map_failures?: number;
+  /** Restricted DMA pools (--restricted-pool): each one's own io_tlb_mem, by device; the fields above are the default allocator's. */
+  restricted?: { device: string; io_tlb_nslabs: number; io_tlb_used: number; io_tlb_used_hiwater: number; map_failures: number }[];
   /** Storage requests completed with an error since the run started. */
   io_errors?: number;
   /** Packets the NIC dropped since the run started. */
@@ -532,7 +534,7 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
   },
   pool_created: {
     level: 'info',
-    doc: 'An io_tlb_pool was added: the default pool at boot, a dynamic pool, or a transient pool.',
+    doc: 'An io_tlb_pool was added: the default pool at boot, a dynamic pool, a transient pool, or a restricted DMA pool (its own io_tlb_mem, pool 0 of it, with the device).',
     required: { pool: 'number', start: 'number', nslabs: 'number', nareas: 'number', kind: 'string' },
     message: (f) =>
       `swiotlb pool ${f.pool} (${f.kind}): [mem ${formatPhysAddr(f.start)}-${formatPhysAddr(f.start + f.nslabs * 2 ** IO_TLB_SHIFT)}] ${f.nslabs} slabs, ${plural(f.nareas, 'area')}`,

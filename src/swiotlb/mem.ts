@@ -30,7 +30,7 @@ import {
 } from './constants.js';
 import {
   AREA_INDEX, AREA_USED, AREA_USED_HIWATER, MEM_ALIGN_WARNED, MEM_CAN_GROW, MEM_DEFAULT_NAREAS, MEM_DYNAMIC, MEM_ENCRYPTION_WARNED,
-  MEM_FORCE_BOUNCE, MEM_MAX_POOLS, MEM_LOCK_SPINS, POOL_KIND_TRANSIENT, STATIC_MAX_POOLS, memHeaderBytes, MEM_MAGIC, MEM_MEM_ENCRYPT, MEM_MAGIC_VALUE, MEM_MAP_FAILURES, MEM_NPOOLS,
+  MEM_FORCE_BOUNCE, MEM_MAX_POOLS, MEM_LOCK_SPINS, POOL_KIND_RESTRICTED, POOL_KIND_TRANSIENT, STATIC_MAX_POOLS, memHeaderBytes, MEM_MAGIC, MEM_MEM_ENCRYPT, MEM_MAGIC_VALUE, MEM_MAP_FAILURES, MEM_NPOOLS,
   MEM_NSLABS, MEM_OVERFLOW_WARNED, MEM_PARK_TIMEOUT_MS, MEM_POOL_TABLE, MEM_TOTAL_USED, MEM_TRANSIENT_NSLABS,
   MEM_USED_HIWATER, POOL_DESC_INTS, POOL_KIND, POOL_KIND_DEFAULT, POOL_NAREAS, POOL_NSLABS, POOL_START_HI,
   POOL_START_LO, STATS_FIELDS, STAT_BOUNCE_OVERFLOWS, STAT_MAP_FAIL_THROTTLE_ABORTED, STAT_BYTES_FROM_DEVICE, STAT_BYTES_TO_DEVICE,
@@ -129,6 +129,8 @@ export interface IoTlbMemCreateOptions {
   canGrow?: boolean;
   /** CONFIG_SWIOTLB_DYNAMIC: the pool table, metadata and transient limits (dynamic.ts), over the decrypted arena's SAB. */
   dynamic?: DynamicCreateOptions & { arena: SharedArrayBuffer };
+  /** The kind of the allocator's own pool (mem->defpool): default, or a restricted DMA pool's (restricted.ts). */
+  poolKind?: typeof POOL_KIND_DEFAULT | typeof POOL_KIND_RESTRICTED;
 }
 
 export interface IoTlbMemAttachOptions {
@@ -230,11 +232,13 @@ export class IoTlbMem {
     header[MEM_PARK_TIMEOUT_MS] = opts.parkTimeoutMs ?? 100;
     const pools: IoTlbPoolShared[] = [];
     if (opts.nslabs > 0) {
-      if (opts.nareas * IO_TLB_SEGSIZE > opts.nslabs) {
+      const kind = opts.poolKind ?? POOL_KIND_DEFAULT;
+      // A restricted pool has one area whatever its size (rmem_swiotlb_device_init); list values stop at the pool end.
+      if (kind === POOL_KIND_DEFAULT && opts.nareas * IO_TLB_SEGSIZE > opts.nslabs) {
         throw new InputError('EBADAREAS', `swiotlb: ${opts.nareas} areas is more than ${opts.nslabs} slots can hold; expected at most ${Math.floor(opts.nslabs / IO_TLB_SEGSIZE)} (one 128-slot segment per area)`);
       }
-      const pool = IoTlbPool.create({ start: opts.start, nslabs: opts.nslabs, nareas: opts.nareas, kind: POOL_KIND_DEFAULT });
-      publishPool(header, 0, pool.start, pool.nslabs, pool.nareas, POOL_KIND_DEFAULT);
+      const pool = IoTlbPool.create({ start: opts.start, nslabs: opts.nslabs, nareas: opts.nareas, kind });
+      publishPool(header, 0, pool.start, pool.nslabs, pool.nareas, kind);
       pools.push(pool.shared);
     }
     // init_throttling, once the default pool is in (§15.3).

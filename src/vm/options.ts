@@ -12,6 +12,10 @@ import { MAX_ARENA_BYTES } from '../memory/arena.js';
 import { type BuddyinfoLine, FRAGMENTATION_FORM, type FragmentationLevel, parseFragmentation, readBuddyinfoFile } from '../memory/buddyinfo.js';
 import { PAGE_SIZE } from '../memory/phys.js';
 import { type Origin, type PolicyName, resolvePolicy } from './policy.js';
+import { RESTRICTED_POOL_FORM, type RestrictedPoolSpec, parseRestrictedPools } from '../swiotlb/restricted.js';
+
+/** The emulated devices of every run, by the names their threads, messages and flags use. */
+export const VM_DEVICES = ['nvme0', 'eth0'] as const;
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const LEVELS_TEXT = LEVELS.join(', ');
@@ -106,6 +110,8 @@ export interface VmOptions {
   lockSpins: number;
   /** Longest single park on an area lock word (COCO_LOCK_PARK_TIMEOUT). */
   lockParkTimeoutMs: number;
+  /** Restricted DMA pools (--restricted-pool DEV=SIZE, COCO_RESTRICTED_POOL): a device's own io_tlb_mem. */
+  restrictedPools: RestrictedPoolSpec[];
 }
 
 /** A throttle threshold as given: a slot count, or a percentage of nslabs resolved at boot. */
@@ -156,6 +162,7 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'churn', kind: 'string', form: 'off|RATE[,HOLD]', env: 'COCO_CHURN', help: `page-cache churn while the VM runs: off or ${CHURN_FORM}` },
   { name: 'decrypted-arena', kind: 'string', form: 'SIZE', env: 'COCO_DECRYPTED_ARENA', default: '--mem, at most 4G', help: 'bytes for memory decrypted after boot (dynamic pools, atomic pools), e.g. 1G' },
   { name: 'swiotlb-dynamic', kind: 'boolean', env: 'COCO_SWIOTLB_DYNAMIC', help: 'dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC): the growth worker and transient pools, on or off' },
+  { name: 'restricted-pool', kind: 'string', form: 'DEV=SIZE', env: 'COCO_RESTRICTED_POOL', repeatable: true, default: 'none', help: `a restricted DMA pool (CONFIG_DMA_RESTRICTED_POOL) for a device: its own io_tlb_mem, one area, never grows; ${RESTRICTED_POOL_FORM}` },
   { name: 'exact-nslabs', kind: 'string', form: 'N', default: 'the kernel\'s sizing', help: '[emulator] a default pool of exactly N slots, a multiple of 128 x areas, not rounded up to a power of two as the kernel does (what npm run size probes)' },
   { name: 'time-scale', kind: 'string', form: 'K', env: 'COCO_TIME_SCALE', help: 'run the emulated clock K times slower than the wall (K host-CPU us per emulated us), 1..10000' },
   { name: 'lock-spins', kind: 'string', form: 'N', env: 'COCO_LOCK_SPINS', help: `spins on a contended area lock before parking, 0..${MAX_LOCK_SPINS}` },
@@ -208,6 +215,8 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [tstall, tstallWhat] = get('throttle-stall-timeout');
   const [latency, latencyWhat] = get('nvme-latency');
   const [bandwidth, bandwidthWhat] = get('nvme-bandwidth');
+  // Repeatable: every flag value (each may be a comma list), else the variable's comma list.
+  const restricted = f.has('restricted-pool') ? { values: f.all('restricted-pool'), what: '--restricted-pool' } : { values: [get('restricted-pool')[0]], what: get('restricted-pool')[1] };
   const [spins, spinsWhat] = get('lock-spins');
   const [park, parkWhat] = get('lock-park-timeout');
   if (fmt !== 'normal' && fmt !== 'json') throw new InputError('EBADFLAG', `${fmtWhat}: ${quote(fmt)} is not valid; expected normal or json`);
@@ -261,6 +270,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     churn: parseChurn(churn, churnWhat, memBytes),
     lockSpins: parseIntInRange(spins, spinsWhat, 0, MAX_LOCK_SPINS),
     lockParkTimeoutMs: parseDurationInRange(park, parkWhat, PARK_BOUNDS),
+    restrictedPools: parseRestrictedPools(restricted.values, restricted.what, VM_DEVICES),
   };
 }
 

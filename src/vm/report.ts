@@ -114,6 +114,11 @@ export interface RunReport {
   /** How each storage job's completions were reaped: by interrupt, or polled (hipri, polling.ts). */
   polling: PollingReport;
   /**
+   * Restricted DMA pools (--restricted-pool), one per device: its own io_tlb_mem, whose maps and
+   * counters `swiotlb` (io_tlb_default_mem's) does not include. Empty without the flag.
+   */
+  restricted_pools: RestrictedPoolReport[];
+  /**
    * run_ms is emulated time (--time-scale K: wall / K), as every time and rate above; boot_ms, wall_ms,
    * cpu_ms (the process's CPU, all threads, boot to end) and cpu_boot_ms (of it, boot) are the host's.
    * device_passes: the device loops' passes (one clock read each).
@@ -207,6 +212,65 @@ function verifyText(v: VerifyReport): string {
   }
   const what = v.unit_bytes === SECTOR_BYTES ? 'sectors' : `${v.unit_bytes}-byte blocks`;
   return `  verify: ${v.sectors_ok} ${what} ok, ${v.sectors_bad} bad, ${v.sectors_unwritten} never written`;
+}
+
+/** A restricted DMA pool's io_tlb_mem: its debugfs files (/sys/kernel/debug/swiotlb/<name>/), its one area, its maps. */
+export type RestrictedPoolReport = {
+  device: string;
+  /** The reserved-memory node (rmem->name), also its debugfs directory under swiotlb/. */
+  name: string;
+  debugfs: string;
+  start: number;
+  bytes: number;
+  io_tlb_nslabs: number;
+  io_tlb_used: number;
+  io_tlb_used_hiwater: number;
+  nareas: number;
+  /** Its one area: area->used at the end and its high-water mark. */
+  area_used: number;
+  area_used_hiwater: number;
+  /** Always false: can_grow is never set for a restricted pool (no growth, no transient pools). */
+  can_grow: boolean;
+  map_attempts: number;
+  map_failures: number;
+  map_failures_by_cause: { full: number; oversize: number; not_capable: number };
+  unmaps: number;
+  bytes_bounced_to_device: number;
+  bytes_bounced_from_device: number;
+};
+
+function restrictedReports(r: VmRunResult, vcpus: number): RestrictedPoolReport[] {
+  return r.boot.restricted.map((rp) => {
+    const st = sumSwiotlbStats(new Float64Array(rp.stats), vcpus);
+    const d = rp.mem.debugfs();
+    const pool = rp.mem.defpool;
+    const occ = pool.areaOccupancy();
+    return {
+      device: rp.device, name: rp.name, debugfs: `/sys/kernel/debug/swiotlb/${rp.name}`, start: pool.start, bytes: pool.nslabs * IO_TLB_SIZE,
+      io_tlb_nslabs: d.io_tlb_nslabs, io_tlb_used: d.io_tlb_used, io_tlb_used_hiwater: d.io_tlb_used_hiwater, nareas: pool.nareas,
+      area_used: occ.used[0]!, area_used_hiwater: occ.used_hiwater[0]!, can_grow: rp.mem.canGrow,
+      map_attempts: st.map_attempts,
+      map_failures: st.map_fail_full + st.map_fail_oversize + st.map_fail_no_pool + st.map_fail_not_capable + st.map_fail_throttle_aborted,
+      map_failures_by_cause: { full: st.map_fail_full, oversize: st.map_fail_oversize, not_capable: st.map_fail_not_capable },
+      unmaps: st.unmaps, bytes_bounced_to_device: st.bytes_to_device, bytes_bounced_from_device: st.bytes_from_device,
+    };
+  });
+}
+
+/** map_ok + unmaps of every restricted pool. */
+function restrictedPairs(r: VmRunResult, vcpus: number): number {
+  return r.boot.restricted.reduce((a, rp) => {
+    const st = sumSwiotlbStats(new Float64Array(rp.stats), vcpus);
+    return a + st.map_ok + st.unmaps;
+  }, 0);
+}
+
+function formatRestricted(rps: readonly RestrictedPoolReport[]): string[] {
+  return rps.flatMap((p) => [
+    `  restricted DMA pool ${p.name} (${p.debugfs}), ${p.device} only: [mem 0x${p.start.toString(16)}] ${formatBytes(p.bytes)}, ${p.nareas} area, never grows`,
+    `    io_tlb_nslabs=${p.io_tlb_nslabs}, io_tlb_used=${p.io_tlb_used}, io_tlb_used_hiwater=${p.io_tlb_used_hiwater} (${((100 * p.io_tlb_used_hiwater) / p.io_tlb_nslabs).toFixed(1)}%), area used_hiwater ${p.area_used_hiwater} of ${p.io_tlb_nslabs}`,
+    `    maps: attempts=${p.map_attempts}, failures=${p.map_failures} (full=${p.map_failures_by_cause.full}, oversize=${p.map_failures_by_cause.oversize}), unmaps=${p.unmaps}; bounced: to device ${formatBytes(p.bytes_bounced_to_device)}, from device ${formatBytes(p.bytes_bounced_from_device)}`,
+  ]);
 }
 
 /** The dynamic section: pools by kind, growth, transient pools, memory against the static pool it replaces. */
@@ -381,13 +445,15 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
       unmaps: st.unmaps,
       bytes_bounced_to_device: st.bytes_to_device,
       bytes_bounced_from_device: st.bytes_from_device,
-      map_unmap_per_sec: Math.round(((st.map_ok + st.unmaps) / 2 / r.runMs) * 1000),
+      // The emulator's rate: every allocator's pairs (a restricted pool's maps are not in the counts above).
+      map_unmap_per_sec: Math.round(((st.map_ok + st.unmaps + restrictedPairs(r, vcpus)) / 2 / r.runMs) * 1000),
       areas: areaContention(r.boot.mem),
     },
     throttle: throttleReport(r),
     storage_clat: storageLatency(r, ['read', 'write']),
     dynamic: dynamicReport(r),
     polling: pollingReport(r, at),
+    restricted_pools: restrictedReports(r, vcpus),
     run: {
       vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted,
       device_commands: r.deviceCommands, device_passes: r.devicePasses, time_scale: r.timeScale, cpu_ms: Math.round(r.cpuMs), cpu_boot_ms: Math.round(r.cpuBootMs),
@@ -549,6 +615,7 @@ export function formatReport(rep: RunReport): string {
   out.push(...formatThrottle(rep.throttle));
   out.push(...formatDynamic(rep.dynamic));
   out.push(...formatPolling(rep.polling));
+  out.push(...formatRestricted(rep.restricted_pools));
   out.push(`  emulator: ${s.map_unmap_per_sec.toLocaleString('en-US')} map+unmap pairs/s sustained`);
   out.push(...formatGuestMemory(rep.guest_memory));
   out.push('');

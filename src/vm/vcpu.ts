@@ -24,7 +24,7 @@ import { attachWorkerLogger } from '../log/worker-logger.js';
 import { VcpuLog } from './vcpu-log.js';
 import { exposeOnPort } from '../util/comlink.js';
 import type { VcpuControlApi } from './control.js';
-import { DmaDevice } from '../dma/device.js';
+import { DmaDevice, swiotlbDevInit } from '../dma/device.js';
 import {
   ScatterList, dmaMapSgtable, dmaMapSingle, dmaMaxMappingSize, dmaRecommendMayBlock, dmaUnmapSg, dmaUnmapSingle,
 } from '../dma/direct.js';
@@ -42,6 +42,7 @@ import { ThrottleStats } from '../swiotlb/throttle.js';
 import { Rng } from '../util/rng.js';
 import { STATS_FIELDS, STATS_STRIDE, TSTAT_HIGH_THROTTLED, TSTAT_LOW_THROTTLED } from '../swiotlb/layout.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
+import { type RestrictedMemShared, attachRestrictedMem, rmemSwiotlbDeviceInit } from '../swiotlb/restricted.js';
 import { nowMs, setTimeScale, timeScale, wallMs } from '../util/clock.js';
 import type { FioBlockSize } from '../workload/fio.js';
 import {
@@ -109,6 +110,8 @@ export interface VcpuTask {
   timeScale: number;
   /** npm run replay: this vCPU performs a kernel trace's DMA calls instead of job instances (src/trace/replay-vcpu.ts). */
   replay?: ReplayVcpuTask;
+  /** Restricted DMA pools (swiotlb/restricted.ts): a device's own io_tlb_mem; empty without --restricted-pool. */
+  restricted: RestrictedMemShared[];
 }
 
 export interface VcpuResult {
@@ -248,6 +251,12 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   });
   const nvme = new DmaDevice('nvme0', { minAlignMask: NVME_MIN_ALIGN_MASK });
   const nic = new DmaDevice('eth0');
+  // Probe: every device's allocator is io_tlb_default_mem, a restricted one's is its pool's own io_tlb_mem.
+  for (const dev of [nvme, nic]) {
+    const r = task.restricted.find((x) => x.device === dev.name);
+    if (r === undefined) swiotlbDevInit(dev, mem);
+    else rmemSwiotlbDeviceInit(dev, attachRestrictedMem(r, task.cpu, { guest, events: sink }));
+  }
   const nvmeMax = dmaMaxMappingSize(mem, nvme);
   // [RFC] Probe time: NVMe sets ctrl.blocking when dma_recommend_may_block() says so, and then passes
   // MAY_BLOCK for data and metadata maps. The NIC maps from atomic context and never does.

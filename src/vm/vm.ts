@@ -20,6 +20,7 @@ import {
   AREA_ACQUIRED, AREA_CONTENDED, AREA_PARKED, MEM_ENCRYPTION_WARNED, STATS_STRIDE, STAT_NAMES,
 } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
+import { type RestrictedMem, createRestrictedMem, reserveRestrictedPools, restrictedText } from '../swiotlb/restricted.js';
 import { type BounceWindowShared, X86_COCO_PHYS_LIMIT } from '../swiotlb/dynamic.js';
 import type { GrowthWorkerTask } from '../swiotlb/dyn-worker.js';
 import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
@@ -88,7 +89,7 @@ export interface VmSample {
   /** ios and bytes per second over the interval since the previous sample. */
   iops: number;
   bw_bytes_per_s: number;
-  /** Failed maps (all causes), storage requests failed, packets dropped: the exact counts the ratelimited records sample. */
+  /** Failed maps (all causes, the default allocator's and every restricted pool's), storage requests failed, packets dropped: the exact counts the ratelimited records sample. */
   map_failures: number;
   io_errors: number;
   packets_dropped: number;
@@ -104,6 +105,8 @@ export interface VmBoot {
   guest: GuestMemoryBoot;
   /** The emulator's own warnings about the boot (not kernel lines): why a size differs from the one asked for. */
   warnings: string[];
+  /** Restricted DMA pools (--restricted-pool): each device's own io_tlb_mem (swiotlb/restricted.ts). */
+  restricted: RestrictedMem[];
 }
 
 /** Size and place the default pool as the kernel would, and create it. */
@@ -120,15 +123,18 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
   const bytes = plan.nslabs * IO_TLB_SIZE;
   // Guest memory boots around the pool: swiotlb_memblock_alloc takes it with memblock_alloc_low(bytes,
   // PAGE_SIZE), top-down below 4 GiB (ARCH_LOW_ADDRESS_LIMIT), before the buddy allocator serves.
+  // Reserved-memory nodes (restricted DMA pools) are placed by memblock before swiotlb_init.
   const guest = bootGuestMemory(opts, (phys) => {
+    const rmem = reserveRestrictedPools(phys, opts.restrictedPools);
     try {
-      return phys.memblockAllocLow(bytes, PAGE_SIZE, PHYS_4G);
+      return { start: phys.memblockAllocLow(bytes, PAGE_SIZE, PHYS_4G), rmem };
     } catch (e) {
       if (!(e instanceof InputError)) throw e;
       throw new InputError('EBADSIZE', `a ${bytes >> 20} MiB swiotlb does not fit in the guest's low memory (${(phys.zoneRange(ZONE_DMA32).end - LOW_RESERVED_BYTES) >> 20} MiB of RAM below 4 GiB); use a smaller pool or more --mem`);
     }
   });
-  const start = guest.reserved;
+  const start = guest.reserved.start;
+  const rmem = guest.reserved.rmem;
   const throttle = opts.throttle
     ? {
         enabled: true,
@@ -148,11 +154,16 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
       },
     } : {}),
   }, opts.swiotlbDynamic ? { memory: { phys: guest.phys, arena: guest.arena, atomicPool: guest.atomicPool } } : {});
-  const bootLines = [...plan.messages, bootText.mapped(start, plan.nslabs), bootText.pciDma(), bootText.memEncryption(), ...guest.bootLines, ...guest.notes];
+  // Each restricted device's probe: rmem_swiotlb_device_init (never can_grow), then the assignment line.
+  const restricted = rmem.regions.map((region) => createRestrictedMem(region, { cpus: opts.vcpus, lockSpins: opts.lockSpins, parkTimeoutMs: opts.lockParkTimeoutMs }));
+  const bootLines = [
+    ...rmem.bootLines, ...plan.messages, bootText.mapped(start, plan.nslabs), bootText.pciDma(), bootText.memEncryption(), ...guest.bootLines, ...guest.notes,
+    ...restricted.map((r) => restrictedText.assigned(r.device, r.name)),
+  ];
   // The core prints the last line at the first bounce; the VM prints it with the boot lines, as the
   // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
-  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [] };
+  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [], restricted };
 }
 
 /** Start the growth worker thread; stop() sets the teardown word and waits for it (terminated after TEARDOWN_MS). */
@@ -305,11 +316,16 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const bounceWindow: BounceWindowShared = {
     data: pool.shared.data, start: pool.start, ...(memShared.dyn !== undefined ? { header: memShared.header, dyn: memShared.dyn } : {}),
   };
+  // A device with a restricted DMA pool reaches that region only (the default pool is not shared with it).
+  const windowOf = (device: string): BounceWindowShared => {
+    const r = boot.restricted.find((x) => x.device === device);
+    return r === undefined ? bounceWindow : { data: r.mem.defpool.shared.data, start: r.mem.defpool.start };
+  };
   const deviceConfigs: DeviceConfig[] = [
-    { kind: 'nvme', name: 'nvme0', bounce: bounceWindow, queues: [...nvmeQueues, ...pollQueueSabs], control: nvmeControl,
+    { kind: 'nvme', name: 'nvme0', bounce: windowOf('nvme0'), queues: [...nvmeQueues, ...pollQueueSabs], control: nvmeControl,
       latencyUs: opts.nvmeLatencyUs, bandwidthBytesPerSec: opts.nvmeBandwidth, capacityBytes: Math.max(plan.capacityBytes, 4096),
       controlPort: deviceChannels[0]!.port2, faultAtMs: faultAt('nvme0'), timeScale: k },
-    { kind: 'nic', name: 'eth0', bounce: bounceWindow, queues: nicQueues, control: nicControl,
+    { kind: 'nic', name: 'eth0', bounce: windowOf('eth0'), queues: nicQueues, control: nicControl,
       latencyUs: 5, bandwidthBytesPerSec: 1.25e9, capacityBytes: 0, controlPort: deviceChannels[1]!.port2, faultAtMs: faultAt('eth0'), timeScale: k },
   ];
   const instanceStatsSab = new SharedArrayBuffer(Math.max(1, plan.instances.length) * INST_FIELDS * 8);
@@ -375,6 +391,10 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   }
   for (const w of boot.warnings) hooks.warning?.(w);
   log.emit('pool_created', { pool: 0, start: pool.start, nslabs: pool.nslabs, nareas: pool.nareas, kind: 'default' });
+  for (const r of boot.restricted) {
+    const p = r.mem.defpool;
+    log.emit('pool_created', { pool: 0, start: p.start, nslabs: p.nslabs, nareas: p.nareas, kind: 'restricted', device: r.device });
+  }
   const devices = deviceConfigs.map((cfg) => new Worker(workerFile('device'), { workerData: cfg, transferList: [cfg.controlPort!] }));
   // The atomic pools' expansion work runs on a kworker thread of its own for the whole run.
   const guestThreads = startGuestMemoryThreads(boot.guest, log.workerChannel('kworker/atomic_pool'), opts.churn && { ...opts.churn, seed: opts.seed });
@@ -403,6 +423,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       instanceStats: instanceStatsSab, histograms, swiotlbStats: swiotlbStatsSab, throttleStats: throttleStatsSab, run: runSab, quiet: quietSab,
       log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`), timeScale: k,
       ...(hooks.replay !== undefined ? { replay: hooks.replay.task(cpu, guestOffsets[cpu]!) } : {}),
+      restricted: boot.restricted.map((r) => r.shared),
     };
     return (piscina.run(task, { transferList: [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
       fail(`vcpu${cpu}`, e, { vcpu: cpu });
@@ -464,7 +485,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const takeSample = (): void => {
     const t = nowMs();
     const c = workloadCounters(instanceStats, plan.instances.length);
-    const map_failures = boot.mem.mapFailures();
+    // Every allocator's failures: the default one's and each restricted pool's (its own header word).
+    const map_failures = boot.mem.mapFailures() + boot.restricted.reduce((a, r) => a + r.mem.mapFailures(), 0);
     const occ = pool.areaOccupancy();
     const d = boot.mem.debugfs();
     const sample: VmSample = {
@@ -481,6 +503,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       ...sample, throttle_queue_len: thr.queue_len, high_throttle: thr.high_throttle,
       low_throttle: thr.low_throttle, high_throttle_count: thr.high_throttle_count, low_throttle_count: thr.low_throttle_count,
       throttle_held: thr.held, io_tlb_transient_nslabs: d.io_tlb_transient_nslabs,
+      ...(boot.restricted.length > 0 ? { restricted: boot.restricted.map(restrictedSample) } : {}),
     });
     checkThrottleStall(thr);
     hooks.sample(sample);
@@ -560,6 +583,12 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     throw new VmRunFailed(new Error(`the VM did not stop within ${TEARDOWN_MS} ms of the end of the run`), result);
   }
   return result;
+}
+
+/** A restricted pool's figures in a sample record: its own debugfs files and failures. */
+function restrictedSample(r: RestrictedMem): { device: string; io_tlb_nslabs: number; io_tlb_used: number; io_tlb_used_hiwater: number; map_failures: number } {
+  const d = r.mem.debugfs();
+  return { device: r.device, io_tlb_nslabs: d.io_tlb_nslabs, io_tlb_used: d.io_tlb_used, io_tlb_used_hiwater: d.io_tlb_used_hiwater, map_failures: r.mem.mapFailures() };
 }
 
 /** A run that ended with a failure (a thread crashed, a stall): the reason, and what was counted until then. */
