@@ -4,12 +4,14 @@ import { quote } from '../util/quote.js';
 import { kelleyThrottle } from './kelley-throttle.js';
 import { murphyOneCpu } from './murphy-one-cpu.js';
 import { kelleyGenerousDefault } from './kelley-generous-default.js';
+import { murphyPolling } from './murphy-polling.js';
 import type { AnyExperiment } from './types.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
   kelleyThrottle,
   murphyOneCpu,
   kelleyGenerousDefault,
+  murphyPolling,
 ].sort((a, b) => a.number - b.number);
 
 export function experimentByName(name: string): AnyExperiment {

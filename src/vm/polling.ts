@@ -90,6 +90,18 @@ export function polledQueuesText(states: readonly PolledQueueState[]): string {
   return `; polled queues (no interrupt: only the submitting vCPU's poll loop reaps them): ${parts.join(', ')}`;
 }
 
+/**
+ * The poll queues a stall message names (polledQueuesText's phrase read back), for a caller that has
+ * only the one-line reason of a stalled run (a sweep's record). [] when it names none.
+ */
+export function parsePolledQueuesText(text: string): PolledQueueState[] {
+  const out: PolledQueueState[] = [];
+  for (const m of text.matchAll(/vcpu(\d+) (\S+) poll queue: (\d+) completions posted, not reaped( \(vcpu parked in the throttle wait)?/g)) {
+    out.push({ vcpu: Number(m[1]), device: m[2]!, posted_unreaped: Number(m[3]), parked_in_throttle_wait: m[4] !== undefined });
+  }
+  return out;
+}
+
 /** A job's completion mode in the report. */
 export type PollingJobReport = {
   name: string;

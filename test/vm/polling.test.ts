@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { QueuePair, QP_CQ_HEAD, QP_CQ_TAIL } from '../../src/devices/queue.js';
-import { isPolled, parseNvmePollQueues, polledQueueStates, polledQueuesText } from '../../src/vm/polling.js';
+import { isPolled, parseNvmePollQueues, parsePolledQueuesText, polledQueueStates, polledQueuesText } from '../../src/vm/polling.js';
 import type { RunReport } from '../../src/vm/report.js';
 import { vmProcess as vm } from '../helpers/vm-process.js';
 
@@ -37,6 +37,9 @@ describe('nvme.poll_queues and hipri', () => {
     expect(states).toEqual([{ vcpu: 1, device: 'nvme0', posted_unreaped: 5, parked_in_throttle_wait: true }]);
     expect(polledQueuesText(states)).toBe('; polled queues (no interrupt: only the submitting vCPU\'s poll loop reaps them): vcpu1 nvme0 poll queue: 5 completions posted, not reaped (vcpu parked in the throttle wait: it cannot poll)');
     expect(polledQueuesText([])).toBe('');
+    // Read back from a stall's one-line reason, as a sweep record has only that.
+    expect(parsePolledQueuesText(`stall: no I/O completed${polledQueuesText(states)}`)).toEqual(states);
+    expect(parsePolledQueuesText('stall: no I/O completed for 15 s')).toEqual([]);
   });
 });
 
