@@ -53,7 +53,9 @@ describe('a polled job parked on the throttle (one vCPU, 512 slots, 64 KiB reads
   //   the only poller sleeps: the throttle watchdog ends the run, exit 1, naming the 13 completions.
   // - Interrupt-driven (no poll queues): the wait takes the interrupts, reads 1-13 complete (the
   //   device serves in submission order, so 13 is reaped after 1-12, all during that wait), read 13's
-  //   unmap hands throttle_sem to read 14, and the run ends normally. At most one throttled mapping
+  //   unmap hands throttle_sem to read 14, and the run ends normally.
+  // Both rely on the vCPU ringing the NVMe doorbell for reads 1-13 before read 14's map sleeps: the
+  // throttle wait asserts it (a worker error, exit 1 with another message, if it did not). At most one throttled mapping
   //   is live and unthrottled maps pass only at used <= 358, so used stays <= 358 + 32 + 32 < 512:
   //   no map fails.
   const job = (dir: string): string => {
