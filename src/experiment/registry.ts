@@ -5,6 +5,8 @@ import { kelleyThrottle } from './kelley-throttle.js';
 import { murphyOneCpu } from './murphy-one-cpu.js';
 import { kelleyGenerousDefault } from './kelley-generous-default.js';
 import { murphyPolling } from './murphy-polling.js';
+import { tesarikSpread } from './tesarik-spread.js';
+import { annapurveFragmentation } from './annapurve-fragmentation.js';
 import type { AnyExperiment } from './types.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
@@ -12,6 +14,8 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   murphyOneCpu,
   kelleyGenerousDefault,
   murphyPolling,
+  tesarikSpread,
+  annapurveFragmentation,
 ].sort((a, b) => a.number - b.number);
 
 export function experimentByName(name: string): AnyExperiment {
