@@ -28,6 +28,7 @@ export const SWEEP_FLAGS = [
   { name: 'parallel', kind: 'string', form: 'N|auto', env: 'COCO_SWEEP_PARALLEL', help: 'configurations run at once, each in its own process, 1..64' },
   { name: 'high-throttle', kind: 'string', form: 'SLOTS|N%', default: 'the RFC\'s 70%', help: '[RFC] high_throttle for the throttle policy: slots or % of nslabs' },
   { name: 'low-throttle', kind: 'string', form: 'SLOTS|N%', default: 'the RFC\'s 65%', help: '[RFC] low_throttle for the throttle policy: slots or % of nslabs' },
+  { name: 'hybrid-timeout', kind: 'string', form: 'DURATION', default: 'the VM\'s (COCO_HYBRID_TIMEOUT)', help: '[proposal] --hybrid-timeout for the hybrid policy\'s runs' },
   { name: 'time-scale', kind: 'string', form: 'K', env: 'COCO_TIME_SCALE', help: 'passed to the VM as --time-scale (when the VM has it)' },
   { name: 'output-format', kind: 'string', form: 'normal|json', env: 'COCO_OUTPUT_FORMAT', help: 'a table or one JSON document' },
 ] as const;
@@ -81,7 +82,7 @@ export function parseSweepBase(f: ParsedFlags): SweepBase {
   const runtime = f.get('runtime');
   if (runtime !== undefined) parseDuration(runtime, '--runtime');
   const knobText: Record<string, string> = {};
-  for (const k of ['high-throttle', 'low-throttle', 'time-scale']) if (f.has(k)) knobText[k] = f.get(k)!;
+  for (const k of ['high-throttle', 'low-throttle', 'hybrid-timeout', 'time-scale']) if (f.has(k)) knobText[k] = f.get(k)!;
   if (knobText['time-scale'] !== undefined && !VM_FLAGS.some((s) => s.name === 'time-scale')) {
     throw new InputError('EBADFLAG', '--time-scale: this build\'s VM has no --time-scale yet; drop the flag');
   }
@@ -92,14 +93,26 @@ export function parseSweepBase(f: ParsedFlags): SweepBase {
     knobs: (p) => {
       const out: Record<string, string> = {};
       if (knobText['time-scale'] !== undefined) out['time-scale'] = knobText['time-scale'];
-      // A throttle threshold is the throttle policy's knob (and, once it exists, hybrid's).
+      // A throttle threshold is the throttle policy's knob and hybrid's (it waits on the same semaphore).
       if (p === 'throttle' || p === 'hybrid') {
         for (const k of ['high-throttle', 'low-throttle']) if (knobText[k] !== undefined) out[k] = knobText[k];
       }
+      if (p === 'hybrid' && knobText['hybrid-timeout'] !== undefined) out['hybrid-timeout'] = knobText['hybrid-timeout'];
       return out;
     },
     knobText, outputFormat: fmt,
   };
+}
+
+/** A policy's knob given to a sweep with none of the policies that use it: refused, as the VM refuses it. */
+export function knobsUsed(f: ParsedFlags, policies: readonly PolicyName[]): void {
+  const users: Record<string, PolicyName[]> = { 'hybrid-timeout': ['hybrid'] };
+  for (const [k, who] of Object.entries(users)) {
+    if (f.has(k) && !policies.some((p) => who.includes(p))) {
+      throw new InputError('EBADFLAG', `--${k} applies to --policy ${who.join(' or ')}, which this sweep does not run; drop it or add ${who.join(' or ')} to --policies`);
+    }
+  }
+  if (f.has('hybrid-timeout')) parseDuration(f.get('hybrid-timeout')!, '--hybrid-timeout');
 }
 
 function list(text: string, what: string): string[] {
@@ -256,6 +269,7 @@ export async function compareMain(argv: readonly string[]): Promise<CompareOutco
     const base = parseSweepBase(f);
     const policies = (f.has('policies') ? list(f.get('policies')!, '--policies') : availablePolicies()).map((p) => parsePolicy(p, '--policies'));
     for (const p of policies) checkPolicyAvailable(p, '--policies');
+    knobsUsed(f, policies);
     const { value: sizesText, what: sizesWhat } = f.setting('sizes');
     const sizes = list(sizesText, sizesWhat);
     for (const s of sizes) parseSize(s, sizesWhat);

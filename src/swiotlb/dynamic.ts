@@ -570,14 +570,37 @@ export class DynamicSwiotlb {
 
   /**
    * swiotlb_dyn_alloc: swiotlb_alloc_pool(NULL, IO_TLB_MIN_SLABS, default_nslabs, default_nareas,
-   * mem->phys_limit, GFP_KERNEL), then add_mem_pool. Returns the new pool's table index, or -1 after
-   * "Failed to allocate new pool" (ratelimited).
+   * mem->phys_limit, GFP_KERNEL), then add_mem_pool, counted as one run of the growth work with its
+   * trigger-to-pool time. Returns the new pool, or why not after "Failed to allocate new pool"
+   * (the caller prints it, ratelimited).
    */
   dynAlloc(): GrowResult {
     const r = this.r;
-    const mem = this.memory;
-    assert(mem !== null && mem.phys !== undefined, 'the growth worker has the page allocator');
     Atomics.add(r, DYN_GROW_RUNS, 1);
+    const res = this.addPool();
+    if (!res.ok) {
+      Atomics.add(r, DYN_GROW_FAILED, 1);
+      return res;
+    }
+    const tookMs = Math.max(0, this.now() - this.f[DYN_TRIGGER_MS >> 1]!);
+    this.f[DYN_TRIGGER_TO_POOL_MS_SUM >> 1] = this.f[DYN_TRIGGER_TO_POOL_MS_SUM >> 1]! + tookMs;
+    if (tookMs > this.f[DYN_TRIGGER_TO_POOL_MS_MAX >> 1]!) this.f[DYN_TRIGGER_TO_POOL_MS_MAX >> 1] = tookMs;
+    return { ...res, tookMs };
+  }
+
+  /**
+   * swiotlb_alloc_pool + add_mem_pool: a pool of default_nslabs slots (capped at 4 MiB), halving down
+   * to IO_TLB_MIN_SLABS while no block of that order is free below phys_limit, published at the head
+   * of the pool list. The growth worker calls it (dynAlloc), and so does the hybrid policy's
+   * synchronous growth from a mapping thread (hybrid.ts): several threads may add pools at once. Each
+   * takes its own pages and metadata; the table entry is taken under mem->lock at publication, where
+   * a table that filled meanwhile gives the pages back. tookMs: how long this call took.
+   */
+  addPool(): GrowResult {
+    const r = this.r;
+    const mem = this.memory;
+    assert(mem !== null && mem.phys !== undefined, 'a thread that grows the pool has the page allocator');
+    const t0 = nowMs();
     const physLimit = r[DYN_PHYS_LIMIT_PAGES]! * PAGE_SIZE;
     let nslabs = r[DYN_DEFAULT_NSLABS]!;
     let nareas = this.header[MEM_DEFAULT_NAREAS]!;
@@ -585,10 +608,10 @@ export class DynamicSwiotlb {
       nslabs = DYN_POOL_MAX_SLABS;
       nareas = limitNareas(nareas, nslabs);
     }
-    // Only this worker adds pools: a full table is known before any page is taken (it leaked the
-    // pages and counted a successful attempt when checked after them).
+    // A full table is known before any page is taken (it leaked the pages and counted a successful
+    // attempt when checked after them); publication checks again, as other threads may add pools.
     if (Atomics.load(this.header, MEM_NPOOLS) >= this.header[MEM_MAX_POOLS]!) {
-      return this.growFailed(`the pool table is full (${this.header[MEM_MAX_POOLS]} pools)`);
+      return { ok: false, reason: `the pool table is full (${this.header[MEM_MAX_POOLS]} pools)` };
     }
     let reason = '';
     let start = -1;
@@ -602,7 +625,7 @@ export class DynamicSwiotlb {
         break;
       }
       reason = `no free block of order ${orderOf(nslabs * IO_TLB_SIZE)} below ${physLimit / 2 ** 30} GiB`;
-      if (nslabs <= IO_TLB_MIN_SLABS) return this.growFailed(reason);
+      if (nslabs <= IO_TLB_MIN_SLABS) return { ok: false, reason };
       nslabs = alignUp(nslabs >> 1, IO_TLB_SEGSIZE);
       nareas = limitNareas(nareas, nslabs);
     }
@@ -612,7 +635,7 @@ export class DynamicSwiotlb {
     if (meta + metaBytes > r[DYN_META_CAP]!) {
       Atomics.sub(r, DYN_META_NEXT, metaBytes);
       mem.phys!.freePages(start, orderOf(nslabs * IO_TLB_SIZE)); // the arena's bytes stay carved: it never frees
-      return this.growFailed('the metadata arena is full');
+      return { ok: false, reason: 'the metadata arena is full' };
     }
     new IoTlbPool({ start, nslabs, nareas, kind: POOL_KIND_DYNAMIC }, {
       areas: this.shared.meta, areasOffset: meta, slots: this.shared.meta, slotsOffset: meta + areasBytes(nareas),
@@ -622,7 +645,11 @@ export class DynamicSwiotlb {
     const h = this.header;
     areaLock(r, DYN_LOCK_RECORD, 64, 100);
     const p = h[MEM_NPOOLS]!;
-    assert(p < h[MEM_MAX_POOLS]!, 'the pool table had room when the growth began (one worker adds pools)');
+    if (p >= h[MEM_MAX_POOLS]!) {
+      areaUnlock(r, DYN_LOCK_RECORD);
+      mem.phys!.freePages(start, orderOf(nslabs * IO_TLB_SIZE)); // the metadata and arena bytes stay carved (bump arenas)
+      return { ok: false, reason: `the pool table is full (${h[MEM_MAX_POOLS]} pools)` };
+    }
     const d = MEM_POOL_TABLE + p * POOL_DESC_INTS;
     h[d + POOL_START_LO] = start % 2 ** 32;
     h[d + POOL_START_HI] = Math.floor(start / 2 ** 32);
@@ -631,17 +658,13 @@ export class DynamicSwiotlb {
     h[d + POOL_KIND] = POOL_KIND_DYNAMIC;
     h[d + POOL_META_OFFSET] = meta;
     h[d + POOL_DATA_PAGE] = arenaOffset / PAGE_SIZE;
-    const now = this.now();
-    h[d + POOL_ADDED_MS] = Math.round(now);
+    h[d + POOL_ADDED_MS] = Math.round(this.now());
     Atomics.add(h, MEM_NSLABS, nslabs);
     Atomics.store(h, MEM_NPOOLS, p + 1); // published: every field above is visible to whoever sees p + 1
     areaUnlock(r, DYN_LOCK_RECORD);
     Atomics.add(r, DYN_POOLS_ADDED, 1);
-    const tookMs = Math.max(0, now - this.f[DYN_TRIGGER_MS >> 1]!);
-    this.f[DYN_TRIGGER_TO_POOL_MS_SUM >> 1] = this.f[DYN_TRIGGER_TO_POOL_MS_SUM >> 1]! + tookMs;
-    if (tookMs > this.f[DYN_TRIGGER_TO_POOL_MS_MAX >> 1]!) this.f[DYN_TRIGGER_TO_POOL_MS_MAX >> 1] = tookMs;
     this.notePoolBytes();
-    return { ok: true, pool: p, nslabs, nareas, start, tookMs };
+    return { ok: true, pool: p, nslabs, nareas, start, tookMs: nowMs() - t0 };
   }
 
   /** swiotlb_alloc_tlb(NULL, bytes, phys_limit, GFP_KERNEL): alloc_pages below phys_limit, then set_memory_decrypted. */
@@ -664,12 +687,6 @@ export class DynamicSwiotlb {
   private countAttempt(nslabs: number, base: number): void {
     const k = GROW_SIZE_SLOTS.indexOf(nslabs as (typeof GROW_SIZE_SLOTS)[number]);
     if (k >= 0) Atomics.add(this.r, base + k, 1);
-  }
-
-  /** The caller prints "Failed to allocate new pool", ratelimited (pr_warn_ratelimited). */
-  private growFailed(reason: string): GrowResult {
-    Atomics.add(this.r, DYN_GROW_FAILED, 1);
-    return { ok: false, reason };
   }
 
   // --- the report ---------------------------------------------------------------------------------

@@ -46,11 +46,12 @@ import {
 import { IoTlbPool, type IoTlbPoolShared } from './pool.js';
 import {
   DOWN_ABORTED, DOWN_ACQUIRED, THROTTLE_HIGH, THROTTLE_NONE, THROTTLE_REASONS, ThrottleState, ThrottleStats,
-  WAIT_GRANTED, type ThrottleDebugfs, type ThrottleDecision, type ThrottleHolder, type ThrottleOptions,
+  WAIT_GRANTED, WAIT_TIMED_OUT, type ThrottleDebugfs, type ThrottleDecision, type ThrottleHolder, type ThrottleOptions,
   type ThrottleSnapshot, type ThrottleTunable,
 } from './throttle.js';
 import { nowMs } from '../util/clock.js';
 import { type DynamicCreateOptions, type DynamicMemory, type DynamicShared, DynamicSwiotlb, createDynamicRegion } from './dynamic.js';
+import { type HybridCreateOptions, HybridPolicy, createHybridRegion } from './hybrid.js';
 
 /** Everything a thread needs to rebuild an allocator handle. */
 export interface IoTlbMemShared {
@@ -60,6 +61,8 @@ export interface IoTlbMemShared {
   throttle: SharedArrayBuffer;
   /** CONFIG_SWIOTLB_DYNAMIC: the dynamic region, its metadata arena and the decrypted arena (dynamic.ts). */
   dyn?: DynamicShared;
+  /** [proposal] The hybrid policy's region (hybrid.ts, Robin Murphy); with dyn and throttling on. */
+  hybrid?: SharedArrayBuffer;
 }
 
 /** Structured reports of the kernel's warnings (ratelimiting is the consumer's business). */
@@ -83,6 +86,9 @@ export type SwiotlbEvent =
   | ({ event: 'throttle_end'; msg: string; wait_us: number } & ThrottleEventFields)
   // Dynamic swiotlb: a transient pool made for one mapping, and its memory back in the atomic pool after the grace period.
   | { event: 'transient_created' | 'transient_freed'; msg: string; device: string; vcpu: number; start: number; nslabs: number }
+  // [proposal] Hybrid: a pool grown synchronously by a mapping thread whose wait timed out, or the growth that failed.
+  | { event: 'pool_created'; msg: string; device: string; vcpu: number; pool: number; start: number; nslabs: number; nareas: number }
+  | { event: 'growth_failed'; msg: string; device: string; vcpu: number; reason: string }
   // [RFC] §15.9: the caller is about to down() a semaphore held by its own cpu's live throttled mapping.
   | { event: 'throttle_deadlock'; msg: string; vcpu: number; device: string; size: number; holder: ThrottleHolder };
 
@@ -131,6 +137,8 @@ export interface IoTlbMemCreateOptions {
   dynamic?: DynamicCreateOptions & { arena: SharedArrayBuffer };
   /** The kind of the allocator's own pool (mem->defpool): default, or a restricted DMA pool's (restricted.ts). */
   poolKind?: typeof POOL_KIND_DEFAULT | typeof POOL_KIND_RESTRICTED;
+  /** [proposal] The hybrid policy (hybrid.ts): needs `dynamic`, canGrow and throttling enabled. */
+  hybrid?: HybridCreateOptions;
 }
 
 export interface IoTlbMemAttachOptions {
@@ -170,6 +178,8 @@ export class IoTlbMem {
   private foundPool: IoTlbPool | null = null;
   /** CONFIG_SWIOTLB_DYNAMIC: the growth and transient-pool policy (dynamic.ts), or null in a static build. */
   readonly dyn: DynamicSwiotlb | null;
+  /** [proposal] The hybrid policy (hybrid.ts): a MAY_BLOCK map's throttle wait times out into a synchronous growth; null otherwise. */
+  readonly hybrid: HybridPolicy | null;
   /** [RFC] throttle_sem, the thresholds and counters of this allocator (this thread's view). */
   readonly throttle: ThrottleState;
   /** [RFC] Fixed at boot: MAY_BLOCK is honoured. Read on the map path instead of shared memory. */
@@ -213,6 +223,7 @@ export class IoTlbMem {
       this.dyn.events = (e) => this.events?.(e);
       this.dyn.cpu = this.cpu;
     }
+    this.hybrid = shared.hybrid === undefined ? null : new HybridPolicy(shared.hybrid, this.header, this.dyn!, this.throttle, () => this.events);
     this.refreshPools();
   }
 
@@ -243,7 +254,9 @@ export class IoTlbMem {
     }
     // init_throttling, once the default pool is in (§15.3).
     const throttle = ThrottleState.create(opts.nslabs, opts.throttle);
-    return new IoTlbMem({ header: header.buffer as SharedArrayBuffer, pools, throttle: throttle.sab, ...(dyn !== null ? { dyn: dyn.shared } : {}) }, attach);
+    assert(opts.hybrid === undefined || (dyn !== null && header[MEM_CAN_GROW] === 1 && throttle.enabled), 'the hybrid policy is dynamic swiotlb with throttling on');
+    const hybrid = opts.hybrid === undefined ? {} : { hybrid: createHybridRegion(opts.hybrid) };
+    return new IoTlbMem({ header: header.buffer as SharedArrayBuffer, pools, throttle: throttle.sab, ...(dyn !== null ? { dyn: dyn.shared } : {}), ...hybrid }, attach);
   }
 
   /** Rebuild a handle from the shared state, in any thread. */
@@ -255,7 +268,7 @@ export class IoTlbMem {
   shared(): IoTlbMemShared {
     return {
       header: this.header.buffer as SharedArrayBuffer, pools: this.sharedPools.slice(), throttle: this.throttle.sab,
-      ...(this.dyn !== null ? { dyn: this.dyn.shared } : {}),
+      ...(this.dyn !== null ? { dyn: this.dyn.shared } : {}), ...(this.hybrid !== null ? { hybrid: this.hybrid.sab } : {}),
     };
   }
 
@@ -446,6 +459,7 @@ export class IoTlbMem {
     this.checkDoneNonBlock = Atomics.load(slop, THR_ALLOC_DONE_NON_BLOCK);
     const used = Atomics.load(this.header, MEM_TOTAL_USED);
     this.checkUsed = used;
+    if (this.hybrid !== null) this.hybrid.followNslabs(); // [proposal] thresholds follow io_tlb_nslabs
     const decision = t.decide(used);
     return decision === THROTTLE_NONE ? decision : this.throttleWait(dev, mappingSize, decision, used);
   }
@@ -468,9 +482,15 @@ export class IoTlbMem {
       vcpu: this.cpu, device: dev.name, size: mappingSize, used, high_throttle: high, low_throttle: low, reason, queue_len: queueLen,
     });
     const t0 = nowMs();
-    const res = t.downWait(r);
+    const hybrid = this.hybrid;
+    const res = t.downWait(r, hybrid === null ? Infinity : hybrid.deadline(t0));
     const waitedMs = nowMs() - t0;
     this.throttleStats.recordWait(Math.max(0, waitedMs) * 1e6);
+    // [proposal] Hybrid: the timed wait ended without the semaphore; grow from here, then search unthrottled.
+    if (res === WAIT_TIMED_OUT) {
+      hybrid!.timedOut(dev, this.cpu);
+      return THROTTLE_NONE;
+    }
     if (res !== WAIT_GRANTED) return -1;
     const waitUs = Math.round(waitedMs * 1000);
     this.events?.({

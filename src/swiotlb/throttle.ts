@@ -19,7 +19,7 @@
 //   - The holder is recorded (cpu, device, size, since), which the kernel does not do, for reports.
 import { InputError, InvariantError, assert } from '../errors.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../report/histogram.js';
-import { nowMs } from '../util/clock.js';
+import { nowMs, timeScale } from '../util/clock.js';
 import { areaLock, areaUnlock } from './area-lock.js';
 import {
   P_THROTTLE_ACQUIRED, P_THROTTLE_COUNT, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT, hook,
@@ -69,6 +69,8 @@ export const DOWN_ABORTED = -2;
 /** downWait() results. */
 export const WAIT_GRANTED = 0;
 export const WAIT_ABORTED = 1;
+/** downWait() with a deadline: still queued at the deadline, the waiter left the queue (hybrid.ts). */
+export const WAIT_TIMED_OUT = 2;
 
 export interface ThrottleOptions {
   /** CONFIG_SWIOTLB_THROTTLE for this allocator. Default false: MAY_BLOCK is ignored, thresholds read 0. */
@@ -336,14 +338,23 @@ export class ThrottleState {
    * Second half of down(): park on the record's own word until up() hands the semaphore over
    * (WAIT_GRANTED), or until the abort word is seen (WAIT_ABORTED: the waiter has left the queue and
    * holds nothing). Each park lasts at most THR_WAIT_SLICE_MS.
+   *
+   * `deadlineMs` (the run's clock, nowMs) bounds the wait: the RFC's down() has none (Infinity, the
+   * default); the hybrid policy's timed wait (hybrid.ts, Robin Murphy's proposal) passes one, and a
+   * waiter still queued at the deadline leaves the queue (order of the others kept) and gets
+   * WAIT_TIMED_OUT, holding nothing. A grant that races the deadline wins: the waiter then holds it.
    */
-  downWait(r: number): number {
+  downWait(r: number, deadlineMs = Infinity): number {
     const i32 = this.i32;
     const word = THR_WAITERS + r * WAITER_INTS + WAITER_STATE;
     const irq = this.whileWaiting;
+    const timed = deadlineMs !== Infinity;
     if (hook !== null) hook(P_THROTTLE_WAIT, word, i32);
     for (;;) {
-      Atomics.wait(i32, word, WAITER_QUEUED, irq === null ? this.sliceMs : IRQ_POLL_SLICE_MS);
+      let park = irq === null ? this.sliceMs : IRQ_POLL_SLICE_MS;
+      // The deadline is on the run's clock; Atomics.wait parks on the wall's (K times longer).
+      if (timed) park = Math.max(0, Math.min(park, (deadlineMs - nowMs()) * timeScale()));
+      if (park > 0) Atomics.wait(i32, word, WAITER_QUEUED, park);
       if (Atomics.load(i32, word) === WAITER_GRANTED) return this.granted(word);
       // The task sleeps, its CPU does not: completions that arrive meanwhile are handled, and their
       // unmaps may be the up() that hands the semaphore to this very waiter.
@@ -351,7 +362,8 @@ export class ThrottleState {
         irq();
         if (Atomics.load(i32, word) === WAITER_GRANTED) return this.granted(word);
       }
-      if (Atomics.load(i32, THR_ABORT) === 0) continue;
+      const aborted = Atomics.load(i32, THR_ABORT) !== 0;
+      if (!aborted && !(timed && nowMs() >= deadlineMs)) continue;
       this.lock();
       // up() may have handed it over between our check and the lock: then we hold it after all.
       if (Atomics.load(i32, word) === WAITER_GRANTED) {
@@ -359,10 +371,10 @@ export class ThrottleState {
         return this.granted(word);
       }
       this.removeQueuedLocked(r);
-      i32[THR_ABORTED_WAITS] = i32[THR_ABORTED_WAITS]! + 1;
+      if (aborted) i32[THR_ABORTED_WAITS] = i32[THR_ABORTED_WAITS]! + 1;
       Atomics.store(i32, word, WAITER_FREE);
       this.unlock();
-      return WAIT_ABORTED;
+      return aborted ? WAIT_ABORTED : WAIT_TIMED_OUT;
     }
   }
 

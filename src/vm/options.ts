@@ -11,7 +11,8 @@ import { type TuneStep, parseTuneSteps, tunablesHelp } from './control.js';
 import { MAX_ARENA_BYTES } from '../memory/arena.js';
 import { type BuddyinfoLine, FRAGMENTATION_FORM, type FragmentationLevel, parseFragmentation, readBuddyinfoFile } from '../memory/buddyinfo.js';
 import { PAGE_SIZE } from '../memory/phys.js';
-import { type Origin, type PolicyName, resolvePolicy } from './policy.js';
+import { HYBRID_TIMEOUT_MAX_MS } from '../swiotlb/hybrid.js';
+import { GROWING_POLICIES, type PolicyName, resolvePolicy } from './policy.js';
 import { RESTRICTED_POOL_FORM, type RestrictedPoolSpec, parseRestrictedPools } from '../swiotlb/restricted.js';
 
 /** The emulated devices of every run, by the names their threads, messages and flags use. */
@@ -26,6 +27,15 @@ const SAMPLE_BOUNDS_TEXT = durationBoundsText(SAMPLE_BOUNDS);
 const PARK_BOUNDS: DurationBounds = { minMs: 1, maxMs: 60_000, wholeMs: true };
 const PARK_BOUNDS_TEXT = durationBoundsText(PARK_BOUNDS);
 const MAX_LOCK_SPINS = 1_000_000;
+/** --hybrid-timeout: 0 (grow at once) to a minute. */
+const HYBRID_TIMEOUT_BOUNDS: DurationBounds = { minMs: 0, maxMs: HYBRID_TIMEOUT_MAX_MS };
+
+/** A policy's own knob given as a flag while another policy runs: refused, never ignored. */
+function knobOfPolicy(f: ParsedFlags, flag: string, policy: PolicyName, allowed: readonly PolicyName[]): void {
+  if (f.has(flag) && !allowed.includes(policy)) {
+    throw new InputError('EBADFLAG', `--${flag} applies to --policy ${allowed.join(' or ')}, not ${policy}; drop it or choose ${allowed.length === 1 ? 'that policy' : 'one of them'}`);
+  }
+}
 
 /**
  * The storage device's service model (src/devices/device.ts) serves bytes at `bandwidth` through one
@@ -81,6 +91,8 @@ export interface VmOptions {
   policy: PolicyName;
   /** [RFC] swiotlb throttling (CONFIG_SWIOTLB_THROTTLE): policy === 'throttle'. */
   throttle: boolean;
+  /** [proposal] --policy hybrid: the timed wait's bound, ms of the run's clock (src/swiotlb/hybrid.ts). */
+  hybridTimeoutMs: number;
   /**
    * [emulator] Boot the default pool with exactly this many slots, skipping the kernel's round-up to
    * a power of two (what `npm run size` probes between powers of two); undefined: the kernel's sizing.
@@ -151,7 +163,8 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'tune', kind: 'string', form: 'AT:NAME=VALUE', repeatable: true, help: 'change a tunable during the run, e.g. 2s:io_tlb_used_hiwater=0 (the tunables are listed below)' },
   { name: 'stall-timeout', kind: 'string', form: 'DURATION', env: 'COCO_STALL_TIMEOUT', help: 'end the run (exit 1) when no I/O completes for this long while I/O is expected, e.g. 15s' },
   { name: 'fail-on-errors', kind: 'boolean', env: 'COCO_FAIL_ON_ERRORS', help: 'exit 3 when the run had I/O errors, dropped packets or bad verify sectors' },
-  { name: 'policy', kind: 'string', form: 'static|throttle|dynamic', env: 'COCO_POLICY', help: 'the allocator under pressure: static, throttle ([RFC]) or dynamic (= --swiotlb-dynamic on); hybrid and cma are not in this build yet' },
+  { name: 'policy', kind: 'string', form: 'static|throttle|dynamic|hybrid', env: 'COCO_POLICY', help: 'the allocator under pressure: static, throttle ([RFC]), dynamic (= --swiotlb-dynamic on) or hybrid ([proposal], Robin Murphy: a timed throttle wait, then a synchronous growth); cma is not in this build yet' },
+  { name: 'hybrid-timeout', kind: 'string', form: 'DURATION', env: 'COCO_HYBRID_TIMEOUT', help: `[proposal] --policy hybrid: longest wait of a MAY_BLOCK map above the threshold before it grows the pool from its own context, ${durationBoundsText(HYBRID_TIMEOUT_BOUNDS)} (0 grows at once)` },
   { name: 'throttle', kind: 'boolean', env: 'COCO_THROTTLE', help: '[RFC] swiotlb throttling of MAY_BLOCK maps, on or off (on means --policy throttle)' },
   { name: 'high-throttle', kind: 'string', form: 'SLOTS|N%', env: 'COCO_HIGH_THROTTLE', default: 'the RFC\'s 70%', help: `high_throttle: ${THRESHOLD_FORM}` },
   { name: 'low-throttle', kind: 'string', form: 'SLOTS|N%', env: 'COCO_LOW_THROTTLE', default: 'the RFC\'s 65%', help: `low_throttle: ${THRESHOLD_FORM}` },
@@ -191,18 +204,10 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const [level, levelWhat] = get('log-level');
   const [sample, sampleWhat] = get('sample-interval');
   const [stall, stallWhat] = get('stall-timeout');
-  const [throttle, throttleWhat] = get('throttle');
-  const [policy, policyWhat] = get('policy');
-  // One precedence for both names of the policy: a flag, then the environment or ./.env, then .env.example.
-  const origin = (flag: string): Origin => {
-    const r = f.setting(flag).rank;
-    return r === 3 ? 'flag' : r > 0 ? 'environment' : 'default';
-  };
-  const policyName = resolvePolicy(
-    { value: policy, origin: origin('policy'), what: policyWhat },
-    { value: parseOnOff(throttle, throttleWhat), origin: origin('throttle'), what: throttleWhat },
-  );
-  const [dynamic, dynamicWhat] = get('swiotlb-dynamic');
+  // One precedence for every name of the policy (ParsedFlags.setting's rank): policy.ts resolvePolicy.
+  const policyName = resolvePolicy(f.setting('policy'), f.setting('throttle'), f.setting('swiotlb-dynamic'));
+  knobOfPolicy(f, 'hybrid-timeout', policyName, ['hybrid']);
+  const [hybridTimeout, hybridTimeoutWhat] = get('hybrid-timeout');
   const [tscale, tscaleWhat] = get('time-scale');
   const [buddyinfo, buddyinfoWhat] = get('buddyinfo');
   const [frag, fragWhat] = get('fragmentation');
@@ -254,14 +259,15 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     tune,
     injectFault: f.has('inject-fault') ? parseFault(f.get('inject-fault')!, nvcpus) : undefined,
     failOnErrors: parseOnOff(failOnErrors, failWhat),
-    policy: policyName === 'static' && parseOnOff(dynamic, dynamicWhat) ? 'dynamic' : policyName,
+    policy: policyName,
     throttle: policyName === 'throttle',
+    hybridTimeoutMs: parseDurationInRange(hybridTimeout, hybridTimeoutWhat, HYBRID_TIMEOUT_BOUNDS),
     exactNslabs: f.has('exact-nslabs') ? parseExactNslabs(f.get('exact-nslabs')!, f.has('swiotlb') || (f.has('cmdline') && parseSwiotlbCmdline(f.get('cmdline')!).nslabs !== undefined)) : undefined,
     highThrottle: high === '' ? undefined : parseThreshold(high, highWhat),
     lowThrottle: low === '' ? undefined : parseThreshold(low, lowWhat),
     throttleStallMs: parseDurationInRange(tstall, tstallWhat, { minMs: 0, minExclusive: true, maxMs: MAX_TIMER_MS }),
-    // --policy dynamic and --swiotlb-dynamic on are the same switch (CONFIG_SWIOTLB_DYNAMIC).
-    swiotlbDynamic: parseOnOff(dynamic, dynamicWhat) || policyName === 'dynamic',
+    // CONFIG_SWIOTLB_DYNAMIC: the dynamic policy and the ones built on it (hybrid, cma).
+    swiotlbDynamic: GROWING_POLICIES.has(policyName),
     timeScale,
     buddyinfo: buddyinfo === '' ? undefined : { lines: readBuddyinfoFile(buddyinfo, buddyinfoWhat), source: buddyinfo },
     fragmentation: parseFragmentation(frag, fragWhat),

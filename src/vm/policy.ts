@@ -8,12 +8,13 @@
 //   throttle  RFC                       Michael Kelley, "[RFC 0/7] Introduce swiotlb        src/swiotlb/throttle.ts
 //                                       throttling", Aug 2024 (CONFIG_SWIOTLB_THROTTLE)
 //   dynamic   mainline                  CONFIG_SWIOTLB_DYNAMIC (Petr Tesarik, v6.6)         src/swiotlb/dynamic.ts (--swiotlb-dynamic on)
-//   hybrid    seed-thread proposal      Robin Murphy, reply to the throttling RFC (seed 000) not in this build yet
+//   hybrid    seed-thread proposal      Robin Murphy, reply to the throttling RFC (seed 000) src/swiotlb/hybrid.ts (+ throttle.ts, dynamic.ts)
 //   cma       seed-thread proposal      Alexander Graf (seed 002)                           not in this build yet
 //
 // A policy that this build cannot run is refused with a one-line error that says what it needs; it is
 // never approximated by another one.
 import { InputError } from '../errors.js';
+import { type Setting, parseOnOff } from '../cli/flags.js';
 
 export const POLICY_NAMES = ['static', 'throttle', 'dynamic', 'hybrid', 'cma'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
@@ -44,9 +45,8 @@ export const POLICIES: Readonly<Record<PolicyName, PolicySpec>> = {
     summary: 'a failed search schedules a new pool and builds a transient pool for the request',
   },
   hybrid: {
-    name: 'hybrid', status: 'proposal', source: 'Robin Murphy, reply to the throttling RFC (seed thread 000)',
-    summary: 'MAY_BLOCK maps above the threshold wait up to a timeout, then grow the pool synchronously; others as dynamic',
-    unavailable: 'the hybrid policy (a synchronous grow after a timed wait) is not in this build yet',
+    name: 'hybrid', status: 'proposal', source: 'Robin Murphy, reply to "[RFC 0/7] Introduce swiotlb throttling" (Aug 2024, seed thread 000): "blockable calls can opportunistically wait for free space up to a well-defined timeout, but then also fall back to synchronously allocating a new pool"',
+    summary: 'MAY_BLOCK maps above the threshold wait up to --hybrid-timeout, then grow the pool synchronously; others as dynamic',
   },
   cma: {
     name: 'cma', status: 'proposal', source: 'Alexander Graf (seed thread 002)',
@@ -77,28 +77,33 @@ export function checkPolicyAvailable(name: PolicyName, what: string): void {
   }
 }
 
-/** Where a value came from, for resolving --policy against --throttle: a flag beats the environment beats .env.example. */
-export type Origin = 'flag' | 'environment' | 'default';
+/** The policies that are dynamic swiotlb underneath (CONFIG_SWIOTLB_DYNAMIC: growth, transient pools). */
+export const GROWING_POLICIES: ReadonlySet<PolicyName> = new Set(['dynamic', 'hybrid', 'cma']);
 
 /**
- * --policy and the older --throttle on|off name the same choice. A value given closer to the user wins
- * (a flag over the environment over .env.example); two values of the same standing that disagree
- * (--throttle on --policy static) are an error. `--throttle on` alone means --policy throttle.
+ * --policy and the two older switches name the same choice: `--throttle on` means --policy throttle,
+ * `--swiotlb-dynamic on` means --policy dynamic (hybrid and cma are dynamic swiotlb too, so it agrees
+ * with them), and each switch's off agrees with any policy it does not name. The one precedence of
+ * every setting decides (ParsedFlags.setting's rank: flag, environment, ./.env, .env.example): a
+ * switch that disagrees with the policy wins when it was given closer to the user, loses when it was
+ * given further away, and is an error at the same standing (--throttle on --policy static, or
+ * --policy throttle --swiotlb-dynamic on, which once enabled both silently).
  */
-export function resolvePolicy(
-  policy: { value: string; origin: Origin; what: string },
-  throttle: { value: boolean; origin: Origin; what: string },
-): PolicyName {
-  const p = parsePolicy(policy.value, policy.what);
-  const rank = { flag: 2, environment: 1, default: 0 } as const;
-  const fromThrottle: PolicyName | undefined = throttle.value ? 'throttle' : p === 'throttle' ? 'static' : undefined;
-  let out = p;
-  if (fromThrottle !== undefined && fromThrottle !== p) {
-    if (rank[throttle.origin] > rank[policy.origin]) out = fromThrottle;
-    else if (rank[throttle.origin] === rank[policy.origin]) {
-      throw new InputError('EBADFLAG', `${throttle.what} ${throttle.value ? 'on' : 'off'} and ${policy.what} ${p} disagree; give one of them (--throttle on means --policy throttle)`);
+export function resolvePolicy(policy: Setting, throttle: Setting, dynamic: Setting): PolicyName {
+  let cur = { name: parsePolicy(policy.value, policy.what), rank: policy.rank, text: '' };
+  cur.text = `${policy.what} ${cur.name}`;
+  const switches = [
+    { s: throttle, on: parseOnOff(throttle.value, throttle.what), names: 'throttle' as PolicyName, fits: (p: PolicyName) => p === 'throttle' },
+    { s: dynamic, on: parseOnOff(dynamic.value, dynamic.what), names: 'dynamic' as PolicyName, fits: (p: PolicyName) => GROWING_POLICIES.has(p) },
+  ];
+  for (const w of switches) {
+    if (w.fits(cur.name) === w.on) continue;
+    const text = `${w.s.what} ${w.on ? 'on' : 'off'}`;
+    if (w.s.rank > cur.rank) cur = { name: w.on ? w.names : 'static', rank: w.s.rank, text };
+    else if (w.s.rank === cur.rank) {
+      throw new InputError('EBADFLAG', `${text} and ${cur.text} disagree; give one of them (--throttle on means --policy throttle, --swiotlb-dynamic on means --policy dynamic)`);
     }
   }
-  checkPolicyAvailable(out, policy.origin === 'flag' || out === p ? policy.what : throttle.what);
-  return out;
+  checkPolicyAvailable(cur.name, policy.what);
+  return cur.name;
 }

@@ -16,6 +16,7 @@ import { HIPRI_WITHOUT_POLL_QUEUES, type PollingReport, formatPolling } from './
 import { SECTOR_BYTES } from './verify.js';
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import type { DynamicLimits } from '../swiotlb/dynamic.js';
+import { type PolicyReport, formatPolicy, policyReport } from './policy-report.js';
 import { THROTTLE_TUNABLES, sumThrottleStats, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { type VmRunResult, areaContention, mergedHistogram, sumSwiotlbStats } from './vm.js';
 
@@ -113,6 +114,8 @@ export interface RunReport {
   dynamic: DynamicReport;
   /** How each storage job's completions were reaped: by interrupt, or polled (hipri, polling.ts). */
   polling: PollingReport;
+  /** The policy that ran (policy.ts) and its own figures (policy-report.ts). */
+  policy: PolicyReport;
   /**
    * Restricted DMA pools (--restricted-pool), one per device: its own io_tlb_mem, whose maps and
    * counters `swiotlb` (io_tlb_default_mem's) does not include. Empty without the flag.
@@ -428,6 +431,7 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
   const groups = groupStats(jobs, new Map([...spans].map(([g, sp]) => [g, Math.max(1, Math.round(sp.end - sp.start))])));
   const st = sumSwiotlbStats(r.swiotlbStats, vcpus);
   const d = r.boot.mem.debugfs();
+  const thr = throttleReport(r);
   const failures = st.map_fail_full + st.map_fail_oversize + st.map_fail_no_pool + st.map_fail_not_capable + st.map_fail_throttle_aborted;
   return {
     jobs,
@@ -449,11 +453,12 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
       map_unmap_per_sec: Math.round(((st.map_ok + st.unmaps + restrictedPairs(r, vcpus)) / 2 / r.runMs) * 1000),
       areas: areaContention(r.boot.mem),
     },
-    throttle: throttleReport(r),
+    throttle: thr,
     storage_clat: storageLatency(r, ['read', 'write']),
     dynamic: dynamicReport(r),
     polling: pollingReport(r, at),
     restricted_pools: restrictedReports(r, vcpus),
+    policy: policyReport(r, thr),
     run: {
       vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted,
       device_commands: r.deviceCommands, device_passes: r.devicePasses, time_scale: r.timeScale, cpu_ms: Math.round(r.cpuMs), cpu_boot_ms: Math.round(r.cpuBootMs),
@@ -612,6 +617,7 @@ export function formatReport(rep: RunReport): string {
   const hiwaterLine = areaHiwaterLine(s);
   if (hiwaterLine !== undefined) out.push(hiwaterLine);
   out.push(`  area locks: ${s.nareas} areas, ${acquired} acquisitions, ${contended} contended (${acquired > 0 ? ((100 * contended) / acquired).toFixed(2) : '0.00'}%), ${parked} parks${busiest && busiest.contended > 0 ? `; busiest area ${busiest.area} (${busiest.contended} contended)` : ''}`);
+  out.push(...formatPolicy(rep.policy));
   out.push(...formatThrottle(rep.throttle));
   out.push(...formatDynamic(rep.dynamic));
   out.push(...formatPolling(rep.polling));

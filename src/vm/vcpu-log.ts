@@ -14,7 +14,7 @@ import type { SwiotlbEvent } from '../swiotlb/mem.js';
 export class VcpuLog {
   logged = 0;
   suppressed = 0;
-  private readonly limits = { map_failure: new Ratelimit(), io_error: new Ratelimit(), packet_dropped: new Ratelimit() };
+  private readonly limits = { map_failure: new Ratelimit(), io_error: new Ratelimit(), packet_dropped: new Ratelimit(), growth_failed: new Ratelimit() };
 
   constructor(private readonly log: WorkerLogger) {}
 
@@ -52,6 +52,13 @@ export class VcpuLog {
       case 'transient_created':
       case 'transient_freed':
         this.log.emit(e.event, { device: e.device, vcpu: e.vcpu, start: e.start, nslabs: e.nslabs });
+        break;
+      case 'pool_created': // [proposal] hybrid: a pool grown by this vCPU after its wait timed out
+        this.log.emit('pool_created', { pool: e.pool, start: e.start, nslabs: e.nslabs, nareas: e.nareas, kind: 'dynamic', device: e.device });
+        break;
+      case 'growth_failed': // pr_warn_ratelimited, as the growth worker's
+        if (this.allow('growth_failed', now) < 0) return;
+        this.log.emit('growth_failed', { reason: e.reason });
         break;
       case 'swiotlb_warn':
         this.log.emit('swiotlb_warn', { text: e.msg, vcpu: e.vcpu, ...(e.device !== undefined ? { device: e.device } : {}) });

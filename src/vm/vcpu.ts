@@ -230,7 +230,8 @@ function dataStride(spec: JobInstance): number {
 function dynamicMemory(g: GuestMemoryShared): DynamicMemory {
   const phys = GuestPhysMem.attach(g.phys);
   const arena = DecryptedArena.attach(g.arena);
-  return { arena, atomicPool: AtomicPool.attach(g.atomicPool, phys, arena) };
+  // phys: the hybrid policy's synchronous growth takes pages from here (hybrid.ts); unused otherwise.
+  return { phys, arena, atomicPool: AtomicPool.attach(g.atomicPool, phys, arena) };
 }
 
 export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {

@@ -23,8 +23,8 @@ import { IoTlbMem } from '../swiotlb/mem.js';
 import { type RestrictedMem, createRestrictedMem, reserveRestrictedPools, restrictedText } from '../swiotlb/restricted.js';
 import { type BounceWindowShared, X86_COCO_PHYS_LIMIT } from '../swiotlb/dynamic.js';
 import type { GrowthWorkerTask } from '../swiotlb/dyn-worker.js';
-import { ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
-import { thresholdSlots } from './options.js';
+import { THROTTLE_HIGH_PERCENT, THROTTLE_LOW_PERCENT, ThrottleStats, type ThrottleSnapshot } from '../swiotlb/throttle.js';
+import { type ThrottleThreshold, thresholdSlots } from './options.js';
 import { type PoolPlan, defaultSizeWarning, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
 import { bootText } from '../log/events.js';
 import { nowMs, setTimeScale, wallMs } from '../util/clock.js';
@@ -35,6 +35,7 @@ import { dmaMaxMappingSize } from '../dma/direct.js';
 import { createWriteIologs, scanJobIologs } from './iolog-replay.js';
 import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
 import type { VmOptions } from './options.js';
+import type { PolicyName } from './policy.js';
 import { ControlPlane } from './control.js';
 import type { ReplayVcpuTask } from '../trace/replay-vcpu.js';
 import { parseNvmePollQueues, polledQueueStates, polledQueuesText } from './polling.js';
@@ -107,6 +108,8 @@ export interface VmBoot {
   warnings: string[];
   /** Restricted DMA pools (--restricted-pool): each device's own io_tlb_mem (swiotlb/restricted.ts). */
   restricted: RestrictedMem[];
+  /** The allocator's policy (policy.ts). */
+  policy: PolicyName;
 }
 
 /** Size and place the default pool as the kernel would, and create it. */
@@ -135,7 +138,9 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
   });
   const start = guest.reserved.start;
   const rmem = guest.reserved.rmem;
-  const throttle = opts.throttle
+  // [proposal] hybrid waits on the throttling RFC's semaphore and thresholds (hybrid.ts).
+  const hybrid = opts.policy === 'hybrid';
+  const throttle = opts.throttle || hybrid
     ? {
         enabled: true,
         ...(opts.highThrottle !== undefined ? { highThrottle: thresholdSlots(opts.highThrottle, plan.nslabs) } : {}),
@@ -153,6 +158,12 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
         maxTransient: maxTransientPools(jobs), arena: guest.arena.shared.data,
       },
     } : {}),
+    ...(hybrid ? {
+      hybrid: {
+        timeoutMs: opts.hybridTimeoutMs, nslabs: plan.nslabs, decryptLatencyNsPerMiB: guest.decryptLatencyNsPerMiB,
+        highPercent: thresholdPercent(opts.highThrottle, THROTTLE_HIGH_PERCENT), lowPercent: thresholdPercent(opts.lowThrottle, THROTTLE_LOW_PERCENT),
+      },
+    } : {}),
   }, opts.swiotlbDynamic ? { memory: { phys: guest.phys, arena: guest.arena, atomicPool: guest.atomicPool } } : {});
   // Each restricted device's probe: rmem_swiotlb_device_init (never can_grow), then the assignment line.
   const restricted = rmem.regions.map((region) => createRestrictedMem(region, { cpus: opts.vcpus, lockSpins: opts.lockSpins, parkTimeoutMs: opts.lockParkTimeoutMs }));
@@ -163,7 +174,13 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
   // The core prints the last line at the first bounce; the VM prints it with the boot lines, as the
   // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
-  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [], restricted };
+  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [], restricted, policy: opts.policy };
+}
+
+/** [proposal] Hybrid thresholds follow io_tlb_nslabs as a percentage; a slot count stays fixed (null). */
+function thresholdPercent(t: ThrottleThreshold | undefined, dflt: number): number | null {
+  if (t === undefined) return dflt;
+  return 'percent' in t ? t.percent : null;
 }
 
 /** Start the growth worker thread; stop() sets the teardown word and waits for it (terminated after TEARDOWN_MS). */

@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { projectRoot } from '../../src/util/worker-file.js';
 import { parseVmOptions } from '../../src/vm/options.js';
-import { type Origin, POLICIES, POLICY_NAMES, availablePolicies, resolvePolicy } from '../../src/vm/policy.js';
+import type { Setting } from '../../src/cli/flags.js';
+import { POLICIES, POLICY_NAMES, availablePolicies, resolvePolicy } from '../../src/vm/policy.js';
 import { exactPool } from '../../src/vm/vm.js';
 import type { RunReport } from '../../src/vm/report.js';
 
@@ -39,19 +40,51 @@ describe('--policy', () => {
 
   it('refuses two flags that disagree, naming both', () => {
     expect(inputError(() => parseVmOptions(['--throttle', 'on', '--policy', 'static'])).message)
-      .toBe('--throttle on and --policy static disagree; give one of them (--throttle on means --policy throttle)');
+      .toBe('--throttle on and --policy static disagree; give one of them (--throttle on means --policy throttle, --swiotlb-dynamic on means --policy dynamic)');
     expect(inputError(() => parseVmOptions(['--throttle', 'off', '--policy', 'throttle'])).message).toMatch(/^--throttle off and --policy throttle disagree/);
   });
 
+  // Ranks as ParsedFlags.setting gives them: 3 a flag, 2 the environment, 1 ./.env, 0 .env.example.
+  const FLAG = 3;
+  const ENV = 2;
+  const EXAMPLE = 0;
+  const at = (name: string, env: string, value: string, rank: number): Setting => ({ value, rank, what: rank === FLAG ? `--${name}` : `${env} (${rank === ENV ? 'environment' : '.env.example'})` });
+  const pol = (v: string, rank: number) => at('policy', 'COCO_POLICY', v, rank);
+  const thr = (v: string, rank: number) => at('throttle', 'COCO_THROTTLE', v, rank);
+  const dyn = (v: string, rank: number) => at('swiotlb-dynamic', 'COCO_SWIOTLB_DYNAMIC', v, rank);
+
   it('lets a flag win over the environment, and the environment over .env.example, whichever spelling each uses', () => {
-    const pol = (value: string, origin: Origin) => ({ value, origin, what: origin === 'flag' ? '--policy' : 'COCO_POLICY (environment)' });
-    const thr = (value: boolean, origin: Origin) => ({ value, origin, what: origin === 'flag' ? '--throttle' : 'COCO_THROTTLE (environment)' });
-    expect(resolvePolicy(pol('static', 'flag'), thr(true, 'environment'))).toBe('static');
-    expect(resolvePolicy(pol('static', 'default'), thr(true, 'environment'))).toBe('throttle');
-    expect(resolvePolicy(pol('throttle', 'environment'), thr(false, 'flag'))).toBe('static');
-    expect(resolvePolicy(pol('throttle', 'environment'), thr(false, 'default'))).toBe('throttle');
-    expect(inputError(() => resolvePolicy(pol('throttle', 'environment'), thr(false, 'environment'))).message)
+    expect(resolvePolicy(pol('static', FLAG), thr('on', ENV), dyn('off', EXAMPLE))).toBe('static');
+    expect(resolvePolicy(pol('static', EXAMPLE), thr('on', ENV), dyn('off', EXAMPLE))).toBe('throttle');
+    expect(resolvePolicy(pol('throttle', ENV), thr('off', FLAG), dyn('off', EXAMPLE))).toBe('static');
+    expect(resolvePolicy(pol('throttle', ENV), thr('off', EXAMPLE), dyn('off', EXAMPLE))).toBe('throttle');
+    expect(inputError(() => resolvePolicy(pol('throttle', ENV), thr('off', ENV), dyn('off', EXAMPLE))).message)
       .toMatch(/^COCO_THROTTLE \(environment\) off and COCO_POLICY \(environment\) throttle disagree/);
+    // --swiotlb-dynamic on names dynamic, and agrees with the policies built on it.
+    expect(resolvePolicy(pol('static', EXAMPLE), thr('off', EXAMPLE), dyn('on', FLAG))).toBe('dynamic');
+    expect(resolvePolicy(pol('hybrid', FLAG), thr('off', EXAMPLE), dyn('on', FLAG))).toBe('hybrid');
+    expect(resolvePolicy(pol('hybrid', FLAG), thr('off', EXAMPLE), dyn('off', ENV))).toBe('hybrid');
+    expect(resolvePolicy(pol('dynamic', ENV), thr('off', EXAMPLE), dyn('off', FLAG))).toBe('static');
+  });
+
+  it('refuses --policy throttle --swiotlb-dynamic on (it enabled both silently) and the two switches on together', () => {
+    expect(inputError(() => parseVmOptions(['--policy', 'throttle', '--swiotlb-dynamic', 'on'])).message)
+      .toBe('--swiotlb-dynamic on and --policy throttle disagree; give one of them (--throttle on means --policy throttle, --swiotlb-dynamic on means --policy dynamic)');
+    expect(inputError(() => parseVmOptions(['--throttle', 'on', '--swiotlb-dynamic', 'on'])).message)
+      .toMatch(/^--swiotlb-dynamic on and --throttle on disagree; give one of them/);
+    expect(inputError(() => parseVmOptions(['--policy', 'hybrid', '--throttle', 'on'])).message).toMatch(/^--throttle on and --policy hybrid disagree/);
+    expect(inputError(() => parseVmOptions(['--policy', 'hybrid', '--swiotlb-dynamic', 'off'])).message).toMatch(/^--swiotlb-dynamic off and --policy hybrid disagree/);
+    const o = parseVmOptions(['--policy', 'hybrid', '--swiotlb-dynamic', 'on']);
+    expect([o.policy, o.swiotlbDynamic, o.throttle]).toEqual(['hybrid', true, false]);
+  });
+
+  it('refuses a policy\'s knob given to another policy, in one line', () => {
+    expect(inputError(() => parseVmOptions(['--hybrid-timeout', '5ms'])).message)
+      .toBe('--hybrid-timeout applies to --policy hybrid, not static; drop it or choose that policy');
+    expect(inputError(() => parseVmOptions(['--policy', 'dynamic', '--hybrid-timeout', '5ms'])).exitStatus).toBe(2);
+    expect(parseVmOptions(['--policy', 'hybrid', '--hybrid-timeout', '0']).hybridTimeoutMs).toBe(0);
+    expect(parseVmOptions(['--policy', 'hybrid']).hybridTimeoutMs).toBe(10);
+    expect(inputError(() => parseVmOptions(['--policy', 'hybrid', '--hybrid-timeout', '2m'])).message).toMatch(/^--hybrid-timeout: "2m" is out of range; expected a duration/);
   });
 
   it('reads COCO_THROTTLE=on from the environment as --policy throttle in a real run', async () => {
@@ -83,7 +116,7 @@ describe('--policy', () => {
   });
 
   it('resolves defaults that agree without complaint', () => {
-    expect(resolvePolicy({ value: 'static', origin: 'default', what: 'COCO_POLICY' }, { value: false, origin: 'default', what: 'COCO_THROTTLE' })).toBe('static');
+    expect(resolvePolicy(pol('static', EXAMPLE), thr('off', EXAMPLE), dyn('off', EXAMPLE))).toBe('static');
   });
 });
 
