@@ -7,6 +7,8 @@ import { kelleyGenerousDefault } from './kelley-generous-default.js';
 import { murphyPolling } from './murphy-polling.js';
 import { tesarikSpread } from './tesarik-spread.js';
 import { annapurveFragmentation } from './annapurve-fragmentation.js';
+import { murphyHybrid } from './murphy-hybrid.js';
+import { POLICIES } from '../vm/policy.js';
 import type { AnyExperiment } from './types.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
@@ -16,6 +18,8 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   murphyPolling,
   tesarikSpread,
   annapurveFragmentation,
+  // Experiment 9 runs the hybrid policy: listed once the build has it (policy.ts), never run against a refusal.
+  ...(POLICIES.hybrid.unavailable === undefined ? [murphyHybrid] : []),
 ].sort((a, b) => a.number - b.number);
 
 export function experimentByName(name: string): AnyExperiment {
