@@ -53,7 +53,9 @@ export async function runGrowthWorker(task: GrowthWorkerTask): Promise<GrowthWor
         pools++;
         log.emit('pool_created', { pool: r.pool, start: r.start, nslabs: r.nslabs, nareas: r.nareas, kind: 'dynamic', took_ms: Math.round(r.tookMs * 1000) / 1000 });
       } else if (failLimit.check(nowMs()) >= 0) {
-        log.emit('growth_failed', { reason: r.reason });
+        // [proposal] A refusal of --grow-limit is the emulator's, not the kernel's "Failed to allocate new pool".
+        if (r.limited !== undefined) log.emit('swiotlb_warn', { text: r.reason });
+        else log.emit('growth_failed', { reason: r.reason });
       }
       continue;
     }

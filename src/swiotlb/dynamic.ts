@@ -39,7 +39,7 @@ import { IO_TLB_MIN_SLABS, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, SLABS_PER_PAG
 import {
   AREA_BYTES, DEVREC_HEAD, DEVREC_INTS, DEVREC_LOCK, DEVREC_NAME, DEVREC_NAME_BYTES, DEVREC_NAME_LEN, DEVREC_USES_IO_TLB,
   DYN_ATTEMPTS, DYN_ATTEMPTS_OK, DYN_CREATED_AT_MS, DYN_DEFAULT_NSLABS, DYN_DEVICES, DYN_DEVICES_USED, DYN_EPOCH,
-  DYN_GROW_FAILED, DYN_GROW_RUNS, DYN_LOCK_RECORD, DYN_MAGIC, DYN_MAGIC_VALUE, DYN_MAX_DEVICES, DYN_MAX_READERS,
+  DYN_GROW_COMMITTED_SLABS, DYN_GROW_FAILED, DYN_GROW_LIMIT_SLABS, DYN_GROW_RUNS, DYN_LOCK_RECORD, DYN_MAGIC, DYN_MAGIC_VALUE, DYN_MAX_DEVICES, DYN_MAX_READERS,
   DYN_MAX_TRANSIENT, DYN_META_CAP, DYN_META_NEXT, DYN_PHYS_LIMIT_PAGES, DYN_POOLS_ADDED, DYN_POOL_BYTES_PEAK, DYN_READERS,
   DYN_READERS_USED, DYN_SCHEDULED, DYN_SCHEDULE_NOOP, DYN_STOP, DYN_TRANSIENT_BYTES_LIVE, DYN_TRANSIENT_CREATED,
   DYN_TRANSIENT_FAILED, DYN_TRANSIENT_FAIL_NOMEM, DYN_TRANSIENT_FAIL_SEARCH, DYN_TRANSIENT_FAIL_TABLE,
@@ -55,6 +55,8 @@ import { IoTlbPool } from './pool.js';
 import { dmaPoolWarning } from '../memory/atomic-pool.js';
 import type { SwiotlbEventSink } from './mem.js';
 import { limitNareas } from './sizing.js';
+import { type GrowLimitStats, growLimitSlabs, growLimitStats, growthRefused, releaseGrowth, reserveGrowth } from './grow-limit.js';
+import { formatBytes } from '../util/units.js';
 
 // --- what dynamic swiotlb needs of guest memory (memory/: phys.ts, arena.ts, atomic-pool.ts) -------
 
@@ -144,6 +146,8 @@ export interface DynamicCreateOptions {
   /** Transient pools at once (live plus in their grace period); default one per page of the atomic pool's budget. */
   maxTransient: number;
   maxReaders?: number;
+  /** [proposal] --grow-limit in slots: default + dynamic pools may not pass it (grow-limit.ts); absent or 0: none. */
+  growLimitSlabs?: number;
 }
 
 export interface DynamicStats {
@@ -167,6 +171,8 @@ export interface DynamicStats {
   transient_retired: number;
   /** Peak of the bytes of every swiotlb pool at once (default, dynamic and live transient). */
   pool_bytes_peak: number;
+  /** [proposal] --grow-limit (grow-limit.ts). */
+  grow_limit: GrowLimitStats;
   limits: DynamicLimits;
 }
 
@@ -185,6 +191,8 @@ export function createDynamicRegion(opts: DynamicCreateOptions, arena: SharedArr
   r[DYN_META_NEXT] = metaTransient; // transient blocks first, dynamic pools' metadata after them
   r[DYN_META_CAP] = metaTransient + metaDyn;
   r[DYN_DEFAULT_NSLABS] = opts.defaultNslabs;
+  r[DYN_GROW_LIMIT_SLABS] = opts.growLimitSlabs ?? 0;
+  r[DYN_GROW_COMMITTED_SLABS] = opts.defaultNslabs; // the default pool (default_nslabs is its size)
   r[DYN_PHYS_LIMIT_PAGES] = Math.floor((opts.physLimit ?? X86_COCO_PHYS_LIMIT) / PAGE_SIZE);
   new Float64Array(region)[DYN_CREATED_AT_MS >> 1] = nowMs();
   assert(metaTransient + metaDyn < 2 ** 31, 'the metadata arena is addressable by Int32 offsets');
@@ -192,7 +200,10 @@ export function createDynamicRegion(opts: DynamicCreateOptions, arena: SharedArr
 }
 
 /** What one run of the growth work did: a pool added (its table index, size, address, trigger-to-pool time) or why not. */
-export type GrowResult = { ok: true; pool: number; nslabs: number; nareas: number; start: number; tookMs: number } | { ok: false; reason: string };
+export type GrowResult =
+  | { ok: true; pool: number; nslabs: number; nareas: number; start: number; tookMs: number }
+  // limited: [proposal] --grow-limit refused it (grow-limit.ts): not the kernel's "Failed to allocate new pool".
+  | { ok: false; reason: string; limited?: { limit_bytes: number; committed_bytes: number } };
 
 interface TransientView {
   gen: number;
@@ -579,7 +590,7 @@ export class DynamicSwiotlb {
     Atomics.add(r, DYN_GROW_RUNS, 1);
     const res = this.addPool();
     if (!res.ok) {
-      Atomics.add(r, DYN_GROW_FAILED, 1);
+      if (res.limited === undefined) Atomics.add(r, DYN_GROW_FAILED, 1); // a refusal of the limit is counted there
       return res;
     }
     const tookMs = Math.max(0, this.now() - this.f[DYN_TRIGGER_MS >> 1]!);
@@ -616,16 +627,29 @@ export class DynamicSwiotlb {
     let reason = '';
     let start = -1;
     let arenaOffset = -1;
+    let limited = false;
     for (;;) {
-      this.countAttempt(nslabs, DYN_ATTEMPTS);
-      const got = this.allocTlb(nslabs, physLimit);
-      if (got !== null) {
-        start = got.start;
-        arenaOffset = got.arenaOffset;
-        break;
+      // [proposal] --grow-limit: a size that would pass it is halved like one no free block serves.
+      if (reserveGrowth(r, nslabs)) {
+        this.countAttempt(nslabs, DYN_ATTEMPTS);
+        const got = this.allocTlb(nslabs, physLimit);
+        if (got !== null) {
+          start = got.start;
+          arenaOffset = got.arenaOffset;
+          break;
+        }
+        releaseGrowth(r, nslabs);
+        reason = `no free block of order ${orderOf(nslabs * IO_TLB_SIZE)} below ${physLimit / 2 ** 30} GiB`;
+        limited = false;
+      } else {
+        limited = true;
+        reason = `[proposal] --grow-limit ${formatBytes(growLimitSlabs(r) * IO_TLB_SIZE)}: a ${formatBytes(nslabs * IO_TLB_SIZE)} pool would take the default and dynamic pools to ${formatBytes((Atomics.load(r, DYN_GROW_COMMITTED_SLABS) + nslabs) * IO_TLB_SIZE)}`;
       }
-      reason = `no free block of order ${orderOf(nslabs * IO_TLB_SIZE)} below ${physLimit / 2 ** 30} GiB`;
-      if (nslabs <= IO_TLB_MIN_SLABS) return { ok: false, reason };
+      if (nslabs <= IO_TLB_MIN_SLABS) {
+        if (!limited) return { ok: false, reason };
+        growthRefused(r);
+        return { ok: false, reason, limited: { limit_bytes: growLimitSlabs(r) * IO_TLB_SIZE, committed_bytes: Atomics.load(r, DYN_GROW_COMMITTED_SLABS) * IO_TLB_SIZE } };
+      }
       nslabs = alignUp(nslabs >> 1, IO_TLB_SEGSIZE);
       nareas = limitNareas(nareas, nslabs);
     }
@@ -634,6 +658,7 @@ export class DynamicSwiotlb {
     const meta = Atomics.add(r, DYN_META_NEXT, metaBytes);
     if (meta + metaBytes > r[DYN_META_CAP]!) {
       Atomics.sub(r, DYN_META_NEXT, metaBytes);
+      releaseGrowth(r, nslabs);
       mem.phys!.freePages(start, orderOf(nslabs * IO_TLB_SIZE)); // the arena's bytes stay carved: it never frees
       return { ok: false, reason: 'the metadata arena is full' };
     }
@@ -647,6 +672,7 @@ export class DynamicSwiotlb {
     const p = h[MEM_NPOOLS]!;
     if (p >= h[MEM_MAX_POOLS]!) {
       areaUnlock(r, DYN_LOCK_RECORD);
+      releaseGrowth(r, nslabs);
       mem.phys!.freePages(start, orderOf(nslabs * IO_TLB_SIZE)); // the metadata and arena bytes stay carved (bump arenas)
       return { ok: false, reason: `the pool table is full (${h[MEM_MAX_POOLS]} pools)` };
     }
@@ -710,6 +736,7 @@ export class DynamicSwiotlb {
       transient_fail_search: r[DYN_TRANSIENT_FAIL_SEARCH]!, transient_live: r[DYN_TRANSIENT_LIVE]!,
       transient_peak: r[DYN_TRANSIENT_PEAK]!, transient_freed: r[DYN_TRANSIENT_FREED]!, transient_retired: r[DYN_TRANSIENT_RETIRED]!,
       pool_bytes_peak: Math.max(f[DYN_POOL_BYTES_PEAK >> 1]!, Atomics.load(this.header, MEM_NSLABS) * IO_TLB_SIZE),
+      grow_limit: growLimitStats(r, IO_TLB_SIZE),
       limits: this.limits(),
     };
   }

@@ -41,7 +41,7 @@ export const HYB_MAGIC_VALUE = 0x48594231; // "HYB1"
 export const HYB_SCALED_NSLABS = 1; // io_tlb_nslabs the thresholds were last computed for
 export const HYB_TIMEOUTS = 2; // waits that reached the timeout
 export const HYB_GROWS = 3; // synchronous growths that added a pool
-export const HYB_GROW_FAILED = 4; // synchronous growths that found no memory ("Failed to allocate new pool")
+export const HYB_GROW_FAILED = 4; // synchronous growths that found no memory ("Failed to allocate new pool") or were refused by --grow-limit
 export const HYB_GROW_SKIPPED = 5; // timeouts that did not grow: io_tlb_nslabs grew during the wait
 export const HYB_GROW_SLABS = 6; // slots added by synchronous growths
 export const HYB_TIMEOUT_MS = 8; // f64: the timeout, ms of the run's clock
@@ -168,7 +168,9 @@ export class HybridPolicy {
       return;
     }
     Atomics.add(i32, HYB_GROW_FAILED, 1);
-    this.events()?.({ event: 'growth_failed', msg: 'software IO TLB: Failed to allocate new pool', device: dev.name, vcpu, reason: `[proposal] hybrid synchronous growth: ${res.reason}` });
+    // [proposal] --grow-limit's refusal is not the kernel's message (grow-limit.ts).
+    if (res.limited !== undefined) this.events()?.({ event: 'swiotlb_warn', msg: res.reason, device: dev.name, vcpu });
+    else this.events()?.({ event: 'growth_failed', msg: 'software IO TLB: Failed to allocate new pool', device: dev.name, vcpu, reason: `[proposal] hybrid synchronous growth: ${res.reason}` });
   }
 
   stats(): HybridStats {

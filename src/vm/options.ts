@@ -12,6 +12,7 @@ import { MAX_ARENA_BYTES } from '../memory/arena.js';
 import { type BuddyinfoLine, FRAGMENTATION_FORM, type FragmentationLevel, parseFragmentation, readBuddyinfoFile } from '../memory/buddyinfo.js';
 import { PAGE_SIZE } from '../memory/phys.js';
 import { HYBRID_TIMEOUT_MAX_MS } from '../swiotlb/hybrid.js';
+import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import { GROWING_POLICIES, type PolicyName, resolvePolicy } from './policy.js';
 import { RESTRICTED_POOL_FORM, type RestrictedPoolSpec, parseRestrictedPools } from '../swiotlb/restricted.js';
 
@@ -93,6 +94,8 @@ export interface VmOptions {
   throttle: boolean;
   /** [proposal] --policy hybrid: the timed wait's bound, ms of the run's clock (src/swiotlb/hybrid.ts). */
   hybridTimeoutMs: number;
+  /** [proposal] --grow-limit: bytes the default and dynamic pools may hold together (grow-limit.ts); undefined: none. */
+  growLimitBytes: number | undefined;
   /**
    * [emulator] Boot the default pool with exactly this many slots, skipping the kernel's round-up to
    * a power of two (what `npm run size` probes between powers of two); undefined: the kernel's sizing.
@@ -164,6 +167,7 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'stall-timeout', kind: 'string', form: 'DURATION', env: 'COCO_STALL_TIMEOUT', help: 'end the run (exit 1) when no I/O completes for this long while I/O is expected, e.g. 15s' },
   { name: 'fail-on-errors', kind: 'boolean', env: 'COCO_FAIL_ON_ERRORS', help: 'exit 3 when the run had I/O errors, dropped packets or bad verify sectors' },
   { name: 'policy', kind: 'string', form: 'static|throttle|dynamic|hybrid', env: 'COCO_POLICY', help: 'the allocator under pressure: static, throttle ([RFC]), dynamic (= --swiotlb-dynamic on) or hybrid ([proposal], Robin Murphy: a timed throttle wait, then a synchronous growth); cma is not in this build yet' },
+  { name: 'grow-limit', kind: 'string', form: 'SIZE', env: 'COCO_GROW_LIMIT', default: 'none', help: '[proposal] --policy dynamic or hybrid: the most the default and dynamic pools may hold together (transient pools not counted), at least the default pool, e.g. 64M' },
   { name: 'hybrid-timeout', kind: 'string', form: 'DURATION', env: 'COCO_HYBRID_TIMEOUT', help: `[proposal] --policy hybrid: longest wait of a MAY_BLOCK map above the threshold before it grows the pool from its own context, ${durationBoundsText(HYBRID_TIMEOUT_BOUNDS)} (0 grows at once)` },
   { name: 'throttle', kind: 'boolean', env: 'COCO_THROTTLE', help: '[RFC] swiotlb throttling of MAY_BLOCK maps, on or off (on means --policy throttle)' },
   { name: 'high-throttle', kind: 'string', form: 'SLOTS|N%', env: 'COCO_HIGH_THROTTLE', default: 'the RFC\'s 70%', help: `high_throttle: ${THRESHOLD_FORM}` },
@@ -207,6 +211,8 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   // One precedence for every name of the policy (ParsedFlags.setting's rank): policy.ts resolvePolicy.
   const policyName = resolvePolicy(f.setting('policy'), f.setting('throttle'), f.setting('swiotlb-dynamic'));
   knobOfPolicy(f, 'hybrid-timeout', policyName, ['hybrid']);
+  knobOfPolicy(f, 'grow-limit', policyName, ['dynamic', 'hybrid']);
+  const [growLimit, growLimitWhat] = get('grow-limit');
   const [hybridTimeout, hybridTimeoutWhat] = get('hybrid-timeout');
   const [tscale, tscaleWhat] = get('time-scale');
   const [buddyinfo, buddyinfoWhat] = get('buddyinfo');
@@ -262,6 +268,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     policy: policyName,
     throttle: policyName === 'throttle',
     hybridTimeoutMs: parseDurationInRange(hybridTimeout, hybridTimeoutWhat, HYBRID_TIMEOUT_BOUNDS),
+    growLimitBytes: growLimit === '' ? undefined : parseGrowLimit(growLimit, growLimitWhat),
     exactNslabs: f.has('exact-nslabs') ? parseExactNslabs(f.get('exact-nslabs')!, f.has('swiotlb') || (f.has('cmdline') && parseSwiotlbCmdline(f.get('cmdline')!).nslabs !== undefined)) : undefined,
     highThrottle: high === '' ? undefined : parseThreshold(high, highWhat),
     lowThrottle: low === '' ? undefined : parseThreshold(low, lowWhat),
@@ -315,6 +322,15 @@ function parseChurn(text: string, what: string, memBytes: number): { ratePagesPe
     throw new InputError('EBADFLAG', `${what}: ${quote(text)}: the cache must hold from 4k to --mem (${memBytes} bytes); expected ${CHURN_FORM}`);
   }
   return { ratePagesPerSec, holdBytes };
+}
+
+/** --grow-limit: whole slots, up to the decrypted arena's largest (4 GiB); the default pool's size is checked at boot. */
+function parseGrowLimit(text: string, what: string): number {
+  const bytes = parseSize(text, what);
+  if (bytes < IO_TLB_SIZE || bytes > MAX_ARENA_BYTES || bytes % IO_TLB_SIZE !== 0) {
+    throw new InputError('EBADSIZE', `${what}: ${quote(text)} is not valid; expected a size in whole 2 KiB slots up to 4G, at least the default pool, e.g. 64M`);
+  }
+  return bytes;
 }
 
 function parseArenaSize(text: string, what: string): number {

@@ -16,6 +16,7 @@ import { HIPRI_WITHOUT_POLL_QUEUES, type PollingReport, formatPolling } from './
 import { SECTOR_BYTES } from './verify.js';
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import type { DynamicLimits } from '../swiotlb/dynamic.js';
+import type { GrowLimitStats } from '../swiotlb/grow-limit.js';
 import { type PolicyReport, formatPolicy, policyReport } from './policy-report.js';
 import { THROTTLE_TUNABLES, sumThrottleStats, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { type VmRunResult, areaContention, mergedHistogram, sumSwiotlbStats } from './vm.js';
@@ -294,6 +295,8 @@ export type DynamicReport = {
   /** swiotlb memory: pools (default, dynamic, transient) at peak and at the end, against the static default pool. */
   memory?: { static_pool_bytes: number; in_use_peak_bytes: number; in_use_end_bytes: number; used_hiwater_bytes: number };
   limits?: DynamicLimits;
+  /** [proposal] --grow-limit (grow-limit.ts): on default + dynamic pools; limit_bytes null without one. */
+  grow_limit?: GrowLimitStats;
 };
 
 function dynamicReport(r: VmRunResult): DynamicReport {
@@ -325,6 +328,7 @@ function dynamicReport(r: VmRunResult): DynamicReport {
       in_use_end_bytes: d.io_tlb_nslabs * IO_TLB_SIZE + d.io_tlb_transient_nslabs * IO_TLB_SIZE, used_hiwater_bytes: d.io_tlb_used_hiwater * IO_TLB_SIZE,
     },
     limits: st.limits,
+    grow_limit: st.grow_limit,
   };
 }
 
@@ -340,6 +344,10 @@ function formatDynamic(dr: DynamicReport): string[] {
     `    transient pools: created ${t.created}, peak ${t.peak}, failed ${t.failed} (atomic pool ${t.failed_by_cause.atomic_pool}, table full ${t.failed_by_cause.table_full}, alignment ${t.failed_by_cause.alignment}), freed ${t.freed}`,
     `    memory: swiotlb pools ${formatBytes(m.in_use_end_bytes)} at the end, ${formatBytes(m.in_use_peak_bytes)} at peak, against a static pool of ${formatBytes(m.static_pool_bytes)}; slots in use at peak ${formatBytes(m.used_hiwater_bytes)}`,
   ];
+  const gl = dr.grow_limit!;
+  if (gl.limit_bytes !== null) {
+    lines.push(`    grow limit [proposal]: ${formatBytes(gl.limit_bytes)} on the default and dynamic pools (transient pools not counted), ${formatBytes(gl.committed_bytes)} committed; growths refused by it ${gl.refused}`);
+  }
   const added = dr.pools_added!;
   if (added.length > 0) {
     const shown = added.slice(0, 8).map((a) => `${formatBytes(a.bytes)}@${(a.at_boot_ms / 1000).toFixed(2)}s`).join(', ');

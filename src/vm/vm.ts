@@ -28,6 +28,7 @@ import { type ThrottleThreshold, thresholdSlots } from './options.js';
 import { type PoolPlan, defaultSizeWarning, nslabsFromBytes, parseSwiotlbCmdline, planDefaultPool } from '../swiotlb/sizing.js';
 import { bootText } from '../log/events.js';
 import { nowMs, setTimeScale, wallMs } from '../util/clock.js';
+import { formatBytes } from '../util/units.js';
 import { workerFile } from '../util/worker-file.js';
 import { type FioJob, parseFioJobFile } from '../workload/fio.js';
 import { MAX_SG } from '../devices/queue.js';
@@ -155,7 +156,7 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
     ...(opts.swiotlbDynamic ? {
       dynamic: {
         headroomBytes: guest.arena.capacityBytes, defaultNslabs: plan.nslabs, physLimit: X86_COCO_PHYS_LIMIT,
-        maxTransient: maxTransientPools(jobs), arena: guest.arena.shared.data,
+        maxTransient: maxTransientPools(jobs), arena: guest.arena.shared.data, growLimitSlabs: growLimitSlabs(opts, plan.nslabs),
       },
     } : {}),
     ...(hybrid ? {
@@ -175,6 +176,15 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
   // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
   return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [], restricted, policy: opts.policy };
+}
+
+/** [proposal] --grow-limit in slots (grow-limit.ts): it counts the default pool, so it cannot be smaller. */
+function growLimitSlabs(opts: VmOptions, nslabs: number): number {
+  if (opts.growLimitBytes === undefined) return 0;
+  if (opts.growLimitBytes < nslabs * IO_TLB_SIZE) {
+    throw new InputError('EBADSIZE', `--grow-limit: ${formatBytes(opts.growLimitBytes)} is below the default pool's ${formatBytes(nslabs * IO_TLB_SIZE)}, which it counts; expected at least ${formatBytes(nslabs * IO_TLB_SIZE)}`);
+  }
+  return opts.growLimitBytes / IO_TLB_SIZE;
 }
 
 /** [proposal] Hybrid thresholds follow io_tlb_nslabs as a percentage; a slot count stays fixed (null). */
