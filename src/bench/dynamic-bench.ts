@@ -73,3 +73,14 @@ export function transientRates(seconds: number): { transient: number; normal: nu
   });
   return { transient, normal };
 }
+
+/** 4 KiB map+unmap pairs/s on the same 512-slot, one-area pool without CONFIG_SWIOTLB_DYNAMIC (no dynamic state): the rows above against a static build. */
+export function staticRate(seconds: number): number {
+  const guest = new GuestMemory(new SharedArrayBuffer(MiB), ORIG);
+  const mem = IoTlbMem.create({ nslabs: 512, nareas: 1, start: POOL_START, forceBounce: true }, { guest });
+  const dev = new DmaDevice('nvme0');
+  return rate(seconds, () => {
+    const a = mem.tblMapSingle(dev, ORIG, SIZE, 0, DMA_TO_DEVICE, 0);
+    mem.tblUnmapSingle(dev, a, SIZE, DMA_TO_DEVICE, 0);
+  });
+}

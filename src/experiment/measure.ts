@@ -1,6 +1,8 @@
 // Shared pieces of the experiments' measurements: a run configuration from a few fields, repeats of
 // it, and a figure's spread over the repeats (the sweep's own figures and spread, src/sweep/figures.ts).
-import { FIGURES, type FigureSpec, type Spread, spreadOf } from '../sweep/figures.js';
+import { FIGURES, type FigureSpec, type Spread, median, spreadOf } from '../sweep/figures.js';
+
+export { median };
 import { formatValue, spreadText } from '../sweep/compare.js';
 import type { RunConfig, RunRecord } from '../sweep/run.js';
 import type { RunReport } from '../vm/report.js';

@@ -9,6 +9,8 @@ import { tesarikSpread } from './tesarik-spread.js';
 import { annapurveFragmentation } from './annapurve-fragmentation.js';
 import { murphyHybrid } from './murphy-hybrid.js';
 import { POLICIES } from '../vm/policy.js';
+import { kelleyAtomicPool } from './kelley-atomic-pool.js';
+import { tesarikDynamicCost } from './tesarik-dynamic-cost.js';
 import type { AnyExperiment } from './types.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
@@ -20,6 +22,8 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   annapurveFragmentation,
   // Experiment 9 runs the hybrid policy: listed once the build has it (policy.ts), never run against a refusal.
   ...(POLICIES.hybrid.unavailable === undefined ? [murphyHybrid] : []),
+  kelleyAtomicPool,
+  tesarikDynamicCost,
 ].sort((a, b) => a.number - b.number);
 
 export function experimentByName(name: string): AnyExperiment {
