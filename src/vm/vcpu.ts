@@ -53,7 +53,8 @@ import {
 import { type VerifyCounts, fillSectors, verifySectors } from './verify.js';
 import { type ReplayVcpuTask, runReplayVcpu } from '../trace/replay-vcpu.js';
 import { IologReplay, NVME_DSM_RANGE_BYTES } from './iolog-replay.js';
-import { A_CLOSE, A_OPEN, A_READ, A_TRIM, A_WRITE, IologWriter } from '../workload/iolog.js';
+import { A_OPEN, A_READ, A_TRIM, A_WRITE } from '../workload/iolog.js';
+import { IologRecorder } from './iolog-write.js';
 
 // Run control block (Int32): stop request, the start barrier, and per stonewall group the clones
 // that have finished. Every vCPU counts itself into RUN_READY once its thread is up and its handles
@@ -104,6 +105,8 @@ export interface VcpuTask {
   log: LogChannel;
   /** The control plane's port: this thread serves VcpuControlApi on it. */
   control: MessagePort;
+  /** write_iolog: where this vCPU's clones post their records (IologSink on the main thread). */
+  iolog?: MessagePort;
   /** Fault injection (--inject-fault): throw this long (wall time) after the start, to exercise the failure path. */
   faultAtMs?: number;
   /** --time-scale K: the run's clock runs K times slower than the wall. */
@@ -193,7 +196,7 @@ class InstanceRun {
   firstError: string | null = null;
   /** read_iolog: the log this clone replays (opened when it starts), and write_iolog: the log it writes. */
   replay: IologReplay | null = null;
-  wlog: IologWriter | null = null;
+  wlog: IologRecorder | null = null;
 
   constructor(readonly spec: JobInstance, readonly cidBase: number, bufBase: number, bufStride: number, stats: Float64Array, hists: SharedArrayBuffer) {
     this.rng = new Rng(spec.seed);
@@ -347,7 +350,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     req.startMs = now;
     req.trimBytes = trim ? act.length : 0;
     // write_iolog: every issued I/O, before the map (fio logs at td_io_queue, failures included).
-    if (r.wlog !== null) r.wlog.io((now - r.startAt) * 1000, read ? A_READ : A_WRITE, off, len);
+    if (r.wlog !== null) r.wlog.record((now - r.startAt) * 1000, read ? A_READ : A_WRITE, off, len);
     // The plan chose a unit that divides every size and offset of this clone (verifyUnit), so every
     // request of a verifying clone is whole units; the check keeps a broken plan from passing silently.
     req.verifiable = spec.verifyUnitBytes > 0;
@@ -597,8 +600,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
         r.stats[I_START_MS] = r.startAt + spec.rampTimeMs;
         if (spec.iolog !== undefined) r.replay = new IologReplay(spec.iolog, genesis);
         if (spec.writeIolog !== undefined) {
-          r.wlog = new IologWriter(spec.writeIolog.path, spec.writeIolog.fileName);
-          r.wlog.file(0, A_OPEN);
+          r.wlog = new IologRecorder(spec.id, task.iolog!);
+          r.wlog.record(0, A_OPEN, 0, 0);
         }
       }
       if (r.verifying) {
@@ -694,8 +697,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
       r.replay.close();
     }
     if (r.wlog !== null) {
-      r.wlog.file((now - r.startAt) * 1000, A_CLOSE);
-      r.wlog.close();
+      r.wlog.close((now - r.startAt) * 1000);
     }
     r.stats[I_END_MS] = now;
     if (!r.started || r.stats[I_START_MS]! > now) r.stats[I_START_MS] = now; // never started, or ended in the ramp

@@ -34,6 +34,7 @@ import { type FioJob, parseFioJobFile } from '../workload/fio.js';
 import { MAX_SG } from '../devices/queue.js';
 import { dmaMaxMappingSize } from '../dma/direct.js';
 import { createWriteIologs, scanJobIologs } from './iolog-replay.js';
+import { IologSink } from './iolog-write.js';
 import { type HistogramKind, INST_FIELDS, type Plan, histogramOffset, histogramsBytes, planWorkload } from './jobs.js';
 import type { VmOptions } from './options.js';
 import type { PolicyName } from './policy.js';
@@ -405,9 +406,12 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     control.close();
     throw e;
   }
-  // write_iolog: each file is created with its header once every input check has passed.
+  // write_iolog: each file is created with its header once every input check has passed; the
+  // vCPUs post their records to the sink, which writes the lines (src/vm/iolog-write.ts).
+  let iologSink: IologSink;
   try {
     createWriteIologs(plan.instances);
+    iologSink = new IologSink(plan.instances);
   } catch (e) {
     control.close();
     throw e;
@@ -443,6 +447,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   const tasks = perCpu.map((_, cpu) => {
     const ch = new MessageChannel();
     control.addVcpu(cpu, ch.port1);
+    const iologCh = iologSink.active ? new MessageChannel() : undefined;
+    if (iologCh !== undefined) iologSink.attach(iologCh.port1);
     const task: VcpuTask = {
       cpu, mem: boot.mem.shared(), guest, guestBase: GUEST_BASE, guestOffset: guestOffsets[cpu]!, guestMemory: boot.guest.shared,
       nvmeQueue: nvmeQueues[cpu]!, nvmePollQueue: pollQueues[cpu]?.sab ?? null, nvmeControl, nicQueue: nicQueues[cpu]!, nicControl,
@@ -451,8 +457,9 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       log: log.workerChannel(`vcpu${cpu}`), control: ch.port2, faultAtMs: faultAt(`vcpu${cpu}`), timeScale: k,
       ...(hooks.replay !== undefined ? { replay: hooks.replay.task(cpu, guestOffsets[cpu]!) } : {}),
       restricted: boot.restricted.map((r) => r.shared),
+      ...(iologCh !== undefined ? { iolog: iologCh.port2 } : {}),
     };
-    return (piscina.run(task, { transferList: [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
+    return (piscina.run(task, { transferList: iologCh !== undefined ? [ch.port2, iologCh.port2] : [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
       fail(`vcpu${cpu}`, e, { vcpu: cpu });
       return null;
     });
@@ -588,6 +595,10 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   // Read once the device loops have ended, as their command counts are: passes per command is one run's.
   const devicePasses = Atomics.load(nvmeCtl, DEV_PASSES) + Atomics.load(nicCtl, DEV_PASSES);
   control.close();
+  // Every clone's last records are posted before its vCPU returns; a failed vCPU sends no close (its lines so far are kept).
+  const vcpuLost = vcpuResults === null || vcpuResults.some((v) => v === null);
+  await Promise.race([iologSink.done, sleep(vcpuLost ? 0 : TEARDOWN_MS, null, { ref: false })]);
+  iologSink.close();
   const [, guestStats] = await Promise.all([Promise.all([piscina.destroy(), ...devices.map((w) => w.terminate())]), guestThreads.stop()]);
   // What the shared counters hold is a report, whole or not: a failed run still returns it, marked
   // partial, inside the error (the counters of a thread that died are the ones it had written).

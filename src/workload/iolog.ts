@@ -401,8 +401,8 @@ export const IOLOG_WRITE_BUFFER = 64 * 1024;
  * write_iolog: a v3 log, as fio's init_iolog_write, log_file and log_io_u write it: the header,
  * "TIME FILE add" for each file, then "TIME FILE open", one "TIME FILE ACTION OFFSET LENGTH" per I/O
  * issued (failed ones too: fio logs at td_io_queue, before the engine) and "TIME FILE close". TIME is
- * whole microseconds since the job started. One writer per job clone; lines are buffered and written
- * IOLOG_WRITE_BUFFER bytes at a time, and at close.
+ * whole microseconds since the job started. One writer per job clone (on the VM, on the main thread:
+ * src/vm/iolog-write.ts); lines are buffered and written IOLOG_WRITE_BUFFER bytes at a time, and at close.
  */
 export class IologWriter {
   private buf = '';
@@ -424,12 +424,13 @@ export class IologWriter {
     }
   }
 
-  /** Open a log made by create() for appending (on the vCPU). */
+  /** Open a log made by create() for appending. */
   constructor(readonly path: string, readonly fileName: string) {
     this.fd = openSync(path, 'a');
   }
 
-  file(us: number, op: typeof A_OPEN | typeof A_CLOSE): void {
+  /** A file action (A_OPEN, A_CLOSE) at `us`. */
+  file(us: number, op: number): void {
     this.buf += `${Math.max(0, Math.round(us))} ${this.fileName} ${ACTION_NAMES[op]}\n`;
   }
 

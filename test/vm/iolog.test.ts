@@ -6,7 +6,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MessageChannel } from 'node:worker_threads';
 import { vmProcess } from '../helpers/vm-process.js';
+import { IologRecorder, IologSink } from '../../src/vm/iolog-write.js';
+import type { JobInstance } from '../../src/vm/jobs.js';
+import { A_OPEN, A_READ, A_WRITE, IologWriter, scanIolog } from '../../src/workload/iolog.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'iolog-vm-'));
 function put(name: string, text: string): string {
@@ -114,5 +118,29 @@ describe('write_iolog, then read_iolog: the round trip', () => {
     expect(jb.errors_total).toBe(0);
     expect([jb.read!.ios, jb.read!.bytes, jb.write!.ios, jb.write!.bytes]).toEqual([ja.read!.ios, ja.read!.bytes, ja.write!.ios, ja.write!.bytes]);
     expect(jb.iolog!.file_actions).toBe(3);
+  });
+});
+
+describe('write_iolog from a vCPU: IologRecorder to IologSink', () => {
+  it('writes every record in order across several 4096-record chunks, then the close line', async () => {
+    const path = join(dir, 'sink.iolog');
+    IologWriter.create(path, 'j.7.0');
+    const sink = new IologSink([{ id: 7, writeIolog: { path, fileName: 'j.7.0' } } as JobInstance]);
+    const ch = new MessageChannel();
+    sink.attach(ch.port1);
+    const rec = new IologRecorder(7, ch.port2);
+    rec.record(0, A_OPEN, 0, 0);
+    const n = 10_000;
+    for (let i = 0; i < n; i++) rec.record(i * 2, i % 3 === 0 ? A_WRITE : A_READ, i * 512, 512 + (i % 4) * 512);
+    rec.close(n * 2);
+    await sink.done;
+    sink.close();
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    expect(lines.slice(0, 3)).toEqual(['fio version 3 iolog', '0 j.7.0 add', '0 j.7.0 open']);
+    expect(lines[3 + 4095]).toBe(`${4095 * 2} j.7.0 ${4095 % 3 === 0 ? 'write' : 'read'} ${4095 * 512} ${512 + (4095 % 4) * 512}`);
+    expect(lines[3 + 4096]).toBe(`${4096 * 2} j.7.0 ${4096 % 3 === 0 ? 'write' : 'read'} ${4096 * 512} ${512 + (4096 % 4) * 512}`);
+    expect(lines.at(-1)).toBe(`${n * 2} j.7.0 close`);
+    const s = scanIolog(path);
+    expect([s.reads + s.writes, s.writes, s.fileActions]).toEqual([n, Math.ceil(n / 3), 3]);
   });
 });
