@@ -1,5 +1,6 @@
 // The run report: fio's per-job and per-group sections, then the swiotlb's own counters under their
 // debugfs names. One plain document serves the text and the JSON output.
+import { isAbsolute, relative } from 'node:path';
 import type { AtomicPoolStats } from '../memory/atomic-pool.js';
 import type { ChurnStats } from '../memory/churn.js';
 import { type ZoneFree, formatBuddyinfo } from '../memory/phys.js';
@@ -205,7 +206,12 @@ export type IologReport = {
 
 function iologText(l: IologReport): string {
   const trims = l.trims.ios + l.trims.errors > 0 ? `, trims=${l.trims.ios} (${formatBytes(l.trims.bytes)}${l.trims.errors > 0 ? `, ${l.trims.errors} failed` : ''})` : '';
-  return `  iolog: ${l.logs.join(', ')} (v${l.version}, timing: ${l.timing})${trims}, syncs=${l.syncs}, file actions=${l.file_actions}`;
+  // Paths under the working directory are shown relative to it (the JSON keeps them absolute).
+  const shown = l.logs.map((p) => {
+    const rel = relative(process.cwd(), p);
+    return rel.startsWith('..') || isAbsolute(rel) ? p : rel;
+  });
+  return `  iolog: ${shown.join(', ')} (v${l.version}, timing: ${l.timing})${trims}, syncs=${l.syncs}, file actions=${l.file_actions}`;
 }
 
 /** The report's verify line. */
