@@ -11,6 +11,7 @@ import { murphyHybrid } from './murphy-hybrid.js';
 import { POLICIES } from '../vm/policy.js';
 import { kelleyAtomicPool } from './kelley-atomic-pool.js';
 import { tesarikDynamicCost } from './tesarik-dynamic-cost.js';
+import { lanAreas } from './lan-areas.js';
 import type { AnyExperiment } from './types.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
@@ -24,6 +25,7 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   ...(POLICIES.hybrid.unavailable === undefined ? [murphyHybrid] : []),
   kelleyAtomicPool,
   tesarikDynamicCost,
+  lanAreas,
 ].sort((a, b) => a.number - b.number);
 
 export function experimentByName(name: string): AnyExperiment {
