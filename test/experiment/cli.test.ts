@@ -5,7 +5,12 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type ChromiumLookup, findOrInstallChromium, visitFile } from '../helpers/chromium.js';
+import { tempDir } from '../helpers/log-files.js';
+import { InputError } from '../../src/errors.js';
+import { experimentMain } from '../../src/experiment/cli.js';
 import { EXPERIMENTS } from '../../src/experiment/registry.js';
 import { type AllResults, agree, recordedVerdicts, renderExperimentsHtml, renderMarkdown } from '../../src/experiment/report.js';
 import type { AnyExperiment, ExperimentResult, VerdictWord } from '../../src/experiment/types.js';
@@ -25,14 +30,9 @@ async function experiment(args: string[]): Promise<{ code: number; stdout: strin
 }
 
 describe('npm run experiment: input', () => {
+  // Through the command itself: one line on stderr, nothing on stdout, exit 2.
   for (const [args, what] of [
     [['no-such-experiment'], /no experiment "no-such-experiment"; expected one of kelley-throttle/],
-    [[], /name an experiment/],
-    [['kelley-throttle', '--repeat', '0'], /--repeat/],
-    [['kelley-throttle', 'kelley-throttle'], /one experiment at a time/],
-    [['--all', 'kelley-throttle'], /--all runs every experiment/],
-    [['--list', 'kelley-throttle'], /--list runs nothing/],
-    [['kelley-throttle', '--html', 'x.html'], /--markdown and --html go with --all/],
     [['--bogus'], /unknown flag --bogus/],
   ] as const) {
     it(`refuses ${JSON.stringify(args)} with one line and exit 2`, async () => {
@@ -41,6 +41,24 @@ describe('npm run experiment: input', () => {
       expect(r.stdout).toBe('');
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(what);
+    });
+  }
+  // The rest through experimentMain: an InputError (which runMain prints as one line, exit 2) before anything runs.
+  for (const [args, what] of [
+    [[], /name an experiment/],
+    [['kelley-throttle', '--repeat', '0'], /--repeat/],
+    [['kelley-throttle', 'kelley-throttle'], /one experiment at a time/],
+    [['--all', 'kelley-throttle'], /--all runs every experiment/],
+    [['--list', 'kelley-throttle'], /--list runs nothing/],
+    [['kelley-throttle', '--html', 'x.html'], /--markdown and --html go with --all/],
+    [['kelley-throttle', '--output-format', 'xml'], /expected normal or json/],
+  ] as const) {
+    it(`refuses ${JSON.stringify(args)} as bad input`, async () => {
+      const e = await experimentMain([...args]).then(() => undefined, (x: unknown) => x);
+      expect(e).toBeInstanceOf(InputError);
+      expect((e as InputError).exitStatus).toBe(2);
+      expect((e as Error).message).toMatch(what);
+      expect((e as Error).message).not.toContain('\n');
     });
   }
   it('--list prints every experiment with its author and claim', async () => {
@@ -114,4 +132,37 @@ describe('the reports', () => {
     expect(html).toContain('quick form: refuted');
     expect(html).not.toMatch(/<script src=|<link /); // self-contained
   });
+});
+
+describe('the experiments page in a browser', () => {
+  let browser: ChromiumLookup;
+  beforeAll(() => {
+    browser = findOrInstallChromium();
+  }, 16 * 60_000);
+
+  it('draws one chart per experiment, bars and lines, with nothing fetched', async (ctx) => {
+    if (browser.path === undefined) {
+      ctx.skip(`Chromium unavailable: ${browser.why}`); // allowed: skipped only when Chromium cannot be installed
+      return;
+    }
+    const [a, b] = [EXPERIMENTS[0]!, EXPERIMENTS[1]!];
+    const ra = result(a, 'full', 'reproduced');
+    const rb = { ...result(b, 'full', 'partly'), chart: { title: 'l', kind: 'lines' as const, xLabel: 'x', yLabel: 'y', x: [0, 1, 16], series: [{ label: 's', values: [1, 1.1, null] }, { label: 't', values: [2, 2, 2] }] } };
+    const dir = tempDir('coco-experiments-html-');
+    try {
+      const file = join(dir.path, 'experiments.html');
+      writeFileSync(file, renderExperimentsHtml({ started: 'now', wall_ms: 1, host: { cores: 2, loadavg: 1 }, entries: [{ experiment: a, full: ra }, { experiment: b, full: rb }] }));
+      await visitFile(browser.path, file, async (page, visit) => {
+        const drawn = await page.evaluate<{ charts: Record<string, number>; canvases: number }>(
+          `(() => Object.assign({}, window.cocoExperiments, { canvases: document.querySelectorAll('canvas').length }))()`);
+        expect(visit.errors).toEqual([]);
+        expect(visit.network).toEqual([]);
+        // Points drawn: the bar chart's one non-null value; the line chart's 2 + 3.
+        expect(drawn.charts).toEqual({ [a.name]: 1, [b.name]: 5 });
+        expect(drawn.canvases).toBe(2);
+      });
+    } finally {
+      dir.remove();
+    }
+  }, 60_000);
 });
