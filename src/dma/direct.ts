@@ -13,9 +13,9 @@ import { formatPhysAddr } from '../log/events.js';
 import {
   DMA_ATTR_MAY_BLOCK, DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, DMA_NONE, EIO, type DmaDirection,
 } from '../swiotlb/constants.js';
-import { MEM_ADDR_OVERFLOW_WARNED, STAT_MAP_FAIL_NOT_CAPABLE } from '../swiotlb/layout.js';
+import { MEM_ADDR_OVERFLOW_WARNED, POOL_KIND_TRANSIENT, STAT_MAP_FAIL_NOT_CAPABLE } from '../swiotlb/layout.js';
 import type { IoTlbMem } from '../swiotlb/mem.js';
-import { M_SG_UNMAP_ORDER, mutant } from '../swiotlb/mutants.js';
+import { M_SG_UNMAP_ORDER, M_TRANSIENT_FREE_EARLY, mutant } from '../swiotlb/mutants.js';
 import type { DmaDevice } from './device.js';
 
 /** dev->dma_io_tlb_mem: the device's own allocator, else the thread's default one. */
@@ -80,6 +80,11 @@ export function dmaMapSingle(mem: IoTlbMem, dev: DmaDevice, paddr: number, size:
 /** dma_unmap_single: CPU sync (copy back) unless SKIP_CPU_SYNC, then release without a second copy. */
 export function dmaUnmapSingle(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection, attrs = 0): void {
   mem = ioTlbMemOf(mem, dev);
+  if (mutant === M_TRANSIENT_FREE_EARLY && mem.findPool(dev, dmaAddr)?.kind === POOL_KIND_TRANSIENT) { // stress-harness mutant only
+    mem.tblUnmapSingle(dev, dmaAddr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC); // deleted (and maybe freed) first
+    if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0) mem.syncSingleForCpu(dev, dmaAddr, size, dir);
+    return;
+  }
   if ((attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0) mem.syncSingleForCpu(dev, dmaAddr, size, dir);
   mem.tblUnmapSingle(dev, dmaAddr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
 }

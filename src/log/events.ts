@@ -401,6 +401,13 @@ export interface StressTrialFields {
   throttle?: boolean;
   throttled_maps?: number;
   throttle_waits?: number;
+  /** Dynamic swiotlb was on; pools the growth worker added, growths that failed, transient pools made and not made, atomic-pool exhaustions. */
+  dynamic?: boolean;
+  pools_added?: number;
+  grow_failed?: number;
+  transient_created?: number;
+  transient_failed?: number;
+  atomic_exhaustions?: number;
 }
 
 /** A stress trial in which a check failed: what broke, the configuration and how to replay it. */

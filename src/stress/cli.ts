@@ -188,7 +188,13 @@ export function formatSummary(s: StressSummary): string {
   const head = `stress: seed ${s.seed}, mode ${s.mode}${s.mutant !== null ? `, mutant ${s.mutant}` : ''}, ${s.seconds} s`;
   const t = table(['mode', '>trials', '>operations', '>ops/s', '>interleavings perturbed', '>failures'], rows, '').join('\n');
   const verdict = s.failures === 0 ? 'no check failed' : `${s.failures} failed trial${s.failures === 1 ? '' : 's'}; replay each with the command printed above`;
-  return `${head}\n${t}\n${verdict}\n`;
+  const d = s.dynamic;
+  const dyn = d.trials === 0 ? 'dynamic swiotlb: in no trial' : [
+    `dynamic swiotlb: ${num(d.trials)} of ${num(s.trials)} trials; ${num(d.pools_added)} pools added (in ${num(d.trials_grown)} trials; ${num(d.grow_failed)} growths failed),`,
+    `  ${num(d.transient_created)} transient pools (in ${num(d.trials_transient)} trials; ${num(d.transient_failed)} could not be made), atomic pool exhausted ${num(d.atomic_exhaustions)} times (in ${num(d.trials_exhausted)} trials);`,
+    `  nslabs checked at ${num(d.nslabs_checks)} moments, live-mapping sums at ${num(d.quiescent_checks)} (pct)`,
+  ].join('\n');
+  return `${head}\n${t}\n${dyn}\n${verdict}\n`;
 }
 
 export function formatMutantTable(rows: readonly MutantRow[]): string {

@@ -5,6 +5,8 @@ import {
   POINT_COUNT, POINT_NAMES, P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_LOCK_PARK, P_AREA_LOCK_SPIN, P_AREA_LOCK_UNPARK,
   P_AREA_UNLOCK, P_AREA_UNLOCKED, P_AREA_USED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND, P_SLOTS_FREED,
   P_THROTTLE_ACQUIRED, P_THROTTLE_CHECKED, P_THROTTLE_COUNT, P_THROTTLE_GRANTED, P_THROTTLE_QUEUED, P_THROTTLE_WAIT,
+  P_GROWTH_IDLE, P_GROWTH_SCHEDULED, P_POOL_PUBLISHED, P_TRANSIENT_COPIED, P_TRANSIENT_DEL, P_TRANSIENT_FREE, P_TRANSIENT_LINKED,
+  P_TRANSIENT_RECLAIM, P_TRANSIENT_RETIRED,
 } from '../swiotlb/instrument.js';
 import type { MutantSpec } from '../swiotlb/mutants.js';
 import { Rng } from '../util/rng.js';
@@ -67,11 +69,34 @@ export interface TrialConfig {
   throttle: { high: number; low: number } | null;
   /** [RFC] Share of dma-direct maps (single and SG) passing DMA_ATTR_MAY_BLOCK (ignored with throttling off). */
   mayBlockShare: number;
+  /**
+   * Dynamic swiotlb (CONFIG_SWIOTLB_DYNAMIC), null for off. With it on, a growth worker thread adds
+   * pools (of the default pool's size, capped at 4 MiB) while the vCPUs map and unmap, until the
+   * decrypted arena that backs them is full (growPools pools); a failed search makes a transient
+   * pool from the atomic pool (coherent_pool= coherentPoolKiB; its expansion thread does not run, so
+   * it runs dry). The vCPU threads share `devices` DMA devices (each device has its transient list).
+   */
+  dynamic: DynamicTrialConfig | null;
   /** chaos mode only. */
   perturb: PerturbConfig;
   /** pct mode only. */
   pct: PctConfig;
 }
+
+export interface DynamicTrialConfig {
+  /** Pools growth can add before the decrypted arena is full. */
+  growPools: number;
+  /** coherent_pool=, KiB: the atomic pool's size (64..512 KiB). */
+  coherentPoolKiB: number;
+  /** Transient pools at once (records). */
+  maxTransient: number;
+  devices: number;
+}
+
+/** Guest memory of a dynamic trial: enough for the pools, all of it below 4 GiB. */
+export const DYN_TRIAL_MEM_BYTES = 256 * 1024 * 1024;
+/** The most devices a dynamic trial's threads share (the dynamic region has DYN_MAX_DEVICES records). */
+const DYN_TRIAL_DEVICES = 8;
 
 /** Settings that bound every trial of a run (flags and COCO_STRESS_*), not drawn from the seed. */
 export interface TrialLimits {
@@ -102,9 +127,14 @@ const PERTURBABLE_LATER = [
   P_AREA_USED, P_THROTTLE_CHECKED, P_SLOTS_FREED, P_THROTTLE_ACQUIRED, P_THROTTLE_QUEUED, P_THROTTLE_GRANTED,
   P_THROTTLE_COUNT,
 ];
+/** Dynamic swiotlb's perturbable points: drawn after those. */
+const PERTURBABLE_DYN = [
+  P_TRANSIENT_LINKED, P_TRANSIENT_DEL, P_TRANSIENT_RETIRED, P_TRANSIENT_RECLAIM, P_TRANSIENT_FREE, P_TRANSIENT_COPIED,
+  P_POOL_PUBLISHED, P_GROWTH_SCHEDULED,
+];
 /** Every point chaos mode may perturb. */
-export const PERTURBABLE_POINTS: readonly number[] = [...PERTURBABLE, ...PERTURBABLE_LATER];
-const NOT_PERTURBABLE = new Set([P_AREA_LOCK_PARK, P_AREA_LOCK_UNPARK, P_THROTTLE_WAIT]);
+export const PERTURBABLE_POINTS: readonly number[] = [...PERTURBABLE, ...PERTURBABLE_LATER, ...PERTURBABLE_DYN];
+const NOT_PERTURBABLE = new Set([P_AREA_LOCK_PARK, P_AREA_LOCK_UNPARK, P_THROTTLE_WAIT, P_GROWTH_IDLE]);
 /** Scheduling steps per operation, roughly (pct mode's change points are drawn from this many). */
 const STEPS_PER_OP = 9;
 
@@ -176,6 +206,14 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
   const lowPercent = rng.below(8) === 0 ? Math.min(100, highPercent + 1 + rng.below(10)) : Math.floor(highPercent * (0.5 + rng.float() * 0.5));
   const mayBlockShare = 0.2 + rng.float() * 0.8;
   for (const p of PERTURBABLE_LATER) rates[p] = rng.below(2) === 0 ? 0 : baseRate * (1 + rng.below(4));
+  // Dynamic swiotlb in half the trials (drawn last, so a seed keeps the rest of its trial): a small
+  // default pool (one segment per area) so that searches fail, growth, transient pools and an
+  // atomic pool of 64..512 KiB that runs dry.
+  const dynamicOn = rng.below(2) === 0;
+  const growPools = 1 + rng.below(6);
+  const coherentPoolKiB = pick([64, 128, 256, 512]);
+  const maxTransient = pick([8, 16, 32]);
+  for (const p of PERTURBABLE_DYN) rates[p] = rng.below(2) === 0 ? 0 : baseRate * (1 + rng.below(4));
 
   const cfg: TrialConfig = {
     seed,
@@ -183,7 +221,7 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
     mutant: null,
     vcpus,
     nareas,
-    nslabs: nareas * segmentsPerArea * IO_TLB_SEGSIZE,
+    nslabs: nareas * (dynamicOn ? 1 : segmentsPerArea) * IO_TLB_SEGSIZE,
     lockSpins,
     parkTimeoutMs: limits.parkTimeoutMs,
     opsPerThread: 0,
@@ -198,9 +236,17 @@ export function trialConfig(seed: number, mode: StressModeOption, limits: TrialL
     hiwaterResetEvery,
     throttle: null,
     mayBlockShare,
+    dynamic: dynamicOn ? { growPools, coherentPoolKiB, maxTransient, devices: Math.min(vcpus, DYN_TRIAL_DEVICES) } : null,
     perturb: { rates, kinds, spinMax, parkMaxUs },
     pct: { depth, steps: 0 },
   };
+  // Dynamic trials make the pressure real: mappings up to a whole segment and at least 8 live per
+  // thread fill a pool of one segment per area, so searches fail, the pool grows, transient pools
+  // are made and the atomic pool runs dry (each run counts and prints how often).
+  if (dynamicOn) {
+    cfg.maxMappingBytes = maxMap;
+    cfg.maxLive = Math.max(cfg.maxLive, 8);
+  }
   let percents = throttleOn ? { highPercent, lowPercent } : null;
   if (mutant !== undefined) percents = applyHint(cfg, mutant, maxV, mode, percents);
   if (percents !== null) {
@@ -246,7 +292,15 @@ function applyHint(
   }
   if (h.mayBlockShare !== undefined) cfg.mayBlockShare = h.mayBlockShare;
   if (h.sgShare !== undefined) cfg.sgShare = h.sgShare;
-  return h.throttle ?? percents;
+  // Dynamic swiotlb exactly in the trials of the mutants that break it (the others keep their measured setups).
+  cfg.dynamic = m.requiresDynamic === true
+    ? {
+      growPools: h.dynamic?.growPools ?? 2, coherentPoolKiB: h.dynamic?.coherentPoolKiB ?? 128, maxTransient: 16,
+      devices: Math.min(cfg.vcpus, DYN_TRIAL_DEVICES),
+    }
+    : null;
+  if (cfg.dynamic !== null) cfg.throttle = null;
+  return cfg.dynamic !== null ? null : h.throttle ?? percents;
 }
 
 /** The configuration as one JSON line (what a failure prints). */

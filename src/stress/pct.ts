@@ -211,6 +211,19 @@ export class PctThread {
     this.waitTurn();
   }
 
+  /**
+   * A change point forced at a point the harness names (dynamic swiotlb's publication of a pool and
+   * a reclaimer's claim of a retired transient pool): this thread drops below every other, as at a
+   * seeded change point, so the step that follows is another thread's whenever one can run. The
+   * windows right after those points (a pool published, a claim not yet made) are then always
+   * open to the other threads, deterministically.
+   */
+  demote(): void {
+    const s = this.s;
+    s[this.b + PRIO] = s[S_LOW_PRIO]!;
+    s[S_LOW_PRIO]--;
+  }
+
   /** About to park on a lock word: give up the turn without waiting for it. */
   park(): void {
     if (!this.holdsTurn) return;

@@ -60,7 +60,49 @@ export interface StressSummary {
   interleavings_perturbed: number;
   failures: number;
   by_mode: Record<StressMode, ModeTotals>;
+  /** Trials with dynamic swiotlb on, and what they reached (a run that never grows tested nothing of it). */
+  dynamic: DynamicTotals;
   failed: FailureReport[];
+}
+
+export interface DynamicTotals {
+  trials: number;
+  pools_added: number;
+  grow_failed: number;
+  transient_created: number;
+  transient_failed: number;
+  atomic_exhaustions: number;
+  /** Trials that reached each: growth, a transient pool, an exhausted atomic pool. */
+  trials_grown: number;
+  trials_transient: number;
+  trials_exhausted: number;
+  /** Moments the live-mapping sums (pct) and mem->nslabs were checked. */
+  quiescent_checks: number;
+  nslabs_checks: number;
+}
+
+export function emptyDynamicTotals(): DynamicTotals {
+  return {
+    trials: 0, pools_added: 0, grow_failed: 0, transient_created: 0, transient_failed: 0, atomic_exhaustions: 0, trials_grown: 0,
+    trials_transient: 0, trials_exhausted: 0, quiescent_checks: 0, nslabs_checks: 0,
+  };
+}
+
+/** Add a trial's dynamic outcome to the run's totals. */
+export function addDynamic(t: DynamicTotals, o: TrialOutcome): void {
+  const d = o.dynamic;
+  if (d === null) return;
+  t.trials++;
+  t.pools_added += d.poolsAdded;
+  t.grow_failed += d.growFailed;
+  t.transient_created += d.transientCreated;
+  t.transient_failed += d.transientFailed;
+  t.atomic_exhaustions += d.atomicExhaustions;
+  if (d.poolsAdded > 0) t.trials_grown++;
+  if (d.transientCreated > 0) t.trials_transient++;
+  if (d.atomicExhaustions > 0) t.trials_exhausted++;
+  t.quiescent_checks += d.quiescentChecks;
+  t.nslabs_checks += d.nslabsChecks;
 }
 
 /** The command that replays trial `cfg` (flags that change the configuration included). */
@@ -88,6 +130,11 @@ function logTrial(log: RunLogger, o: TrialOutcome, trial: number, f: FailureRepo
     duration_ms: Math.round(o.durationMs), ok: o.failures.length === 0, failures: o.failures.length,
     ...(o.pct !== null ? { pct_steps: o.pct.steps, pct_trace: o.pct.trace } : {}),
     throttle: c.throttle !== null, ...(c.throttle !== null ? { throttled_maps: o.throttledMaps, throttle_waits: o.throttleWaits } : {}),
+    dynamic: c.dynamic !== null,
+    ...(o.dynamic !== null ? {
+      pools_added: o.dynamic.poolsAdded, grow_failed: o.dynamic.growFailed, transient_created: o.dynamic.transientCreated,
+      transient_failed: o.dynamic.transientFailed, atomic_exhaustions: o.dynamic.atomicExhaustions,
+    } : {}),
   });
   if (f !== null) {
     log.emit('stress_failure', {
@@ -103,6 +150,7 @@ export async function runStress(opts: StressOptions): Promise<StressSummary> {
   const pool = new StressWorkerPool();
   const byMode: Record<StressMode, ModeTotals> = { chaos: emptyTotals(), pct: emptyTotals() };
   const failed: FailureReport[] = [];
+  const dynamic = emptyDynamicTotals();
   const start = performance.now();
   const deadline = opts.replay !== undefined ? Infinity : start + opts.seconds * 1000;
   let trials = 0;
@@ -118,6 +166,7 @@ export async function runStress(opts: StressOptions): Promise<StressSummary> {
       m.operations += o.ops;
       m.seconds += o.durationMs / 1000;
       m.interleavings_perturbed += o.perturbations;
+      addDynamic(dynamic, o);
       const f = o.failures.length > 0 ? failureReport(o, i, opts.limits, opts.defaults) : null;
       if (f !== null) failed.push(f);
       logTrial(opts.log, o, i, f);
@@ -134,7 +183,7 @@ export async function runStress(opts: StressOptions): Promise<StressSummary> {
     seed: opts.seed, mode: opts.mode, mutant: opts.mutant?.name ?? null, seconds: Number(seconds.toFixed(1)), trials,
     operations, ops_per_s: seconds > 0 ? Math.round(operations / seconds) : 0,
     interleavings_perturbed: byMode.chaos.interleavings_perturbed + byMode.pct.interleavings_perturbed,
-    failures: failed.length, by_mode: byMode, failed,
+    failures: failed.length, by_mode: byMode, dynamic, failed,
   };
 }
 

@@ -26,16 +26,21 @@ import {
   THROTTLE_HOLDER_MAPPING, THROTTLE_HOLDER_NONE,
 } from '../swiotlb/layout.js';
 import { IoTlbMem } from '../swiotlb/mem.js';
-import { POOL_START } from '../swiotlb/constants.js';
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, POOL_START } from '../swiotlb/constants.js';
+import { DYN_POOL_MAX_SLABS } from '../swiotlb/dynamic.js';
+import { bootGuestMemory } from '../memory/boot.js';
+import { PHYS_4G } from '../memory/phys.js';
+import { ctlThreads, watchedArrays } from './pools.js';
 import { GUEST_BASE } from '../memory/guest.js';
 import { mutantByName } from '../swiotlb/mutants.js';
 import { quiescenceViolations } from '../swiotlb/quiesce.js';
 import { workerFile } from '../util/worker-file.js';
-import { type TrialConfig, regionBytes } from './config.js';
+import { DYN_TRIAL_MEM_BYTES, type TrialConfig, regionBytes } from './config.js';
 import {
-  CTL_ABORT, CTL_ALLOC_BEGUN, CTL_ALLOC_DONE, CTL_RELEASE_BEGUN, CTL_RELEASE_DONE, CTL_RESET_GEN, CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_VIOLATIONS, T_DONE,
+  CTL_ABORT, CTL_ALLOC_BEGUN, CTL_ALLOC_DONE, CTL_NSLABS_CHECKS, CTL_QUIESCENT_CHECKS, CTL_RELEASE_BEGUN, CTL_RELEASE_DONE, CTL_RESET_GEN,
+  CTL_SEM_GRANTS, CTL_SEM_JOINS, CTL_STOP, CTL_THROTTLED_HOLDER, CTL_TR_FREES, CTL_VIOLATIONS, TS_FREED, TS_NAMES, TS_NONE, TS_STATE, T_DONE,
   T_HOLDING, T_PARKED, T_PARK_EPISODE, T_POINT, T_PROGRESS, T_SEM_WAIT, T_STARTED, T_STEPS, T_TAKING, createControl,
-  holderIndex, lockName, threadBase,
+  holderIndex, lockName, threadBase, transientShadowIndex,
 } from './layout.js';
 import { type PctSummary, createPctState, pctDescribe, pctSummary, pctTryStart } from './pct.js';
 import type { StressThreadPayload, StressThreadResult } from './worker.js';
@@ -77,6 +82,22 @@ export interface TrialOutcome {
   /** [RFC] Maps that came back flagged throttled, and throttle_sem waits. */
   throttledMaps: number;
   throttleWaits: number;
+  /** Dynamic swiotlb (null when off): what the trial reached, so a run can show its pressure was real. */
+  dynamic: DynamicTrialOutcome | null;
+}
+
+export interface DynamicTrialOutcome {
+  /** Growth work runs, pools added, growth that failed (the arena, or the pages, ran out). */
+  growRuns: number;
+  poolsAdded: number;
+  growFailed: number;
+  transientCreated: number;
+  transientFailed: number;
+  /** Atomic-pool allocations no pool could serve (the atomic pool ran dry). */
+  atomicExhaustions: number;
+  /** pct moments at which the live-mapping sums were checked; moments at which nslabs was checked. */
+  quiescentChecks: number;
+  nslabsChecks: number;
 }
 
 interface Slot {
@@ -137,7 +158,7 @@ export class StressWorkerPool {
         else settle(m.result);
       };
       s.onGone = (why) => settle({
-        cpu: i, exerciser: null, aborted: false, error: `thread ${why}`, perturbations: 0, allocUsedMax: 0, allocUsedGen: 0,
+        cpu: i, exerciser: null, aborted: false, error: `thread ${why}`, perturbations: 0, allocUsedMax: 0, allocUsedGen: 0, grower: null,
       });
       s.worker.postMessage({ type: 'trial', payload });
     });
@@ -170,27 +191,47 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
   const n = cfg.vcpus;
   const mutant = cfg.mutant === null ? undefined : mutantByName(cfg.mutant);
   if (cfg.mutant !== null && mutant === undefined) throw new Error(`unknown mutant ${cfg.mutant}`);
+  // Dynamic swiotlb: guest physical memory (the default pool reserved at memblock time, as the VM
+  // does), an atomic pool of coherent_pool= (its expansion thread is not run: it runs dry), and a
+  // decrypted arena with room for growPools pools of the default pool's size (4 MiB at most).
+  const dyn = cfg.dynamic;
+  const growNslabs = Math.min(cfg.nslabs, DYN_POOL_MAX_SLABS);
+  const g = dyn === null ? null : bootGuestMemory({
+    memBytes: DYN_TRIAL_MEM_BYTES, cmdline: `coherent_pool=${dyn.coherentPoolKiB}K`, fragmentation: 'none', decryptLatencyNsPerMiB: 0,
+    decryptedArenaBytes: dyn.coherentPoolKiB * 1024 + dyn.growPools * growNslabs * IO_TLB_SIZE,
+  }, (phys) => phys.memblockAllocLow(cfg.nslabs * IO_TLB_SIZE, PAGE_SIZE, PHYS_4G));
   const mem = IoTlbMem.create({
-    nslabs: cfg.nslabs, nareas: cfg.nareas, start: POOL_START, forceBounce: true, lockSpins: cfg.lockSpins,
+    nslabs: cfg.nslabs, nareas: cfg.nareas, start: g === null ? POOL_START : g.reserved, forceBounce: true, lockSpins: cfg.lockSpins,
     parkTimeoutMs: cfg.parkTimeoutMs,
     ...(cfg.throttle !== null ? { throttle: { enabled: true, highThrottle: cfg.throttle.high, lowThrottle: cfg.throttle.low } } : {}),
+    ...(g !== null && dyn !== null ? {
+      canGrow: true,
+      dynamic: { headroomBytes: dyn.growPools * growNslabs * IO_TLB_SIZE, defaultNslabs: cfg.nslabs, maxTransient: dyn.maxTransient, arena: g.arena.shared.data },
+    } : {}),
   });
   const areas = mem.defpool.areas;
   const thr = mem.throttle.i32;
   const region = regionBytes(cfg);
   const guest = new SharedArrayBuffer(region * n);
-  const ownersSab = new SharedArrayBuffer(cfg.nslabs * 4);
-  const ctl = createControl(n, cfg.nareas);
-  const pct = cfg.mode === 'pct' ? createPctState(n, cfg.pct, cfg.seed) : null;
-  const payloads: StressThreadPayload[] = Array.from({ length: n }, (_, cpu) => {
+  const shared = mem.shared();
+  // The ownership shadow: the default pool's slots, then one per Uint16 of the metadata arena (exerciser.ts).
+  const ownersSab = new SharedArrayBuffer((cfg.nslabs + (shared.dyn !== undefined ? shared.dyn.meta.byteLength / 2 : 0)) * 4);
+  const nthreads = ctlThreads(cfg);
+  const ctl = createControl(nthreads, cfg.nareas, dyn?.maxTransient ?? 0);
+  const pct = cfg.mode === 'pct' ? createPctState(nthreads, cfg.pct, cfg.seed) : null;
+  const watched = watchedArrays(shared, g?.shared, ctl);
+  const payloads: StressThreadPayload[] = Array.from({ length: nthreads }, (_, cpu) => {
     const exerciser: ExerciserConfig = {
-      shared: mem.shared(), owners: ownersSab, guest, guestBase: GUEST_BASE, regionOffset: cpu * region, regionBytes: region,
+      shared, owners: ownersSab, guest, guestBase: GUEST_BASE, regionOffset: Math.min(cpu, n - 1) * region, regionBytes: region,
       cpu, ops: cfg.opsPerThread, seed: (Math.imul(cfg.seed, 31) + Math.imul(cpu + 1, 0x6d2b79f5)) >>> 0,
       maxLive: cfg.maxLive, maxSize: cfg.maxMappingBytes, minAlignMask: cfg.minAlignMask,
       allocAlignMasks: cfg.allocAlignMasks, allocAlignShare: cfg.allocAlignShare, sgShare: cfg.sgShare,
       sgMaxEntries: cfg.sgMaxEntries, dirWeights: cfg.dirWeights, mayBlockShare: cfg.mayBlockShare,
+      ...(g !== null && dyn !== null ? { memory: g.shared, device: `exerciser${cpu % dyn.devices}` } : {}),
     };
-    return { trial: cfg, cpu, mutantId: mutant?.id ?? 0, exerciser, control: ctl.buffer as SharedArrayBuffer, pct };
+    return {
+      trial: cfg, role: cpu < n ? 'vcpu' : 'grower', cpu, mutantId: mutant?.id ?? 0, exerciser, control: ctl.buffer as SharedArrayBuffer, pct,
+    };
   });
 
   const failures: string[] = [];
@@ -220,7 +261,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
   const abortTrial = async (headline: string) => {
     stalled = true;
     fail(headline);
-    failures.push(...describeState(ctl, areas, thr, n, cfg.nareas, pct));
+    failures.push(...describeState(ctl, areas, thr, nthreads, cfg.nareas, pct));
     Atomics.store(ctl, CTL_STOP, 1);
     Atomics.store(ctl, CTL_ABORT, 1);
     await Promise.race([run.done, sleep(ABORT_GRACE_MS)]);
@@ -231,7 +272,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     if (run.pending() === 0) break;
     const t = performance.now();
     if (!pctStarted) {
-      pctStarted = pctTryStart(pct!, [areas, thr]);
+      pctStarted = pctTryStart(pct!, watched);
       if (pctStarted) lastStepAt = t;
     }
     if (t > opts.deadline || t - t0 > opts.maxTrialMs) Atomics.store(ctl, CTL_STOP, 1);
@@ -291,7 +332,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
         const parked = live.map((i) => ({ cpu: i, lock: ctl[threadBase(i) + T_PARKED]!, semWait: ctl[threadBase(i) + T_SEM_WAIT] === 1 }));
         const kind = Atomics.load(thr, THR_HOLDER_KIND);
         await abortTrial(allParkedHeadline(
-          parked, (k) => Atomics.load(ctl, holderIndex(n, k)), kind === THROTTLE_HOLDER_NONE ? null : { cpu: Atomics.load(thr, THR_HOLDER_VCPU), kind },
+          parked, (k) => Atomics.load(ctl, holderIndex(nthreads, k)), kind === THROTTLE_HOLDER_NONE ? null : { cpu: Atomics.load(thr, THR_HOLDER_VCPU), kind },
           cfg.nareas, t - parkedSince,
         ));
         break;
@@ -315,8 +356,8 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
       clean = false;
       continue;
     }
-    if (r.error !== null) fail(`cpu ${r.cpu}: ${r.error}`);
-    if (r.error !== null || r.aborted || r.exerciser === null) clean = false;
+    if (r.error !== null) fail(`${r.cpu < n ? 'cpu' : 'the growth worker, cpu'} ${r.cpu}: ${r.error}`);
+    if (r.error !== null || r.aborted || (r.exerciser === null && r.grower === null)) clean = false;
     perturbations += r.perturbations;
     if (r.exerciser !== null) {
       ops += r.exerciser.ops;
@@ -336,16 +377,19 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     const ok = results as StressThreadResult[];
     const finalGen = Atomics.load(ctl, CTL_RESET_GEN);
     const allocUsedMax = Math.max(0, ...ok.filter((r) => r.allocUsedGen === finalGen).map((r) => r.allocUsedMax));
-    const observed = cfg.hiwaterResetEvery === 0 ? Math.max(0, ...ok.map((r) => r.exerciser!.maxUsedSeen)) : undefined;
-    for (const v of quiescenceViolations(mem, { allocUsedMax, observedUsedMax: observed, threads: n, noParkTimeouts: true })) fail(`quiescence: ${v}`);
+    const observed = cfg.hiwaterResetEvery === 0 ? Math.max(0, ...ok.map((r) => r.exerciser?.maxUsedSeen ?? 0)) : undefined;
+    const after = IoTlbMem.attach(shared); // its pool list: every pool published during the trial
+    const transientSlotsMax = (dyn?.maxTransient ?? 0) * IO_TLB_SEGSIZE; // total_used counts transient pools, nslabs does not
+    for (const v of quiescenceViolations(after, { allocUsedMax, observedUsedMax: observed, threads: n, noParkTimeouts: true, transientSlotsMax })) fail(`quiescence: ${v}`);
+    if (after.dyn !== null) for (const v of dynamicQuiescenceViolations(after, ctl, nthreads, cfg.nareas, dyn!.maxTransient)) fail(`quiescence: ${v}`);
     const owners = new Int32Array(ownersSab);
     const owned = owners.findIndex((o) => o !== 0);
     if (owned >= 0) fail(`quiescence: slot ${owned} is still owned by cpu ${owners[owned]! - 1} in the ownership shadow`);
     for (let a = 0; a <= cfg.nareas; a++) { // the areas' locks, then throttle_sem's
-      const h = ctl[holderIndex(n, a)]!;
+      const h = ctl[holderIndex(nthreads, a)]!;
       if (h !== 0) fail(`quiescence: the lock shadow says cpu ${h - 1} still holds ${lockName(a, cfg.nareas)}`);
     }
-    const unmaps = ok.reduce((s, r) => s + r.exerciser!.unmaps, 0);
+    const unmaps = ok.reduce((s, r) => s + (r.exerciser?.unmaps ?? 0), 0);
     if (unmaps !== maps) fail(`quiescence: ${maps} maps but ${unmaps} unmaps`);
     const th = Atomics.load(ctl, CTL_THROTTLED_HOLDER);
     if (th !== 0) fail(`quiescence: cpu ${th - 1}'s throttled mapping is still recorded as live`);
@@ -360,10 +404,53 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
   }
   const pctInfo = pct === null ? null : pctSummary(pct);
   if (pctInfo !== null) perturbations = pctInfo.switches;
+  let dynamic: DynamicTrialOutcome | null = null;
+  if (mem.dyn !== null && g !== null) {
+    const st = mem.dyn.stats();
+    dynamic = {
+      growRuns: st.grow_runs, poolsAdded: st.pools_added, growFailed: st.grow_failed, transientCreated: st.transient_created,
+      transientFailed: st.transient_failed, atomicExhaustions: g.atomicPool.stats().exhaustions,
+      quiescentChecks: Atomics.load(ctl, CTL_QUIESCENT_CHECKS), nslabsChecks: Atomics.load(ctl, CTL_NSLABS_CHECKS),
+    };
+  }
   return {
     config: cfg, failures, ops, maps, mapFailures, perturbations, durationMs: performance.now() - t0, pct: pctInfo, stalled,
-    throttledMaps, throttleWaits,
+    throttledMaps, throttleWaits, dynamic,
   };
+}
+
+/**
+ * Dynamic swiotlb at quiescence (every vCPU and the growth worker done), on top of quiescence.ts's
+ * checks of every pool:
+ * - io_tlb_transient_nslabs 0, no transient pool live or retired (all freed), and every one created
+ *   was freed exactly once: the core's count, and the transient shadow's (each free it saw came
+ *   after the mapping's unmap and copy-back; a record it saw mapped ends freed);
+ * - mem->nslabs equals the sum of the non-transient pools' nslabs (the pool table);
+ * - a mapping lies wholly in one pool, so the pools must be disjoint: no two pools' address ranges
+ *   overlap.
+ */
+export function dynamicQuiescenceViolations(mem: IoTlbMem, ctl: Int32Array, nthreads: number, nareas: number, maxTransient: number): string[] {
+  const out: string[] = [];
+  const d = mem.debugfs();
+  const st = mem.dyn!.stats();
+  if (d.io_tlb_transient_nslabs !== 0) out.push(`io_tlb_transient_nslabs ${d.io_tlb_transient_nslabs} at quiescence, expected 0`);
+  if (st.transient_live !== 0 || st.transient_retired !== 0) out.push(`${st.transient_live} transient pool(s) live and ${st.transient_retired} retired at quiescence; all must be freed`);
+  if (st.transient_freed !== st.transient_created) out.push(`${st.transient_created} transient pools created but ${st.transient_freed} freed (each is freed exactly once)`);
+  const shadowFrees = Atomics.load(ctl, CTL_TR_FREES);
+  if (shadowFrees !== st.transient_created) out.push(`the transient shadow saw ${shadowFrees} transient pools freed, of ${st.transient_created} created (each is freed exactly once)`);
+  for (let rec = 0; rec < maxTransient; rec++) {
+    const s = Atomics.load(ctl, transientShadowIndex(nthreads, nareas, rec) + TS_STATE);
+    if (s !== TS_NONE && s !== TS_FREED) out.push(`transient pool ${rec} is ${TS_NAMES[s]} in the transient shadow at quiescence, expected freed`);
+  }
+  const sum = mem.pools.reduce((a, p) => a + p.nslabs, 0);
+  if (d.io_tlb_nslabs !== sum) out.push(`mem->nslabs ${d.io_tlb_nslabs}, but the ${mem.pools.length} pools (default and dynamic) hold ${sum} slots`);
+  const byStart = [...mem.pools].sort((a, b) => a.start - b.start);
+  for (let i = 1; i < byStart.length; i++) {
+    const a = byStart[i - 1]!;
+    const b = byStart[i]!;
+    if (b.start < a.end) out.push(`pools 0x${a.start.toString(16)}..0x${a.end.toString(16)} and 0x${b.start.toString(16)}..0x${b.end.toString(16)} overlap (a mapping lies wholly in one pool)`);
+  }
+  return out;
 }
 
 /** An unfinished thread as the lost-wakeup check sees it: the lock it is parked on (-1 none), or waiting for throttle_sem. */

@@ -57,6 +57,13 @@ import type { SwiotlbEventSink } from './mem.js';
 import { limitNareas } from './sizing.js';
 import { type GrowLimitStats, growLimitSlabs, growLimitStats, growthRefused, releaseGrowth, reserveGrowth } from './grow-limit.js';
 import { formatBytes } from '../util/units.js';
+import {
+  P_GROWTH_SCHEDULED, P_POOL_PUBLISHED, P_TRANSIENT_DEL, P_TRANSIENT_FREE, P_TRANSIENT_LINKED, P_TRANSIENT_RECLAIM,
+  P_TRANSIENT_RETIRED, hook,
+} from './instrument.js';
+import {
+  M_NSLABS_TRANSIENT, M_POOL_HALF_PAGES, M_PUBLISH_BEFORE_INIT, M_TRANSIENT_DOUBLE_FREE, M_TRANSIENT_USED_LEAK, mutant,
+} from './mutants.js';
 
 // --- what dynamic swiotlb needs of guest memory (memory/: phys.ts, arena.ts, atomic-pool.ts) -------
 
@@ -304,12 +311,15 @@ export class DynamicSwiotlb {
       const nslabs = h[d + POOL_NSLABS]!;
       const nareas = h[d + POOL_NAREAS]!;
       const meta = h[d + POOL_META_OFFSET]!;
-      out.push(new IoTlbPool({
+      const pool = new IoTlbPool({
         start: (h[d + POOL_START_HI]! >>> 0) * 2 ** 32 + (h[d + POOL_START_LO]! >>> 0), nslabs, nareas, kind: POOL_KIND_DYNAMIC,
       }, {
         areas: this.shared.meta, areasOffset: meta, slots: this.shared.meta, slotsOffset: meta + areasBytes(nareas),
         data: this.shared.arena, dataOffset: h[d + POOL_DATA_PAGE]! * PAGE_SIZE,
-      }));
+      });
+      // The RCU rule: a published pool is whole (its metadata was initialised before MEM_NPOOLS was stored).
+      assert(pool.ready(), `swiotlb: pool ${p} is published but its metadata is not initialised (a thread saw it half-initialised)`);
+      out.push(pool);
     }
     return out;
   }
@@ -324,6 +334,7 @@ export class DynamicSwiotlb {
       return;
     }
     this.f[DYN_TRIGGER_MS >> 1] = this.now();
+    if (hook !== null) hook(P_GROWTH_SCHEDULED, 0);
     Atomics.add(r, DYN_SCHEDULED, 1);
     Atomics.add(r, DYN_WORK_SEQ, 1);
     Atomics.notify(r, DYN_WORK_SEQ);
@@ -380,8 +391,10 @@ export class DynamicSwiotlb {
     r[t + TR_NEXT] = r[d + DEVREC_HEAD]!;
     Atomics.store(r, t + TR_STATE, TR_LIVE);
     Atomics.store(r, d + DEVREC_HEAD, rec + 1);
+    if (hook !== null) hook(P_TRANSIENT_LINKED, rec);
     areaUnlock(r, d + DEVREC_LOCK);
     Atomics.add(this.header, MEM_TRANSIENT_NSLABS, nslabs); // inc_transient_used
+    if (mutant === M_NSLABS_TRANSIENT) Atomics.add(this.header, MEM_NSLABS, nslabs); // stress-harness mutant only
     Atomics.add(r, DYN_TRANSIENT_CREATED, 1);
     const live = Atomics.add(r, DYN_TRANSIENT_LIVE, 1) + 1;
     raiseMax(r, DYN_TRANSIENT_PEAK, live);
@@ -425,6 +438,24 @@ export class DynamicSwiotlb {
   notePoolBytes(transientBytes = this.f[DYN_TRANSIENT_BYTES_LIVE >> 1]!): void {
     const bytes = Atomics.load(this.header, MEM_NSLABS) * IO_TLB_SIZE + Math.max(0, transientBytes);
     if (bytes > this.f[DYN_POOL_BYTES_PEAK >> 1]!) this.f[DYN_POOL_BYTES_PEAK >> 1] = bytes;
+  }
+
+  /**
+   * The transient pools live right now (records in TR_LIVE, every device), read without any lock:
+   * a checking aid (a record's range is only read while it says live; one that is deleted and reused
+   * meanwhile names a pool that was also live).
+   */
+  liveTransientPools(): { rec: number; start: number; end: number }[] {
+    const r = this.r;
+    const out: { rec: number; start: number; end: number }[] = [];
+    const hwm = Atomics.load(r, DYN_TR_HWM);
+    for (let rec = 0; rec < hwm; rec++) {
+      const t = this.trBase + rec * TR_INTS;
+      if (Atomics.load(r, t + TR_STATE) !== TR_LIVE) continue;
+      const start = this.f[(t + TR_START) >> 1]!;
+      out.push({ rec, start, end: start + r[t + TR_NSLABS]! * IO_TLB_SIZE });
+    }
+    return out;
   }
 
   // --- swiotlb_find_pool's second half: the device's transient pools ------------------------------
@@ -475,15 +506,15 @@ export class DynamicSwiotlb {
       areas: this.shared.meta, areasOffset: meta, slots: this.shared.meta, slotsOffset: meta + AREA_BYTES,
       data: this.shared.arena, dataOffset: this.f[(t + TR_ARENA_OFFSET) >> 1]!,
     });
+    // The RCU rule for transient pools: a record on a device's list is whole.
+    assert(pool.ready(), `swiotlb: transient pool ${rec} is on its device's list but its metadata is not initialised`);
     this.trViews[rec] = { gen, pool };
     return pool;
   }
 
   /** The record of a transient pool view (its metadata block's place). */
   private recordOf(pool: IoTlbPool): number {
-    const off = pool.areas.byteOffset;
-    assert(pool.kind === POOL_KIND_TRANSIENT && off % TR_META_BYTES === 0, 'a transient pool sits in its record\'s metadata block');
-    return off / TR_META_BYTES;
+    return transientRecordOf(pool);
   }
 
   // --- swiotlb_del_transient ---------------------------------------------------------------------
@@ -498,7 +529,8 @@ export class DynamicSwiotlb {
     const rec = this.recordOf(pool);
     const t = this.trBase + rec * TR_INTS;
     assert(Atomics.load(r, t + TR_STATE) === TR_LIVE, 'a transient pool is deleted once, while live');
-    Atomics.sub(this.header, MEM_TOTAL_USED, pool.nslabs); // dec_used
+    if (hook !== null) hook(P_TRANSIENT_DEL, pool.nslabs);
+    if (mutant !== M_TRANSIENT_USED_LEAK) Atomics.sub(this.header, MEM_TOTAL_USED, pool.nslabs); // dec_used (the mutant: stress harness only)
     const d = DYN_DEVICES + this.deviceRecord(dev) * DEVREC_INTS;
     areaLock(r, d + DEVREC_LOCK, 64, 100);
     let prev = d + DEVREC_HEAD;
@@ -512,8 +544,10 @@ export class DynamicSwiotlb {
     areaUnlock(r, d + DEVREC_LOCK);
     r[t + TR_RETIRE_EPOCH] = Atomics.add(r, DYN_EPOCH, 1) + 1;
     Atomics.store(r, t + TR_STATE, TR_RETIRED);
+    if (hook !== null) hook(P_TRANSIENT_RETIRED, rec);
     Atomics.add(r, DYN_TRANSIENT_RETIRED, 1);
     Atomics.sub(this.header, MEM_TRANSIENT_NSLABS, pool.nslabs); // dec_transient_used
+    if (mutant === M_NSLABS_TRANSIENT) Atomics.sub(this.header, MEM_NSLABS, pool.nslabs); // stress-harness mutant only
     Atomics.sub(r, DYN_TRANSIENT_LIVE, 1);
     this.reclaim();
   }
@@ -539,7 +573,15 @@ export class DynamicSwiotlb {
       if (Atomics.load(r, t + TR_STATE) !== TR_RETIRED) continue;
       // Grace: every reader slot was 0 or at least the retire epoch (the invariant at the top).
       if (oldest < r[t + TR_RETIRE_EPOCH]!) continue;
-      if (Atomics.compareExchange(r, t + TR_STATE, TR_RETIRED, TR_RECLAIMING) !== TR_RETIRED) continue;
+      if (mutant === M_TRANSIENT_DOUBLE_FREE && hook !== null) { // stress-harness mutant only: a load, then a store, for the claim
+        if (Atomics.load(r, t + TR_STATE) !== TR_RETIRED) continue;
+        hook(P_TRANSIENT_RECLAIM, rec);
+        Atomics.store(r, t + TR_STATE, TR_RECLAIMING);
+      } else {
+        if (hook !== null) hook(P_TRANSIENT_RECLAIM, rec);
+        if (Atomics.compareExchange(r, t + TR_STATE, TR_RETIRED, TR_RECLAIMING) !== TR_RETIRED) continue;
+      }
+      if (hook !== null) hook(P_TRANSIENT_FREE, rec);
       const bytes = r[t + TR_NSLABS]! * IO_TLB_SIZE;
       const frees = Atomics.add(r, t + TR_FREES, 1) + 1;
       assert(frees === 1, 'a transient pool\'s memory is freed exactly once');
@@ -662,10 +704,12 @@ export class DynamicSwiotlb {
       mem.phys!.freePages(start, orderOf(nslabs * IO_TLB_SIZE)); // the arena's bytes stay carved: it never frees
       return { ok: false, reason: 'the metadata arena is full' };
     }
-    new IoTlbPool({ start, nslabs, nareas, kind: POOL_KIND_DYNAMIC }, {
+    const pool = new IoTlbPool({ start, nslabs, nareas, kind: POOL_KIND_DYNAMIC }, {
       areas: this.shared.meta, areasOffset: meta, slots: this.shared.meta, slotsOffset: meta + areasBytes(nareas),
       data: this.shared.arena, dataOffset: arenaOffset,
-    }).init();
+    });
+    const publishFirst = hook !== null && mutant === M_PUBLISH_BEFORE_INIT; // stress-harness mutant only (mutants.ts)
+    if (!publishFirst) pool.init();
     // add_mem_pool: under mem->lock, list_add_rcu at the head and mem->nslabs += nslabs.
     const h = this.header;
     areaLock(r, DYN_LOCK_RECORD, 64, 100);
@@ -688,6 +732,8 @@ export class DynamicSwiotlb {
     Atomics.add(h, MEM_NSLABS, nslabs);
     Atomics.store(h, MEM_NPOOLS, p + 1); // published: every field above is visible to whoever sees p + 1
     areaUnlock(r, DYN_LOCK_RECORD);
+    if (hook !== null) hook(P_POOL_PUBLISHED, p);
+    if (publishFirst) pool.init();
     Atomics.add(r, DYN_POOLS_ADDED, 1);
     this.notePoolBytes();
     return { ok: true, pool: p, nslabs, nareas, start, tookMs: nowMs() - t0 };
@@ -697,7 +743,8 @@ export class DynamicSwiotlb {
   private allocTlb(nslabs: number, physLimit: number): { start: number; arenaOffset: number } | null {
     const mem = this.memory!;
     const bytes = nslabs * IO_TLB_SIZE;
-    const order = orderOf(bytes);
+    // Stress-harness mutant only: get_order one too small, so the pool's upper half is memory the buddy allocator hands out again.
+    const order = mutant === M_POOL_HALF_PAGES && hook !== null ? orderOf(bytes) - 1 : orderOf(bytes);
     const start = mem.phys!.allocPages(order, physLimit);
     if (start < 0) return null;
     const arenaOffset = mem.arena.carve(bytes);
@@ -764,6 +811,13 @@ export class DynamicSwiotlb {
     }
     return out;
   }
+}
+
+/** The record of a transient pool view: its metadata block's place in the metadata arena. */
+export function transientRecordOf(pool: IoTlbPool): number {
+  const off = pool.areas.byteOffset;
+  assert(pool.kind === POOL_KIND_TRANSIENT && off % TR_META_BYTES === 0, 'a transient pool sits in its record\'s metadata block');
+  return off / TR_META_BYTES;
 }
 
 /** get_order(bytes): the buddy order of a block of at least `bytes`. */

@@ -12,7 +12,10 @@
 //     bounce buffer still holds what was last written there (no other mapping wrote into it); after
 //     unmap private memory holds the answer (or, for TO_DEVICE, the original); the guard bytes
 //     around the private buffer are never touched;
-//   - every io_tlb_used value it reads is later covered by used_hiwater (checked by the caller).
+//   - every io_tlb_used value it reads is later covered by used_hiwater (checked by the caller);
+//   - dynamic swiotlb: a mapping lies wholly in one pool: the pool swiotlb_find_pool names for its
+//     bounce address holds all its slots, and no other pool (default, dynamic or live transient)
+//     holds any byte of its bounce range. Mappings land in any pool; each is checked in its own.
 // Maps are single (dma_map_single), IOMMU-style with an alloc_align_mask (swiotlb_tbl_map_single),
 // or scatter-gather lists (dma_map_sgtable), in shares the configuration sets. [RFC] A share of the
 // dma-direct ones pass DMA_ATTR_MAY_BLOCK, except while the thread holds a live mapping flagged
@@ -29,12 +32,26 @@ import { TSTAT_BOUND_VIOLATIONS, TSTAT_WAITS } from './layout.js';
 import { P_EXERCISER_OP, hook } from './instrument.js';
 import { IoTlbMem, type IoTlbMemShared } from './mem.js';
 import type { IoTlbPool } from './pool.js';
+import { POOL_KIND_NAMES, POOL_KIND_TRANSIENT } from './layout.js';
+import { transientRecordOf } from './dynamic.js';
+import { AtomicPool } from '../memory/atomic-pool.js';
+import { DecryptedArena } from '../memory/arena.js';
+import type { GuestMemoryShared } from '../memory/boot.js';
+import { GuestPhysMem } from '../memory/phys.js';
 import { Rng } from '../util/rng.js';
 
 export interface ExerciserConfig {
   shared: IoTlbMemShared;
-  /** Ownership shadow: Int32 per slot of the default pool, 0 = free, else the owner's cpu + 1. */
+  /**
+   * Ownership shadow: Int32 per slot, 0 = free, else the owner's cpu + 1. The default pool's slots
+   * first; with dynamic swiotlb, then one per Uint16 of the metadata arena (a dynamic or transient
+   * pool's slot s is at default nslabs + its list's element offset + s: unique per slot).
+   */
   owners: SharedArrayBuffer;
+  /** Dynamic swiotlb: guest memory (the atomic pool for transient pools). */
+  memory?: GuestMemoryShared;
+  /** The DMA device's name; default `exerciser<cpu>` (dynamic trials share a few devices between threads). */
+  device?: string;
   /** Private memory shared by the exercisers; this thread uses [regionOffset, regionOffset + regionBytes). */
   guest: SharedArrayBuffer;
   guestBase: number;
@@ -69,6 +86,12 @@ export interface ExerciserMapping {
   readonly throttled: boolean;
   readonly dataSlot: readonly number[];
   readonly orig: readonly number[];
+  /** Each entry's pool, and its transient-pool record (-1 when not transient). */
+  readonly pools: readonly IoTlbPool[];
+  readonly rec: readonly number[];
+  /** Each entry's slots (padding included): what it adds to total_used. */
+  readonly nslots: readonly number[];
+  readonly dir: DmaDirection;
 }
 
 /** Hooks for the stress harness; every member optional. */
@@ -115,6 +138,8 @@ interface Live extends ExerciserMapping {
   orig: number[];
   sgl: ScatterList | null;
   tlb: number[];
+  pools: IoTlbPool[];
+  rec: number[];
   /** Private offset and length of each entry. */
   off: number[];
   len: number[];
@@ -128,9 +153,18 @@ interface Live extends ExerciserMapping {
 
 export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): ExerciserResult {
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
-  const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest });
-  const dev = new DmaDevice(`exerciser${cfg.cpu}`, { minAlignMask: cfg.minAlignMask });
-  const pool = mem.defpool;
+  let memory;
+  if (cfg.memory !== undefined) {
+    const phys = GuestPhysMem.attach(cfg.memory.phys);
+    const arena = DecryptedArena.attach(cfg.memory.arena);
+    memory = { arena, atomicPool: AtomicPool.attach(cfg.memory.atomicPool, phys, arena) };
+  }
+  const mem = IoTlbMem.attach(cfg.shared, { cpu: cfg.cpu, guest, ...(memory !== undefined ? { memory } : {}) });
+  const dev = new DmaDevice(cfg.device ?? `exerciser${cfg.cpu}`, { minAlignMask: cfg.minAlignMask });
+  const defpool = mem.defpool;
+  const dynamic = mem.dyn !== null;
+  /** The ownership shadow's index of slot `s` of `pool` (see ExerciserConfig.owners). */
+  const ownerIndex = (p: IoTlbPool, s: number) => (p === defpool ? s : defpool.nslabs + p.list.byteOffset / 2 + s);
   const owners = new Int32Array(cfg.owners);
   const rng = new Rng(cfg.seed);
   const id = cfg.cpu + 1;
@@ -151,7 +185,6 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     throttleWaits: 0, throttleBoundViolations: 0,
   };
   const bytes = guest.bytes;
-  const data = pool.data;
   // Canaries: the CPU writes slices of `pat`; the device answers with the same slice of `ans`.
   const patLen = bufBytes + PAGE_SIZE;
   const pat = new Uint8Array(patLen);
@@ -177,17 +210,36 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     const offset = orig & cfg.minAlignMask & (allocMask | (IO_TLB_SIZE - 1));
     const allocSize = Math.ceil((size + offset) / (allocMask + 1)) * (allocMask + 1);
     const nslots = nrSlots(allocSize);
+    const pool = dynamic ? mem.findPool(dev, tlb) : defpool;
+    if (pool === null) {
+      fail(`bounce address 0x${tlb.toString(16)} of a ${size}-byte mapping is in no pool right after its map`);
+      return false;
+    }
     const slotPos = (tlb - (offset & (IO_TLB_SIZE - 1)) - pool.start) / IO_TLB_SIZE;
     const first = slotPos - (offset >>> IO_TLB_SHIFT);
     if (!Number.isInteger(first) || first < 0 || first + nslots > pool.nareas * pool.areaNslabs) {
-      fail(`bounce address 0x${tlb.toString(16)} of a ${size}-byte mapping is not ${offset & (IO_TLB_SIZE - 1)} bytes into a slot of the pool`);
+      fail(`bounce address 0x${tlb.toString(16)} of a ${size}-byte mapping is not ${offset & (IO_TLB_SIZE - 1)} bytes into a slot of its ${POOL_KIND_NAMES[pool.kind]} pool at 0x${pool.start.toString(16)}, or its ${nslots} slots run past the pool's ${pool.nareas * pool.areaNslabs} (a mapping lies wholly in one pool)`);
       return false;
+    }
+    const rec = pool.kind === POOL_KIND_TRANSIENT ? transientRecordOf(pool) : -1;
+    if (dynamic) {
+      // A mapping lies wholly in one pool: no other pool holds any byte of its slots.
+      const lo = pool.start + first * IO_TLB_SIZE;
+      const hi = lo + nslots * IO_TLB_SIZE;
+      const other = mem.pools.find((q) => q !== pool && lo < q.end && q.start < hi);
+      const otherTr = other === undefined ? mem.dyn!.liveTransientPools().find((q) => q.rec !== rec && lo < q.end && q.start < hi) : undefined;
+      if (other !== undefined || otherTr !== undefined) {
+        const o = other ?? otherTr!;
+        fail(`mapping of bounce 0x${lo.toString(16)}..0x${hi.toString(16)} in the ${POOL_KIND_NAMES[pool.kind]} pool at 0x${pool.start.toString(16)} also lies in the ${other !== undefined ? POOL_KIND_NAMES[other.kind] : 'transient'} pool 0x${o.start.toString(16)}..0x${o.end.toString(16)} (a mapping lies wholly in one pool)`);
+      }
     }
     checkGeometry(pool, cfg.minAlignMask, tlb, orig, first, nslots, allocMask, allocSize, fail);
     for (let s = first; s < first + nslots; s++) {
-      const prev = Atomics.compareExchange(owners, s, 0, id);
-      if (prev !== 0) fail(`slot ${s} mapped by cpu ${cfg.cpu} is still owned by cpu ${prev - 1}`);
+      const prev = Atomics.compareExchange(owners, ownerIndex(pool, s), 0, id);
+      if (prev !== 0) fail(`slot ${s} of the pool at 0x${pool.start.toString(16)} mapped by cpu ${cfg.cpu} is still owned by cpu ${prev - 1}`);
     }
+    m.pools[i] = pool;
+    m.rec[i] = rec;
     m.tlb[i] = tlb;
     m.first[i] = first;
     m.nslots[i] = nslots;
@@ -198,14 +250,15 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
   const release = (m: Live) => {
     for (let i = 0; i < m.n; i++) {
       for (let s = m.first[i]!; s < m.first[i]! + m.nslots[i]!; s++) {
-        const prev = Atomics.compareExchange(owners, s, id, 0);
+        const prev = Atomics.compareExchange(owners, ownerIndex(m.pools[i]!, s), id, 0);
         if (prev !== id) fail(`slot ${s} of a live mapping of cpu ${cfg.cpu} was owned by ${prev === 0 ? 'nobody' : `cpu ${prev - 1}`}`);
       }
     }
   };
   /** The device side of entry i holds `want` (pat or ans) at sampled positions. */
   const checkBounce = (m: Live, i: number, want: Uint8Array, when: string) => {
-    const t = m.tlb[i]! - pool.start;
+    const data = m.pools[i]!.data;
+    const t = m.tlb[i]! - m.pools[i]!.start;
     const size = m.len[i]!;
     const w = m.pat + m.off[i]! - m.off[0]!;
     for (let k = 0; k < samples + 2; k++) {
@@ -228,6 +281,7 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
     const attrs = wantBlock && !iommu && throttledLive === 0 ? DMA_ATTR_MAY_BLOCK : 0;
     const m: Live = {
       n, sgl: null, tlb: [], off: [], len: [], first: [], nslots: [], dir, pat: 0, iommu, throttled: false, dataSlot: [], orig: [],
+      pools: [], rec: [],
     };
     let total = 0;
     for (let i = 0; i < n; i++) {
@@ -271,7 +325,7 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
       return;
     }
     // [RFC] Our own mapping's flag, set by our map and cleared only by our unmap: stable while live.
-    m.throttled = pool.throttled[m.dataSlot[0]!] !== 0;
+    m.throttled = m.pools[0]!.throttled[m.dataSlot[0]!] !== 0;
     if (m.throttled) {
       throttledLive++;
       res.throttledMaps++;
@@ -281,9 +335,9 @@ export function runExerciser(cfg: ExerciserConfig, probe: ExerciserProbe = {}): 
       checkBounce(m, i, pat, 'after map');
       // The device writes its answer into FROM_DEVICE and BIDIRECTIONAL buffers.
       if (dir !== DMA_TO_DEVICE) {
-        const t = m.tlb[i]! - pool.start;
+        const t = m.tlb[i]! - m.pools[i]!.start;
         const w = m.pat + m.off[i]! - m.off[0]!;
-        data.set(ans.subarray(w, w + m.len[i]!), t);
+        m.pools[i]!.data.set(ans.subarray(w, w + m.len[i]!), t);
       }
     }
     live[b] = m;

@@ -72,17 +72,41 @@ export const P_THROTTLE_GRANTED = 16;
 // the two a thread's change is in one and not yet in the other. An allocation's total_used add is
 // followed by P_HIWATER_UPDATE; a release's subtract by the thread's next point, whatever it is (no
 // point of its own: the release path is hot, and nothing races there).
-/** Under the area lock, just before area.used changes; arg = the change: +nslots (search), -nslots (release). */
+/** Under the area lock, just before area.used changes; arg = the change: +nslots (search), -nslots (release); words = the pool's areas. */
 export const P_AREA_USED = 17;
 // [RFC] throttling (throttle.ts).
 /** The throttle decision read high_throttle_count or low_throttle_count and is about to store it + 1 (a racy increment); arg = the value read. */
 export const P_THROTTLE_COUNT = 18;
 
-export const POINT_COUNT = 19;
+// Dynamic swiotlb (dynamic.ts, mem.ts). A transient pool's slots are counted in total_used from its
+// search on, but belong to a live pool only from its link to its unlink: these points bracket the
+// windows where the two differ, so the harness can check total_used against every pool's area.used.
+/** transientPool: the record is linked on the device's list and TR_LIVE; arg = the record. */
+export const P_TRANSIENT_LINKED = 19;
+/** swiotlb_del_transient, before dec_used; arg = the pool's nslabs. */
+export const P_TRANSIENT_DEL = 20;
+/** swiotlb_del_transient: unlinked and TR_RETIRED (no longer a live pool); arg = the record. */
+export const P_TRANSIENT_RETIRED = 21;
+/** reclaim: about to claim a retired record for freeing (before its compare-and-exchange); arg = the record. */
+export const P_TRANSIENT_RECLAIM = 22;
+/** reclaim: the record is claimed and its memory is about to go back to the atomic pool; arg = the record. */
+export const P_TRANSIENT_FREE = 23;
+/** swiotlb_bounce from a transient pool to the original (the unmap's copy-back); arg = the record. */
+export const P_TRANSIENT_COPIED = 24;
+/** add_mem_pool: the growth worker's new pool is published (MEM_NPOOLS stored); arg = its table index. */
+export const P_POOL_PUBLISHED = 25;
+/** schedule_work(&mem->dyn_alloc) queued the growth work (it was not pending). */
+export const P_GROWTH_SCHEDULED = 26;
+/** The growth worker is about to wait for work (idle: not inside swiotlb_dyn_alloc or a reclaim pass). */
+export const P_GROWTH_IDLE = 27;
+
+export const POINT_COUNT = 28;
 
 /** Names for reports, indexed by point id. */
 export const POINT_NAMES: readonly string[] = [
   '(none)', 'area_lock_enter', 'area_lock_spin', 'area_lock_acquired', 'area_lock_park', 'area_lock_unpark',
   'area_unlock', 'area_unlocked', 'slots_found', 'hiwater_update', 'throttle_checked', 'slots_freed', 'exerciser_op',
   'throttle_acquired', 'throttle_queued', 'throttle_wait', 'throttle_granted', 'area_used', 'throttle_count',
+  'transient_linked', 'transient_del', 'transient_retired', 'transient_reclaim', 'transient_free', 'transient_copied',
+  'pool_published', 'growth_scheduled', 'growth_idle',
 ];

@@ -86,6 +86,11 @@ export const AREA_PARK_TIMEOUTS = 6; // parks that timed out (a lost wakeup woul
 // compare. Not in the kernel (which keeps only the pool-wide used_hiwater): it shows which area
 // fills first, the one whose failures the pool-wide figures hide. Never reset during a run.
 export const AREA_USED_HIWATER = 7;
+// Area 0 only: 1 once the pool's metadata (areas and slots) is whole. Written last by
+// IoTlbPool.init (swiotlb_init_io_tlb_pool), checked by every thread that takes in a published pool
+// (the RCU rule: a reader never sees a pool half-initialised). Not in the kernel, whose
+// rcu_assign_pointer makes the rule true by construction; here a cheap check that it holds.
+export const AREA_POOL_READY = 8;
 export const AREA_BYTES = AREA_INTS * I32;
 
 export function areasBytes(nareas: number): number {

@@ -16,7 +16,7 @@ import type { GuestMemory } from '../memory/guest.js';
 import type { ThrottleBeginFields } from '../log/events.js';
 import { areaLock, areaUnlock } from './area-lock.js';
 import {
-  P_AREA_USED, P_HIWATER_UPDATE, P_SLOTS_FOUND, P_SLOTS_FREED, P_THROTTLE_CHECKED, hook,
+  P_AREA_USED, P_HIWATER_UPDATE, P_SLOTS_FOUND, P_SLOTS_FREED, P_THROTTLE_CHECKED, P_TRANSIENT_COPIED, hook,
 } from './instrument.js';
 import {
   M_CURSOR_NO_WRAP, M_HIWATER_NO_CAS, M_INDEX_AFTER_UNLOCK, M_LIST_AFTER_UNLOCK, M_MERGE_SHORT, M_SEM_BEFORE_FREE,
@@ -50,7 +50,9 @@ import {
   type ThrottleSnapshot, type ThrottleTunable,
 } from './throttle.js';
 import { nowMs } from '../util/clock.js';
-import { type DynamicCreateOptions, type DynamicMemory, type DynamicShared, DynamicSwiotlb, createDynamicRegion } from './dynamic.js';
+import {
+  type DynamicCreateOptions, type DynamicMemory, type DynamicShared, DynamicSwiotlb, createDynamicRegion, transientRecordOf,
+} from './dynamic.js';
 import { type HybridCreateOptions, HybridPolicy, createHybridRegion } from './hybrid.js';
 
 /** Everything a thread needs to rebuild an allocator handle. */
@@ -707,7 +709,7 @@ export class IoTlbMem {
       writeAreaTailAfterUnlock(areas, base, cursor, nslots, areaUnlock); // stress-harness mutants only (mutants.ts)
     } else {
       areas[base + AREA_INDEX] = cursor;
-      if (hook !== null) hook(P_AREA_USED, nslots);
+      if (hook !== null) hook(P_AREA_USED, nslots, areas);
       const areaUsed = (areas[base + AREA_USED]! += nslots);
       if (areaUsed > areas[base + AREA_USED_HIWATER]!) areas[base + AREA_USED_HIWATER] = areaUsed; // under the lock
       if (!unlockEarly) areaUnlock(areas, base);
@@ -806,7 +808,7 @@ export class IoTlbMem {
     else renumberFreeRunBefore(list, index, count);
     const used = areas[base + AREA_USED]! - nslots;
     assert(used >= 0, 'area.used stays within 0..area_nslabs');
-    if (hook !== null) hook(P_AREA_USED, -nslots);
+    if (hook !== null) hook(P_AREA_USED, -nslots, areas);
     areas[base + AREA_USED] = used;
     areaUnlock(areas, base);
 
@@ -874,6 +876,7 @@ export class IoTlbMem {
     } else {
       guest.bytes.set(pool.data.subarray(t, t + size), g);
       this.stats[STAT_BYTES_FROM_DEVICE]! += size;
+      if (hook !== null && pool.kind === POOL_KIND_TRANSIENT) hook(P_TRANSIENT_COPIED, transientRecordOf(pool));
     }
   }
 

@@ -9,8 +9,8 @@ import type { DmaDevice } from '../dma/device.js';
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE } from './constants.js';
 import { AREA_INDEX, AREA_USED, AREA_USED_HIWATER, MEM_USED_HIWATER } from './layout.js';
 import {
-  P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_UNLOCKED, P_AREA_USED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_SLOTS_FOUND,
-  hook,
+  P_AREA_LOCK_ACQUIRED, P_AREA_LOCK_ENTER, P_AREA_UNLOCKED, P_AREA_USED, P_EXERCISER_OP, P_HIWATER_UPDATE, P_POOL_PUBLISHED,
+  P_SLOTS_FOUND, P_TRANSIENT_RECLAIM, hook,
 } from './instrument.js';
 import type { IoTlbPool } from './pool.js';
 
@@ -37,6 +37,20 @@ export const M_TOTAL_USED_EARLY = 9;
 export const M_INDEX_AFTER_UNLOCK = 10;
 /** swiotlb_search_pool_area raises area.used after it drops the area lock. */
 export const M_USED_AFTER_UNLOCK = 11;
+
+// Dynamic swiotlb (dynamic.ts, mem.ts); their trials have dynamic swiotlb on.
+/** swiotlb_alloc_tlb takes pages of get_order(bytes) - 1: the pool's upper half is memory handed out again (the next pool). */
+export const M_POOL_HALF_PAGES = 12;
+/** swiotlb_del_transient does not take the pool's slots out of total_used (no dec_used). */
+export const M_TRANSIENT_USED_LEAK = 13;
+/** A transient pool's slots are added to mem->nslabs at creation (and taken out at deletion), as if it were a dynamic pool. */
+export const M_NSLABS_TRANSIENT = 14;
+/** dma_unmap_single of a transient mapping deletes the pool (and may free its memory) before the CPU sync's copy-back. */
+export const M_TRANSIENT_FREE_EARLY = 15;
+/** The reclaim pass claims a retired transient pool with a load and a store instead of compare-and-exchange. */
+export const M_TRANSIENT_DOUBLE_FREE = 16;
+/** add_mem_pool publishes the new pool (descriptor, nslabs, MEM_NPOOLS) before its metadata is initialised. */
+export const M_PUBLISH_BEFORE_INIT = 17;
 
 /** The mutant in force on this thread; M_NONE except in a stress trial. */
 export let mutant = M_NONE;
@@ -70,6 +84,8 @@ export interface MutantTrialHint {
   mayBlockShare?: number;
   /** Share of maps that are SG lists. */
   sgShare?: number;
+  /** Dynamic swiotlb on: growth may add up to growPools pools; coherent_pool= in KiB (the atomic pool's size). */
+  dynamic?: { growPools?: number; coherentPoolKiB?: number };
 }
 
 export interface MutantSpec {
@@ -83,6 +99,8 @@ export interface MutantSpec {
   hint: MutantTrialHint;
   /** Breaks the [RFC] throttle (its trials have throttling on). */
   requiresThrottle?: boolean;
+  /** Breaks dynamic swiotlb (its trials have it on). */
+  requiresDynamic?: boolean;
 }
 
 export const MUTANTS: readonly MutantSpec[] = [
@@ -171,6 +189,60 @@ export const MUTANTS: readonly MutantSpec[] = [
     caughtBy: 'area shadow: area.used and area.index at each acquire equal their values at the last unlock',
     hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 2, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
   },
+  {
+    id: M_POOL_HALF_PAGES,
+    name: 'pool-half-pages',
+    description: 'swiotlb_alloc_tlb takes pages for half the pool (get_order one too small): its upper half is memory the buddy allocator hands to the next pool',
+    caughtBy: 'a mapping lies wholly in one pool (its bounce range is also in another pool); pools are disjoint',
+    requiresDynamic: true,
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 6 }, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
+  },
+  {
+    id: M_TRANSIENT_USED_LEAK,
+    name: 'transient-used-leak',
+    description: 'swiotlb_del_transient does not take the transient pool\'s slots out of total_used (dec_used left out)',
+    caughtBy: 'total_used against area.used of every pool (live transient ones included); total_used = slots of the live mappings',
+    requiresDynamic: true,
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 1 }, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
+  },
+  {
+    id: M_NSLABS_TRANSIENT,
+    name: 'nslabs-counts-transient',
+    description: 'a transient pool\'s slots are added to mem->nslabs at creation and taken out at deletion, as a dynamic pool\'s would be',
+    caughtBy: 'mem->nslabs equals the sum of the non-transient pools (checked between growths)',
+    requiresDynamic: true,
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 1 }, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
+  },
+  {
+    id: M_TRANSIENT_FREE_EARLY,
+    name: 'transient-free-before-copy',
+    description: 'dma_unmap_single of a transient mapping deletes the pool, and may free its memory, before the CPU sync that copies back',
+    caughtBy: 'a transient pool is freed only after its mapping\'s copy-back (the transient shadow at the free)',
+    requiresDynamic: true,
+    hint: { mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 1 }, perturbPoints: [P_EXERCISER_OP], perturbRate: 0 },
+  },
+  {
+    id: M_TRANSIENT_DOUBLE_FREE,
+    name: 'transient-double-free',
+    description: 'the reclaim pass claims a retired transient pool with a load and a store instead of compare-and-exchange, so two reclaimers can free it',
+    caughtBy: 'a transient pool is freed exactly once (the transient shadow at the free; the core\'s TR_FREES assertion)',
+    requiresDynamic: true,
+    hint: {
+      mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 1 }, perturbPoints: [P_TRANSIENT_RECLAIM], perturbRate: 0.5,
+      parkMaxUs: 300,
+    },
+  },
+  {
+    id: M_PUBLISH_BEFORE_INIT,
+    name: 'publish-before-init',
+    description: 'add_mem_pool publishes the new pool (descriptor, nslabs, MEM_NPOOLS) before its metadata is initialised',
+    caughtBy: 'a thread taking in a published pool finds its ready word set (AREA_POOL_READY, written last by init)',
+    requiresDynamic: true,
+    hint: {
+      mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 6 }, perturbPoints: [P_POOL_PUBLISHED], perturbRate: 1,
+      parkMaxUs: 1000,
+    },
+  },
 ];
 
 /** The mutant named `name`, or undefined. */
@@ -217,7 +289,7 @@ export function writeAreaTailAfterUnlock(
   areas: Int32Array, base: number, cursor: number, nslots: number, unlock: (areas: Int32Array, base: number) => void,
 ): void {
   const raiseUsed = () => {
-    if (hook !== null) hook(P_AREA_USED, nslots);
+    if (hook !== null) hook(P_AREA_USED, nslots, areas);
     const used = (areas[base + AREA_USED]! += nslots);
     if (used > areas[base + AREA_USED_HIWATER]!) areas[base + AREA_USED_HIWATER] = used;
   };

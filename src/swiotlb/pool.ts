@@ -4,7 +4,7 @@
 import { assert } from '../errors.js';
 import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, ioTlbOffset, isPowerOfTwo } from './constants.js';
 import {
-  AREA_INTS, AREA_USED, AREA_USED_HIWATER, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
+  AREA_INTS, AREA_POOL_READY, AREA_USED, AREA_USED_HIWATER, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
   slotListOffset, slotOrigAddrOffset, slotPadSlotsOffset, slotThrottledOffset, slotsBytes,
 } from './layout.js';
 
@@ -107,7 +107,13 @@ export class IoTlbPool {
       this.list[i] = initialList(i, this.nslabs);
       this.origAddr[i] = INVALID_PHYS_ADDR;
     }
+    Atomics.store(this.areas, AREA_POOL_READY, 1); // last: the metadata is whole (layout.ts)
     return this;
+  }
+
+  /** The metadata is whole (init has run to its end): what a thread checks when it takes in a published pool. */
+  ready(): boolean {
+    return Atomics.load(this.areas, AREA_POOL_READY) === 1;
   }
 
   /** Base index of area `a`'s record in `areas`. */

@@ -27,6 +27,11 @@ export interface QuiescenceExpectations {
    */
   threads?: number;
   /**
+   * Dynamic swiotlb: slots of transient pools that can exist at once (total_used counts them, nslabs
+   * does not), added to the used_hiwater bound. Default 0.
+   */
+  transientSlotsMax?: number;
+  /**
    * Check that no park on an area lock timed out. Only sound when the park timeout is far above the
    * longest time any thread can hold an area lock (the stress harness sets it so).
    */
@@ -95,8 +100,9 @@ export function quiescenceViolations(mem: IoTlbMem, expect: QuiescenceExpectatio
   if (expect.observedUsedMax !== undefined && hiwater < expect.observedUsedMax) {
     out.push(`used_hiwater ${hiwater} is below ${expect.observedUsedMax}, an io_tlb_used a thread read (no reset happened)`);
   }
-  if (expect.threads !== undefined && hiwater > mem.nslabs + expect.threads * IO_TLB_SEGSIZE) {
-    out.push(`used_hiwater ${hiwater} exceeds nslabs ${mem.nslabs} plus one segment per thread (${expect.threads} threads)`);
+  const transientMax = expect.transientSlotsMax ?? 0;
+  if (expect.threads !== undefined && hiwater > mem.nslabs + transientMax + expect.threads * IO_TLB_SEGSIZE) {
+    out.push(`used_hiwater ${hiwater} exceeds nslabs ${mem.nslabs}${transientMax > 0 ? ` plus ${transientMax} transient slots` : ''} plus one segment per thread (${expect.threads} threads)`);
   }
   const throttle = throttleQuiescentViolations(mem.throttle, mem.pools);
   for (const [k, v] of throttle.entries()) {

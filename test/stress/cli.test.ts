@@ -64,7 +64,8 @@ describe('npm run stress', () => {
     expect(r.status).toBe(0);
     expect(s.mutants.map((m) => m.mutant)).toEqual([
       'area-lock-no-exclude', 'list-after-unlock', 'hiwater-no-cas', 'sem-before-free', 'lost-wakeup', 'sg-unmap-order', 'merge-short', 'cursor-no-wrap',
-      'total-used-early', 'index-after-unlock', 'used-after-unlock',
+      'total-used-early', 'index-after-unlock', 'used-after-unlock', 'pool-half-pages', 'transient-used-leak', 'nslabs-counts-transient',
+      'transient-free-before-copy', 'transient-double-free', 'publish-before-init',
     ]);
     for (const m of s.mutants) expect(m.replay).toContain(`--mutant ${m.mutant}`);
   }, 400_000);
