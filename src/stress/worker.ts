@@ -234,7 +234,8 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
   /**
    * mem->nslabs equals the sum of the non-transient pools' nslabs. Exact only with no growth in
    * progress: the growth worker's seqcount is even and unchanged across the reads (add_mem_pool adds
-   * to nslabs and publishes inside an odd stretch).
+   * to nslabs and publishes inside an odd stretch). Stress trials never run the hybrid policy, whose
+   * mapping threads may add pools too (hybrid.ts): the growth worker is the only one that grows.
    */
   const checkNslabs = () => {
     const s1 = Atomics.load(ctl, CTL_GROWER_SEQ);
@@ -649,8 +650,8 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
       Atomics.add(ctl, CTL_VCPUS_DONE, 1);
       Atomics.store(ctl, CTL_GROWER_WAKE, 1); // pct: the growth worker looks again (and exits after the last vCPU)
     }
+    Atomics.store(ctl, tb + T_DONE, 1); // before the turn is passed on: what the next thread sees of us is fixed (pct replays exactly)
     sched?.finish();
-    Atomics.store(ctl, tb + T_DONE, 1);
     if (spinSink === 0.5) report('unreachable'); // keeps the perturbation spin from being optimised away
   }
   return res;

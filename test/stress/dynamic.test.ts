@@ -10,7 +10,7 @@ import { MUTANTS, mutantByName } from '../../src/swiotlb/mutants.js';
 
 const pool = new StressWorkerPool();
 afterAll(() => pool.close());
-const limits = { maxVcpus: 4, parkTimeoutMs: 5000, scale: 0.3 };
+const limits = { maxVcpus: 4, parkTimeoutMs: 5000, scale: 0.2 };
 const opts = { watchdogMs: 5000, deadline: Infinity, maxTrialMs: 60_000 };
 
 /** The first `k` seeds of run seed 42 whose trial (in `mode`) has dynamic swiotlb on. */
@@ -41,18 +41,18 @@ describe('dynamic swiotlb in stress trials', () => {
 
   it('clean trials in both modes reach growth, transient pools and an exhausted atomic pool, every check holds, and pct replays exactly', async () => {
     const outcomes: TrialOutcome[] = [];
-    for (const cfg of [...dynamicSeeds('chaos', 2), ...dynamicSeeds('pct', 1)]) outcomes.push(await runTrial(cfg, pool, opts));
+    for (const cfg of [...dynamicSeeds('chaos', 1), ...dynamicSeeds('pct', 1)]) outcomes.push(await runTrial(cfg, pool, opts));
     for (const o of outcomes) expect(o.failures).toEqual([]);
     // The growth worker is a pct thread too: the same seed gives the same schedule, growth and transient pools included.
     const again = await runTrial(dynamicSeeds('pct', 1)[0]!, pool, opts);
-    expect(again.pct!.trace).toBe(outcomes[2]!.pct!.trace);
-    expect(again.dynamic).toEqual(outcomes[2]!.dynamic);
+    expect(again.pct!.trace).toBe(outcomes[1]!.pct!.trace);
+    expect(again.dynamic).toEqual(outcomes[1]!.dynamic);
     const sum = (f: (d: NonNullable<TrialOutcome['dynamic']>) => number) => outcomes.reduce((a, o) => a + f(o.dynamic!), 0);
     expect(sum((d) => d.poolsAdded)).toBeGreaterThan(0);
     expect(sum((d) => d.transientCreated)).toBeGreaterThan(0);
     expect(sum((d) => d.atomicExhaustions)).toBeGreaterThan(0);
     expect(sum((d) => d.nslabsChecks)).toBeGreaterThan(0);
-    expect(outcomes[2]!.dynamic!.quiescentChecks).toBeGreaterThan(0); // pct: the live-mapping sums were checked
+    expect(outcomes[1]!.dynamic!.quiescentChecks).toBeGreaterThan(0); // pct: the live-mapping sums were checked
   }, 240_000);
 
   const expected: Record<string, RegExp> = {
