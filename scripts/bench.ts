@@ -22,6 +22,8 @@ import { durationBoundsText, parseDurationInRange } from '../src/util/units.js';
 import { BENCH_WINDOW } from '../src/bench/core-bench.js';
 import { createRunLogger, type RunLogger } from '../src/log/index.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { DmaTraceFile } from '../src/trace/writer.js';
+import { nowMs } from '../src/util/clock.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -61,6 +63,8 @@ interface Arms {
  */
 interface Variant {
   mayBlock?: boolean;
+  /** --trace-file on (arm B) and off (arm A): every call traced into the vCPUs' rings, drained to a file. */
+  trace?: DmaTraceFile;
   logging?: LogSetup;
   throttleArm?: boolean;
 }
@@ -68,7 +72,7 @@ interface Variant {
 /** Run one configuration: start its threads, let each warm up, open the window for `seconds`, count pairs (per arm for a two-arm comparison). */
 async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row & { arms?: Arms }> {
   const logging = v.logging;
-  const twoArms = logging !== undefined || v.throttleArm === true;
+  const twoArms = logging !== undefined || v.throttleArm === true || v.trace !== undefined;
   const nslabs = Math.max(nareas * 128, 4096);
   const create = (throttle: boolean) => IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true, throttle: { enabled: throttle } });
   const mem = create(false);
@@ -80,6 +84,7 @@ async function measure(name: string, mode: CoreBenchMode, threads: number, narea
     mode, shared: mem.shared(), guest, guestBase: GUEST_BASE, cpu, control, sizeBytes: SIZE, attrs: v.mayBlock ? DMA_ATTR_MAY_BLOCK : 0,
     ...(logging === undefined ? {} : { failEvery: logging.failEvery, log: logging.logger.workerChannel(`vcpu${cpu}`) }),
     ...(memB === null ? {} : { sharedB: memB.shared() }),
+    ...(v.trace === undefined ? {} : { trace: v.trace.channel(cpu) }),
   }));
   const { results, elapsedS, armMs } = await runCoreBenchWindow(cfgs, seconds, twoArms ? ARM_PHASE_MS : undefined);
   const per = results.map((r) => r.pairs);
@@ -133,15 +138,49 @@ async function nativeComparison(seconds: number): Promise<{ lines: string[]; row
   return { lines, rows, ratios, targets };
 }
 
+/**
+ * --trace-file on and off around the same path (src/trace/writer.ts): every map and unmap (and the
+ * swiotlb_bounced before each search) formatted on its thread into that thread's ring, drained to a
+ * file by this thread; 8 threads, the arms alternated as for logging.
+ */
+async function traceFileRows(seconds: number): Promise<{ rows: Row[]; cost: number }> {
+  let traceArms: Arms;
+  let traced: { events: number; lost: number };
+  const traceDir = mkdtempSync(join(tmpdir(), 'coco-bench-trace-'));
+  try {
+    const file = new DmaTraceFile(join(traceDir, 'bench.trace'), 8, nowMs());
+    file.start();
+    traceArms = (await measure('trace file', 'bounce', 8, 8, seconds * ARM_WINDOW_FACTOR, { trace: file })).arms!;
+    traced = file.close();
+    if (traced.events === 0) throw new Error('bench: the trace arm wrote no trace line');
+  } finally {
+    rmSync(traceDir, { recursive: true, force: true });
+  }
+  return {
+    rows: [
+      { name: '4K bounce, 8 threads, --trace-file off', threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(traceArms.aPerS), slowest_over_fastest: NaN, failures: 0 },
+      { name: `4K bounce, 8 threads, --trace-file on (3 lines per pair, ${traced.events} written, ${traced.lost} lost)`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(traceArms.bPerS), slowest_over_fastest: NaN, failures: 0 },
+    ],
+    cost: 1 - traceArms.bPerS / traceArms.aPerS,
+  };
+}
+
 async function main(): Promise<number> {
   const flags = parseFlags(process.argv.slice(2), [
     { name: 'seconds', kind: 'string', form: 'DURATION', env: 'COCO_BENCH_SECONDS', help: `measurement window of each row, ${durationBoundsText(BENCH_WINDOW)} (bare numbers are seconds)` },
-    { name: 'only', kind: 'string', form: 'native', default: 'every row', help: 'native: only the JS rows against their native reference' },
+    { name: 'only', kind: 'string', form: 'native|trace', default: 'every row', help: 'native: only the JS rows against their native reference; trace: only the --trace-file rows' },
   ], 'bench', 'The core\'s throughput rows (allocator, copy, bounce at 1-32 threads, logging, [RFC] throttle check, native reference), as a table and one JSON line.');
   const only = flags.get('only');
-  if (only !== undefined && only !== 'native') throw new InputError('EBADFLAG', `--only: ${quote(only)} is not valid; expected native`);
+  if (only !== undefined && only !== 'native' && only !== 'trace') throw new InputError('EBADFLAG', `--only: ${quote(only)} is not valid; expected native or trace`);
   const window = flags.setting('seconds');
   const seconds = parseDurationInRange(window.value, window.what, BENCH_WINDOW) / 1000;
+  if (only === 'trace') {
+    const t = await traceFileRows(seconds);
+    for (const r of t.rows) console.log(`${r.name}  ${r.pairs_per_s.toLocaleString('en-US')}/s`);
+    console.log(`trace_file_cost ${t.cost.toFixed(2)}`);
+    console.log(JSON.stringify({ bench: 'core-trace', seconds_per_config: seconds, rows: t.rows, ratios: { trace_file_cost: t.cost } }));
+    return 0;
+  }
   if (only === 'native') {
     const nat = await nativeComparison(seconds);
     for (const r of nat.rows) console.log(`${r.name}  ${r.pairs_per_s.toLocaleString('en-US')}/s`);
@@ -192,6 +231,9 @@ async function main(): Promise<number> {
   rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging off`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.aPerS), slowest_over_fastest: NaN, failures: 0 });
   rows.push({ name: `4K bounce, 8 threads, 1 failed map per ${FAIL_EVERY}, logging on (${configValue('COCO_LOG_LEVEL')}, file)`, threads: 8, nareas: 8, mode: 'bounce', pairs_per_s: Math.round(arms.bPerS), slowest_over_fastest: NaN, failures: 0 });
 
+  const traceRows = await traceFileRows(seconds);
+  rows.push(...traceRows.rows);
+
   // Dynamic swiotlb (src/bench/dynamic-bench.ts): the pool-list lookup with full dynamic pools in
   // front of the default pool, and a transient pool's map against a normal one (one thread each).
   for (const n of [1, 16, 256]) {
@@ -210,6 +252,7 @@ async function main(): Promise<number> {
     slowest_over_fastest_32t: by('4K bounce, 32 threads').slowest_over_fastest,
     one_area_32t_over_2t: by('4K bounce, 32 threads, 1 area').pairs_per_s / by('4K bounce, 2 threads').pairs_per_s,
     logging_cost: 1 - arms.bPerS / arms.aPerS,
+    trace_file_cost: traceRows.cost,
     dynamic_256_over_1_pools: by('4K bounce, 1 thread, 256 full dynamic pools in front of the default pool').pairs_per_s
       / by('4K bounce, 1 thread, 1 full dynamic pool in front of the default pool').pairs_per_s,
     transient_over_normal: by('4K bounce, 1 thread, through a transient pool (default pool full)').pairs_per_s

@@ -4,7 +4,8 @@
 import type { DurationBounds } from '../util/units.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaDevice } from '../dma/device.js';
-import { dmaMapSingle, dmaUnmapSingle } from '../dma/direct.js';
+import { dmaMapSingle, dmaUnmapSingle, setDmaTracer } from '../dma/direct.js';
+import { type DmaTraceChannel, DmaTracer } from '../trace/writer.js';
 import { GUEST_BASE, GuestMemory } from '../memory/guest.js';
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE, POOL_START } from '../swiotlb/constants.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
@@ -34,6 +35,8 @@ export interface CoreBenchThreadConfig {
    */
   failEvery?: number;
   log?: LogChannel;
+  /** The --trace-file comparison: arm B traces every call into this ring (src/trace/writer.ts), arm A has no tracer. */
+  trace?: DmaTraceChannel;
   /** Arm B's pool (e.g. the same geometry with throttling on); without it both arms map from `shared`. */
   sharedB?: IoTlbMemShared;
   /** DMA attrs of the bounce mode's maps (e.g. DMA_ATTR_MAY_BLOCK); default 0. */
@@ -75,7 +78,8 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   const MemB = cfg.memModuleB !== undefined ? await load(cfg.memModuleB) : Mem;
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
   const logging = cfg.failEvery !== undefined;
-  const twoArms = logging || cfg.sharedB !== undefined;
+  const tracer = cfg.trace !== undefined ? new DmaTracer(cfg.trace) : null;
+  const twoArms = logging || tracer !== null || cfg.sharedB !== undefined;
   const vlogOn = new VcpuLog(await attachWorkerLogger(cfg.log, { vcpu: cfg.cpu }));
   const vlogOff = new VcpuLog(await attachWorkerLogger(null));
   let armB = false;
@@ -87,6 +91,7 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   let mem = memA;
   let pool = poolA;
   const setArm = (b: boolean): void => {
+    if (tracer !== null && b !== armB) setDmaTracer(b ? tracer : null);
     armB = b;
     mem = b ? memB : memA;
     pool = b ? poolB : poolA;
@@ -156,6 +161,8 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
       if (armB) pairsArmB++;
     }
   }
+  setDmaTracer(null);
+  tracer?.close();
   return { pairs, pairsArmB, failures };
 }
 

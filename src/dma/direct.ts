@@ -23,6 +23,27 @@ export function ioTlbMemOf(mem: IoTlbMem, dev: DmaDevice): IoTlbMem {
   return dev.dmaIoTlbMem ?? mem;
 }
 
+/**
+ * The DMA API's tracepoints (include/trace/events/dma.h, swiotlb.h): called where the kernel calls
+ * trace_dma_map_phys & co., at the API layer (dma_map_phys, __dma_map_sg_attrs, dma_unmap_*), not for
+ * each entry dma-direct maps inside an SG list. One tracer per thread (module state is per thread);
+ * null, the default, costs one comparison per call. npm run vm --trace-file installs one (src/trace/writer.ts).
+ */
+export interface DmaTracepoints {
+  mapPhys(dev: string, phys: number, dma: number, size: number, dir: number, attrs: number): void;
+  unmapPhys(dev: string, dma: number, size: number, dir: number, attrs: number): void;
+  mapSg(dev: string, phys: ArrayLike<number>, dma: ArrayLike<number>, lens: ArrayLike<number>, nents: number, ents: number, dir: number, attrs: number): void;
+  mapSgErr(dev: string, phys: ArrayLike<number>, nents: number, err: number, dir: number, attrs: number): void;
+  unmapSg(dev: string, phys: ArrayLike<number>, nents: number, dir: number, attrs: number): void;
+  bounced(dev: string, dmaMask: number, devAddr: number, size: number): void;
+}
+let tracer: DmaTracepoints | null = null;
+
+/** Install (or, with null, remove) this thread's tracer. */
+export function setDmaTracer(t: DmaTracepoints | null): void {
+  tracer = t;
+}
+
 /** dma_capable: can the device address [addr, addr + size)? */
 export function dmaCapable(dev: DmaDevice, addr: number, size: number): boolean {
   if (addr === DMA_MAPPING_ERROR) return false;
@@ -53,6 +74,8 @@ export function dmaMaxMappingSize(mem: IoTlbMem, dev: DmaDevice): number {
 /** swiotlb_map: bounce, then check the bounce address is reachable (undoing the mapping if not). */
 export function swiotlbMap(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: number, dir: DmaDirection, attrs: number): number {
   mem = ioTlbMemOf(mem, dev);
+  // trace_swiotlb_bounced(dev, phys_to_dma(dev, paddr), size): before the slot search, so also for maps that fail.
+  if (tracer !== null) tracer.bounced(dev.name, dev.dmaMask, paddr, size);
   const tlbAddr = mem.tblMapSingle(dev, paddr, size, 0, dir, attrs);
   if (tlbAddr === DMA_MAPPING_ERROR) return DMA_MAPPING_ERROR;
   const dmaAddr = tlbAddr; // phys_to_dma_unencrypted: the emulated bus has no offset and no C-bit
@@ -67,8 +90,15 @@ export function swiotlbMap(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: n
   return dmaAddr;
 }
 
-/** dma_map_single / dma_map_page_attrs through dma_direct_map_page. */
+/** dma_map_single / dma_map_page_attrs (dma_map_phys): dma_direct_map_page, then the tracepoint, traced whatever the result. */
 export function dmaMapSingle(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: number, dir: DmaDirection, attrs = 0): number {
+  const dma = directMapPage(mem, dev, paddr, size, dir, attrs);
+  if (tracer !== null) tracer.mapPhys(dev.name, paddr, dma, size, dir, attrs);
+  return dma;
+}
+
+/** dma_direct_map_page. */
+function directMapPage(mem: IoTlbMem, dev: DmaDevice, paddr: number, size: number, dir: DmaDirection, attrs: number): number {
   assert(dir !== DMA_NONE, 'dma_map with DMA_NONE is a BUG');
   mem = ioTlbMemOf(mem, dev);
   if (mem.forceBounce) return swiotlbMap(mem, dev, paddr, size, dir, attrs);
@@ -77,8 +107,14 @@ export function dmaMapSingle(mem: IoTlbMem, dev: DmaDevice, paddr: number, size:
   return DMA_MAPPING_ERROR;
 }
 
-/** dma_unmap_single: CPU sync (copy back) unless SKIP_CPU_SYNC, then release without a second copy. */
+/** dma_unmap_single (dma_unmap_phys): the tracepoint, then dma_direct_unmap_page. */
 export function dmaUnmapSingle(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection, attrs = 0): void {
+  if (tracer !== null) tracer.unmapPhys(dev.name, dmaAddr, size, dir, attrs);
+  directUnmapPage(mem, dev, dmaAddr, size, dir, attrs);
+}
+
+/** dma_direct_unmap_page: CPU sync (copy back) unless SKIP_CPU_SYNC, then release without a second copy. */
+function directUnmapPage(mem: IoTlbMem, dev: DmaDevice, dmaAddr: number, size: number, dir: DmaDirection, attrs: number): void {
   mem = ioTlbMemOf(mem, dev);
   if (mutant === M_TRANSIENT_FREE_EARLY && mem.findPool(dev, dmaAddr)?.kind === POOL_KIND_TRANSIENT) { // stress-harness mutant only
     mem.tblUnmapSingle(dev, dmaAddr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC); // deleted (and maybe freed) first
@@ -148,16 +184,19 @@ export class ScatterList {
  * so only entry 0 can wait or hold throttle_sem, and its hold covers the whole list (§15.6).
  */
 export function dmaMapSgtable(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs = 0): number {
+  const traced = attrs;
   for (let i = 0; i < nents; i++) {
-    const dma = dmaMapSingle(mem, dev, sgl.origAddr[i]!, sgl.length[i]!, dir, attrs);
+    const dma = directMapPage(mem, dev, sgl.origAddr[i]!, sgl.length[i]!, dir, attrs);
     if (dma === DMA_MAPPING_ERROR) {
-      dmaUnmapSg(mem, dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+      directUnmapSg(mem, dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+      if (tracer !== null) tracer.mapSgErr(dev.name, sgl.origAddr, nents, -EIO, dir, traced);
       return -EIO;
     }
     sgl.dmaAddress[i] = dma;
     sgl.dmaLength[i] = sgl.length[i]!;
     if (i === 0) attrs &= ~DMA_ATTR_MAY_BLOCK;
   }
+  if (tracer !== null) tracer.mapSg(dev.name, sgl.origAddr, sgl.dmaAddress, sgl.dmaLength, nents, nents, dir, traced);
   return nents;
 }
 
@@ -170,16 +209,22 @@ export function dmaMapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents:
 /**
  * dma_direct_unmap_sg, [RFC 2/7] order: entries 1..nents-1 in order, then entry 0, which may hold
  * throttle_sem for the whole list, so that it is released only after all the list's bounce memory is
- * free (§15.6). Error unwinding in dmaMapSgtable goes through here too.
+ * free (§15.6). Error unwinding in dmaMapSgtable goes through the same order (directUnmapSg).
  */
 export function dmaUnmapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs = 0): void {
+  if (tracer !== null) tracer.unmapSg(dev.name, sgl.origAddr, nents, dir, attrs);
+  directUnmapSg(mem, dev, sgl, nents, dir, attrs);
+}
+
+/** dma_direct_unmap_sg (the map's error unwinding calls it directly: not traced). */
+function directUnmapSg(mem: IoTlbMem, dev: DmaDevice, sgl: ScatterList, nents: number, dir: DmaDirection, attrs: number): void {
   const entry0First = mutant === M_SG_UNMAP_ORDER; // stress-harness mutant only (src/swiotlb/mutants.ts)
   for (let i = entry0First ? 0 : 1; i < nents; i++) {
-    dmaUnmapSingle(mem, dev, sgl.dmaAddress[i]!, sgl.dmaLength[i]!, dir, attrs);
+    directUnmapPage(mem, dev, sgl.dmaAddress[i]!, sgl.dmaLength[i]!, dir, attrs);
     sgl.dmaAddress[i] = DMA_MAPPING_ERROR;
   }
   if (nents > 0 && !entry0First) {
-    dmaUnmapSingle(mem, dev, sgl.dmaAddress[0]!, sgl.dmaLength[0]!, dir, attrs);
+    directUnmapPage(mem, dev, sgl.dmaAddress[0]!, sgl.dmaLength[0]!, dir, attrs);
     sgl.dmaAddress[0] = DMA_MAPPING_ERROR;
   }
 }

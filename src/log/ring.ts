@@ -140,6 +140,14 @@ export class RingWriter {
     Atomics.store(this.hdr, STAMPING, 1 + Math.floor(wallMs()) - this.base);
   }
 
+  /**
+   * begin() without a clock read: `ms` (wall, as wallMs) must be at or before the time the record
+   * will be stamped with, e.g. the previous record's time (the DMA trace writer's lines).
+   */
+  beginAt(ms: number): void {
+    Atomics.store(this.hdr, STAMPING, 1 + Math.max(0, Math.floor(ms) - this.base));
+  }
+
   /** The record is published (or dropped). */
   end(): void {
     Atomics.store(this.hdr, STAMPING, 0);
@@ -164,6 +172,23 @@ export class RingWriter {
       r = this.encoder.encodeInto(s, this.scratch);
     }
     return this.publish(this.scratch.subarray(0, r.written!));
+  }
+
+  /**
+   * Append a string of one-byte characters (ASCII: the DMA trace writer's lines) without UTF-8
+   * encoding: latin1 writes each UTF-16 unit as one byte. Returns false if it was dropped.
+   */
+  writeAscii(s: string): boolean {
+    const head = this.hdr[HEAD]!; // only this thread writes head
+    const pos = head & this.mask;
+    const n = s.length;
+    if (pos + n <= this.capacity && n <= this.capacity - ((head - Atomics.load(this.hdr, TAIL)) | 0)) {
+      this.view.write(s, pos, n, 'latin1');
+      Atomics.store(this.hdr, HEAD, (head + n) | 0);
+      Atomics.store(this.hdr, LINES, ++this.lines);
+      return true;
+    }
+    return this.publish(Buffer.from(s, 'latin1'));
   }
 
   private publish(bytes: Uint8Array): boolean {

@@ -97,10 +97,14 @@ export async function vmCommand(opts: VmOptions, w: VmWorkload): Promise<number>
   const report = buildReport(result, opts.vcpus, failure?.message);
   const errors = runErrors(report);
   const extra = w.extra?.(result, report);
-  log.emit('run_summary', { summary: { status: report.run.status, ...report, ...extra?.json } });
+  // --trace-file: where the run's DMA trace went, and whether it is whole.
+  const traced = result.dmaTrace;
+  const traceText = traced === null ? '' : `\ntrace file ${traced.file}: ${traced.events} events (tracefs text: npm run replay -- ${traced.file})${traced.lost > 0 ? `, ${traced.lost} LOST (a vCPU's trace ring stayed full; the file says where)` : ''}\n`;
+  const traceJson = traced === null ? {} : { dma_trace: traced };
+  log.emit('run_summary', { summary: { status: report.run.status, ...report, ...extra?.json, ...traceJson } });
   if (opts.outputFormat === 'json') {
-    process.stdout.write(JSON.stringify({ boot: result.boot.bootLines, warnings: result.boot.warnings, ...report, errors, ...extra?.json }) + '\n');
-  } else process.stdout.write('\n' + formatReport(report) + (extra?.text ?? ''));
+    process.stdout.write(JSON.stringify({ boot: result.boot.bootLines, warnings: result.boot.warnings, ...report, errors, ...extra?.json, ...traceJson }) + '\n');
+  } else process.stdout.write('\n' + formatReport(report) + (extra?.text ?? '') + traceText);
   if (failure !== undefined) throw failure;
   if (result.interrupted) return 130;
   const total = errors.io_errors + errors.packets_dropped + errors.verify_bad_sectors;

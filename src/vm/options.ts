@@ -121,6 +121,8 @@ export interface VmOptions {
   churn: { ratePagesPerSec: number; holdBytes: number } | undefined;
   /** Exit 3 when the run had I/O errors, dropped packets or bad verify sectors (--fail-on-errors). */
   failOnErrors: boolean;
+  /** --trace-file: the run's DMA calls as tracefs text (src/trace/writer.ts); undefined: none. */
+  traceFile: string | undefined;
   /** Spins on a contended area lock before parking (COCO_LOCK_SPINS). */
   lockSpins: number;
   /** Longest single park on an area lock word (COCO_LOCK_PARK_TIMEOUT). */
@@ -184,6 +186,7 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'time-scale', kind: 'string', form: 'K', env: 'COCO_TIME_SCALE', help: 'run the emulated clock K times slower than the wall (K host-CPU us per emulated us), 1..10000' },
   { name: 'lock-spins', kind: 'string', form: 'N', env: 'COCO_LOCK_SPINS', help: `spins on a contended area lock before parking, 0..${MAX_LOCK_SPINS}` },
   { name: 'lock-park-timeout', kind: 'string', form: 'DURATION', env: 'COCO_LOCK_PARK_TIMEOUT', help: `longest single park on an area lock word, ${PARK_BOUNDS_TEXT}` },
+  { name: 'trace-file', kind: 'string', form: 'FILE', default: 'none', help: 'write the run\'s DMA calls as tracefs text (dma_map_phys, dma_unmap_phys, dma_map_sg, dma_unmap_sg, swiotlb_bounced), which npm run replay reads' },
   { name: 'inject-fault', kind: 'string', form: 'THREAD@TIME', default: 'none', help: 'make a thread throw, THREAD one of vcpuN (N without leading zeros), nvme0, eth0, e.g. vcpu3@500ms (tests the failure path)' },
 ];
 
@@ -281,6 +284,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     decryptLatencyNsPerMiB: parseDurationInRange(decrypt, decryptWhat, { minMs: 0, maxMs: 60_000 }, 1e-6) * 1e6,
     decryptedArenaBytes: arena === '' ? undefined : parseArenaSize(arena, arenaWhat),
     churn: parseChurn(churn, churnWhat, memBytes),
+    traceFile: f.get('trace-file'),
     lockSpins: parseIntInRange(spins, spinsWhat, 0, MAX_LOCK_SPINS),
     lockParkTimeoutMs: parseDurationInRange(park, parkWhat, PARK_BOUNDS),
     restrictedPools: parseRestrictedPools(restricted.values, restricted.what, VM_DEVICES),

@@ -55,6 +55,8 @@ import { type ReplayVcpuTask, runReplayVcpu } from '../trace/replay-vcpu.js';
 import { IologReplay, NVME_DSM_RANGE_BYTES } from './iolog-replay.js';
 import { A_OPEN, A_READ, A_TRIM, A_WRITE } from '../workload/iolog.js';
 import { IologRecorder } from './iolog-write.js';
+import { setDmaTracer } from '../dma/direct.js';
+import { type DmaTraceChannel, DmaTracer } from '../trace/writer.js';
 
 // Run control block (Int32): stop request, the start barrier, and per stonewall group the clones
 // that have finished. Every vCPU counts itself into RUN_READY once its thread is up and its handles
@@ -115,6 +117,8 @@ export interface VcpuTask {
   replay?: ReplayVcpuTask;
   /** Restricted DMA pools (swiotlb/restricted.ts): a device's own io_tlb_mem; empty without --restricted-pool. */
   restricted: RestrictedMemShared[];
+  /** --trace-file: this vCPU's trace ring (src/trace/writer.ts). */
+  dmaTrace?: DmaTraceChannel;
 }
 
 export interface VcpuResult {
@@ -565,9 +569,13 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   let active = runs.length;
   /** Storage instances not finished: while there are any, the vCPU parks on the storage queue's interrupt. */
   let activeStorage = runs.filter((r) => r.spec.engine === 'storage').length;
+  const tracer = task.dmaTrace !== undefined ? new DmaTracer(task.dmaTrace) : null;
+  setDmaTracer(tracer);
   await startBarrier(run);
   if (task.replay !== undefined) {
     await runReplayVcpu({ cpu: task.cpu, task: task.replay, mem, guest, run, stopIndex: RUN_STOP, quiet });
+    setDmaTracer(null);
+    tracer?.close();
     log.close();
     task.control.close();
     return { cpu: task.cpu, firstErrors: {}, logged: vlog.logged, suppressed: vlog.suppressed };
@@ -669,6 +677,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     idle(nextWake);
   }
   quiet[task.cpu] = Infinity;
+  setDmaTracer(null);
+  tracer?.close();
   log.close();
   task.control.close();
   const firstErrors: Record<number, string> = {};

@@ -40,6 +40,7 @@ import type { VmOptions } from './options.js';
 import type { PolicyName } from './policy.js';
 import { ControlPlane } from './control.js';
 import type { ReplayVcpuTask } from '../trace/replay-vcpu.js';
+import { DmaTraceFile } from '../trace/writer.js';
 import { parseNvmePollQueues, polledQueueStates, polledQueuesText } from './polling.js';
 import { type RunPhase, plannedIsExact, plannedRunMs, ratePerSec, workloadCounters, workloadPhase } from './run-state.js';
 import { NVME_MIN_ALIGN_MASK, RUN_CONTROL_INTS, RUN_GO, RUN_READY, RUN_STOP, type VcpuResult, type VcpuTask, instanceBufferBytes } from './vcpu.js';
@@ -281,6 +282,8 @@ export interface VmRunResult {
   tuned: string[];
   /** nvme.poll_queues from the command line (polling.ts). */
   nvmePollQueues: number;
+  /** --trace-file: the file, the lines written and the lines lost (a vCPU's trace ring stayed full). */
+  dmaTrace: { file: string; events: number; lost: number } | null;
   /** Guest memory at the end: free blocks per zone and order, the atomic pools' statistics. */
   guestEnd: { free: ZoneFree[]; atomicPool: AtomicPoolStats; churn: ChurnStats | null };
 }
@@ -337,6 +340,8 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     if (e.event === 'swiotlb_warn') log.emit('swiotlb_warn', { text: e.msg });
   };
   const control = new ControlPlane(boot.mem, log);
+  // --trace-file: timestamps count from the start of boot, on the run's clock.
+  const dmaTrace = opts.traceFile !== undefined ? new DmaTraceFile(opts.traceFile, opts.vcpus, t0 / k) : null;
   const deviceChannels = [new MessageChannel(), new MessageChannel()];
   const fault = opts.injectFault;
   const faultAt = (thread: string) => (fault !== undefined && fault.thread === thread ? fault.atMs : undefined);
@@ -440,6 +445,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       resolve(null);
     });
   }));
+  dmaTrace?.start();
   const piscina = new Piscina({
     filename: fileURLToPath(workerFile('vcpu')), minThreads: opts.vcpus, maxThreads: opts.vcpus, idleTimeout: 60_000,
     concurrentTasksPerWorker: 1, maxQueue: opts.vcpus,
@@ -458,6 +464,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       ...(hooks.replay !== undefined ? { replay: hooks.replay.task(cpu, guestOffsets[cpu]!) } : {}),
       restricted: boot.restricted.map((r) => r.shared),
       ...(iologCh !== undefined ? { iolog: iologCh.port2 } : {}),
+      ...(dmaTrace !== null ? { dmaTrace: dmaTrace.channel(cpu) } : {}),
     };
     return (piscina.run(task, { transferList: iologCh !== undefined ? [ch.port2, iologCh.port2] : [ch.port2] }) as Promise<VcpuResult>).catch((e: unknown) => {
       fail(`vcpu${cpu}`, e, { vcpu: cpu });
@@ -600,6 +607,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   await Promise.race([iologSink.done, sleep(vcpuLost ? 0 : TEARDOWN_MS, null, { ref: false })]);
   iologSink.close();
   const [, guestStats] = await Promise.all([Promise.all([piscina.destroy(), ...devices.map((w) => w.terminate())]), guestThreads.stop()]);
+  const dmaTraceResult = dmaTrace?.close() ?? null;
   // What the shared counters hold is a report, whole or not: a failed run still returns it, marked
   // partial, inside the error (the counters of a thread that died are the ones it had written).
   const result: VmRunResult = {
@@ -613,6 +621,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     cpuMs: cpuMillis(process.cpuUsage(cpu0)), cpuBootMs: cpuMillis(cpuBoot),
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     tuned: tuneSteps.map((s) => s.name),
+    dmaTrace: dmaTraceResult,
     nvmePollQueues,
     guestEnd: { free: boot.guest.phys.freeBlocks(), atomicPool: guestStats.atomicPool, churn: guestStats.churn },
   };
