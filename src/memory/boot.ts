@@ -11,6 +11,7 @@ import { DecryptedArena, type DecryptedArenaShared, MAX_ARENA_BYTES } from './ar
 import { AtomicPool, type AtomicPoolShared, type AtomicPoolStats, parseCoherentPoolCmdline, stopAtomicPoolWorker } from './atomic-pool.js';
 import type { AtomicPoolWorkerConfig } from './atomic-pool-worker.js';
 import { type BuddyinfoLine, type FragmentationLevel, applyStartingState } from './buddyinfo.js';
+import type { CmaShared } from './cma.js';
 import { CHURN_CONTROL_INTS, CHURN_STOP, type ChurnConfig, type ChurnStats, churnStats } from './churn.js';
 import { GuestPhysMem, type GuestPhysShared, PAGE_SIZE, type ZoneFree } from './phys.js';
 
@@ -81,6 +82,8 @@ export interface ChurnOptions {
   ratePagesPerSec: number;
   holdBytes: number;
   seed: number;
+  /** [proposal] --policy cma: the CMA area the page cache may borrow from (cma.ts). */
+  cma?: CmaShared;
 }
 
 export interface GuestMemoryThreads {
@@ -113,7 +116,10 @@ export function startGuestMemoryThreads(boot: GuestMemoryBoot, log: LogChannel |
   const holdPages = churn ? Math.max(1, Math.floor(churn.holdBytes / PAGE_SIZE)) : 0;
   if (churn) {
     churnControl = new SharedArrayBuffer(CHURN_CONTROL_INTS * 4);
-    const ccfg: ChurnConfig = { phys: boot.shared.phys, control: churnControl, ratePagesPerSec: churn.ratePagesPerSec, holdPages, seed: churn.seed };
+    const ccfg: ChurnConfig = {
+      phys: boot.shared.phys, control: churnControl, ratePagesPerSec: churn.ratePagesPerSec, holdPages, seed: churn.seed,
+      ...(churn.cma !== undefined ? { cma: churn.cma } : {}),
+    };
     churnGone = start('churn', ccfg);
   }
   return {

@@ -7,6 +7,7 @@
 // The cache stays allocated at the end of the run (the report's "at the end" shows it).
 // Not modelled: large folios (page cache allocations above order 0), dirty writeback, LRU order.
 import { Rng } from '../util/rng.js';
+import { CmaArea, type CmaShared } from './cma.js';
 import { GuestPhysMem, type GuestPhysShared } from './phys.js';
 
 // ---- layout of the control words (Int32) ----
@@ -26,6 +27,8 @@ export interface ChurnConfig {
   ratePagesPerSec: number;
   holdPages: number;
   seed: number;
+  /** [proposal] --policy cma: the CMA area, whose pages movable allocations may borrow (cma.ts). */
+  cma?: CmaShared;
 }
 
 export interface ChurnStats {
@@ -48,6 +51,14 @@ export function churnStats(control: SharedArrayBuffer, ratePagesPerSec: number, 
 /** The churn thread's loop, until CHURN_STOP. */
 export function runChurn(cfg: ChurnConfig): void {
   const phys = GuestPhysMem.attach(cfg.phys);
+  // [proposal] The page cache is movable: an order-0 page may come from the CMA area (cma.ts's balance).
+  const cma = cfg.cma === undefined ? null : CmaArea.attach(cfg.cma, phys);
+  const zones = phys.populatedZones();
+  const buddyFree = (): number => zones.reduce((a, z) => a + phys.freePagesCount(z), 0);
+  const free = (addr: number, order: number): void => {
+    if (cma !== null && cma.contains(addr)) cma.freeMovable(addr);
+    else phys.freePages(addr, order);
+  };
   const c = new Int32Array(cfg.control);
   const rng = new Rng(cfg.seed);
   const held = new Float64Array(cfg.holdPages);
@@ -66,14 +77,15 @@ export function runChurn(cfg: ChurnConfig): void {
       while (pages + (1 << order) > cfg.holdPages) {
         const k = rng.below(n);
         const o = heldOrder[k]!;
-        phys.freePages(held[k]!, o);
+        free(held[k]!, o);
         pages -= 1 << o;
         n--;
         held[k] = held[n]!;
         heldOrder[k] = heldOrder[n]!;
         Atomics.add(c, CHURN_FREES, 1 << o);
       }
-      const addr = phys.allocPages(order, Number.MAX_SAFE_INTEGER);
+      let addr = cma !== null && order === 0 ? cma.allocMovable(buddyFree()) : -1;
+      if (addr < 0) addr = phys.allocPages(order, Number.MAX_SAFE_INTEGER);
       if (addr < 0) Atomics.add(c, CHURN_FAILS, 1);
       else {
         held[n] = addr;

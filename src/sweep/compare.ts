@@ -29,6 +29,7 @@ export const SWEEP_FLAGS = [
   { name: 'high-throttle', kind: 'string', form: 'SLOTS|N%', default: 'the RFC\'s 70%', help: '[RFC] high_throttle for the throttle policy: slots or % of nslabs' },
   { name: 'low-throttle', kind: 'string', form: 'SLOTS|N%', default: 'the RFC\'s 65%', help: '[RFC] low_throttle for the throttle policy: slots or % of nslabs' },
   { name: 'hybrid-timeout', kind: 'string', form: 'DURATION', default: 'the VM\'s (COCO_HYBRID_TIMEOUT)', help: '[proposal] --hybrid-timeout for the hybrid policy\'s runs' },
+  { name: 'cma', kind: 'string', form: 'SIZE', default: 'the VM\'s (COCO_CMA)', help: '[proposal] --cma for the cma policy\'s runs' },
   { name: 'grow-limit', kind: 'string', form: 'SIZE', default: 'the VM\'s (COCO_GROW_LIMIT)', help: '[proposal] --grow-limit for the dynamic and hybrid policies\' runs' },
   { name: 'time-scale', kind: 'string', form: 'K', env: 'COCO_TIME_SCALE', help: 'passed to the VM as --time-scale (when the VM has it)' },
   { name: 'output-format', kind: 'string', form: 'normal|json', env: 'COCO_OUTPUT_FORMAT', help: 'a table or one JSON document' },
@@ -83,7 +84,7 @@ export function parseSweepBase(f: ParsedFlags): SweepBase {
   const runtime = f.get('runtime');
   if (runtime !== undefined) parseDuration(runtime, '--runtime');
   const knobText: Record<string, string> = {};
-  for (const k of ['high-throttle', 'low-throttle', 'hybrid-timeout', 'grow-limit', 'time-scale']) if (f.has(k)) knobText[k] = f.get(k)!;
+  for (const k of ['high-throttle', 'low-throttle', 'hybrid-timeout', 'grow-limit', 'cma', 'time-scale']) if (f.has(k)) knobText[k] = f.get(k)!;
   if (knobText['time-scale'] !== undefined && !VM_FLAGS.some((s) => s.name === 'time-scale')) {
     throw new InputError('EBADFLAG', '--time-scale: this build\'s VM has no --time-scale yet; drop the flag');
   }
@@ -100,6 +101,7 @@ export function parseSweepBase(f: ParsedFlags): SweepBase {
       }
       if (p === 'hybrid' && knobText['hybrid-timeout'] !== undefined) out['hybrid-timeout'] = knobText['hybrid-timeout'];
       if ((p === 'dynamic' || p === 'hybrid') && knobText['grow-limit'] !== undefined) out['grow-limit'] = knobText['grow-limit'];
+      if (p === 'cma' && knobText['cma'] !== undefined) out['cma'] = knobText['cma'];
       return out;
     },
     knobText, outputFormat: fmt,
@@ -108,7 +110,7 @@ export function parseSweepBase(f: ParsedFlags): SweepBase {
 
 /** A policy's knob given to a sweep with none of the policies that use it: refused, as the VM refuses it. */
 export function knobsUsed(f: ParsedFlags, policies: readonly PolicyName[]): void {
-  const users: Record<string, PolicyName[]> = { 'hybrid-timeout': ['hybrid'], 'grow-limit': ['dynamic', 'hybrid'] };
+  const users: Record<string, PolicyName[]> = { 'hybrid-timeout': ['hybrid'], 'grow-limit': ['dynamic', 'hybrid'], cma: ['cma'] };
   for (const [k, who] of Object.entries(users)) {
     if (f.has(k) && !policies.some((p) => who.includes(p))) {
       throw new InputError('EBADFLAG', `--${k} applies to --policy ${who.join(' or ')}, which this sweep does not run; drop it or add ${who.join(' or ')} to --policies`);
@@ -116,6 +118,7 @@ export function knobsUsed(f: ParsedFlags, policies: readonly PolicyName[]): void
   }
   if (f.has('hybrid-timeout')) parseDuration(f.get('hybrid-timeout')!, '--hybrid-timeout');
   if (f.has('grow-limit')) parseSize(f.get('grow-limit')!, '--grow-limit');
+  if (f.has('cma')) parseSize(f.get('cma')!, '--cma');
 }
 
 function list(text: string, what: string): string[] {

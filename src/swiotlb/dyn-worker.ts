@@ -7,6 +7,7 @@ import { Ratelimit } from '../log/ratelimit.js';
 import { attachWorkerLogger } from '../log/worker-logger.js';
 import { DecryptedArena, type DecryptedArenaShared, setMemoryDecrypted } from '../memory/arena.js';
 import { GuestPhysMem, type GuestPhysShared } from '../memory/phys.js';
+import { CmaArea, type CmaShared } from '../memory/cma.js';
 import { nowMs } from '../util/clock.js';
 import { AtomicPool, type AtomicPoolShared } from '../memory/atomic-pool.js';
 import { IoTlbMem, type IoTlbMemShared } from './mem.js';
@@ -22,6 +23,8 @@ export interface GrowthWorkerTask {
   log?: LogChannel;
   /** The atomic pool (memory/atomic-pool.ts): transient pools' memory goes back there after the grace period. */
   atomicPool: AtomicPoolShared;
+  /** [proposal] --policy cma: pools grow into this CMA area only (memory/cma.ts), never from the buddy allocator. */
+  cma?: CmaShared;
 }
 
 export interface GrowthWorkerResult {
@@ -36,7 +39,7 @@ export async function runGrowthWorker(task: GrowthWorkerTask): Promise<GrowthWor
   const arena = DecryptedArena.attach(task.arena);
   const atomicPool = AtomicPool.attach(task.atomicPool, phys, arena);
   const mem = IoTlbMem.attach(task.mem, {
-    memory: { phys, arena, atomicPool, setMemoryDecrypted: (addr, bytes) => setMemoryDecrypted(addr, bytes, task.decryptLatencyNsPerMiB) },
+    memory: { phys: task.cma !== undefined ? CmaArea.attach(task.cma, phys) : phys, arena, atomicPool, setMemoryDecrypted: (addr, bytes) => setMemoryDecrypted(addr, bytes, task.decryptLatencyNsPerMiB) },
     events: (e) => {
       if (e.event === 'transient_freed') log.emit('transient_freed', { device: e.device, vcpu: e.vcpu, start: e.start, nslabs: e.nslabs });
     },

@@ -39,7 +39,7 @@ import { IO_TLB_MIN_SLABS, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, SLABS_PER_PAG
 import {
   AREA_BYTES, DEVREC_HEAD, DEVREC_INTS, DEVREC_LOCK, DEVREC_NAME, DEVREC_NAME_BYTES, DEVREC_NAME_LEN, DEVREC_USES_IO_TLB,
   DYN_ATTEMPTS, DYN_ATTEMPTS_OK, DYN_CREATED_AT_MS, DYN_DEFAULT_NSLABS, DYN_DEVICES, DYN_DEVICES_USED, DYN_EPOCH,
-  DYN_GROW_COMMITTED_SLABS, DYN_GROW_FAILED, DYN_GROW_LIMIT_SLABS, DYN_GROW_RUNS, DYN_LOCK_RECORD, DYN_MAGIC, DYN_MAGIC_VALUE, DYN_MAX_DEVICES, DYN_MAX_READERS,
+  DYN_GROW_COMMITTED_SLABS, DYN_GROW_FAILED, DYN_GROW_LIMIT_SLABS, DYN_GROW_RUNS, DYN_RESERVED_SLABS, DYN_LOCK_RECORD, DYN_MAGIC, DYN_MAGIC_VALUE, DYN_MAX_DEVICES, DYN_MAX_READERS,
   DYN_MAX_TRANSIENT, DYN_META_CAP, DYN_META_NEXT, DYN_PHYS_LIMIT_PAGES, DYN_POOLS_ADDED, DYN_POOL_BYTES_PEAK, DYN_READERS,
   DYN_READERS_USED, DYN_SCHEDULED, DYN_SCHEDULE_NOOP, DYN_STOP, DYN_TRANSIENT_BYTES_LIVE, DYN_TRANSIENT_CREATED,
   DYN_TRANSIENT_FAILED, DYN_TRANSIENT_FAIL_NOMEM, DYN_TRANSIENT_FAIL_SEARCH, DYN_TRANSIENT_FAIL_TABLE,
@@ -155,6 +155,11 @@ export interface DynamicCreateOptions {
   maxReaders?: number;
   /** [proposal] --grow-limit in slots: default + dynamic pools may not pass it (grow-limit.ts); absent or 0: none. */
   growLimitSlabs?: number;
+  /**
+   * [proposal] --policy cma: slots reserved at boot for growth (the CMA area, memory/cma.ts), committed
+   * whether pools use them or not: the swiotlb memory figures count them from boot.
+   */
+  reservedSlabs?: number;
 }
 
 export interface DynamicStats {
@@ -199,6 +204,7 @@ export function createDynamicRegion(opts: DynamicCreateOptions, arena: SharedArr
   r[DYN_META_CAP] = metaTransient + metaDyn;
   r[DYN_DEFAULT_NSLABS] = opts.defaultNslabs;
   r[DYN_GROW_LIMIT_SLABS] = opts.growLimitSlabs ?? 0;
+  r[DYN_RESERVED_SLABS] = opts.reservedSlabs ?? 0;
   r[DYN_GROW_COMMITTED_SLABS] = opts.defaultNslabs; // the default pool (default_nslabs is its size)
   r[DYN_PHYS_LIMIT_PAGES] = Math.floor((opts.physLimit ?? X86_COCO_PHYS_LIMIT) / PAGE_SIZE);
   new Float64Array(region)[DYN_CREATED_AT_MS >> 1] = nowMs();
@@ -436,7 +442,7 @@ export class DynamicSwiotlb {
   }
 
   notePoolBytes(transientBytes = this.f[DYN_TRANSIENT_BYTES_LIVE >> 1]!): void {
-    const bytes = Atomics.load(this.header, MEM_NSLABS) * IO_TLB_SIZE + Math.max(0, transientBytes);
+    const bytes = this.committedSlabs() * IO_TLB_SIZE + Math.max(0, transientBytes);
     if (bytes > this.f[DYN_POOL_BYTES_PEAK >> 1]!) this.f[DYN_POOL_BYTES_PEAK >> 1] = bytes;
   }
 
@@ -456,6 +462,13 @@ export class DynamicSwiotlb {
       out.push({ rec, start, end: start + r[t + TR_NSLABS]! * IO_TLB_SIZE });
     }
     return out;
+  }
+
+  /** Slots of swiotlb memory committed besides transient pools: io_tlb_nslabs, or default + the CMA area (cma) when more. */
+  committedSlabs(): number {
+    const n = Atomics.load(this.header, MEM_NSLABS);
+    const reserved = this.r[DYN_RESERVED_SLABS]!;
+    return reserved === 0 ? n : Math.max(n, this.r[DYN_DEFAULT_NSLABS]! + reserved);
   }
 
   // --- swiotlb_find_pool's second half: the device's transient pools ------------------------------
@@ -782,7 +795,7 @@ export class DynamicSwiotlb {
       transient_fail_nomem: r[DYN_TRANSIENT_FAIL_NOMEM]!, transient_fail_table: r[DYN_TRANSIENT_FAIL_TABLE]!,
       transient_fail_search: r[DYN_TRANSIENT_FAIL_SEARCH]!, transient_live: r[DYN_TRANSIENT_LIVE]!,
       transient_peak: r[DYN_TRANSIENT_PEAK]!, transient_freed: r[DYN_TRANSIENT_FREED]!, transient_retired: r[DYN_TRANSIENT_RETIRED]!,
-      pool_bytes_peak: Math.max(f[DYN_POOL_BYTES_PEAK >> 1]!, Atomics.load(this.header, MEM_NSLABS) * IO_TLB_SIZE),
+      pool_bytes_peak: Math.max(f[DYN_POOL_BYTES_PEAK >> 1]!, this.committedSlabs() * IO_TLB_SIZE),
       grow_limit: growLimitStats(r, IO_TLB_SIZE),
       limits: this.limits(),
     };

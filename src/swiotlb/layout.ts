@@ -317,6 +317,7 @@ export const DYN_TRANSIENT_BYTES_LIVE = 56; // f64: atomic-pool bytes held by li
 export const DYN_GROW_LIMIT_SLABS = 58; // the limit on default + dynamic pools, slots; 0: none
 export const DYN_GROW_COMMITTED_SLABS = 59; // default + dynamic pools' slots, reserved before a pool is allocated
 export const DYN_GROW_LIMIT_REFUSED = 60; // growths the limit refused (after halving to IO_TLB_MIN_SLABS)
+export const DYN_RESERVED_SLABS = 61; // [proposal] cma: slots of the CMA area reserved at boot for growth (counted as committed)
 // Growth attempts by requested size: swiotlb_alloc_pool's halving, 4 MiB, 2 MiB, 1 MiB (IO_TLB_MIN_SLABS).
 export const DYN_ATTEMPTS = 64; // GROW_SIZES entries: attempts
 export const DYN_ATTEMPTS_OK = 72; // GROW_SIZES entries: successes

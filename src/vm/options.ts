@@ -6,7 +6,7 @@ import { type FlagSpec, type ParsedFlags, type Setting, parseFlags, parseOnOff }
 import {
   MAX_TIMER_MS, type DurationBounds, durationBoundsText, formatBytes, formatDurationMs, parseDurationInRange, parseIntInRange, parsePercent, parseSize,
 } from '../util/units.js';
-import { parseSwiotlbCmdline } from '../swiotlb/sizing.js';
+import { cocoSwiotlbBytes, parseSwiotlbCmdline } from '../swiotlb/sizing.js';
 import { type TuneStep, parseTuneSteps, tunablesHelp } from './control.js';
 import { MAX_ARENA_BYTES } from '../memory/arena.js';
 import { type BuddyinfoLine, FRAGMENTATION_FORM, type FragmentationLevel, parseFragmentation, readBuddyinfoFile } from '../memory/buddyinfo.js';
@@ -94,6 +94,8 @@ export interface VmOptions {
   throttle: boolean;
   /** [proposal] --policy hybrid: the timed wait's bound, ms of the run's clock (src/swiotlb/hybrid.ts). */
   hybridTimeoutMs: number;
+  /** [proposal] --policy cma: the CMA area's size (memory/cma.ts); 0 for the other policies. */
+  cmaBytes: number;
   /** [proposal] --grow-limit: bytes the default and dynamic pools may hold together (grow-limit.ts); undefined: none. */
   growLimitBytes: number | undefined;
   /**
@@ -168,8 +170,9 @@ export const VM_FLAGS: readonly FlagSpec[] = [
   { name: 'tune', kind: 'string', form: 'AT:NAME=VALUE', repeatable: true, help: 'change a tunable during the run, e.g. 2s:io_tlb_used_hiwater=0 (the tunables are listed below)' },
   { name: 'stall-timeout', kind: 'string', form: 'DURATION', env: 'COCO_STALL_TIMEOUT', help: 'end the run (exit 1) when no I/O completes for this long while I/O is expected, e.g. 15s' },
   { name: 'fail-on-errors', kind: 'boolean', env: 'COCO_FAIL_ON_ERRORS', help: 'exit 3 when the run had I/O errors, dropped packets or bad verify sectors' },
-  { name: 'policy', kind: 'string', form: 'static|throttle|dynamic|hybrid', env: 'COCO_POLICY', help: 'the allocator under pressure: static, throttle ([RFC]), dynamic (= --swiotlb-dynamic on) or hybrid ([proposal], Robin Murphy: a timed throttle wait, then a synchronous growth); cma is not in this build yet' },
+  { name: 'policy', kind: 'string', form: 'static|throttle|dynamic|hybrid|cma', env: 'COCO_POLICY', help: 'the allocator under pressure: static, throttle ([RFC]), dynamic (= --swiotlb-dynamic on), hybrid ([proposal], Robin Murphy: a timed throttle wait, then a synchronous growth) or cma ([proposal], Alexander Graf: growth into a CMA area reserved at boot)' },
   { name: 'grow-limit', kind: 'string', form: 'SIZE', env: 'COCO_GROW_LIMIT', default: 'none', help: '[proposal] --policy dynamic or hybrid: the most the default and dynamic pools may hold together (transient pools not counted), at least the default pool, e.g. 64M' },
+  { name: 'cma', kind: 'string', form: 'SIZE', env: 'COCO_CMA', default: 'the CoCo rule\'s size, 6% of --mem in 64M..1G', help: '[proposal] --policy cma: the CMA area reserved at boot below 4 GiB for growth (movable allocations may borrow it), whole 4M blocks, e.g. 256M' },
   { name: 'hybrid-timeout', kind: 'string', form: 'DURATION', env: 'COCO_HYBRID_TIMEOUT', help: `[proposal] --policy hybrid: longest wait of a MAY_BLOCK map above the threshold before it grows the pool from its own context, ${durationBoundsText(HYBRID_TIMEOUT_BOUNDS)} (0 grows at once)` },
   { name: 'throttle', kind: 'boolean', env: 'COCO_THROTTLE', help: '[RFC] swiotlb throttling of MAY_BLOCK maps, on or off (on means --policy throttle)' },
   { name: 'high-throttle', kind: 'string', form: 'SLOTS|N%', env: 'COCO_HIGH_THROTTLE', default: 'the RFC\'s 70%', help: `high_throttle: ${THRESHOLD_FORM}` },
@@ -215,6 +218,9 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
   const policyName = resolvePolicy(f.setting('policy'), f.setting('throttle'), f.setting('swiotlb-dynamic'));
   knobOfPolicy(f, 'hybrid-timeout', policyName, ['hybrid']);
   knobOfPolicy(f, 'grow-limit', policyName, ['dynamic', 'hybrid']);
+  knobOfPolicy(f, 'cma', policyName, ['cma']);
+  const [cma, cmaWhat] = get('cma');
+  const cmaSize = parseCma(cma, cmaWhat, parseSize(mem, memWhat)); // read and checked whatever the policy
   const [growLimit, growLimitWhat] = get('grow-limit');
   const [hybridTimeout, hybridTimeoutWhat] = get('hybrid-timeout');
   const [tscale, tscaleWhat] = get('time-scale');
@@ -272,6 +278,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
     throttle: policyName === 'throttle',
     hybridTimeoutMs: parseDurationInRange(hybridTimeout, hybridTimeoutWhat, HYBRID_TIMEOUT_BOUNDS),
     growLimitBytes: growLimit === '' ? undefined : parseGrowLimit(growLimit, growLimitWhat),
+    cmaBytes: policyName === 'cma' ? cmaSize : 0,
     exactNslabs: f.has('exact-nslabs') ? parseExactNslabs(f.get('exact-nslabs')!, f.has('swiotlb') || (f.has('cmdline') && parseSwiotlbCmdline(f.get('cmdline')!).nslabs !== undefined)) : undefined,
     highThrottle: high === '' ? undefined : parseThreshold(high, highWhat),
     lowThrottle: low === '' ? undefined : parseThreshold(low, lowWhat),
@@ -333,6 +340,17 @@ function parseGrowLimit(text: string, what: string): number {
   const bytes = parseSize(text, what);
   if (bytes < IO_TLB_SIZE || bytes > MAX_ARENA_BYTES || bytes % IO_TLB_SIZE !== 0) {
     throw new InputError('EBADSIZE', `${what}: ${quote(text)} is not valid; expected a size in whole 2 KiB slots up to 4G, at least the default pool, e.g. 64M`);
+  }
+  return bytes;
+}
+
+/** --cma: whole 4 MiB blocks (a dynamic pool's largest), below 4 GiB; empty: the CoCo rule's size rounded up to 4 MiB. */
+function parseCma(text: string, what: string, memBytes: number): number {
+  const four = 4 * 1024 * 1024;
+  if (text === '') return Math.ceil(cocoSwiotlbBytes(memBytes) / four) * four;
+  const bytes = parseSize(text, what);
+  if (bytes < four || bytes > 3 * 1024 ** 3 || bytes % four !== 0) {
+    throw new InputError('EBADSIZE', `${what}: ${quote(text)} is not valid; expected whole 4M blocks from 4M to 3G (below 4 GiB), e.g. 256M`);
   }
   return bytes;
 }

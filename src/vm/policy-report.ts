@@ -3,6 +3,7 @@
 // throttle and dynamic sections (report.ts) keep the figures those policies share with this one.
 import { IO_TLB_SIZE } from '../swiotlb/constants.js';
 import { formatBytes } from '../util/units.js';
+import type { CmaStats } from '../memory/cma.js';
 import { POLICIES, type PolicyName } from './policy.js';
 import type { ThrottleReport } from './report.js';
 import type { VmRunResult } from './vm.js';
@@ -32,6 +33,8 @@ export interface PolicyReport {
   source: string;
   /** [proposal] --policy hybrid only. */
   hybrid?: HybridReport;
+  /** [proposal] --policy cma only: the CMA area (memory/cma.ts); its whole size counts in the dynamic section's memory figures. */
+  cma?: CmaStats;
 }
 
 const ms3 = (v: number): number => Math.round(v * 1000) / 1000;
@@ -50,6 +53,7 @@ export function policyReport(r: VmRunResult, thr: ThrottleReport): PolicyReport 
       },
     };
   }
+  if (r.boot.cma !== null) out.cma = r.boot.cma.stats();
   return out;
 }
 
@@ -60,6 +64,12 @@ export function formatPolicy(p: PolicyReport): string[] {
     const g = h.sync_grows;
     out.push(
       `    hybrid [proposal]: timeout ${h.timeout_ms}ms; waits ${h.waits} (p50 ${h.wait_us.p50}us, p99 ${h.wait_us.p99}us, max ${h.wait_us_max}us), timeouts ${h.timeouts}; synchronous grows ${g.count} (${formatBytes(g.bytes)}, ${g.bytes / IO_TLB_SIZE} slots), failed ${g.failed}, skipped ${g.skipped} (the pool grew during the wait); a grow took avg ${g.ms_avg.toFixed(2)}ms max ${g.ms_max.toFixed(2)}ms`,
+    );
+  }
+  const c = p.cma;
+  if (c !== undefined) {
+    out.push(
+      `    cma [proposal]: ${formatBytes(c.bytes)} reserved at boot below 4 GiB (counted as committed), ${formatBytes(c.pool_bytes)} given to pools in ${c.allocs} allocations, ${c.alloc_failures} failed; movable pages lent now ${c.lent_pages} (${c.lent_total} borrows), migrated out for pools ${c.migrated_pages} (cost modelled as 0)`,
     );
   }
   return out;

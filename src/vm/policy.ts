@@ -9,7 +9,7 @@
 //                                       throttling", Aug 2024 (CONFIG_SWIOTLB_THROTTLE)
 //   dynamic   mainline                  CONFIG_SWIOTLB_DYNAMIC (Petr Tesarik, v6.6)         src/swiotlb/dynamic.ts (--swiotlb-dynamic on)
 //   hybrid    seed-thread proposal      Robin Murphy, reply to the throttling RFC (seed 000) src/swiotlb/hybrid.ts (+ throttle.ts, dynamic.ts)
-//   cma       seed-thread proposal      Alexander Graf (seed 002)                           not in this build yet
+//   cma       seed-thread proposal      Alexander Graf (seed 002)                           src/memory/cma.ts (+ dynamic.ts)
 //
 // A policy that this build cannot run is refused with a one-line error that says what it needs; it is
 // never approximated by another one.
@@ -49,9 +49,8 @@ export const POLICIES: Readonly<Record<PolicyName, PolicySpec>> = {
     summary: 'MAY_BLOCK maps above the threshold wait up to --hybrid-timeout, then grow the pool synchronously; others as dynamic',
   },
   cma: {
-    name: 'cma', status: 'proposal', source: 'Alexander Graf (seed thread 002)',
-    summary: 'growth into a region reserved at boot that stays usable by movable allocations',
-    unavailable: 'the cma policy (growth into a region reserved at boot) is not in this build yet',
+    name: 'cma', status: 'proposal', source: 'Alexander Graf, reply in "[RFC V1 1/5] swiotlb: Support allocating DMA memory from SWIOTLB" (Feb 2024, seed thread 002): "allocate a max bound at boot using CMA and then only fill into the CMA area when SWIOTLB size requirements increase"',
+    summary: 'dynamic swiotlb whose pools grow only into a CMA area reserved at boot (--cma), which movable allocations borrow until a pool needs it',
   },
 };
 

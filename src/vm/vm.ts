@@ -29,6 +29,7 @@ import { type PoolPlan, defaultSizeWarning, nslabsFromBytes, parseSwiotlbCmdline
 import { bootText } from '../log/events.js';
 import { nowMs, setTimeScale, wallMs } from '../util/clock.js';
 import { formatBytes } from '../util/units.js';
+import { CmaArea } from '../memory/cma.js';
 import { workerFile } from '../util/worker-file.js';
 import { type FioJob, parseFioJobFile } from '../workload/fio.js';
 import { MAX_SG } from '../devices/queue.js';
@@ -113,6 +114,8 @@ export interface VmBoot {
   restricted: RestrictedMem[];
   /** The allocator's policy (policy.ts). */
   policy: PolicyName;
+  /** [proposal] --policy cma: the CMA area dynamic pools grow into (memory/cma.ts), else null. */
+  cma: CmaArea | null;
 }
 
 /** Size and place the default pool as the kernel would, and create it. */
@@ -131,9 +134,11 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
   // PAGE_SIZE), top-down below 4 GiB (ARCH_LOW_ADDRESS_LIMIT), before the buddy allocator serves.
   // Reserved-memory nodes (restricted DMA pools) are placed by memblock before swiotlb_init.
   const guest = bootGuestMemory(opts, (phys) => {
+    // [proposal] --policy cma: the CMA area, reserved as dma_contiguous_reserve does, before swiotlb's pool.
+    const cma = opts.policy === 'cma' ? CmaArea.reserve(phys, opts.cmaBytes, PHYS_4G) : null;
     const rmem = reserveRestrictedPools(phys, opts.restrictedPools);
     try {
-      return { start: phys.memblockAllocLow(bytes, PAGE_SIZE, PHYS_4G), rmem };
+      return { start: phys.memblockAllocLow(bytes, PAGE_SIZE, PHYS_4G), rmem, cma };
     } catch (e) {
       if (!(e instanceof InputError)) throw e;
       throw new InputError('EBADSIZE', `a ${bytes >> 20} MiB swiotlb does not fit in the guest's low memory (${(phys.zoneRange(ZONE_DMA32).end - LOW_RESERVED_BYTES) >> 20} MiB of RAM below 4 GiB); use a smaller pool or more --mem`);
@@ -141,6 +146,7 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
   });
   const start = guest.reserved.start;
   const rmem = guest.reserved.rmem;
+  const cma = guest.reserved.cma;
   // [proposal] hybrid waits on the throttling RFC's semaphore and thresholds (hybrid.ts).
   const hybrid = opts.policy === 'hybrid';
   const throttle = opts.throttle || hybrid
@@ -159,6 +165,7 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
       dynamic: {
         headroomBytes: guest.arena.capacityBytes, defaultNslabs: plan.nslabs, physLimit: X86_COCO_PHYS_LIMIT,
         maxTransient: maxTransientPools(jobs), arena: guest.arena.shared.data, growLimitSlabs: growLimitSlabs(opts, plan.nslabs),
+        ...(cma !== null ? { reservedSlabs: cma.pages * (PAGE_SIZE / IO_TLB_SIZE) } : {}),
       },
     } : {}),
     ...(hybrid ? {
@@ -177,7 +184,7 @@ export function bootSwiotlb(opts: VmOptions, jobs: readonly FioJob[] = []): VmBo
   // The core prints the last line at the first bounce; the VM prints it with the boot lines, as the
   // first driver maps during boot, so the core must not print it again.
   Atomics.store(mem.header, MEM_ENCRYPTION_WARNED, 1);
-  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [], restricted, policy: opts.policy };
+  return { mem, nslabs: plan.nslabs, nareas: plan.nareas, poolStart: start, bootLines, guest, warnings: warning !== undefined ? [warning] : [], restricted, policy: opts.policy, cma };
 }
 
 /** [proposal] --grow-limit in slots (grow-limit.ts): it counts the default pool, so it cannot be smaller. */
@@ -200,6 +207,7 @@ function startGrowthWorker(boot: VmBoot, log: RunLogger, onError: (e: unknown) =
   const task: GrowthWorkerTask = {
     mem: boot.mem.shared(), phys: boot.guest.phys.shared, arena: boot.guest.arena.shared, atomicPool: boot.guest.atomicPool.shared,
     decryptLatencyNsPerMiB: boot.guest.decryptLatencyNsPerMiB, parkMs: GROWTH_WORKER_PARK_MS, log: log.workerChannel('kworker/swiotlb_dyn'),
+    ...(boot.cma !== null ? { cma: boot.cma.shared } : {}),
   };
   const w = new Worker(workerFile('swiotlb-dyn'), { workerData: task });
   const done = new Promise<void>((resolve) => {
@@ -433,7 +441,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
   }
   const devices = deviceConfigs.map((cfg) => new Worker(workerFile('device'), { workerData: cfg, transferList: [cfg.controlPort!] }));
   // The atomic pools' expansion work runs on a kworker thread of its own for the whole run.
-  const guestThreads = startGuestMemoryThreads(boot.guest, log.workerChannel('kworker/atomic_pool'), opts.churn && { ...opts.churn, seed: opts.seed });
+  const guestThreads = startGuestMemoryThreads(boot.guest, log.workerChannel('kworker/atomic_pool'), opts.churn && { ...opts.churn, seed: opts.seed, ...(boot.cma !== null ? { cma: boot.cma.shared } : {}) });
   void guestThreads.failed.then((e) => fail('kworker/atomic_pool', e, {}));
   // Dynamic swiotlb: the growth worker (the kworker of mem->dyn_alloc), parked until a search fails.
   const grower = boot.mem.dyn !== null && boot.mem.canGrow ? startGrowthWorker(boot, log, (e) => fail('kworker/swiotlb_dyn', e, {})) : null;

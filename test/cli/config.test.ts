@@ -96,7 +96,7 @@ describe('configuration layers', () => {
     COCO_STRESS_MUTANT_BUDGET: [() => parseStressOptions([]), '0'], COCO_BENCH_SECONDS: [benchSeconds, '30d'], COCO_DEBUG: [debugEnabled, 'maybe'],
     COCO_POLICY: [vm, 'bogus'], COCO_SWIOTLB_DYNAMIC: [vm, 'maybe'], COCO_RESTRICTED_POOL: [vm, 'wlan0=1M'], COCO_TIME_SCALE: [vm, '0'],
     COCO_BUDDYINFO: [vm, '/nonexistent-coco/buddyinfo'], COCO_FRAGMENTATION: [vm, 'bogus'], COCO_DECRYPT_LATENCY: [vm, 'slow'],
-    COCO_DECRYPTED_ARENA: [vm, '1'], COCO_CHURN: [vm, 'lots'], COCO_HYBRID_TIMEOUT: [vm, 'soon'], COCO_GROW_LIMIT: [vm, 'big'],
+    COCO_DECRYPTED_ARENA: [vm, '1'], COCO_CHURN: [vm, 'lots'], COCO_HYBRID_TIMEOUT: [vm, 'soon'], COCO_GROW_LIMIT: [vm, 'big'], COCO_CMA: [vm, '5M'],
     COCO_SWEEP_REPEAT: [() => parseSweepBase(parseFlags(['--job', JOB], SWEEP_FLAGS, 'compare')), '0'],
     COCO_SWEEP_PARALLEL: [defaultParallel, 'x'], COCO_COMPARE_SIZES: [() => compareMain(['--job', JOB]), '16Q'],
   };
