@@ -107,12 +107,14 @@ export async function summarizeTrace(s: Pick<ReplaySettings, 'trace' | 'skipBadL
   const none = () => {};
   let maps = 0;
   let bounces = 0;
-  for await (const r of parser.read(createReadStream(s.trace))) {
-    const k = r.fields.kind;
-    if (k === 'map' || k === 'map_sg') maps++;
-    if (k === 'bounced') bounces++;
-    dma.record(r, none);
-    bounced.record(r, none);
+  for await (const batch of parser.readBatches(createReadStream(s.trace, { highWaterMark: 1 << 20 }))) {
+    for (const r of batch) {
+      const k = r.fields.kind;
+      if (k === 'map' || k === 'map_sg') maps++;
+      if (k === 'bounced') bounces++;
+      dma.record(r, none);
+      bounced.record(r, none);
+    }
   }
   const mode: ReplayMode = maps === 0 && bounces > 0 ? 'bounced' : 'dma';
   (mode === 'dma' ? dma : bounced).end(none);
@@ -126,21 +128,31 @@ export async function feedTrace(s: ReplaySettings, mode: ReplayMode, rings: Repl
   const queue: { cpu: number; words: number[] }[] = [];
   const emit = (cpu: number, words: number[]) => queue.push({ cpu, words });
   const n = rings.length;
-  const flush = async (): Promise<boolean> => {
-    for (const q of queue) {
-      const w = rings[q.cpu % n]!;
-      while (!w.tryPush(q.words, q.words.length)) {
-        if (stop()) return false;
-        await w.waitForRoom(50);
-      }
+  // Push the queued operations; false when a ring is full (the rest stay queued, in order).
+  const tryFlush = (): boolean => {
+    let i = 0;
+    for (; i < queue.length; i++) {
+      const q = queue[i]!;
+      if (!rings[q.cpu % n]!.tryPush(q.words, q.words.length)) break;
     }
-    queue.length = 0;
+    queue.splice(0, i);
+    return queue.length === 0;
+  };
+  // Wait for room until everything queued is pushed (false: the run stopped).
+  const flush = async (): Promise<boolean> => {
+    while (!tryFlush()) {
+      if (stop()) return false;
+      await rings[queue[0]!.cpu % n]!.waitForRoom(50);
+    }
     return true;
   };
   try {
-    for await (const r of parser.read(createReadStream(s.trace))) {
-      m.record(r, emit);
-      if (queue.length > 0 && !(await flush())) return;
+    for await (const batch of parser.readBatches(createReadStream(s.trace, { highWaterMark: 1 << 20 }))) {
+      for (const r of batch) {
+        m.record(r, emit);
+        // An await only when a ring is full.
+        if (queue.length > 0 && !tryFlush() && !(await flush())) return;
+      }
     }
     m.end(emit);
     await flush();
