@@ -220,6 +220,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
   const ctl = createControl(nthreads, cfg.nareas, dyn?.maxTransient ?? 0);
   const pct = cfg.mode === 'pct' ? createPctState(nthreads, cfg.pct, cfg.seed) : null;
   const watched = watchedArrays(shared, g?.shared, ctl);
+  const metaShadow = shared.dyn !== undefined ? new SharedArrayBuffer(shared.dyn.meta.byteLength * 3) : null;
   const payloads: StressThreadPayload[] = Array.from({ length: nthreads }, (_, cpu) => {
     const exerciser: ExerciserConfig = {
       shared, owners: ownersSab, guest, guestBase: GUEST_BASE, regionOffset: Math.min(cpu, n - 1) * region, regionBytes: region,
@@ -230,7 +231,7 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
       ...(g !== null && dyn !== null ? { memory: g.shared, device: `exerciser${cpu % dyn.devices}` } : {}),
     };
     return {
-      trial: cfg, role: cpu < n ? 'vcpu' : 'grower', cpu, mutantId: mutant?.id ?? 0, exerciser, control: ctl.buffer as SharedArrayBuffer, pct,
+      trial: cfg, role: cpu < n ? 'vcpu' : 'grower', cpu, mutantId: mutant?.id ?? 0, exerciser, control: ctl.buffer as SharedArrayBuffer, pct, metaShadow,
     };
   });
 
@@ -391,6 +392,15 @@ export async function runTrial(cfg: TrialConfig, pool: StressWorkerPool, opts: T
     }
     const unmaps = ok.reduce((s, r) => s + (r.exerciser?.unmaps ?? 0), 0);
     if (unmaps !== maps) fail(`quiescence: ${maps} maps but ${unmaps} unmaps`);
+    if (metaShadow !== null) {
+      const ms = new Int32Array(metaShadow);
+      for (let w = 0; w < ms.length; w += 3) {
+        if (ms[w] !== 0) {
+          fail(`quiescence: the lock shadow says cpu ${ms[w]! - 1} still holds the area lock at metadata word ${w / 3} (a dynamic or transient pool)`);
+          break;
+        }
+      }
+    }
     const th = Atomics.load(ctl, CTL_THROTTLED_HOLDER);
     if (th !== 0) fail(`quiescence: cpu ${th - 1}'s throttled mapping is still recorded as live`);
     const allocs = (Atomics.load(ctl, CTL_ALLOC_BEGUN) - Atomics.load(ctl, CTL_ALLOC_DONE)) | 0;

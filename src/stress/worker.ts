@@ -92,6 +92,8 @@ export interface StressThreadPayload {
   mutantId: number;
   exerciser: ExerciserConfig;
   control: SharedArrayBuffer;
+  /** Dynamic trials: the lock and area shadows of the pools in the metadata arena (3 Int32 per metadata word), else null. */
+  metaShadow: SharedArrayBuffer | null;
   /** pct mode's scheduler state, null in chaos mode. */
   pct: SharedArrayBuffer | null;
 }
@@ -292,6 +294,33 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
       : st === TS_MAPPED ? `while cpu ${owner}'s mapping in it is live` : `in state ${TS_NAMES[st]}`;
     violation(`cpu ${cpu}: transient pool ${rec}'s memory went back to the atomic pool ${why}`);
   };
+  // The lock and area shadows of the pools in the metadata arena (dynamic and transient pools), as
+  // the default pool's above: three words per metadata word w (the area record's lock word): the
+  // holder (cpu + 1), and area.used and area.index as the last unlock left them. The area shadow
+  // is kept for dynamic pools only: a transient pool's areas are reset by its (unlocked) init at
+  // each reuse, before it is published.
+  const metaShadow = p.metaShadow !== null ? new Int32Array(p.metaShadow) : null;
+  const metaAcquired = (words: Int32Array, arg: number) => {
+    const w = words.byteOffset / 4 + arg;
+    const prev = Atomics.compareExchange(metaShadow!, 3 * w, 0, cpu + 1);
+    const what = words.byteOffset < transientMetaEnd ? 'a transient pool\'s area lock' : `the area lock at word ${w} of a dynamic pool`;
+    if (prev !== 0) violation(`cpu ${cpu}: took ${what} while cpu ${prev - 1} holds it (two threads in one critical section)`);
+    if (words.byteOffset < transientMetaEnd) return;
+    const used = words[arg + AREA_USED]!;
+    const index = words[arg + AREA_INDEX]!;
+    const u0 = Atomics.load(metaShadow!, 3 * w + 1);
+    const i0 = Atomics.load(metaShadow!, 3 * w + 2);
+    if (used !== u0 || index !== i0) violation(`cpu ${cpu}: took ${what} and found area.used ${used}, area.index ${index}; its last unlock left ${u0}, ${i0} (written outside the lock)`);
+  };
+  const metaUnlock = (words: Int32Array, arg: number) => {
+    const w = words.byteOffset / 4 + arg;
+    if (words.byteOffset >= transientMetaEnd) { // still under the lock
+      Atomics.store(metaShadow!, 3 * w + 1, words[arg + AREA_USED]!);
+      Atomics.store(metaShadow!, 3 * w + 2, words[arg + AREA_INDEX]!);
+    }
+    const prev = Atomics.compareExchange(metaShadow!, 3 * w, cpu + 1, 0);
+    if (prev !== cpu + 1) violation(`cpu ${cpu}: released the area lock at metadata word ${w}, which ${prev === 0 ? 'nobody' : `cpu ${prev - 1}`} held`);
+  };
   /** A pool's areas whose lock this is, with no lock shadow: a dynamic or transient pool, mem->lock, a device list, the atomic pool. */
   const knownRegion = (words: Int32Array | undefined) => watchOf(watched, words) !== null;
   const hookFn = (point: number, arg: number, words?: Int32Array): void => {
@@ -322,7 +351,8 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
         ctl[tb + T_TAKING] = -1;
         ctl[tb + T_HOLDING] = k;
         if (k < 0) {
-          if (!knownRegion(words)) violation(`cpu ${cpu}: a lock on a region the harness does not know (record ${arg})`);
+          if (metaShadow !== null && words!.buffer === metaSab) metaAcquired(words!, arg);
+          else if (!knownRegion(words)) violation(`cpu ${cpu}: a lock on a region the harness does not know (record ${arg})`);
           break;
         }
         const prev = Atomics.compareExchange(ctl, holderIndex(nthreads, k), 0, cpu + 1);
@@ -342,7 +372,10 @@ export function runStressThread(p: StressThreadPayload, report: (msg: string) =>
       case P_AREA_UNLOCK: {
         const k = lockIndex(arg, words);
         ctl[tb + T_HOLDING] = -1;
-        if (k < 0) break;
+        if (k < 0) {
+          if (metaShadow !== null && words!.buffer === metaSab) metaUnlock(words!, arg);
+          break;
+        }
         if (k < nareas) { // still under the lock
           Atomics.store(ctl, shadow(k) + AREA_SHADOW_USED, areas[arg + AREA_USED]!);
           Atomics.store(ctl, shadow(k) + AREA_SHADOW_INDEX, areas[arg + AREA_INDEX]!);
