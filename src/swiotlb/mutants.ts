@@ -228,7 +228,8 @@ export const MUTANTS: readonly MutantSpec[] = [
     caughtBy: 'a transient pool is freed exactly once (the transient shadow at the free; the core\'s TR_FREES assertion)',
     requiresDynamic: true,
     hint: {
-      mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 1 }, perturbPoints: [P_TRANSIENT_RECLAIM], perturbRate: 0.5,
+      // pct: its claim point is a forced change point (stress/pct.ts), so the second reclaimer comes deterministically.
+      mode: 'pct', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 1 }, perturbPoints: [P_TRANSIENT_RECLAIM], perturbRate: 0.5,
       parkMaxUs: 300,
     },
   },
@@ -239,7 +240,8 @@ export const MUTANTS: readonly MutantSpec[] = [
     caughtBy: 'a thread taking in a published pool finds its ready word set (AREA_POOL_READY, written last by init)',
     requiresDynamic: true,
     hint: {
-      mode: 'chaos', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 6 }, perturbPoints: [P_POOL_PUBLISHED], perturbRate: 1,
+      // pct: the publication is a forced change point (stress/pct.ts), so other threads run in the window deterministically.
+      mode: 'pct', vcpus: 4, nareas: 1, segmentsPerArea: 1, dynamic: { growPools: 6 }, perturbPoints: [P_POOL_PUBLISHED], perturbRate: 1,
       parkMaxUs: 1000,
     },
   },

@@ -4,7 +4,7 @@
 // brings holds. Each dynamic mutant is caught within a bounded number of trials by the check named
 // for it, and the same trials pass without the mutant. Outcomes only, never timings.
 import { afterAll, describe, expect, it } from 'vitest';
-import { type TrialConfig, trialConfig, trialSeed } from '../../src/stress/config.js';
+import { type TrialConfig, maxMappingSize, trialConfig, trialSeed } from '../../src/stress/config.js';
 import { StressWorkerPool, type TrialOutcome, runTrial } from '../../src/stress/trial.js';
 import { MUTANTS, mutantByName } from '../../src/swiotlb/mutants.js';
 
@@ -32,7 +32,10 @@ describe('dynamic swiotlb in stress trials', () => {
     for (const c of cfgs.filter((x) => x.dynamic !== null)) {
       // One segment per area, whole-segment mappings, at least 8 live: the pool fills.
       expect(c.nslabs).toBe(c.nareas * 128);
-      expect(c.maxLive).toBeGreaterThanOrEqual(Math.min(8, c.maxLive));
+      expect(c.maxMappingBytes).toBe(maxMappingSize(c.minAlignMask));
+      // At least 8 live, unless the trial's private-memory budget (96 MiB over all threads) allows fewer.
+      const perLive = (c.sgShare > 0 ? c.sgMaxEntries : 1) * c.maxMappingBytes + 4096 + 32;
+      expect(c.maxLive).toBeGreaterThanOrEqual(Math.max(1, Math.min(8, Math.floor((96 * 2 ** 20) / (c.vcpus * perLive)))));
       expect(c.dynamic!.devices).toBeLessThanOrEqual(8);
     }
     expect(trialConfig(trialSeed(42, 0), 'mixed', limits)).toEqual(trialConfig(trialSeed(42, 0), 'mixed', limits));
@@ -66,19 +69,23 @@ describe('dynamic swiotlb in stress trials', () => {
 
   it('each dynamic mutant is caught within 4 trials by its check, and the same trials pass without it', async () => {
     const caught: Record<string, boolean> = {};
+    const otherwise: string[] = []; // trials that failed, but not (yet) by the mutant's own check
     for (const m of MUTANTS.filter((x) => x.requiresDynamic === true)) {
       caught[m.name] = false;
       for (let i = 0; i < 4 && !caught[m.name]; i++) {
         const cfg = trialConfig(trialSeed((42 ^ Math.imul(m.id, 0x01000193)) >>> 0, i), 'mixed', limits, m);
         const o = await runTrial(cfg, pool, opts);
         if (o.failures.length === 0) continue;
-        expect(o.failures.some((f) => expected[m.name]!.test(f)), `${m.name}: ${o.failures.join(' | ')}`).toBe(true);
+        if (!o.failures.some((f) => expected[m.name]!.test(f))) {
+          otherwise.push(`${m.name}: ${o.failures.slice(0, 3).join(' | ')}`);
+          continue;
+        }
         caught[m.name] = true;
         const clean = await runTrial({ ...cfg, mutant: null }, pool, opts);
         expect(clean.failures, `${m.name}'s trial without the mutant`).toEqual([]);
       }
     }
-    expect(caught).toEqual(Object.fromEntries(Object.keys(expected).map((k) => [k, true])));
-    expect(mutantByName('publish-before-init')!.hint.mode).toBe('chaos');
+    expect(caught, otherwise.join('\n')).toEqual(Object.fromEntries(Object.keys(expected).map((k) => [k, true])));
+    expect(['publish-before-init', 'transient-double-free'].map((n) => mutantByName(n)!.hint.mode)).toEqual(['pct', 'pct']); // deterministic catches
   }, 400_000);
 });
