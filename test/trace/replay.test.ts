@@ -145,4 +145,23 @@ describe('replay in the VM', () => {
     expect(d.replay.maps_ok).toBe(1);
     expect(d.replay.held_to_end).toBe(1);
   });
+  it('[RFC] MAY_BLOCK maps go through the throttle policy; the waiting vCPU takes its due unmaps meanwhile (no self-deadlock)', async () => {
+    // 100 one-slot MAY_BLOCK maps, then their unmaps, on a 128-slot pool: high_throttle is 70% of
+    // 128 = 89 slots, so map 90 is throttled (it takes throttle_sem) and map 91 waits for it; only
+    // map 90's unmap, later in the ring, releases it.
+    const lines: string[] = [];
+    let t = 5;
+    for (let i = 0; i < 100; i++) lines.push(line(0, (t += 0.0001), 'dma_map_phys', `virtio0 dir=TO_DEVICE dma_addr=${(0x10000 + i * 0x1000).toString(16)} size=2048 phys_addr=${(0x200000 + i * 0x1000).toString(16)} attrs=MAY_BLOCK`));
+    for (let i = 0; i < 100; i++) lines.push(line(0, (t += 0.0001), 'dma_unmap_phys', `virtio0 dir=TO_DEVICE dma_addr=${(0x10000 + i * 0x1000).toString(16)} size=2048 attrs=`));
+    const r = await replay([write('may-block.txt', lines), '--vcpus', '1', '--mem', '256M', '--exact-nslabs', '128', '--policy', 'throttle', '--output-format', 'json']);
+    expect(r.code).toBe(0);
+    const d = JSON.parse(r.stdout);
+    expect(d.throttle.high_throttle).toBe(89);
+    expect(d.throttle.throttled).toBeGreaterThanOrEqual(2);
+    expect(d.throttle.waits).toBeGreaterThanOrEqual(1);
+    expect(d.replay.early_unmaps).toBeGreaterThan(0);
+    expect(d.replay).toMatchObject({ maps_ok: 100, maps_failed: 0, unmaps: 100, unmaps_skipped: 0 });
+    expect(d.swiotlb.io_tlb_used).toBe(0);
+    expect(d.run.status).toBe('ok');
+  });
 });
