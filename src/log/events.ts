@@ -148,6 +148,8 @@ export interface ThrottleBeginFields {
 /** The waiting request was admitted (it now holds throttle_sem). */
 export interface ThrottleEndFields extends ThrottleBeginFields {
   wait_us: number;
+  /** [proposal] hybrid: the wait reached --hybrid-timeout and the map did not get throttle_sem (it grows the pool). */
+  timed_out?: boolean;
 }
 
 /** One party to a stall: the mapping that holds throttle_sem, or a request parked behind it. */
@@ -594,10 +596,11 @@ export const EVENTS: { readonly [E in EventName]: EventSpec<E> } = {
   },
   throttle_end: {
     level: 'info',
-    doc: 'A throttled map was admitted after wait_us microseconds (all throttle_begin fields too).',
+    doc: 'A throttled map was admitted after wait_us microseconds (all throttle_begin fields too); timed_out: [proposal] hybrid, the wait reached --hybrid-timeout instead.',
     required: { vcpu: 'number', device: 'string', size: 'number', used: 'number', high_throttle: 'number', low_throttle: 'number', reason: 'string', wait_us: 'number' },
-    message: (f) =>
-      `${f.device}: swiotlb throttle: ${f.size}-byte map admitted after ${f.wait_us} us (used ${f.used} > ${f.reason}_throttle)`,
+    message: (f) => f.timed_out === true
+      ? `${f.device}: [proposal] swiotlb hybrid: ${f.size}-byte map's wait timed out after ${f.wait_us} us (used ${f.used} > ${f.reason}_throttle): it grows the pool`
+      : `${f.device}: swiotlb throttle: ${f.size}-byte map admitted after ${f.wait_us} us (used ${f.used} > ${f.reason}_throttle)`,
   },
   stall: {
     level: 'error',

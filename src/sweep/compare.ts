@@ -211,7 +211,7 @@ export function formatCompare(doc: CompareDocument): string {
     '',
     'Each cell: the median over the runs that ended ok, and ±(max-min)/median when the repeats differ ((max N) when the median is 0). Map failures by cause:',
     'full, oversize, thr.abort (throttle wait aborted), transient (no transient pool; - without dynamic swiotlb). peak mem: every pool.',
-    'p50/p99/p99.9: completion latency of the storage requests; wait p99: throttle wait (- when the policy does not wait).',
+    'p50/p99/p99.9: completion latency of the storage requests; wait p99: throttle and hybrid wait on throttle_sem (- when the policy does not wait).',
   ];
   for (const p of doc.policies) out.push(`  ${p.name}: ${p.status}, ${p.source}`);
   const bad = doc.rows.filter((r) => r.ok < r.repeats);

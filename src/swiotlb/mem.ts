@@ -85,7 +85,7 @@ export type SwiotlbEvent =
   | { event: 'swiotlb_warn'; msg: string; device?: string; vcpu: number }
   // [RFC] A MAY_BLOCK request parks on throttle_sem, and is later admitted (the log catalogue's fields).
   | ({ event: 'throttle_begin'; msg: string } & ThrottleEventFields)
-  | ({ event: 'throttle_end'; msg: string; wait_us: number } & ThrottleEventFields)
+  | ({ event: 'throttle_end'; msg: string; wait_us: number; timed_out?: boolean } & ThrottleEventFields)
   // Dynamic swiotlb: a transient pool made for one mapping, and its memory back in the atomic pool after the grace period.
   | { event: 'transient_created' | 'transient_freed'; msg: string; device: string; vcpu: number; start: number; nslabs: number }
   // [proposal] Hybrid: a pool grown synchronously by a mapping thread whose wait timed out, or the growth that failed.
@@ -490,6 +490,11 @@ export class IoTlbMem {
     this.throttleStats.recordWait(Math.max(0, waitedMs) * 1e6);
     // [proposal] Hybrid: the timed wait ended without the semaphore; grow from here, then search unthrottled.
     if (res === WAIT_TIMED_OUT) {
+      const waitUs = Math.round(waitedMs * 1000);
+      this.events?.({
+        event: 'throttle_end', msg: `${dev.name}: [proposal] swiotlb hybrid: ${mappingSize}-byte map's wait timed out after ${waitUs} us`,
+        vcpu: this.cpu, device: dev.name, size: mappingSize, used, high_throttle: high, low_throttle: low, reason, queue_len: queueLen, wait_us: waitUs, timed_out: true,
+      });
       hybrid!.timedOut(dev, this.cpu);
       return THROTTLE_NONE;
     }

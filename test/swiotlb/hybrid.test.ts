@@ -43,10 +43,15 @@ const inPool = (addr: number, start: number, nslabs: number) => addr >= start &&
 
 describe('[proposal] hybrid: the timed wait, then a synchronous growth', () => {
   it('with a zero timeout a MAY_BLOCK map behind the holder grows a 512-slot pool at once and maps into it; the thresholds then follow io_tlb_nslabs', () => {
-    const { mem, map, unmap, holder } = setup({ timeoutMs: 0 });
+    const { mem, map, unmap, holder, events } = setup({ timeoutMs: 0 });
     expect(mem.throttleDebugfs()).toMatchObject({ high_throttle: 358, low_throttle: 332 });
     const a = map(64 * 1024, DMA_ATTR_MAY_BLOCK);
     expect(a).not.toBe(DMA_MAPPING_ERROR);
+    // The wait's end is logged as a timeout (the log's throttle_end with timed_out), then the growth.
+    const ends = events.filter((e) => e.event === 'throttle_end');
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toMatchObject({ timed_out: true, size: 64 * 1024, used: 416, reason: 'high', high_throttle: 358 });
+    expect(events.filter((e) => e.event === 'pool_created')).toHaveLength(1);
     const added = mem.dyn!.addedPools();
     expect(added.map((p) => [p.pool, p.nslabs, p.nareas])).toEqual([[1, 512, 1]]);
     expect(inPool(a, added[0]!.start, 512)).toBe(true); // the new pool heads the list
