@@ -43,6 +43,8 @@ const BASE_LO = 9;
 const STAMPING = 10; // 1 + floor(wallMs()) - base at which the producer began the record it writes; 0 = none
 const HEADER_INTS = 16; // 64 bytes: the header fills one cache line
 const HEADER_BYTES = HEADER_INTS * 4;
+/** Where the data area begins in a ring's SharedArrayBuffer (a multiple of 8: records of whole Float64 words stay aligned). */
+export const RING_DATA_OFFSET = HEADER_BYTES;
 
 // Atomics.waitAsync is in Node 20 (V8) but not in TypeScript's ES2022 lib.
 type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
@@ -140,14 +142,6 @@ export class RingWriter {
     Atomics.store(this.hdr, STAMPING, 1 + Math.floor(wallMs()) - this.base);
   }
 
-  /**
-   * begin() without a clock read: `ms` (wall, as wallMs) must be at or before the time the record
-   * will be stamped with, e.g. the previous record's time (the DMA trace writer's lines).
-   */
-  beginAt(ms: number): void {
-    Atomics.store(this.hdr, STAMPING, 1 + Math.max(0, Math.floor(ms) - this.base));
-  }
-
   /** The record is published (or dropped). */
   end(): void {
     Atomics.store(this.hdr, STAMPING, 0);
@@ -175,20 +169,32 @@ export class RingWriter {
   }
 
   /**
-   * Append a string of one-byte characters (ASCII: the DMA trace writer's lines) without UTF-8
-   * encoding: latin1 writes each UTF-16 unit as one byte. Returns false if it was dropped.
+   * Room for `n` bytes, contiguous, at the head: the data-area byte position to write them at, or -1
+   * (then writeBytes, which waits or wraps). Written bytes are published by commit(n).
    */
-  writeAscii(s: string): boolean {
+  reserve(n: number): number {
     const head = this.hdr[HEAD]!; // only this thread writes head
     const pos = head & this.mask;
-    const n = s.length;
+    return pos + n <= this.capacity && n <= this.capacity - ((head - Atomics.load(this.hdr, TAIL)) | 0) ? pos : -1;
+  }
+
+  /** Publish the `n` bytes written at reserve()'s position as one record. */
+  commit(n: number): void {
+    Atomics.store(this.hdr, HEAD, (this.hdr[HEAD]! + n) | 0);
+    Atomics.store(this.hdr, LINES, ++this.lines);
+  }
+
+  /** Append `n` bytes of `bytes` as one record (the DMA trace writer's binary records). Returns false if it was dropped. */
+  writeBytes(bytes: Uint8Array, n: number): boolean {
+    const head = this.hdr[HEAD]!; // only this thread writes head
+    const pos = head & this.mask;
     if (pos + n <= this.capacity && n <= this.capacity - ((head - Atomics.load(this.hdr, TAIL)) | 0)) {
-      this.view.write(s, pos, n, 'latin1');
+      this.data.set(bytes.subarray(0, n), pos);
       Atomics.store(this.hdr, HEAD, (head + n) | 0);
       Atomics.store(this.hdr, LINES, ++this.lines);
       return true;
     }
-    return this.publish(Buffer.from(s, 'latin1'));
+    return this.publish(bytes.subarray(0, n));
   }
 
   private publish(bytes: Uint8Array): boolean {
