@@ -73,6 +73,15 @@ export async function experimentMain(argv: readonly string[]): Promise<Experimen
   const started = new Date().toISOString();
   const loadAtStart = loadavg()[0]!;
   const entries: ExperimentEntry[] = [];
+  const md = all ? (f.get('markdown') ?? (quick ? undefined : 'EXPERIMENTS.md')) : undefined;
+  const html = all ? (f.get('html') ?? (quick ? undefined : 'experiments.html')) : undefined;
+  const results: AllResults = { started, wall_ms: 0, host: { cores: availableParallelism(), loadavg: loadAtStart }, entries };
+  const write = (): string[] => {
+    results.wall_ms = Date.now() - t0;
+    if (md !== undefined) writeFileSync(md, renderMarkdown(results));
+    if (html !== undefined) writeFileSync(html, renderExperimentsHtml(results));
+    return [md, html].filter((x): x is string => x !== undefined);
+  };
   for (const e of chosen) {
     const en: ExperimentEntry = { experiment: e };
     if (!quick) en.full = await runExperiment(e, { quick: false, ...(repeat !== undefined ? { repeat } : {}), parallel });
@@ -81,21 +90,10 @@ export async function experimentMain(argv: readonly string[]): Promise<Experimen
     if (all && process.stderr.isTTY === true) {
       process.stderr.write(`experiment ${e.name}: full ${en.full?.verdict.verdict ?? '-'}, quick ${en.quick?.verdict.verdict ?? '-'}\n`);
     }
+    // Written after each experiment, so a run that dies keeps what it measured (the file says which ran).
+    if (all) write();
   }
-  const results: AllResults = { started, wall_ms: Date.now() - t0, host: { cores: availableParallelism(), loadavg: loadAtStart }, entries };
-  const written: string[] = [];
-  if (all) {
-    const md = f.get('markdown') ?? (quick ? undefined : 'EXPERIMENTS.md');
-    const html = f.get('html') ?? (quick ? undefined : 'experiments.html');
-    if (md !== undefined) {
-      writeFileSync(md, renderMarkdown(results));
-      written.push(md);
-    }
-    if (html !== undefined) {
-      writeFileSync(html, renderExperimentsHtml(results));
-      written.push(html);
-    }
-  }
+  const written = all ? write() : [];
   if (fmt === 'json') {
     const doc = { started, wall_ms: results.wall_ms, results: entries.flatMap((en) => [en.full, en.quick].filter((r) => r !== undefined)), written };
     return { text: JSON.stringify(doc) + '\n', status: 0 };

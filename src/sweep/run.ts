@@ -165,12 +165,19 @@ interface ChildOutcome {
 
 function child(script: string, args: string[], timeoutMs: number): Promise<ChildOutcome> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--single-threaded-gc', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let p: ReturnType<typeof spawn>;
+    try {
+      p = spawn(process.execPath, ['--single-threaded-gc', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      // spawn throws for some failures (ENOMEM on a host out of memory) instead of emitting 'error': the run's own record, not the sweep's end.
+      resolve({ exit: null, signal: null, stdout: '', stderr: `vm: error: ${e instanceof Error ? e.message : String(e)}`, timedOut: false });
+      return;
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
-    p.stdout.on('data', (b: Buffer) => out.push(b));
-    p.stderr.on('data', (b: Buffer) => err.push(b));
+    p.stdout!.on('data', (b: Buffer) => out.push(b));
+    p.stderr!.on('data', (b: Buffer) => err.push(b));
     // This child only: SIGINT is the VM's Ctrl-C (it stops, flushes its log, exits 130); SIGKILL 5 s later if it does not go.
     const timer = setTimeout(() => {
       timedOut = true;
