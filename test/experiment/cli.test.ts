@@ -1,10 +1,8 @@
 // npm run experiment: bad input is one line and exit 2, --list names every experiment and its claim,
 // the registry's claims are quoted exactly from the seed threads, and the reports (EXPERIMENTS.md,
 // the HTML page) carry every verdict and agree/disagree marks computed from the two forms.
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ChromiumLookup, findOrInstallChromium, visitFile } from '../helpers/chromium.js';
@@ -14,19 +12,11 @@ import { experimentMain } from '../../src/experiment/cli.js';
 import { EXPERIMENTS } from '../../src/experiment/registry.js';
 import { type AllResults, agree, recordedVerdicts, renderExperimentsHtml, renderMarkdown } from '../../src/experiment/report.js';
 import type { AnyExperiment, ExperimentResult, VerdictWord } from '../../src/experiment/types.js';
-import { projectRoot } from '../../src/util/worker-file.js';
+import { type ScriptResult, scriptProcess } from '../helpers/vm-process.js';
 
-const exec = promisify(execFile);
-const SCRIPT = join(projectRoot(), 'dist', 'scripts', 'experiment.js');
 
-async function experiment(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [SCRIPT, ...args], { cwd: projectRoot(), timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function experiment(args: string[]): Promise<ScriptResult> {
+  return scriptProcess('experiment', args, { timeoutMs: 60_000 });
 }
 
 describe('npm run experiment: input', () => {

@@ -2,32 +2,21 @@
 // (one shard told its index by JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job would), merged,
 // against the same sweep unsharded; the merged page rendered in headless Chromium; and a crashed and a
 // stalled configuration costing their own rows only.
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompareDocument } from '../../src/sweep/compare.js';
 import { rows } from '../../src/sweep/figures.js';
 import { type RunConfig, type RunRecord, runConfigs } from '../../src/sweep/run.js';
-import { projectRoot } from '../../src/util/worker-file.js';
 import { type ChromiumLookup, findOrInstallChromium, visitFile } from '../helpers/chromium.js';
 import { tempDir } from '../helpers/log-files.js';
+import { type ScriptResult, scriptProcess } from '../helpers/vm-process.js';
 
-const exec = promisify(execFile);
-const ROOT = projectRoot();
-const COMPARE = join(ROOT, 'dist', 'scripts', 'compare.js');
 const dir = tempDir('coco-compare-test-');
 const job = dir.file('tiny.fio');
 
-async function compare(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [COMPARE, ...args], { cwd: ROOT, timeout: 120_000, env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function compare(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ScriptResult> {
+  return scriptProcess('compare', args, { env });
 }
 
 // Two policies x one size x two repeats, one vCPU, 300 ms each: four runs per sweep.

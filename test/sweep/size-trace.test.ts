@@ -2,27 +2,16 @@
 // The hand-written trace holds exactly 129 slots at once on one CPU (test/helpers/traces.ts): any
 // pool below 129 slots fails, and the probes are whole segments per area (128 slots on one vCPU),
 // so the answer is 256 slots; a 128-slot peak needs 128.
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/util/worker-file.js';
 import { tempDir } from '../helpers/log-files.js';
 import { peakTrace } from '../helpers/traces.js';
+import { type ScriptResult, scriptProcess } from '../helpers/vm-process.js';
 
-const exec = promisify(execFile);
-const SIZE = join(projectRoot(), 'dist', 'scripts', 'size.js');
 const dir = tempDir('coco-size-trace-test-');
 afterAll(() => dir.remove());
 
-async function size(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [SIZE, ...args], { cwd: projectRoot(), timeout: 120_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function size(args: string[]): Promise<ScriptResult> {
+  return scriptProcess('size', args);
 }
 
 describe('size --trace', () => {

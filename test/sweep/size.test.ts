@@ -1,32 +1,22 @@
 // npm run size: the searches on their own (probe counts worked out by hand), the targets, the job
 // override, and two real searches whose answers follow from the job: 256 KiB writes at iodepth 3 on
 // one vCPU need 3 x 128 = 384 slots at once.
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import type { RunRecord } from '../../src/sweep/run.js';
 import { missed, overrideJob, parseTarget, searchLargest, searchSmallest } from '../../src/sweep/size.js';
 import { parseFioJobFile } from '../../src/workload/fio.js';
-import { projectRoot } from '../../src/util/worker-file.js';
 import type { RunReport } from '../../src/vm/report.js';
 import { tempDir } from '../helpers/log-files.js';
+import { type ScriptResult, scriptProcess } from '../helpers/vm-process.js';
 
-const exec = promisify(execFile);
-const SIZE = join(projectRoot(), 'dist', 'scripts', 'size.js');
 const dir = tempDir('coco-size-test-');
 afterAll(() => dir.remove());
 
-async function size(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [SIZE, ...args], { cwd: projectRoot(), timeout: 120_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function size(args: string[]): Promise<ScriptResult> {
+  return scriptProcess('size', args);
 }
 
 describe('the searches', () => {

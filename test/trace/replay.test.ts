@@ -1,28 +1,18 @@
 // npm run replay: the trace summary's figures worked out by hand from the kernel's slot rounding
 // (nr_slots(size + (orig & min_align_mask & (IO_TLB_SIZE - 1)))), and replays in the VM of tiny
 // hand-written traces whose peak is known exactly, against a pool that fits and one slot short.
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { summarizeTrace } from '../../src/trace/replay.js';
-import { projectRoot } from '../../src/util/worker-file.js';
 import { tempDir } from '../helpers/log-files.js';
 import { TRACE_HEADER, peakTrace as peakTraceIn, traceLine, writeTrace } from '../helpers/traces.js';
+import { type ScriptResult, scriptProcess } from '../helpers/vm-process.js';
 
-const exec = promisify(execFile);
-const REPLAY = join(projectRoot(), 'dist', 'scripts', 'replay.js');
 const dir = tempDir('coco-replay-test-');
 afterAll(() => dir.remove());
 
-async function replay(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, ['--single-threaded-gc', REPLAY, ...args], { cwd: projectRoot(), timeout: 120_000, maxBuffer: 64 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function replay(args: string[]): Promise<ScriptResult> {
+  return scriptProcess('replay', args, { nodeFlags: ['--single-threaded-gc'] });
 }
 
 const HEADER = TRACE_HEADER;

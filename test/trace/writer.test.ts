@@ -7,29 +7,18 @@
 // the replay must reproduce map_attempts, map_failures and io_tlb_used_hiwater exactly. With several
 // vCPUs the interleaving between them is timing, and the figures agree only within the run-to-run
 // spread.
-import { execFile } from 'node:child_process';
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TraceParser } from '../../src/trace/tracefs.js';
-import { projectRoot } from '../../src/util/worker-file.js';
 import { tempDir } from '../helpers/log-files.js';
-import { vmProcess } from '../helpers/vm-process.js';
+import { vmProcess, type ScriptResult, scriptProcess } from '../helpers/vm-process.js';
 
-const exec = promisify(execFile);
-const REPLAY = join(projectRoot(), 'dist', 'scripts', 'replay.js');
 const dir = tempDir('coco-trace-writer-test-');
 afterAll(() => dir.remove());
 
-async function replay(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, ['--single-threaded-gc', REPLAY, ...args], { cwd: projectRoot(), timeout: 120_000, maxBuffer: 64 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function replay(args: string[]): Promise<ScriptResult> {
+  return scriptProcess('replay', args, { nodeFlags: ['--single-threaded-gc'] });
 }
 
 function job(name: string, lines: string[]): string {
