@@ -7,6 +7,9 @@
 // Host-side watchdogs, yields and boot timings read wallMs(); everything the run reports (latency,
 // runtime, IOPS, samples) is in nowMs().
 let scale = 1;
+// performance.timeOrigin is fixed for a thread's life, and reading it is a getter call (30-50 ns,
+// a third of performance.now()'s cost): read once, at load.
+const ORIGIN = performance.timeOrigin;
 
 /** Set this thread's time scale K (>= 1): nowMs() then advances 1 ms per K ms of wall time. */
 export function setTimeScale(k: number): void {
@@ -21,10 +24,10 @@ export function timeScale(): number {
 
 /** Emulated time: wall time / K. */
 export function nowMs(): number {
-  return (performance.timeOrigin + performance.now()) / scale;
+  return (ORIGIN + performance.now()) / scale;
 }
 
 /** Wall time, for what the host does (yields, parks, watchdogs, boot). */
 export function wallMs(): number {
-  return performance.timeOrigin + performance.now();
+  return ORIGIN + performance.now();
 }
