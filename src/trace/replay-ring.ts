@@ -21,6 +21,7 @@
 // record it has not consumed yet with OP_DONE (an unmap it performed early, while a map waited:
 // replay-vcpu.ts), which the producer never reads.
 import { assert } from '../errors.js';
+import { DMA_TRACE_MAX_ENTRIES } from './tracefs.js';
 
 const R_HEAD = 0;
 const R_TAIL = 1;
@@ -46,8 +47,6 @@ export const OP_UNMAP = 3;
 /** An unmap already performed out of order (see above): skipped when reached. */
 export const OP_DONE = 4;
 
-/** DMA_TRACE_MAX_ENTRIES (include/trace/events/dma.h): the most SG entries a trace line holds. */
-export const DMA_TRACE_MAX_ENTRIES = 128;
 export const MAX_RECORD_WORDS = REC_HEADER + 2 * DMA_TRACE_MAX_ENTRIES;
 export const DEFAULT_RING_WORDS = 1 << 15; // 256 KiB per vCPU
 

@@ -19,10 +19,8 @@
 // alignOffset), with the orig address the trace's phys_addr (dev_addr for swiotlb_bounced) and the
 // device's min_align_mask from minAlignMask(). A mapping above IO_TLB_SEGSIZE slots fails in any pool
 // ("oversize") and holds none.
-import { IO_TLB_SEGSIZE, IO_TLB_SIZE, DMA_ATTR_ALLOC_SINGLE_PAGES, DMA_ATTR_FORCE_CONTIGUOUS, DMA_ATTR_MAY_BLOCK,
-  DMA_ATTR_NO_KERNEL_MAPPING, DMA_ATTR_NO_WARN, DMA_ATTR_PRIVILEGED, DMA_ATTR_SKIP_CPU_SYNC, DMA_ATTR_WEAK_ORDERING,
-  DMA_ATTR_WRITE_COMBINE, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, nrSlots } from '../swiotlb/constants.js';
-import type { DmaDir, TraceRecord, TraceStats } from './tracefs.js';
+import { IO_TLB_SEGSIZE, IO_TLB_SIZE, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, nrSlots } from '../swiotlb/constants.js';
+import { DMA_ATTR_NAMES, DMA_DIR_NAMES, DMA_TRACE_MAX_ENTRIES, type DmaDir, type TraceRecord, type TraceStats } from './tracefs.js';
 import { OP_MAP, OP_MAP_SG, OP_UNMAP, REC_HEADER } from './replay-ring.js';
 
 const SLOT_MASK = IO_TLB_SIZE - 1;
@@ -30,14 +28,10 @@ const MAX_MAP_BYTES = IO_TLB_SEGSIZE * IO_TLB_SIZE;
 /** DMA_MAPPING_ERROR as a traced dma_addr (~(dma_addr_t)0). */
 const TRACE_MAPPING_ERROR = 0xffffffffffffffffn;
 
-const DIR_CODE: Record<DmaDir, number> = { BIDIRECTIONAL: DMA_BIDIRECTIONAL, TO_DEVICE: DMA_TO_DEVICE, FROM_DEVICE: DMA_FROM_DEVICE, NONE: DMA_NONE };
+const DIR_CODE = Object.fromEntries(DMA_DIR_NAMES.map((n, code) => [n, code])) as Record<DmaDir, number>;
 
-/** decode_dma_attrs names -> DMA_ATTR_* bits (include/linux/dma-mapping.h); MAY_BLOCK is [RFC] throttling's. */
-const ATTR_BITS: Record<string, number> = {
-  WEAK_ORDERING: DMA_ATTR_WEAK_ORDERING, WRITE_COMBINE: DMA_ATTR_WRITE_COMBINE, NO_KERNEL_MAPPING: DMA_ATTR_NO_KERNEL_MAPPING,
-  SKIP_CPU_SYNC: DMA_ATTR_SKIP_CPU_SYNC, FORCE_CONTIGUOUS: DMA_ATTR_FORCE_CONTIGUOUS, ALLOC_SINGLE_PAGES: DMA_ATTR_ALLOC_SINGLE_PAGES,
-  NO_WARN: DMA_ATTR_NO_WARN, PRIVILEGED: DMA_ATTR_PRIVILEGED, MAY_BLOCK: DMA_ATTR_MAY_BLOCK,
-};
+/** decode_dma_attrs names -> DMA_ATTR_* bits (include/linux/dma-mapping.h). */
+const ATTR_BITS: Record<string, number> = Object.fromEntries(DMA_ATTR_NAMES.map(([bit, name]) => [name, bit]));
 
 /** The size histogram's buckets: up to 512 bytes, then powers of two up to 256 KiB, then above. */
 export const SIZE_BUCKETS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144] as const;
@@ -287,7 +281,7 @@ export class TraceMatcher {
         const d = this.devices[dev]!;
         // Entries: sizes[] are the mapped (DMA) lengths, phys_addrs[] each entry's original; with
         // dma-direct (swiotlb) each entry maps alone, so they pair up.
-        const n = Math.min(f.sizes.length, DMA_TRACE_MAX);
+        const n = Math.min(f.sizes.length, DMA_TRACE_MAX_ENTRIES);
         if (f.truncated && f.nents !== null) {
           this.s.truncLists++;
           this.s.truncMissing += f.nents.full - f.nents.traced;
@@ -392,7 +386,6 @@ export class TraceMatcher {
   }
 }
 
-const DMA_TRACE_MAX = 128;
 
 function sgKey(dev: number, phys: readonly bigint[]): string {
   return `${dev}:sg:${phys.map((p) => p.toString(16)).join(',')}`;

@@ -13,11 +13,27 @@
 // nothing is kept across lines except counters, so a trace of any length reads in bounded memory.
 
 import { InputError } from '../errors.js';
+import {
+  DMA_ATTR_ALLOC_SINGLE_PAGES, DMA_ATTR_FORCE_CONTIGUOUS, DMA_ATTR_MAY_BLOCK, DMA_ATTR_NO_KERNEL_MAPPING, DMA_ATTR_NO_WARN,
+  DMA_ATTR_PRIVILEGED, DMA_ATTR_SKIP_CPU_SYNC, DMA_ATTR_WEAK_ORDERING, DMA_ATTR_WRITE_COMBINE,
+} from '../swiotlb/constants.js';
 import { LineSplitter, DEFAULT_MAX_LINE_BYTES } from '../analyze/lines.js';
 
 /** decode_dma_data_direction(): the names __print_symbolic prints. */
 export type DmaDir = 'BIDIRECTIONAL' | 'TO_DEVICE' | 'FROM_DEVICE' | 'NONE';
-const DIRS: ReadonlySet<string> = new Set(['BIDIRECTIONAL', 'TO_DEVICE', 'FROM_DEVICE', 'NONE']);
+/** The names by enum dma_data_direction value (DMA_BIDIRECTIONAL 0 ... DMA_NONE 3). */
+export const DMA_DIR_NAMES: readonly DmaDir[] = ['BIDIRECTIONAL', 'TO_DEVICE', 'FROM_DEVICE', 'NONE'];
+const DIRS: ReadonlySet<string> = new Set(DMA_DIR_NAMES);
+
+/** decode_dma_attrs(): each DMA_ATTR_* bit's name, in bit order; MAY_BLOCK is [RFC] throttling's. */
+export const DMA_ATTR_NAMES: readonly (readonly [number, string])[] = [
+  [DMA_ATTR_WEAK_ORDERING, 'WEAK_ORDERING'], [DMA_ATTR_WRITE_COMBINE, 'WRITE_COMBINE'], [DMA_ATTR_NO_KERNEL_MAPPING, 'NO_KERNEL_MAPPING'],
+  [DMA_ATTR_SKIP_CPU_SYNC, 'SKIP_CPU_SYNC'], [DMA_ATTR_FORCE_CONTIGUOUS, 'FORCE_CONTIGUOUS'], [DMA_ATTR_ALLOC_SINGLE_PAGES, 'ALLOC_SINGLE_PAGES'],
+  [DMA_ATTR_NO_WARN, 'NO_WARN'], [DMA_ATTR_PRIVILEGED, 'PRIVILEGED'], [DMA_ATTR_MAY_BLOCK, 'MAY_BLOCK'],
+];
+
+/** DMA_TRACE_MAX_ENTRIES (include/trace/events/dma.h): the most scatterlist entries one line prints. */
+export const DMA_TRACE_MAX_ENTRIES = 128;
 
 /** dma_map_phys (current), dma_map_page / dma_map_resource (v6.12): class dma_map. */
 export interface MapFields {

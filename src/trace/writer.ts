@@ -25,17 +25,13 @@ import { InputError, InvariantError, assert } from '../errors.js';
 import { RING_DATA_OFFSET, RingReader, RingWriter, createRingBuffer } from '../log/ring.js';
 import { quote } from '../util/quote.js';
 import { nowMs } from '../util/clock.js';
-import {
-  DMA_ATTR_ALLOC_SINGLE_PAGES, DMA_ATTR_FORCE_CONTIGUOUS, DMA_ATTR_MAY_BLOCK, DMA_ATTR_NO_KERNEL_MAPPING, DMA_ATTR_NO_WARN,
-  DMA_ATTR_PRIVILEGED, DMA_ATTR_SKIP_CPU_SYNC, DMA_ATTR_WEAK_ORDERING, DMA_ATTR_WRITE_COMBINE,
-} from '../swiotlb/constants.js';
+import { DMA_ATTR_NAMES, DMA_DIR_NAMES as DIR, DMA_TRACE_MAX_ENTRIES } from './tracefs.js';
 
 /** Bytes of each vCPU's trace ring (the kernel's buffer_size_kb, per CPU). */
 export const TRACE_RING_BYTES = 1 << 20;
 /** Longest a vCPU waits for room before dropping a line. */
 export const TRACE_FULL_WAIT_MS = 100;
 const DRAIN_MS = 20;
-const DMA_TRACE_MAX_ENTRIES = 128;
 const PID_BASE = 4000;
 
 /** What a vCPU needs to write its lines (plain data, in its task). */
@@ -46,18 +42,11 @@ export interface DmaTraceChannel {
   clockBaseMs: number;
 }
 
-const DIR = ['BIDIRECTIONAL', 'TO_DEVICE', 'FROM_DEVICE', 'NONE'];
-// decode_dma_attrs's names in bit order; MAY_BLOCK is [RFC] throttling's.
-const ATTR_NAMES: [number, string][] = [
-  [DMA_ATTR_WEAK_ORDERING, 'WEAK_ORDERING'], [DMA_ATTR_WRITE_COMBINE, 'WRITE_COMBINE'], [DMA_ATTR_NO_KERNEL_MAPPING, 'NO_KERNEL_MAPPING'],
-  [DMA_ATTR_SKIP_CPU_SYNC, 'SKIP_CPU_SYNC'], [DMA_ATTR_FORCE_CONTIGUOUS, 'FORCE_CONTIGUOUS'], [DMA_ATTR_ALLOC_SINGLE_PAGES, 'ALLOC_SINGLE_PAGES'],
-  [DMA_ATTR_NO_WARN, 'NO_WARN'], [DMA_ATTR_PRIVILEGED, 'PRIVILEGED'], [DMA_ATTR_MAY_BLOCK, 'MAY_BLOCK'],
-];
 const attrCache = new Map<number, string>();
 function attrText(a: number): string {
   let s = attrCache.get(a);
   if (s === undefined) {
-    s = ATTR_NAMES.filter(([b]) => (a & b) !== 0).map(([, n]) => n).join('|');
+    s = DMA_ATTR_NAMES.filter(([b]) => (a & b) !== 0).map(([, n]) => n).join('|');
     attrCache.set(a, s);
   }
   return s;
@@ -202,13 +191,12 @@ export class DmaTracer {
 }
 
 /** A record's text, as the tracepoint prints it (TP_printk), with the line's columns. */
-function formatRecord(r: Float64Array, o: number, cpu: number, names: readonly string[]): string {
+function formatRecord(r: Float64Array, o: number, cpu: number, head: string, names: readonly string[]): string {
   const kind = r[o + R_KIND]!;
   const us = r[o + R_TIME]!;
   const dev = names[r[o + R_FIELDS]!]!;
   const f = o + R_FIELDS + 1;
   const sec = Math.floor(us / 1e6);
-  const head = `${'fio'.padStart(16)}-${String(PID_BASE + cpu).padEnd(7)} [${String(cpu).padStart(3, '0')}] `;
   const stamp = `${String(sec).padStart(5)}.${String(us - sec * 1e6 + 1e6).slice(1)}`;
   const line = (flags: string, event: string, fields: string) => `${head}${flags} ${stamp}: ${event}: ${fields}\n`;
   const list = (from: number, n: number) => {
@@ -263,7 +251,11 @@ class SpoolReader {
   /** Bytes of the spool read so far (the file's position is its end: the drains appended there). */
   private readAt = 0;
   readonly names: string[] = [];
-  constructor(private readonly fd: number, readonly cpu: number) {}
+  /** The line's TASK-PID and CPU columns, the same on every line of this vCPU. */
+  readonly head: string;
+  constructor(private readonly fd: number, readonly cpu: number) {
+    this.head = `${'fio'.padStart(16)}-${String(PID_BASE + cpu).padEnd(7)} [${String(cpu).padStart(3, '0')}] `;
+  }
 
   /** Make the record at `at` whole in the buffer; false at the end of the spool. */
   ready(): boolean {
@@ -415,7 +407,7 @@ export class DmaTraceFile {
       let best = 0;
       for (let i = 1; i < live.length; i++) if (live[i]!.f64[live[i]!.at + R_TIME]! < live[best]!.f64[live[best]!.at + R_TIME]!) best = i;
       const sp = live[best]!;
-      const text = formatRecord(sp.f64, sp.at, sp.cpu, sp.names);
+      const text = formatRecord(sp.f64, sp.at, sp.cpu, sp.head, sp.names);
       out.push(text);
       outChars += text.length;
       this.written++;
