@@ -70,6 +70,12 @@ export interface Experiment<F> {
   /** The two forms in words: what the full form runs and what the quick one cuts. */
   forms: { full: string; quick: string };
   repeats: { full: number; quick: number };
+  /**
+   * Set when the verdict turns on a race the host decides (why, in a sentence): the quick form's
+   * verdict may then differ from the recorded one from run to run, which is the finding itself; the
+   * test suite checks its rule and its figures, not that it matches EXPERIMENTS.md.
+   */
+  timingDependent?: string;
   /** Measure: the figures that decide, JSON-serialisable. */
   run(ctx: ExperimentContext): Promise<F>;
   /** The verdict from the figures alone. */
