@@ -10,6 +10,7 @@ import {
 } from '../src/bench/core-bench.js';
 import { configValue } from '../src/config.js';
 import { measureInstrumentationCost } from '../src/bench/instrument-bench.js';
+import { type AgainstRow, againstMemModule, measureAgainst } from '../src/bench/against-bench.js';
 import { buildNativeRef } from '../src/bench/native.js';
 import { dynamicPoolsRate, transientRates } from '../src/bench/dynamic-bench.js';
 import { runMain } from '../src/cli/main.js';
@@ -165,15 +166,27 @@ async function traceFileRows(seconds: number): Promise<{ rows: Row[]; cost: numb
   };
 }
 
+/** The --against rows: each configuration's pairs/s with this build's core and with DIR's, alternated in one window. */
+function printAgainst(dir: string, rows: AgainstRow[]): void {
+  console.log(`this build's core against ${dir}'s, alternated every ${ARM_PHASE_MS} ms in one window per row:`);
+  for (const r of rows) {
+    const what = `${r.mode === 'alloc' ? 'alloc only' : '4K bounce'}, ${r.threads} thread${r.threads === 1 ? '' : 's'}`;
+    console.log(`  ${what.padEnd(22)} this ${r.thisPerS.toLocaleString('en-US').padStart(11)}/s, against ${r.againstPerS.toLocaleString('en-US').padStart(11)}/s, this/against ${(r.thisPerS / r.againstPerS).toFixed(2)}`);
+  }
+}
+
 async function main(): Promise<number> {
   const flags = parseFlags(process.argv.slice(2), [
     { name: 'seconds', kind: 'string', form: 'DURATION', env: 'COCO_BENCH_SECONDS', help: `measurement window of each row, ${durationBoundsText(BENCH_WINDOW)} (bare numbers are seconds)` },
     { name: 'only', kind: 'string', form: 'native|trace', default: 'every row', help: 'native: only the JS rows against their native reference; trace: only the --trace-file rows' },
+    { name: 'against', kind: 'string', form: 'DIR', default: 'none', help: 'a built checkout whose core (dist/src/swiotlb/mem.js) runs alloc and bounce rows at 1 and 4 threads too, alternated with this one (before/after)' },
   ], 'bench', 'The core\'s throughput rows (allocator, copy, bounce at 1-32 threads, logging, [RFC] throttle check, native reference), as a table and one JSON line.');
   const only = flags.get('only');
   if (only !== undefined && only !== 'native' && only !== 'trace') throw new InputError('EBADFLAG', `--only: ${quote(only)} is not valid; expected native or trace`);
   const window = flags.setting('seconds');
   const seconds = parseDurationInRange(window.value, window.what, BENCH_WINDOW) / 1000;
+  const against = flags.get('against');
+  if (against !== undefined) againstMemModule(against); // checked before any row runs
   if (only === 'trace') {
     const t = await traceFileRows(seconds);
     for (const r of t.rows) console.log(`${r.name}  ${r.pairs_per_s.toLocaleString('en-US')}/s`);
@@ -186,7 +199,9 @@ async function main(): Promise<number> {
     for (const r of nat.rows) console.log(`${r.name}  ${r.pairs_per_s.toLocaleString('en-US')}/s`);
     for (const l of nat.lines) console.log(l);
     for (const [k, v] of Object.entries(nat.ratios)) console.log(`${k.padEnd(30)} ${v.toFixed(2)}${nat.targets[k] === true ? '  (target met)' : '  (TARGET MISSED)'}`);
-    console.log(JSON.stringify({ bench: 'core-native', seconds_per_config: seconds, rows: nat.rows, ratios: nat.ratios, targets: nat.targets }));
+    const vs = against === undefined ? undefined : await measureAgainst(against, seconds);
+    if (vs !== undefined) printAgainst(against!, vs);
+    console.log(JSON.stringify({ bench: 'core-native', seconds_per_config: seconds, rows: nat.rows, ratios: nat.ratios, targets: nat.targets, ...(vs === undefined ? {} : { against: { dir: against, rows: vs } }) }));
     return 0;
   }
   const rows: Row[] = [];
@@ -280,6 +295,7 @@ async function main(): Promise<number> {
   Object.assign(ratios, nat.ratios);
   Object.assign(targets, nat.targets);
   const nativeLines = nat.lines;
+  const vs = against === undefined ? undefined : await measureAgainst(against, seconds);
   const w = Math.max(...rows.map((r) => r.name.length));
   console.log(`${'configuration'.padEnd(w)}  ${'pairs/s'.padStart(12)}  ${'slowest/fastest'.padStart(15)}  failures`);
   for (const r of rows) {
@@ -291,7 +307,8 @@ async function main(): Promise<number> {
     const t = (targets as Record<string, boolean>)[k];
     console.log(`${k.padEnd(30)} ${Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(2)}${t === undefined ? '' : t ? '  (target met)' : '  (TARGET MISSED)'}`);
   }
-  console.log(JSON.stringify({ bench: 'core', seconds_per_config: seconds, size_bytes: SIZE, rows, ratios, targets }));
+  if (vs !== undefined) printAgainst(against!, vs);
+  console.log(JSON.stringify({ bench: 'core', seconds_per_config: seconds, size_bytes: SIZE, rows, ratios, targets, ...(vs === undefined ? {} : { against: { dir: against, rows: vs } }) }));
   return 0;
 }
 
