@@ -776,12 +776,17 @@ export class IoTlbMem {
    */
   releaseSlots(dev: DmaDevice, tlbAddr: number, pool: IoTlbPool): boolean {
     const sub = tlbAddr & dev.minAlignMask & SLOT_MASK;
-    const i0 = (tlbAddr - sub - pool.start) / IO_TLB_SIZE;
-    if (!Number.isInteger(i0) || pool.origAddr[i0] === INVALID_PHYS_ADDR) return this.doubleUnmap(dev, tlbAddr);
+    const slot = (tlbAddr - sub - pool.start) / IO_TLB_SIZE;
+    if (!Number.isInteger(slot)) return this.doubleUnmap(dev, tlbAddr);
+    // Slot and area numbers are int32 (a pool has far fewer than 2^31 slots); `| 0` tells the compiler
+    // so. Bounce addresses are doubles (above 2^31), and without it every index below, the release
+    // loop and the walk in front would run in float64 arithmetic, converted back at each array access.
+    const i0 = slot | 0;
+    if (pool.origAddr[i0] === INVALID_PHYS_ADDR) return this.doubleUnmap(dev, tlbAddr);
     const throttled = pool.throttled[i0]!; // [RFC] read from the first data slot, before the pad adjustment
     const index = i0 - pool.padSlots[i0]!;
-    const nslots = nrSlots(((pool.allocSize[index]! + sub) >>> 0));
-    const areaIndex = Math.floor(index / pool.areaNslabs);
+    const nslots = nrSlots(((pool.allocSize[index]! + sub) >>> 0)) | 0;
+    const areaIndex = (index / pool.areaNslabs) | 0; // floor: index >= 0
     const areas = pool.areas;
     const base = pool.areaBase(areaIndex);
     const list = pool.list;
