@@ -942,15 +942,33 @@ function isSpanBoundary(s: number, nslots: number, shift: number, maxSlots: numb
 /**
  * Walk back from slot `index - 1` to the start of its segment while slots are free, numbering them
  * count + 1, count + 2, ... (the kernel's loop "while io_tlb_offset(i) != IO_TLB_SEGSIZE - 1 &&
- * slots[i].list"). Written with a precomputed bound: this walk is the allocator's hottest loop.
+ * slots[i].list"). Written with a precomputed bound: this walk is the allocator's hottest loop (half
+ * the time of a 4 KiB search + release, up to 127 slots each way). Unrolled by eight: optimised code
+ * re-checks the array (its map and backing store) and the loop's interrupt on every pass, not on every
+ * slot of a pass; the tail takes the last slots one by one. Same slots, same values, same order.
  */
 function renumberFreeRunBefore(list: Uint16Array, index: number, count: number): void {
   const segStart = index - (index & (IO_TLB_SEGSIZE - 1));
   let i = index - 1;
-  while (i >= segStart && list[i] !== 0) {
+  for (; i - 7 >= segStart; i -= 8) {
+    if (list[i] === 0) return;
     list[i] = ++count;
-    i--;
+    if (list[i - 1] === 0) return;
+    list[i - 1] = ++count;
+    if (list[i - 2] === 0) return;
+    list[i - 2] = ++count;
+    if (list[i - 3] === 0) return;
+    list[i - 3] = ++count;
+    if (list[i - 4] === 0) return;
+    list[i - 4] = ++count;
+    if (list[i - 5] === 0) return;
+    list[i - 5] = ++count;
+    if (list[i - 6] === 0) return;
+    list[i - 6] = ++count;
+    if (list[i - 7] === 0) return;
+    list[i - 7] = ++count;
   }
+  for (; i >= segStart && list[i] !== 0; i--) list[i] = ++count;
 }
 
 function rangeInUse(list: Uint16Array, index: number, nslots: number): boolean {
