@@ -20,6 +20,15 @@
 // for at most fullWaitMs in total; then it drops the line and counts it in DROPPED, which the
 // consumer turns into a log_overflow record. That bounds how long a log burst can hold up a vCPU.
 //
+// Batched records (the DMA trace writer, src/trace/writer.ts): reserve(n) gives room for a record
+// after every byte reserved so far, published or not, and commit(n) adds it to a batch that is
+// published with one Atomics.store(head) once `publishEvery` records are waiting, by flush(), or
+// before any other write (write, writeBytes and close flush first, so bytes stay in order). The
+// producer re-reads tail only when the room it last saw is too small: tail only grows, so a stale
+// tail under-states the room and never lets a record overwrite bytes the consumer has not taken.
+// A batch not yet published is in the ring but invisible to the consumer until then; it is never
+// dropped.
+//
 // Time order. A record's time is taken before it is published, so a drain can miss a record stamped
 // before lines it does take. The producer says when it is between the two: STAMPING holds the
 // (clock) ms at which it began a record, relative to the ring's BASE, and 0 when it is not writing
@@ -32,7 +41,7 @@ import { wallMs } from '../util/clock.js';
 /** Int32 slots of the header, before the data area. */
 const HEAD = 0; // bytes ever published by the producer (wrapping int32)
 const TAIL = 1; // bytes ever consumed (wrapping int32)
-const DROPPED = 2; // lines dropped because the ring stayed full
+const DROPPED = 2; // lines dropped because the ring stayed full (the DMA trace: events, writeBytes' weight)
 const FULL_WAITS = 3; // times the producer had to wait for room
 const LINES = 4; // lines published
 const CLOSED = 5; // 1 once the producer has closed its end
@@ -121,8 +130,13 @@ export class RingWriter {
   private scratch = new Uint8Array(4096);
   private lines = 0;
   private readonly base: number;
+  /** Batched records: bytes committed past HEAD and not yet published, the records among them, and tail as last read. */
+  private batchBytes = 0;
+  private batchRecords = 0;
+  private tailSeen = 0;
 
-  constructor(sab: SharedArrayBuffer, private readonly fullWaitMs: number) {
+  /** publishEvery: records commit() gathers before it publishes them (1: each at once). */
+  constructor(sab: SharedArrayBuffer, private readonly fullWaitMs: number, private readonly publishEvery = 1) {
     const v = views(sab);
     this.hdr = v.hdr;
     this.data = v.data;
@@ -149,6 +163,7 @@ export class RingWriter {
 
   /** Append a string (normally one finished NDJSON line). Returns false if it was dropped. */
   write(s: string): boolean {
+    if (this.batchBytes !== 0) this.flush();
     // Fast path: UTF-8 needs at most 3 bytes per UTF-16 unit, so when that much room is free and
     // contiguous, encode straight into the ring (no scratch copy), then publish.
     const head = this.hdr[HEAD]!; // only this thread writes head
@@ -169,23 +184,49 @@ export class RingWriter {
   }
 
   /**
-   * Room for `n` bytes, contiguous, at the head: the data-area byte position to write them at, or -1
-   * (then writeBytes, which waits or wraps). Written bytes are published by commit(n).
+   * Room for `n` bytes, contiguous, after every byte reserved so far: the data-area byte position to
+   * write them at, or -1 (then writeBytes, which waits or wraps). commit(n) makes them a record.
    */
   reserve(n: number): number {
-    const head = this.hdr[HEAD]!; // only this thread writes head
-    const pos = head & this.mask;
-    return pos + n <= this.capacity && n <= this.capacity - ((head - Atomics.load(this.hdr, TAIL)) | 0) ? pos : -1;
+    const at = (this.hdr[HEAD]! + this.batchBytes) | 0; // only this thread writes head
+    const pos = at & this.mask;
+    if (pos + n > this.capacity) return -1;
+    if (n > this.capacity - ((at - this.tailSeen) | 0)) {
+      this.tailSeen = Atomics.load(this.hdr, TAIL);
+      if (n > this.capacity - ((at - this.tailSeen) | 0)) return -1;
+    }
+    return pos;
   }
 
-  /** Publish the `n` bytes written at reserve()'s position as one record. */
+  /** The `n` bytes written at reserve()'s position are one record; published with its batch. */
   commit(n: number): void {
-    Atomics.store(this.hdr, HEAD, (this.hdr[HEAD]! + n) | 0);
-    Atomics.store(this.hdr, LINES, ++this.lines);
+    this.batchBytes += n;
+    if (++this.batchRecords >= this.publishEvery) this.flush();
   }
 
-  /** Append `n` bytes of `bytes` as one record (the DMA trace writer's binary records). Returns false if it was dropped. */
-  writeBytes(bytes: Uint8Array, n: number): boolean {
+  /** Publish every committed record (one store of head). */
+  flush(): void {
+    if (this.batchRecords === 0) return;
+    Atomics.store(this.hdr, HEAD, (this.hdr[HEAD]! + this.batchBytes) | 0);
+    this.lines += this.batchRecords;
+    Atomics.store(this.hdr, LINES, this.lines);
+    this.batchBytes = 0;
+    this.batchRecords = 0;
+  }
+
+  /**
+   * Append `n` bytes of `bytes` as one record (the DMA trace writer's binary records), after the
+   * batch. Returns false if it was dropped; a dropped record adds `weight` to the dropped count (the
+   * trace counts events, and a record may hold 0, 1 or 2).
+   */
+  writeBytes(bytes: Uint8Array, n: number, weight = 1): boolean {
+    if (this.batchBytes !== 0) this.flush();
+    const ok = this.append(bytes, n, weight);
+    this.tailSeen = Atomics.load(this.hdr, TAIL);
+    return ok;
+  }
+
+  private append(bytes: Uint8Array, n: number, weight: number): boolean {
     const head = this.hdr[HEAD]!; // only this thread writes head
     const pos = head & this.mask;
     if (pos + n <= this.capacity && n <= this.capacity - ((head - Atomics.load(this.hdr, TAIL)) | 0)) {
@@ -194,15 +235,15 @@ export class RingWriter {
       Atomics.store(this.hdr, LINES, ++this.lines);
       return true;
     }
-    return this.publish(bytes.subarray(0, n));
+    return this.publish(bytes.subarray(0, n), weight);
   }
 
-  private publish(bytes: Uint8Array): boolean {
+  private publish(bytes: Uint8Array, weight = 1): boolean {
     let off = 0;
     while (off < bytes.length) {
       const n = Math.min(bytes.length - off, this.capacity);
       if (!this.waitForRoom(n)) {
-        Atomics.add(this.hdr, DROPPED, 1);
+        Atomics.add(this.hdr, DROPPED, weight);
         return false;
       }
       const head = this.hdr[HEAD]!; // only this thread writes head
@@ -254,6 +295,7 @@ export class RingWriter {
 
   /** Mark the ring closed: the consumer drains it one last time and forgets it. */
   close(): void {
+    this.flush();
     Atomics.store(this.hdr, CLOSED, 1);
   }
 }
@@ -306,6 +348,26 @@ export class RingReader {
     Atomics.store(this.hdr, TAIL, head);
     Atomics.notify(this.hdr, TAIL);
     return out;
+  }
+
+  /**
+   * Hand every published byte to `sink` as views of the ring itself (one, or two where they wrap),
+   * then free the space and wake the producer: drain() without the copy, for a sink that is done with
+   * the bytes when it returns (a synchronous file write). Returns the bytes taken.
+   */
+  drainTo(sink: (bytes: Uint8Array) => void): number {
+    const head = Atomics.load(this.hdr, HEAD);
+    const tail = this.hdr[TAIL]!; // only this thread writes tail
+    const n = (head - tail) | 0;
+    if (n === 0) return 0;
+    assert(n > 0 && n <= this.capacity, `log ring corrupt: ${n} bytes pending in ${this.capacity}`);
+    const pos = tail & this.mask;
+    const first = Math.min(n, this.capacity - pos);
+    sink(this.data.subarray(pos, pos + first));
+    if (first < n) sink(this.data.subarray(0, n - first));
+    Atomics.store(this.hdr, TAIL, head);
+    Atomics.notify(this.hdr, TAIL);
+    return n;
   }
 
   /** Lines dropped since the last call (for log_overflow records). */

@@ -3,14 +3,28 @@
 // person reads it as a real `cat /sys/kernel/tracing/trace`.
 //
 // Threads, as the kernel's tracer works: a traced call on a vCPU writes a small binary record (the
-// event's numbers, no text) into its own byte ring (src/log/ring.ts, the log's SPSC ring: one copy of
-// ~60 bytes and one Atomics.store, no message, no system call, no formatting). The main thread
-// (DmaTraceFile) drains every ring on a timer and appends the bytes, unformatted, to one spool file
-// per vCPU beside FILE (tracefs's per-CPU buffers). Formatting happens when the run is over, as
-// `cat trace` formats the ring buffer when it is read: close() merges the per-vCPU spools in timestamp
-// order, prints each record in the tracepoint's format and deletes the spools. A ring that stays
-// full for TRACE_FULL_WAIT_MS drops the record, as the kernel's ring buffer overwrites: the file then
-// says `CPU:N [LOST M EVENTS]` where the drain noticed it, as tracefs does.
+// event's numbers, no text) into its own byte ring (src/log/ring.ts, the log's SPSC ring), built in
+// place in the ring's memory: one clock read and a few stores; no message, no system call, no
+// formatting, and no Atomics but one store of the ring's head per TRACE_PUBLISH_EVERY records. The
+// main thread (DmaTraceFile) drains every ring on a timer and writes its bytes, unformatted and
+// uncopied, to one spool file per vCPU beside FILE (tracefs's per-CPU buffers). Formatting happens
+// when the run is over, as `cat trace` formats the ring buffer when it is read: close() merges the
+// per-vCPU spools in timestamp order, prints each record in the tracepoint's format and deletes the
+// spools.
+//
+// Lost events: a ring that stays full for TRACE_FULL_WAIT_MS drops the record, as the kernel's ring
+// buffer loses events when it is full; the ring counts the events the record held (its lines), the
+// file then says `CPU:N [LOST M EVENTS]` where the drain noticed them, and the header's
+// entries-written counts them, as tracefs does. Nothing else is dropped: a record that names a new
+// device travels in the same write as the first event on it, so no event is ever printed without its
+// device.
+//
+// One record for swiotlb_bounced and its dma_map_phys: swiotlb_map fires swiotlb_bounced and then, in
+// the same dma_map_phys call, the map's tracepoint fires. The tracer holds the bounce until the map's
+// record and writes both as one record with one clock read, printed at close as the kernel's two
+// lines, the bounce first, both at the map's timestamp. A bounce that no map of the same device,
+// address and size follows (each entry of a scatterlist: dma_map_sg traces the list once) is written
+// on its own when the vCPU's next tracepoint fires, stamped then.
 //
 // Order: each vCPU's records are in time order (one thread, one clock); the merge at close takes the
 // earliest head among the vCPUs, so the file is in time order without any watermark.
@@ -29,8 +43,10 @@ import { DMA_ATTR_NAMES, DMA_DIR_NAMES as DIR, DMA_TRACE_MAX_ENTRIES } from './t
 
 /** Bytes of each vCPU's trace ring (the kernel's buffer_size_kb, per CPU). */
 export const TRACE_RING_BYTES = 1 << 20;
-/** Longest a vCPU waits for room before dropping a line. */
+/** Longest a vCPU waits for room before dropping a record. */
 export const TRACE_FULL_WAIT_MS = 100;
+/** Records a vCPU gathers before it publishes them to the drain with one store of the ring's head. */
+export const TRACE_PUBLISH_EVERY = 32;
 const DRAIN_MS = 20;
 const PID_BASE = 4000;
 
@@ -69,222 +85,436 @@ function arr(xs: ArrayLike<number>, n: number): string {
   return s + '}';
 }
 
-// The binary record: Float64 words [length in words, kind, time (us since boot), ...the event's fields].
-const R_LEN = 0;
-const R_KIND = 1;
-const R_TIME = 2;
-const R_FIELDS = 3;
-const K_MAP_PHYS = 1; // dev, phys, dma (-1: DMA_MAPPING_ERROR), size, dir, attrs
-const K_UNMAP_PHYS = 2; // dev, dma, size, dir, attrs
-const K_MAP_SG = 3; // dev, nents, ents, dir, attrs, then e dma, e sizes, n phys (e, n capped at 128)
-const K_MAP_SG_ERR = 4; // dev, nents, err, dir, attrs, then n phys
-const K_UNMAP_SG = 5; // dev, nents, dir, attrs, then n phys
-const K_BOUNCED = 6; // dev, dma_mask, dev_addr, size
-const K_DEVICE = 7; // id, name length, then one word per character: names a device id on this vCPU
-const K_LOST = 8; // count: records the ring dropped (written by the main thread into the spool)
-/** Largest record: dma_map_sg with 128 entries of each array. */
-const MAX_RECORD_WORDS = R_FIELDS + 5 + 3 * DMA_TRACE_MAX_ENTRIES;
-/** Bytes of a dma_map_phys record (the most frequent one, with swiotlb_bounced and dma_unmap_phys). */
-export const MAP_PHYS_RECORD_BYTES = (R_FIELDS + 6) * 8;
+// The binary record, in little-endian 32-bit words (u32 below) and 64-bit floats (f64: addresses and
+// masks, exact below 2^53, aligned because every record is a whole number of 8-byte units):
+//   word 0: kind (bits 0-3), dir (4-5), F_BOUNCED (6), the device's id on this vCPU (8-31)
+//   word 1: for an event, microseconds since the vCPU's previous record (dt)
+// then, by kind (sizes and attrs are u32; a K_WIDE record before the event carries larger ones):
+const K_MAP_PHYS = 1; // [w0, dt] [phys f64] [dma f64, -1: DMA_MAPPING_ERROR] [size, attrs]: 32 bytes
+const K_UNMAP_PHYS = 2; // [w0, dt] [dma f64] [size, attrs]: 24 bytes
+const K_MAP_SG = 3; // [w0, dt] [nents, ents] [attrs, 0] then e dma, e sizes, n phys as f64 (e, n capped at 128)
+const K_MAP_SG_ERR = 4; // [w0, dt] [nents, err as int32] [attrs, 0] then n phys as f64
+const K_UNMAP_SG = 5; // [w0, dt] [nents, attrs] then n phys as f64
+const K_BOUNCED = 6; // [w0, dt] [dev_addr f64] [size, 0]: 24 bytes; dma_mask is the device's
+const K_DEVICE = 7; // [w0, name length] [dma_mask f64] [the name's UTF-16 units, padded to 8 bytes]: names a device id (again: a new mask)
+const K_LOST = 8; // [w0, count]: events the ring dropped (written by the main thread into the spool)
+const K_TIME = 9; // [w0, 0] [us since boot f64]: the time the next record's dt counts from (a dt that does not fit 32 bits)
+const K_WIDE = 10; // [w0, 0] [size f64] [attrs f64]: the next event's size and attrs, where one does not fit 32 bits
+const KIND_MASK = 0xf;
+const DIR_SHIFT = 4;
+const F_BOUNCED = 1 << 6;
+const ID_SHIFT = 8;
+const MAX_DEVICE_ID = 2 ** 24 - 1;
+const U32_MAX = 0xffffffff;
+/** Largest event record: dma_map_sg with 128 entries of each array. */
+const MAX_EVENT_BYTES = 24 + 8 * 3 * DMA_TRACE_MAX_ENTRIES;
+/** Bytes of a dma_map_phys record (with or without its swiotlb_bounced: the most frequent one, with dma_unmap_phys). */
+export const MAP_PHYS_RECORD_BYTES = 32;
+/** Bytes of a dma_unmap_phys record. */
+export const UNMAP_PHYS_RECORD_BYTES = 24;
+const TIME_BYTES = 16;
+const WIDE_BYTES = 24;
+const LOST_BYTES = 8;
+const deviceBytes = (nameLength: number): number => 16 + Math.ceil((2 * nameLength) / 8) * 8;
+const sgCount = (n: number): number => Math.min(n, DMA_TRACE_MAX_ENTRIES);
 
-/** The vCPU's side: one binary record per traced call, written on this thread, formatted at close. */
+/**
+ * A record's length in bytes from its first words (`avail` bytes of them readable from u32 index
+ * `i`); Infinity when its header words are not all there yet.
+ */
+function recordBytes(u: Uint32Array, i: number, avail: number): number {
+  if (avail < 8) return Infinity;
+  const kind = u[i]! & KIND_MASK;
+  switch (kind) {
+    case K_MAP_PHYS: return MAP_PHYS_RECORD_BYTES;
+    case K_UNMAP_PHYS:
+    case K_BOUNCED: return UNMAP_PHYS_RECORD_BYTES;
+    case K_LOST: return LOST_BYTES;
+    case K_TIME: return TIME_BYTES;
+    case K_WIDE: return WIDE_BYTES;
+    case K_DEVICE: return deviceBytes(u[i + 1]!);
+    default:
+  }
+  if (avail < 16) return Infinity;
+  switch (kind) {
+    case K_MAP_SG: return 24 + 8 * (2 * sgCount(u[i + 3]!) + sgCount(u[i + 2]!));
+    case K_MAP_SG_ERR: return 24 + 8 * sgCount(u[i + 2]!);
+    case K_UNMAP_SG: return 16 + 8 * sgCount(u[i + 2]!);
+    default: return NaN;
+  }
+}
+
+/** The vCPU's side: one binary record per traced call (one for a map and its bounce), written on this thread, formatted at close. */
 export class DmaTracer {
   private readonly w: RingWriter;
   private readonly base: number;
-  private readonly rec = new Float64Array(MAX_RECORD_WORDS);
-  private readonly bytes = new Uint8Array(this.rec.buffer);
-  private readonly devices = new Map<string, number>();
-  /** The ring's data area as words: a record with room is built there directly, no copy of bytes. */
-  private readonly ring64: Float64Array;
+  /** The ring's data area: a record with room is built there directly. */
+  private readonly ringU32: Uint32Array;
+  private readonly ringF64: Float64Array;
+  /** Where a record is built when the ring has no contiguous room for it, or needs records before it (a device, a time, wide values). */
+  private scratchU8 = new Uint8Array(0);
+  private scratchU32 = new Uint32Array(0);
+  private scratchF64 = new Float64Array(0);
+  /** The record being built: the words it is in, its ring position (-1: in the scratch), its time and device id. */
+  private u32: Uint32Array;
+  private f64: Float64Array;
+  private pos = -1;
+  private us = 0;
+  private id = 0;
+  /** Time (us since boot) of the last record the ring took: the next one's dt counts from it. */
+  private lastUs = 0;
+  /** Devices this vCPU's ring has named: id, and the dma_mask its last K_DEVICE gave (NaN: none). */
+  private readonly ids = new Map<string, number>();
+  private readonly masks: number[] = [];
+  private nextId = 0;
+  private lastDev = '';
+  private lastId = -1;
+  /** A K_DEVICE in the scratch that the ring has not taken yet (-1: none): applied when the write succeeds. */
+  private announcedId = -1;
+  private announcedDev = '';
+  private announcedMask = NaN;
+  /** swiotlb_bounced waiting for its dma_map_phys (dev null: none). */
+  private bounceDev: string | null = null;
+  private bounceMask = 0;
+  private bounceAddr = 0;
+  private bounceSize = 0;
+
   constructor(ch: DmaTraceChannel) {
-    this.w = new RingWriter(ch.ring, TRACE_FULL_WAIT_MS);
-    this.ring64 = new Float64Array(ch.ring, RING_DATA_OFFSET, (ch.ring.byteLength - RING_DATA_OFFSET) / 8);
+    this.w = new RingWriter(ch.ring, TRACE_FULL_WAIT_MS, TRACE_PUBLISH_EVERY);
+    const dataBytes = ch.ring.byteLength - RING_DATA_OFFSET;
+    this.ringU32 = new Uint32Array(ch.ring, RING_DATA_OFFSET, dataBytes / 4);
+    this.ringF64 = new Float64Array(ch.ring, RING_DATA_OFFSET, dataBytes / 8);
+    this.u32 = this.ringU32;
+    this.f64 = this.ringF64;
     this.base = ch.clockBaseMs;
+    this.growScratch(MAX_EVENT_BYTES + TIME_BYTES + WIDE_BYTES + deviceBytes(64));
   }
 
-  /** Start a record of `kind` on `dev` at now; returns the next free word. */
-  private open(kind: number, dev: string): number {
-    let id = this.devices.get(dev);
-    if (id === undefined) {
-      id = this.devices.size;
-      this.devices.set(dev, id);
-      const r = this.rec;
-      r[R_KIND] = K_DEVICE;
-      r[R_TIME] = 0;
-      r[R_FIELDS] = id;
-      r[R_FIELDS + 1] = dev.length;
-      for (let i = 0; i < dev.length; i++) r[R_FIELDS + 2 + i] = dev.charCodeAt(i);
-      this.close_(R_FIELDS + 2 + dev.length);
+  private growScratch(bytes: number): void {
+    if (bytes <= this.scratchU8.length) return;
+    const b = new ArrayBuffer(Math.ceil(bytes / 8) * 8);
+    this.scratchU8 = new Uint8Array(b);
+    this.scratchU32 = new Uint32Array(b);
+    this.scratchF64 = new Float64Array(b);
+  }
+
+  /**
+   * Begin an event record of `bytes` on `dev` at now: the u32 index of its word 0 in this.u32, with
+   * dt written and this.id set. `mask` is the bounce's dma_mask the device's record must give (NaN: no
+   * bounce); `size` and `attrs` the values the record holds as u32.
+   */
+  private open(dev: string, mask: number, bytes: number, size: number, attrs: number): number {
+    const us = Math.floor((nowMs() - this.base) * 1000);
+    this.us = us;
+    const dt = us - this.lastUs;
+    let id = this.lastId;
+    if (dev !== this.lastDev) {
+      const known = this.ids.get(dev);
+      id = known ?? -1;
+      if (known !== undefined) {
+        this.lastDev = dev;
+        this.lastId = known;
+      }
     }
-    this.rec[R_KIND] = kind;
-    this.rec[R_TIME] = Math.floor((nowMs() - this.base) * 1000);
-    this.rec[R_FIELDS] = id;
-    return R_FIELDS + 1;
+    if (id >= 0 && (mask !== mask || this.masks[id] === mask) && dt >= 0 && dt <= U32_MAX && size >>> 0 === size && attrs >>> 0 === attrs) {
+      const pos = this.w.reserve(bytes);
+      if (pos >= 0) {
+        this.pos = pos;
+        this.u32 = this.ringU32;
+        this.f64 = this.ringF64;
+        this.id = id;
+        const at = pos >> 2;
+        this.ringU32[at + 1] = dt;
+        return at;
+      }
+    }
+    return this.openInScratch(dev, id, mask, dt, size, attrs);
   }
 
-  private close_(words: number): void {
-    const r = this.rec;
-    r[R_LEN] = words;
-    const pos = this.w.reserve(words * 8);
-    if (pos < 0) {
-      this.w.writeBytes(this.bytes, words * 8); // waits for room (bounded) or wraps
+  /** open() in the scratch, after the records the event needs first: its device's, a time base, wide values. */
+  private openInScratch(dev: string, id: number, mask: number, dt: number, size: number, attrs: number): number {
+    this.pos = -1;
+    let at = 0;
+    if (id < 0 || (mask === mask && this.masks[id] !== mask)) {
+      if (id < 0) {
+        id = this.ids.get(dev) ?? this.nextId++;
+        assert(id <= MAX_DEVICE_ID, `--trace-file: more than ${MAX_DEVICE_ID + 1} device names on one vCPU`);
+      }
+      const m = mask === mask ? mask : (this.masks[id] ?? NaN);
+      this.growScratch(deviceBytes(dev.length) + MAX_EVENT_BYTES + TIME_BYTES + WIDE_BYTES);
+      const u = this.scratchU32;
+      u[0] = K_DEVICE | (id << ID_SHIFT);
+      u[1] = dev.length;
+      this.scratchF64[1] = m;
+      const units = new Uint16Array(this.scratchU8.buffer, 16, Math.ceil(dev.length / 4) * 4).fill(0);
+      for (let i = 0; i < dev.length; i++) units[i] = dev.charCodeAt(i);
+      at = deviceBytes(dev.length) / 4;
+      this.announcedId = id;
+      this.announcedDev = dev;
+      this.announcedMask = m;
+    }
+    if (!(dt >= 0 && dt <= U32_MAX)) {
+      this.scratchU32[at] = K_TIME;
+      this.scratchU32[at + 1] = 0;
+      this.scratchF64[(at >> 1) + 1] = this.us;
+      at += TIME_BYTES / 4;
+      dt = 0;
+    }
+    if (size >>> 0 !== size || attrs >>> 0 !== attrs) {
+      assert(Number.isSafeInteger(size) && size >= 0 && Number.isSafeInteger(attrs) && attrs >= 0, `--trace-file: size ${size} or attrs ${attrs} is not a count`);
+      this.scratchU32[at] = K_WIDE;
+      this.scratchU32[at + 1] = 0;
+      this.scratchF64[(at >> 1) + 1] = size;
+      this.scratchF64[(at >> 1) + 2] = attrs;
+      at += WIDE_BYTES / 4;
+    }
+    this.u32 = this.scratchU32;
+    this.f64 = this.scratchF64;
+    this.id = id;
+    this.u32[at + 1] = dt;
+    return at;
+  }
+
+  /** Finish the record opened at u32 index `at`, of `bytes`, holding `events` lines. */
+  private close_(at: number, bytes: number, events: number): void {
+    if (this.pos >= 0) {
+      this.w.commit(bytes);
+      this.lastUs = this.us;
       return;
     }
-    const ring = this.ring64;
-    const at = pos / 8;
-    for (let i = 0; i < words; i++) ring[at + i] = r[i]!;
-    this.w.commit(words * 8);
+    // In the scratch: one write with the records before it, whole or (ring full) dropped whole.
+    if (this.w.writeBytes(this.scratchU8, at * 4 + bytes, events)) {
+      this.lastUs = this.us;
+      if (this.announcedId >= 0) {
+        this.ids.set(this.announcedDev, this.announcedId);
+        this.masks[this.announcedId] = this.announcedMask;
+        this.lastDev = this.announcedDev;
+        this.lastId = this.announcedId;
+      }
+    }
+    this.announcedId = -1;
   }
 
-  private put(at: number, xs: ArrayLike<number>, n: number): number {
-    for (let i = 0; i < n; i++) this.rec[at + i] = xs[i]!;
-    return at + n;
+  /** A held swiotlb_bounced that no dma_map_phys took: its own record, stamped now. */
+  private writeBounce(): void {
+    const dev = this.bounceDev!;
+    this.bounceDev = null;
+    const at = this.open(dev, this.bounceMask, 24, this.bounceSize, 0);
+    const u = this.u32;
+    u[at] = K_BOUNCED | (this.id << ID_SHIFT);
+    this.f64[(at >> 1) + 1] = this.bounceAddr;
+    u[at + 4] = this.bounceSize;
+    u[at + 5] = 0;
+    this.close_(at, 24, 1);
   }
 
   mapPhys(dev: string, phys: number, dma: number, size: number, dir: number, attrs: number): void {
-    const at = this.open(K_MAP_PHYS, dev);
-    const r = this.rec;
-    r[at] = phys; r[at + 1] = dma < 0 ? -1 : dma; r[at + 2] = size; r[at + 3] = dir; r[at + 4] = attrs;
-    this.close_(at + 5);
+    let flags = 0;
+    let mask = NaN;
+    if (this.bounceDev !== null) {
+      if (this.bounceDev === dev && this.bounceAddr === phys && this.bounceSize === size) {
+        flags = F_BOUNCED;
+        mask = this.bounceMask;
+        this.bounceDev = null;
+      } else this.writeBounce();
+    }
+    const at = this.open(dev, mask, MAP_PHYS_RECORD_BYTES, size, attrs);
+    const u = this.u32;
+    const f = this.f64;
+    u[at] = K_MAP_PHYS | ((dir & 3) << DIR_SHIFT) | flags | (this.id << ID_SHIFT);
+    f[(at >> 1) + 1] = phys;
+    f[(at >> 1) + 2] = dma < 0 ? -1 : dma;
+    u[at + 6] = size;
+    u[at + 7] = attrs;
+    this.close_(at, MAP_PHYS_RECORD_BYTES, flags === 0 ? 1 : 2);
   }
 
   unmapPhys(dev: string, dma: number, size: number, dir: number, attrs: number): void {
-    const at = this.open(K_UNMAP_PHYS, dev);
-    const r = this.rec;
-    r[at] = dma; r[at + 1] = size; r[at + 2] = dir; r[at + 3] = attrs;
-    this.close_(at + 4);
+    if (this.bounceDev !== null) this.writeBounce();
+    const at = this.open(dev, NaN, UNMAP_PHYS_RECORD_BYTES, size, attrs);
+    const u = this.u32;
+    u[at] = K_UNMAP_PHYS | ((dir & 3) << DIR_SHIFT) | (this.id << ID_SHIFT);
+    this.f64[(at >> 1) + 1] = dma;
+    u[at + 4] = size;
+    u[at + 5] = attrs;
+    this.close_(at, UNMAP_PHYS_RECORD_BYTES, 1);
+  }
+
+  private put(at: number, xs: ArrayLike<number>, n: number): number {
+    const f = this.f64;
+    const d = at >> 1;
+    for (let i = 0; i < n; i++) f[d + i] = xs[i]!;
+    return at + 2 * n;
   }
 
   mapSg(dev: string, phys: ArrayLike<number>, dma: ArrayLike<number>, lens: ArrayLike<number>, nents: number, ents: number, dir: number, attrs: number): void {
-    const at = this.open(K_MAP_SG, dev);
-    const r = this.rec;
-    r[at] = nents; r[at + 1] = ents; r[at + 2] = dir; r[at + 3] = attrs;
-    const e = Math.min(ents, DMA_TRACE_MAX_ENTRIES);
-    const n = Math.min(nents, DMA_TRACE_MAX_ENTRIES);
-    this.close_(this.put(this.put(this.put(at + 4, dma, e), lens, e), phys, n));
+    if (this.bounceDev !== null) this.writeBounce();
+    const e = sgCount(ents);
+    const n = sgCount(nents);
+    const bytes = 24 + 8 * (2 * e + n);
+    const at = this.open(dev, NaN, bytes, 0, attrs);
+    const u = this.u32;
+    u[at] = K_MAP_SG | ((dir & 3) << DIR_SHIFT) | (this.id << ID_SHIFT);
+    u[at + 2] = nents;
+    u[at + 3] = ents;
+    u[at + 4] = attrs;
+    u[at + 5] = 0;
+    this.put(this.put(this.put(at + 6, dma, e), lens, e), phys, n);
+    this.close_(at, bytes, 1);
   }
 
   mapSgErr(dev: string, phys: ArrayLike<number>, nents: number, err: number, dir: number, attrs: number): void {
-    const at = this.open(K_MAP_SG_ERR, dev);
-    const r = this.rec;
-    r[at] = nents; r[at + 1] = err; r[at + 2] = dir; r[at + 3] = attrs;
-    this.close_(this.put(at + 4, phys, Math.min(nents, DMA_TRACE_MAX_ENTRIES)));
+    if (this.bounceDev !== null) this.writeBounce();
+    const n = sgCount(nents);
+    const bytes = 24 + 8 * n;
+    const at = this.open(dev, NaN, bytes, 0, attrs);
+    const u = this.u32;
+    u[at] = K_MAP_SG_ERR | ((dir & 3) << DIR_SHIFT) | (this.id << ID_SHIFT);
+    u[at + 2] = nents;
+    u[at + 3] = err;
+    u[at + 4] = attrs;
+    u[at + 5] = 0;
+    this.put(at + 6, phys, n);
+    this.close_(at, bytes, 1);
   }
 
   unmapSg(dev: string, phys: ArrayLike<number>, nents: number, dir: number, attrs: number): void {
-    const at = this.open(K_UNMAP_SG, dev);
-    const r = this.rec;
-    r[at] = nents; r[at + 1] = dir; r[at + 2] = attrs;
-    this.close_(this.put(at + 3, phys, Math.min(nents, DMA_TRACE_MAX_ENTRIES)));
+    if (this.bounceDev !== null) this.writeBounce();
+    const n = sgCount(nents);
+    const bytes = 16 + 8 * n;
+    const at = this.open(dev, NaN, bytes, 0, attrs);
+    const u = this.u32;
+    u[at] = K_UNMAP_SG | ((dir & 3) << DIR_SHIFT) | (this.id << ID_SHIFT);
+    u[at + 2] = nents;
+    u[at + 3] = attrs;
+    this.put(at + 4, phys, n);
+    this.close_(at, bytes, 1);
   }
 
   bounced(dev: string, dmaMask: number, devAddr: number, size: number): void {
-    const at = this.open(K_BOUNCED, dev);
-    const r = this.rec;
-    r[at] = dmaMask; r[at + 1] = devAddr; r[at + 2] = size;
-    this.close_(at + 3);
+    if (this.bounceDev !== null) this.writeBounce();
+    this.bounceDev = dev;
+    this.bounceMask = dmaMask;
+    this.bounceAddr = devAddr;
+    this.bounceSize = size;
   }
 
+  /** The vCPU is done: a held bounce is written, every record published, the ring closed. */
   close(): void {
+    if (this.bounceDev !== null) this.writeBounce();
     this.w.close();
   }
 }
 
-/** A record's text, as the tracepoint prints it (TP_printk), with the line's columns. */
-function formatRecord(r: Float64Array, o: number, cpu: number, head: string, names: readonly string[]): string {
-  const kind = r[o + R_KIND]!;
-  const us = r[o + R_TIME]!;
-  const dev = names[r[o + R_FIELDS]!]!;
-  const f = o + R_FIELDS + 1;
-  const sec = Math.floor(us / 1e6);
-  const stamp = `${String(sec).padStart(5)}.${String(us - sec * 1e6 + 1e6).slice(1)}`;
-  const line = (flags: string, event: string, fields: string) => `${head}${flags} ${stamp}: ${event}: ${fields}\n`;
-  const list = (from: number, n: number) => {
-    const xs = new Array<number>(n);
-    for (let i = 0; i < n; i++) xs[i] = r[from + i]!;
-    return arr(xs, n);
-  };
-  switch (kind) {
-    case K_MAP_PHYS: {
-      // dma_addr_t's DMA_MAPPING_ERROR (~0) prints as all ones.
-      const dma = r[f + 1]!;
-      return line('.....', 'dma_map_phys', `${dev} dir=${DIR[r[f + 3]!]} dma_addr=${dma < 0 ? 'ffffffffffffffff' : hex(dma)} size=${r[f + 2]} phys_addr=${hex(r[f]!)} attrs=${attrText(r[f + 4]!)}`);
-    }
-    case K_UNMAP_PHYS:
-      return line('d.h1.', 'dma_unmap_phys', `${dev} dir=${DIR[r[f + 2]!]} dma_addr=${hex(r[f]!)} size=${r[f + 1]} attrs=${attrText(r[f + 3]!)}`);
-    case K_MAP_SG: {
-      const nents = r[f]!;
-      const ents = r[f + 1]!;
-      const n = Math.min(nents, DMA_TRACE_MAX_ENTRIES);
-      const e = Math.min(ents, DMA_TRACE_MAX_ENTRIES);
-      const trunc = nents > DMA_TRACE_MAX_ENTRIES || ents > DMA_TRACE_MAX_ENTRIES ? ' [TRUNCATED]' : '';
-      const a = f + 4;
-      return line('.....', 'dma_map_sg', `${dev} dir=${DIR[r[f + 2]!]} nents=${n}/${nents} ents=${e}/${ents}${trunc} dma_addrs=${list(a, e)} sizes=${list(a + e, e)} phys_addrs=${list(a + 2 * e, n)} attrs=${attrText(r[f + 3]!)}`);
-    }
-    case K_MAP_SG_ERR:
-      return line('.....', 'dma_map_sg_err', `${dev} dir=${DIR[r[f + 2]!]} dma_addrs=${list(f + 4, Math.min(r[f]!, DMA_TRACE_MAX_ENTRIES))} err=${r[f + 1]} attrs=${attrText(r[f + 3]!)}`);
-    case K_UNMAP_SG:
-      return line('d.h1.', 'dma_unmap_sg', `${dev} dir=${DIR[r[f + 1]!]} phys_addrs=${list(f + 3, Math.min(r[f]!, DMA_TRACE_MAX_ENTRIES))} attrs=${attrText(r[f + 2]!)}`);
-    case K_BOUNCED: {
-      const mask = r[f]!;
-      return line('.....', 'swiotlb_bounced', `dev_name: ${dev} dma_mask=${mask >= Number.MAX_SAFE_INTEGER ? 'ffffffffffffffff' : hex(mask)} dev_addr=${hex(r[f + 1]!)} size=${r[f + 2]} FORCE`);
-    }
-    default:
-      throw new InvariantError(`--trace-file: record kind ${kind} in vCPU ${cpu}'s spool is not one the tracer writes`);
-  }
-}
-
-const HEADER_COUNTS_WIDTH = 80;
-
-/** Bytes each spool reader holds at once while close() merges (a record is at most MAX_RECORD_WORDS words). */
-const SPOOL_READ_BYTES = 1 << 20;
-
 /** One vCPU's spool, read back record by record at close. */
 class SpoolReader {
   private readonly buf = new ArrayBuffer(SPOOL_READ_BYTES);
+  readonly u8 = new Uint8Array(this.buf);
+  readonly u16 = new Uint16Array(this.buf);
+  readonly u32 = new Uint32Array(this.buf);
   readonly f64 = new Float64Array(this.buf);
-  private readonly u8 = new Uint8Array(this.buf);
-  /** Word offset of the current record, and the end of the valid bytes (in words). */
+  /** Byte offset of the current record, and the end of the valid bytes. */
   at = 0;
   private end = 0;
   private eof = false;
   /** Bytes of the spool read so far (the file's position is its end: the drains appended there). */
   private readAt = 0;
+  /** Time (us since boot) of the last event taken, and of the current one (the merge's key). */
+  us = 0;
+  t = 0;
+  /** A K_WIDE's size and attrs for the current event (NaN: none). */
+  wideSize = NaN;
+  wideAttrs = NaN;
   readonly names: string[] = [];
+  readonly masks: number[] = [];
   /** The line's TASK-PID and CPU columns, the same on every line of this vCPU. */
   readonly head: string;
   constructor(private readonly fd: number, readonly cpu: number) {
     this.head = `${'fio'.padStart(16)}-${String(PID_BASE + cpu).padEnd(7)} [${String(cpu).padStart(3, '0')}] `;
   }
 
-  /** Make the record at `at` whole in the buffer; false at the end of the spool. */
-  ready(): boolean {
+  /** Bytes of the record at `at`, made whole in the buffer; 0 at the end of the spool. */
+  ready(): number {
     for (;;) {
-      if (this.at < this.end) {
-        const len = this.f64[this.at + R_LEN]!;
-        assert(Number.isInteger(len) && len > R_FIELDS - 1 && len <= MAX_RECORD_WORDS, `--trace-file: corrupt record in vCPU ${this.cpu}'s spool (length ${len})`);
-        if (this.at + len <= this.end) return true;
-      }
+      const len = recordBytes(this.u32, this.at >> 2, this.end - this.at);
+      assert(!Number.isNaN(len), `--trace-file: record kind ${this.u32[this.at >> 2]! & KIND_MASK} in vCPU ${this.cpu}'s spool is not one the tracer writes`);
+      if (this.at + len <= this.end) return len;
       if (this.eof) {
         assert(this.at === this.end, `--trace-file: vCPU ${this.cpu}'s spool ends inside a record`);
-        return false;
+        return 0;
       }
-      // Move what is left of the buffer to its start (records are whole words), then read more.
-      this.u8.copyWithin(0, this.at * 8, this.end * 8);
+      assert(len === Infinity || len <= SPOOL_READ_BYTES, `--trace-file: corrupt record in vCPU ${this.cpu}'s spool (length ${len})`);
+      // Move what is left of the buffer to its start (records are whole 8-byte units), then read more.
+      this.u8.copyWithin(0, this.at, this.end);
       this.end -= this.at;
       this.at = 0;
-      const n = readSync(this.fd, this.u8, this.end * 8, SPOOL_READ_BYTES - this.end * 8, this.readAt);
+      const n = readSync(this.fd, this.u8, this.end, SPOOL_READ_BYTES - this.end, this.readAt);
       this.readAt += n;
       if (n === 0) this.eof = true;
-      assert(n % 8 === 0, `--trace-file: vCPU ${this.cpu}'s spool is not whole words`);
-      this.end += n / 8;
+      assert(n % 8 === 0, `--trace-file: vCPU ${this.cpu}'s spool is not whole 8-byte units`);
+      this.end += n;
     }
   }
+}
 
-  next(): void {
-    this.at += this.f64[this.at + R_LEN]!;
+/** A record's text, as the tracepoint prints it (TP_printk), with the line's columns: one line, or two for a map and its bounce. */
+function formatRecord(sp: SpoolReader): string {
+  const u = sp.u32;
+  const f64 = sp.f64;
+  const i = sp.at >> 2;
+  const w0 = u[i]!;
+  const kind = w0 & KIND_MASK;
+  const dir = DIR[(w0 >>> DIR_SHIFT) & 3];
+  const id = w0 >>> ID_SHIFT;
+  const dev = sp.names[id]!;
+  const us = sp.t;
+  const d = i >> 1;
+  const sec = Math.floor(us / 1e6);
+  const stamp = `${String(sec).padStart(5)}.${String(us - sec * 1e6 + 1e6).slice(1)}`;
+  const line = (flags: string, event: string, fields: string) => `${sp.head}${flags} ${stamp}: ${event}: ${fields}\n`;
+  const wide = sp.wideSize === sp.wideSize;
+  const size = (word: number) => (wide ? sp.wideSize : u[word]!);
+  const attrs = (word: number) => attrText(wide ? sp.wideAttrs : u[word]!);
+  const list = (from: number, n: number) => arr(f64.subarray(from, from + n), n);
+  const bounced = (addr: number, sz: number) => {
+    const mask = sp.masks[id]!;
+    return line('.....', 'swiotlb_bounced', `dev_name: ${dev} dma_mask=${mask >= Number.MAX_SAFE_INTEGER ? 'ffffffffffffffff' : hex(mask)} dev_addr=${hex(addr)} size=${sz} FORCE`);
+  };
+  switch (kind) {
+    case K_MAP_PHYS: {
+      // dma_addr_t's DMA_MAPPING_ERROR (~0) prints as all ones.
+      const phys = f64[d + 1]!;
+      const dma = f64[d + 2]!;
+      const sz = size(i + 6);
+      const map = line('.....', 'dma_map_phys', `${dev} dir=${dir} dma_addr=${dma < 0 ? 'ffffffffffffffff' : hex(dma)} size=${sz} phys_addr=${hex(phys)} attrs=${attrs(i + 7)}`);
+      return (w0 & F_BOUNCED) !== 0 ? bounced(phys, sz) + map : map;
+    }
+    case K_UNMAP_PHYS:
+      return line('d.h1.', 'dma_unmap_phys', `${dev} dir=${dir} dma_addr=${hex(f64[d + 1]!)} size=${size(i + 4)} attrs=${attrs(i + 5)}`);
+    case K_MAP_SG: {
+      const nents = u[i + 2]!;
+      const ents = u[i + 3]!;
+      const n = sgCount(nents);
+      const e = sgCount(ents);
+      const trunc = nents > DMA_TRACE_MAX_ENTRIES || ents > DMA_TRACE_MAX_ENTRIES ? ' [TRUNCATED]' : '';
+      const a = d + 3;
+      return line('.....', 'dma_map_sg', `${dev} dir=${dir} nents=${n}/${nents} ents=${e}/${ents}${trunc} dma_addrs=${list(a, e)} sizes=${list(a + e, e)} phys_addrs=${list(a + 2 * e, n)} attrs=${attrs(i + 4)}`);
+    }
+    case K_MAP_SG_ERR:
+      return line('.....', 'dma_map_sg_err', `${dev} dir=${dir} dma_addrs=${list(d + 3, sgCount(u[i + 2]!))} err=${u[i + 3]! | 0} attrs=${attrs(i + 4)}`);
+    case K_UNMAP_SG:
+      return line('d.h1.', 'dma_unmap_sg', `${dev} dir=${dir} phys_addrs=${list(d + 2, sgCount(u[i + 2]!))} attrs=${attrs(i + 3)}`);
+    case K_BOUNCED:
+      return bounced(f64[d + 1]!, size(i + 4));
+    default:
+      throw new InvariantError(`--trace-file: record kind ${kind} in vCPU ${sp.cpu}'s spool is not an event`);
   }
 }
+
+const HEADER_COUNTS_WIDTH = 80;
+
+/** Bytes each spool reader holds at once while close() merges (a record is at most a few KiB). */
+const SPOOL_READ_BYTES = 1 << 20;
 
 /** The main thread's side: the rings, the drain timer, the spools, and the file they become at close. */
 export class DmaTraceFile {
@@ -297,7 +527,7 @@ export class DmaTraceFile {
   private written = 0;
   lost = 0;
   private closed = false;
-  private readonly lostRecord = new Float64Array(R_FIELDS + 1);
+  private readonly lostRecord = new Uint32Array(LOST_BYTES / 4);
 
   constructor(readonly file: string, readonly vcpus: number, readonly clockBaseMs: number) {
     try {
@@ -337,23 +567,22 @@ export class DmaTraceFile {
     this.timer.unref();
   }
 
-  /** Move what every ring holds, as it is, to its vCPU's spool (a dropped count first, as a K_LOST record). */
+  /** Write what every ring holds, as it is and straight from the ring, to its vCPU's spool (a dropped count first, as a K_LOST record). */
   drain(): void {
     if (this.closed) return;
     for (let c = 0; c < this.readers.length; c++) {
       const r = this.readers[c]!;
+      const fd = this.spoolFds[c]!;
       const dropped = r.takeDropped();
       if (dropped > 0) {
         this.lost += dropped;
-        const l = this.lostRecord;
-        l[R_LEN] = R_FIELDS + 1;
-        l[R_KIND] = K_LOST;
-        l[R_TIME] = -1; // printed before the vCPU's next record
-        l[R_FIELDS] = dropped;
-        writeSync(this.spoolFds[c]!, new Uint8Array(l.buffer));
+        this.lostRecord[0] = K_LOST;
+        this.lostRecord[1] = dropped;
+        writeSync(fd, this.lostRecord);
       }
-      const bytes = r.drain();
-      if (bytes !== undefined) writeSync(this.spoolFds[c]!, bytes);
+      r.drainTo((bytes) => {
+        for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off);
+      });
     }
   }
 
@@ -386,36 +615,55 @@ export class DmaTraceFile {
       out.length = 0;
       outChars = 0;
     };
-    /** The spool's next event record (device and lost records taken on the way); false at its end. */
+    /** The spool's next event record, with its time in sp.t (the records before it taken on the way); false at its end. */
     const head = (sp: SpoolReader): boolean => {
-      while (sp.ready()) {
-        const k = sp.f64[sp.at + R_KIND]!;
-        if (k === K_DEVICE) {
-          const o = sp.at + R_FIELDS;
-          let name = '';
-          for (let i = 0; i < sp.f64[o + 1]!; i++) name += String.fromCharCode(sp.f64[o + 2 + i]!);
-          sp.names[sp.f64[o]!] = name;
-        } else if (k === K_LOST) {
-          out.push(`CPU:${sp.cpu} [LOST ${sp.f64[sp.at + R_FIELDS]} EVENTS]\n`);
-        } else return true;
-        sp.next();
+      sp.wideSize = NaN;
+      sp.wideAttrs = NaN;
+      for (let len = sp.ready(); len > 0; len = sp.ready()) {
+        const i = sp.at >> 2;
+        const w0 = sp.u32[i]!;
+        switch (w0 & KIND_MASK) {
+          case K_DEVICE: {
+            const n = sp.u32[i + 1]!;
+            let name = '';
+            for (let k = 0; k < n; k++) name += String.fromCharCode(sp.u16[(sp.at + 16) / 2 + k]!);
+            sp.names[w0 >>> ID_SHIFT] = name;
+            sp.masks[w0 >>> ID_SHIFT] = sp.f64[(i >> 1) + 1]!;
+            break;
+          }
+          case K_LOST:
+            out.push(`CPU:${sp.cpu} [LOST ${sp.u32[i + 1]} EVENTS]\n`);
+            break;
+          case K_TIME:
+            sp.us = sp.f64[(i >> 1) + 1]!;
+            break;
+          case K_WIDE:
+            sp.wideSize = sp.f64[(i >> 1) + 1]!;
+            sp.wideAttrs = sp.f64[(i >> 1) + 2]!;
+            break;
+          default:
+            assert(sp.names[w0 >>> ID_SHIFT] !== undefined, `--trace-file: vCPU ${sp.cpu}'s spool has an event on device id ${w0 >>> ID_SHIFT} before its name`);
+            sp.t = sp.us + sp.u32[i + 1]!;
+            return true;
+        }
+        sp.at += len;
       }
       return false;
     };
     const live = spools.filter((sp) => head(sp));
     while (live.length > 0) {
       let best = 0;
-      for (let i = 1; i < live.length; i++) if (live[i]!.f64[live[i]!.at + R_TIME]! < live[best]!.f64[live[best]!.at + R_TIME]!) best = i;
+      for (let i = 1; i < live.length; i++) if (live[i]!.t < live[best]!.t) best = i;
       const sp = live[best]!;
-      const text = formatRecord(sp.f64, sp.at, sp.cpu, sp.head, sp.names);
+      const text = formatRecord(sp);
       out.push(text);
       outChars += text.length;
-      this.written++;
-      sp.next();
+      this.written += (sp.u32[sp.at >> 2]! & F_BOUNCED) !== 0 ? 2 : 1;
+      sp.us = sp.t;
+      sp.at += recordBytes(sp.u32, sp.at >> 2, Infinity);
       if (!head(sp)) live.splice(best, 1);
       if (outChars >= 1 << 20) flush();
     }
     flush();
   }
 }
-

@@ -77,6 +77,56 @@ describe('log ring', () => {
     expect(r.drain()!.length).toBe(4096);
   });
 
+  it('batched records (reserve, commit): published once per publishEvery, in order with writeBytes, never over bytes not taken', () => {
+    const sab = createRingBuffer(4096);
+    const w = new RingWriter(sab, 0, 4);
+    const r = new RingReader(sab);
+    const data = new Uint8Array(sab, 64); // RING_DATA_OFFSET
+    const rec = (v: number): void => {
+      const pos = w.reserve(8);
+      expect(pos).toBeGreaterThanOrEqual(0);
+      data.fill(v, pos, pos + 8);
+      w.commit(8);
+    };
+    for (let v = 1; v <= 3; v++) rec(v);
+    expect(r.drain()).toBeUndefined(); // 3 of 4: not published yet
+    rec(4);
+    expect([...r.drain()!]).toEqual([1, 2, 3, 4].flatMap((v) => Array<number>(8).fill(v)));
+    rec(5);
+    expect(w.writeBytes(new Uint8Array(8).fill(6), 8)).toBe(true); // publishes 5 first
+    expect([...r.drain()!]).toEqual([5, 6].flatMap((v) => Array<number>(8).fill(v)));
+    // Fill the ring with batched records the reader has not taken: reserve refuses the one past it.
+    const free = 4096;
+    for (let i = 0; i < free / 8; i++) rec(7);
+    expect(w.reserve(8)).toBe(-1);
+    expect(r.drainTo(() => {})).toBe(4096);
+    expect(w.reserve(8)).toBeGreaterThanOrEqual(0); // tail re-read once the room it saw was too small
+    expect(ringStats(sab)).toMatchObject({ lines: 6 + free / 8, dropped: 0 });
+  });
+
+  it('drainTo hands the bytes as views of the ring, in two pieces where they wrap', () => {
+    const sab = createRingBuffer(4096);
+    const w = new RingWriter(sab, 0);
+    const r = new RingReader(sab);
+    w.write('a'.repeat(3000));
+    r.drain();
+    w.write('b'.repeat(2000)); // 1096 bytes to the end, 904 from the start
+    const pieces: Uint8Array[] = [];
+    expect(r.drainTo((b) => pieces.push(b.slice()))).toBe(2000);
+    expect(pieces.map((p) => p.length)).toEqual([1096, 904]);
+    expect(text(pieces)).toBe('b'.repeat(2000));
+  });
+
+  it('counts a dropped writeBytes record by its weight', () => {
+    const sab = createRingBuffer(4096);
+    const w = new RingWriter(sab, 0);
+    const r = new RingReader(sab);
+    expect(w.writeBytes(new Uint8Array(4096), 4096)).toBe(true);
+    expect(w.writeBytes(new Uint8Array(8), 8, 2)).toBe(false);
+    expect(w.writeBytes(new Uint8Array(8), 8, 0)).toBe(false);
+    expect(r.takeDropped()).toBe(2);
+  });
+
   it('allows one writer per ring', () => {
     const sab = createRingBuffer(4096);
     new RingWriter(sab, 0);

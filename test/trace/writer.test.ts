@@ -123,3 +123,74 @@ describe('DmaTraceFile on its own', () => {
     expect(head.trimEnd()).toBe(`# entries-in-buffer/entries-written: ${r.events}/${r.events + r.lost}   #P:2`);
   });
 });
+
+describe('DmaTracer records', () => {
+  const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+  const fields = (l: string) => l.replace(/^.*?\d+\.\d{6}: /, '');
+  const stamp = (l: string) => /(\d+\.\d{6}): /.exec(l)![1];
+
+  it('a bounce and its map are one record printed as the kernel\'s two lines; other bounces, masks, wide sizes and long gaps print exactly', async () => {
+    const { DmaTraceFile, DmaTracer } = await import('../../src/trace/writer.js');
+    const { nowMs } = await import('../../src/util/clock.js');
+    const file = join(dir.path, 'records.trace');
+    // Boot began two hours ago: the first record's time does not fit the 32-bit microsecond delta.
+    const f = new DmaTraceFile(file, 1, nowMs() - 2 * 3600e3);
+    const t = new DmaTracer(f.channel(0));
+    const M64 = Number.MAX_SAFE_INTEGER;
+    t.bounced('nvme0', M64, 0x123456789a, 4096);
+    t.mapPhys('nvme0', 0x123456789a, 0x80001000, 4096, 1, 1 << 5);
+    t.bounced('eth0', 0xffffffff, 0x2000, 1500); // the same device name later with another mask
+    t.mapPhys('eth0', 0x2000, -1, 1500, 2, 0); // a failed map after its bounce
+    t.bounced('eth0', 0xfffffffff, 0x3000, 64);
+    t.mapPhys('eth0', 0x3000, 0x80002000, 64, 2, 0);
+    t.bounced('nvme0', M64, 0x4000, 8192); // a scatterlist's entries: bounces no dma_map_phys takes
+    t.bounced('nvme0', M64, 0x6000, 4096);
+    t.mapSg('nvme0', [0x4000, 0x6000], [0x80003000, 0x80005000], [8192, 4096], 2, 2, 1, 0);
+    t.unmapPhys('nvme0', 0x80001000, 2 ** 32 + 512, 1, 2 ** 40 + (1 << 8)); // wide size and attrs
+    t.bounced('nvme0', M64, 0x7000, 512); // held at close
+    t.close();
+    const r = f.close();
+    expect(r).toMatchObject({ events: 11, lost: 0 });
+    const ls = lines(file);
+    expect(ls.map(fields)).toEqual([
+      'swiotlb_bounced: dev_name: nvme0 dma_mask=ffffffffffffffff dev_addr=123456789a size=4096 FORCE',
+      'dma_map_phys: nvme0 dir=TO_DEVICE dma_addr=80001000 size=4096 phys_addr=123456789a attrs=SKIP_CPU_SYNC',
+      'swiotlb_bounced: dev_name: eth0 dma_mask=ffffffff dev_addr=2000 size=1500 FORCE',
+      'dma_map_phys: eth0 dir=FROM_DEVICE dma_addr=ffffffffffffffff size=1500 phys_addr=2000 attrs=',
+      'swiotlb_bounced: dev_name: eth0 dma_mask=fffffffff dev_addr=3000 size=64 FORCE',
+      'dma_map_phys: eth0 dir=FROM_DEVICE dma_addr=80002000 size=64 phys_addr=3000 attrs=',
+      'swiotlb_bounced: dev_name: nvme0 dma_mask=ffffffffffffffff dev_addr=4000 size=8192 FORCE',
+      'swiotlb_bounced: dev_name: nvme0 dma_mask=ffffffffffffffff dev_addr=6000 size=4096 FORCE',
+      'dma_map_sg: nvme0 dir=TO_DEVICE nents=2/2 ents=2/2 dma_addrs={0x80003000,0x80005000} sizes={0x2000,0x1000} phys_addrs={0x4000,0x6000} attrs=',
+      `dma_unmap_phys: nvme0 dir=TO_DEVICE dma_addr=80001000 size=${2 ** 32 + 512} attrs=NO_WARN`,
+      'swiotlb_bounced: dev_name: nvme0 dma_mask=ffffffffffffffff dev_addr=7000 size=512 FORCE',
+    ]);
+    // One clock read for a map and its bounce: the two lines share the timestamp.
+    expect(stamp(ls[0]!)).toBe(stamp(ls[1]!));
+    const secs = ls.map((l) => Number(stamp(l)));
+    expect(secs[0]).toBeGreaterThan(7199);
+    expect(secs[0]).toBeLessThan(7300);
+    expect([...secs].sort((x, y) => x - y)).toEqual(secs);
+  });
+
+  it('a dropped map and its bounce are two lost events', async () => {
+    const { DmaTraceFile, DmaTracer, MAP_PHYS_RECORD_BYTES, TRACE_RING_BYTES } = await import('../../src/trace/writer.js');
+    const { nowMs } = await import('../../src/util/clock.js');
+    const file = join(dir.path, 'lost2.trace');
+    const f = new DmaTraceFile(file, 1, nowMs());
+    const t = new DmaTracer(f.channel(0));
+    const fits = Math.floor(TRACE_RING_BYTES / MAP_PHYS_RECORD_BYTES) - 1; // the first record names the device
+    for (let i = 0; i < fits + 2; i++) {
+      t.bounced('nvme0', Number.MAX_SAFE_INTEGER, 0x1000, 4096);
+      t.mapPhys('nvme0', 0x1000, 0x10000, 4096, 1, 0);
+    }
+    t.close();
+    const r = f.close();
+    expect(r.lost).toBe(4);
+    expect(r.events).toBe(2 * fits);
+    const ls = lines(file);
+    expect(ls[0]).toBe('CPU:0 [LOST 4 EVENTS]');
+    expect(ls).toHaveLength(1 + 2 * fits);
+    expect(readFileSync(file, 'utf8').split('\n')[2]!.trimEnd()).toBe(`# entries-in-buffer/entries-written: ${2 * fits}/${2 * fits + 4}   #P:1`);
+  });
+});
