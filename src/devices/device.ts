@@ -19,6 +19,7 @@ import { exposeOnPort } from '../util/comlink.js';
 import { setTimeScale, wallMs } from '../util/clock.js';
 import type { DeviceControlApi } from '../vm/control.js';
 import { BounceWindow, type BounceWindowShared } from '../swiotlb/dynamic.js';
+import { BackingStore } from './store.js';
 import {
   CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR,
   CMDF_SUBMIT_MS, DEV_COMMANDS, DEV_DOORBELL, DEV_PARKED, DEV_PASSES, DEV_STOP, OP_READ, OP_TRIM, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
@@ -60,7 +61,7 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
   const k = cfg.timeScale ?? 1;
   setTimeScale(k);
   const window = new BounceWindow(cfg.bounce);
-  const store = cfg.capacityBytes > 0 ? new Uint8Array(new SharedArrayBuffer(cfg.capacityBytes)) : null;
+  const store = cfg.capacityBytes > 0 ? new BackingStore(cfg.capacityBytes) : null;
   const qps = cfg.queues.map((q) => new QueuePair(q));
   const control = new Int32Array(cfg.control);
   // The service model's tunables: read at every command, changed over the control plane.
@@ -99,9 +100,9 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
       // A deallocate reads its range list (fetched above: the address must be in a bounce region); the blocks keep their data.
       if (op === OP_TRIM) continue;
       if (store !== null) {
-        if (devOff + len > store.length) return STATUS_ERROR;
-        if (op === OP_WRITE) store.set(bounce.subarray(b, b + len), devOff);
-        else bounce.set(store.subarray(devOff, devOff + len), b);
+        if (!store.fits(devOff, len)) return STATUS_ERROR;
+        if (op === OP_WRITE) store.write(bounce, b, devOff, len);
+        else store.read(bounce, b, devOff, len);
       } else if (op === OP_READ) {
         // A received packet: a recognisable pattern from the queue and offset.
         bounce.fill((devOff + e) & 0xff, b, b + len);
