@@ -20,6 +20,7 @@ import { setTimeScale, wallMs } from '../util/clock.js';
 import type { DeviceControlApi } from '../vm/control.js';
 import { BounceWindow, type BounceWindowShared } from '../swiotlb/dynamic.js';
 import { BackingStore } from './store.js';
+import { fillBytes } from '../util/bytes.js';
 import {
   CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR,
   CMDF_SUBMIT_MS, DEV_COMMANDS, DEV_DOORBELL, DEV_PARKED, DEV_PASSES, DEV_STOP, OP_READ, OP_TRIM, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
@@ -105,7 +106,7 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
         else store.read(bounce, b, devOff, len);
       } else if (op === OP_READ) {
         // A received packet: a recognisable pattern from the queue and offset.
-        bounce.fill((devOff + e) & 0xff, b, b + len);
+        fillBytes(bounce, (devOff + e) & 0xff, b, b + len);
       }
       devOff += len;
     }

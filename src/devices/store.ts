@@ -5,6 +5,7 @@
 // on every CPU running the process (measured on a 2-core host, jobs/randrw-4k.fio: 7.7% of the
 // run's CPU). A written page is committed once, by its first write, and read from the store after.
 import { PAGE_SIZE } from '../swiotlb/constants.js';
+import { fillBytes } from '../util/bytes.js';
 
 /** The page holding byte `off` (offsets reach 8 GiB: no 32-bit shifts). */
 const pageOf = (off: number): number => Math.floor(off / PAGE_SIZE);
@@ -44,7 +45,7 @@ export class BackingStore {
       runEnd = Math.min(runEnd, end);
       const d = to + (at - off);
       if (w !== 0) dst.set(this.bytes.subarray(at, runEnd), d);
-      else dst.fill(0, d, d + (runEnd - at));
+      else fillBytes(dst, 0, d, d + (runEnd - at));
       at = runEnd;
     }
   }

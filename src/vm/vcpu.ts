@@ -40,6 +40,7 @@ import {
 } from '../swiotlb/constants.js';
 import { ThrottleStats } from '../swiotlb/throttle.js';
 import { Rng } from '../util/rng.js';
+import { fillBytes } from '../util/bytes.js';
 import { STATS_FIELDS, STATS_STRIDE, TSTAT_HIGH_THROTTLED, TSTAT_LOW_THROTTLED } from '../swiotlb/layout.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
 import { type RestrictedMemShared, attachRestrictedMem, rmemSwiotlbDeviceInit } from '../swiotlb/restricted.js';
@@ -374,7 +375,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
       if (req.verifiable) {
         fillSectors(words, buf >> 2, len / spec.verifyUnitBytes, off / spec.verifyUnitBytes, r.rng.next() | 0, spec.verifyUnitBytes);
       } else {
-        guest.bytes.fill(spec.id & 0xff, buf, buf + len);
+        fillBytes(guest.bytes, spec.id & 0xff, buf, buf + len);
       }
     }
     const addr = guest.addrOf(buf);
