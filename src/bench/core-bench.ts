@@ -4,7 +4,7 @@
 import type { DurationBounds } from '../util/units.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaDevice } from '../dma/device.js';
-import { dmaMapSingle, dmaUnmapSingle, setDmaTracer } from '../dma/direct.js';
+import { type DmaTracepoints, dmaMapSingle, dmaUnmapSingle, setDmaTracer } from '../dma/direct.js';
 import { type DmaTraceChannel, DmaTracer } from '../trace/writer.js';
 import { GUEST_BASE, GuestMemory } from '../memory/guest.js';
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE, POOL_START } from '../swiotlb/constants.js';
@@ -37,6 +37,12 @@ export interface CoreBenchThreadConfig {
   log?: LogChannel;
   /** The --trace-file comparison: arm B traces every call into this ring (src/trace/writer.ts), arm A has no tracer. */
   trace?: DmaTraceChannel;
+  /**
+   * The trace's floor, without a ring: arm B installs a tracer whose every tracepoint only reads the
+   * run's clock (`clock`: the one thing every timestamped record must do) or does nothing (`call`:
+   * the cost of a tracer being installed), arm A none.
+   */
+  traceFloor?: TraceFloor;
   /** Arm B's pool (e.g. the same geometry with throttling on); without it both arms map from `shared`. */
   sharedB?: IoTlbMemShared;
   /** DMA attrs of the bounce mode's maps (e.g. DMA_ATTR_MAY_BLOCK); default 0. */
@@ -45,6 +51,15 @@ export interface CoreBenchThreadConfig {
   memModule?: string;
   /** Arm B's build of mem.js, on `sharedB` (the instrumentation row: points in against compiled out). */
   memModuleB?: string;
+}
+
+export type TraceFloor = 'call' | 'clock';
+
+/** A tracer for the floor rows: each tracepoint reads the clock into `sink` (clock) or returns (call). */
+function floorTracer(kind: TraceFloor): DmaTracepoints {
+  const sink = new Float64Array(1);
+  const tick = kind === 'clock' ? (): void => { sink[0] = nowMs(); } : (): void => {};
+  return { mapPhys: tick, unmapPhys: tick, mapSg: tick, mapSgErr: tick, unmapSg: tick, bounced: kind === 'clock' ? () => {} : tick };
 }
 
 export const CONTROL_READY = 0;
@@ -67,6 +82,8 @@ export interface CoreBenchThreadResult {
   pairs: number;
   /** Of `pairs`, those started while CONTROL_ARM_B was 1. */
   pairsArmB: number;
+  /** Warm-up pairs made on arm B (not in `pairs`): a trace's lines count them too. */
+  warmupPairsArmB: number;
   failures: number;
 }
 
@@ -78,7 +95,7 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   const MemB = cfg.memModuleB !== undefined ? await load(cfg.memModuleB) : Mem;
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
   const logging = cfg.failEvery !== undefined;
-  const tracer = cfg.trace !== undefined ? new DmaTracer(cfg.trace) : null;
+  const tracer: (DmaTracepoints & { close?(): void }) | null = cfg.trace !== undefined ? new DmaTracer(cfg.trace) : cfg.traceFloor !== undefined ? floorTracer(cfg.traceFloor) : null;
   const twoArms = logging || tracer !== null || cfg.sharedB !== undefined;
   const vlogOn = new VcpuLog(await attachWorkerLogger(cfg.log, { vcpu: cfg.cpu }));
   const vlogOff = new VcpuLog(await attachWorkerLogger(null));
@@ -136,9 +153,11 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
 
   // Each thread is its own V8 isolate and must reach optimised code on its own; with 32 threads on 2
   // cores that takes a large part of a short window, so warm up before reporting ready.
+  let warmupPairsArmB = 0;
   for (let i = 0; i < WARMUP_PAIRS; i++) {
     if (twoArms) setArm(((i >> 12) & 1) === 1); // both arms reach optimised code
     step();
+    if (armB) warmupPairsArmB++;
   }
 
   Atomics.add(control, CONTROL_READY, 1);
@@ -162,8 +181,8 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
     }
   }
   setDmaTracer(null);
-  tracer?.close();
-  return { pairs, pairsArmB, failures };
+  tracer?.close?.();
+  return { pairs, pairsArmB, warmupPairsArmB, failures };
 }
 
 /** What a window of one configuration measured: each thread's result, the window's length, each arm's share of it. */
