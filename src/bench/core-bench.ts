@@ -7,6 +7,7 @@ import { DmaDevice } from '../dma/device.js';
 import { type DmaTracepoints, dmaMapSingle, dmaUnmapSingle, setDmaTracer } from '../dma/direct.js';
 import { type DmaTraceChannel, DmaTracer } from '../trace/writer.js';
 import { GUEST_BASE, GuestMemory } from '../memory/guest.js';
+import { copyBytes, copyBytesSet } from '../memory/copy.js';
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE, POOL_START } from '../swiotlb/constants.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
 import type { LogChannel } from '../log/logger.js';
@@ -15,8 +16,12 @@ import { nowMs } from '../util/clock.js';
 import { VcpuLog } from '../vm/vcpu-log.js';
 import { runWorkers } from '../util/threads.js';
 
-/** bounce: dma_map_single + dma_unmap_single of 4 KiB TO_DEVICE; alloc: slot search and release only; copy: the one 4 KiB copy. */
-export type CoreBenchMode = 'bounce' | 'alloc' | 'copy';
+/**
+ * bounce: dma_map_single + dma_unmap_single of 4 KiB TO_DEVICE; alloc: slot search and release only;
+ * copy: the one 4 KiB copy, through the bounce's own copy (memory/copy.ts copyBytes, the path the VM
+ * runs); copy-set: the same copy through the TypedArray.set path, whichever path this thread runs.
+ */
+export type CoreBenchMode = 'bounce' | 'alloc' | 'copy' | 'copy-set';
 
 export interface CoreBenchThreadConfig {
   mode: CoreBenchMode;
@@ -143,10 +148,11 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   };
   // The copy-only ceiling copies into this thread's own area, as a mapping would.
   const copyAt = ((cfg.cpu & (poolA.nareas - 1)) * poolA.areaNslabs) * IO_TLB_SIZE;
-  const src = guest.bytes;
-  const data = poolA.data;
+  const src = guest.region;
+  const data = poolA.dataRegion;
+  const copyWith = cfg.mode === 'copy-set' ? copyBytesSet : copyBytes;
   const copy = (): boolean => {
-    data.set(src.subarray(goff, goff + size), copyAt);
+    copyWith(data, copyAt, src, goff, size);
     return true;
   };
   const step = cfg.mode === 'bounce' ? bounce : cfg.mode === 'alloc' ? alloc : copy;

@@ -97,7 +97,7 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
       // The device can reach only the shared bounce regions: anything else is a DMA error.
       const b = window.resolve(addr, len);
       if (b < 0) return STATUS_ERROR;
-      const bounce = window.bytes;
+      const bounce = window.region;
       // A deallocate reads its range list (fetched above: the address must be in a bounce region); the blocks keep their data.
       if (op === OP_TRIM) continue;
       if (store !== null) {
@@ -106,7 +106,7 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
         else store.read(bounce, b, devOff, len);
       } else if (op === OP_READ) {
         // A received packet: a recognisable pattern from the queue and offset.
-        fillBytes(bounce, (devOff + e) & 0xff, b, b + len);
+        fillBytes(bounce.bytes, (devOff + e) & 0xff, b, b + len);
       }
       devOff += len;
     }

@@ -6,17 +6,21 @@
 // run's CPU). A written page is committed once, by its first write, and read from the store after.
 import { PAGE_SIZE } from '../swiotlb/constants.js';
 import { fillBytes } from '../util/bytes.js';
+import { CopyRegion, copyBytes } from '../memory/copy.js';
 
 /** The page holding byte `off` (offsets reach 8 GiB: no 32-bit shifts). */
 const pageOf = (off: number): number => Math.floor(off / PAGE_SIZE);
 
 export class BackingStore {
   readonly bytes: Uint8Array;
+  /** `bytes` as the bounce copy names them (memory/copy.ts). */
+  readonly region: CopyRegion;
   /** 1 for a page (PAGE_SIZE) that a write touched; its bytes are in `bytes`, the others are zero. */
   private readonly written: Uint8Array;
 
   constructor(readonly capacity: number) {
     this.bytes = new Uint8Array(new SharedArrayBuffer(capacity));
+    this.region = new CopyRegion(this.bytes);
     this.written = new Uint8Array(Math.ceil(capacity / PAGE_SIZE));
   }
 
@@ -26,15 +30,15 @@ export class BackingStore {
   }
 
   /** Store src[from, from + len) at `off` (the range fits). */
-  write(src: Uint8Array, from: number, off: number, len: number): void {
+  write(src: CopyRegion, from: number, off: number, len: number): void {
     if (len === 0) return;
-    this.bytes.set(src.subarray(from, from + len), off);
+    copyBytes(this.region, off, src, from, len);
     const last = pageOf(off + len - 1);
     for (let p = pageOf(off); p <= last; p++) this.written[p] = 1;
   }
 
   /** Load [off, off + len) into dst at `to` (the range fits): stored bytes where written, zeros elsewhere. */
-  read(dst: Uint8Array, to: number, off: number, len: number): void {
+  read(dst: CopyRegion, to: number, off: number, len: number): void {
     const end = off + len;
     let at = off;
     while (at < end) {
@@ -44,8 +48,8 @@ export class BackingStore {
       while (runEnd < end && this.written[pageOf(runEnd)] === w) runEnd += PAGE_SIZE;
       runEnd = Math.min(runEnd, end);
       const d = to + (at - off);
-      if (w !== 0) dst.set(this.bytes.subarray(at, runEnd), d);
-      else fillBytes(dst, 0, d, d + (runEnd - at));
+      if (w !== 0) copyBytes(dst, d, this.region, at, runEnd - at);
+      else fillBytes(dst.bytes, 0, d, d + (runEnd - at));
       at = runEnd;
     }
   }

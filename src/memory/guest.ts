@@ -2,18 +2,22 @@
 // that vCPU threads can share it, and it is never handed to a device thread: in a CoCo VM the host
 // cannot read private pages, which is the whole reason bounce buffers exist.
 import { InputError, InvariantError, assert } from '../errors.js';
+import { CopyRegion } from './copy.js';
 
 /** Guest-physical address of private memory: above 4 GiB, clear of the pool below the PCI hole. */
 export const GUEST_BASE = 0x1_0000_0000;
 
 export class GuestMemory {
   readonly bytes: Uint8Array;
+  /** `bytes` as the bounce copy names them (copy.ts). */
+  readonly region: CopyRegion;
   readonly size: number;
 
   /** `base` is the guest-physical address of the first byte. */
   constructor(readonly sab: SharedArrayBuffer, readonly base: number) {
     assert(Number.isSafeInteger(base) && base > 0, 'private memory starts above physical address 0');
     this.bytes = new Uint8Array(sab);
+    this.region = new CopyRegion(this.bytes);
     this.size = sab.byteLength;
   }
 

@@ -57,6 +57,7 @@ import type { SwiotlbEventSink } from './mem.js';
 import { limitNareas } from './sizing.js';
 import { type GrowLimitStats, growLimitSlabs, growLimitStats, growthRefused, releaseGrowth, reserveGrowth } from './grow-limit.js';
 import { formatBytes } from '../util/units.js';
+import { CopyRegion } from '../memory/copy.js';
 import {
   P_GROWTH_SCHEDULED, P_POOL_PUBLISHED, P_TRANSIENT_DEL, P_TRANSIENT_FREE, P_TRANSIENT_LINKED, P_TRANSIENT_RECLAIM,
   P_TRANSIENT_RETIRED, hook,
@@ -863,22 +864,22 @@ export interface BounceWindowShared {
  * so a transient pool cannot go away under it.
  */
 export class BounceWindow {
-  /** The bytes the last resolve() answered in. */
-  bytes: Uint8Array;
-  private readonly def: Uint8Array;
+  /** The bytes the last resolve() answered in, as the bounce copy names them (memory/copy.ts). */
+  region: CopyRegion;
+  private readonly def: CopyRegion;
   private readonly defStart: number;
   private readonly header: Int32Array | null;
-  private readonly arena: Uint8Array | null;
+  private readonly arena: CopyRegion | null;
   private readonly r: Int32Array | null;
   private readonly f: Float64Array | null;
   private readonly trBase: number;
 
   constructor(w: BounceWindowShared) {
-    this.def = new Uint8Array(w.data);
-    this.bytes = this.def;
+    this.def = new CopyRegion(new Uint8Array(w.data));
+    this.region = this.def;
     this.defStart = w.start;
     this.header = w.header === undefined ? null : new Int32Array(w.header);
-    this.arena = w.dyn === undefined ? null : new Uint8Array(w.dyn.arena);
+    this.arena = w.dyn === undefined ? null : new CopyRegion(new Uint8Array(w.dyn.arena));
     this.r = w.dyn === undefined ? null : new Int32Array(w.dyn.region);
     this.f = w.dyn === undefined ? null : new Float64Array(w.dyn.region);
     this.trBase = this.r === null ? 0 : dynTransientTable(this.r[DYN_MAX_READERS]!);
@@ -886,13 +887,13 @@ export class BounceWindow {
 
   resolve(addr: number, len: number): number {
     if (addr >= this.defStart && addr + len <= this.defStart + this.def.length) {
-      this.bytes = this.def;
+      this.region = this.def;
       return addr - this.defStart;
     }
     const h = this.header;
     const r = this.r;
     if (h === null || r === null) return -1;
-    this.bytes = this.arena!;
+    this.region = this.arena!;
     const n = Atomics.load(h, MEM_NPOOLS);
     for (let p = n - 1; p >= 1; p--) {
       const d = MEM_POOL_TABLE + p * POOL_DESC_INTS;

@@ -13,6 +13,7 @@
 import { InputError, assert } from '../errors.js';
 import type { DmaDevice } from '../dma/device.js';
 import type { GuestMemory } from '../memory/guest.js';
+import { copyBytes } from '../memory/copy.js';
 import type { ThrottleBeginFields } from '../log/events.js';
 import { areaLock, areaUnlock } from './area-lock.js';
 import {
@@ -881,10 +882,10 @@ export class IoTlbMem {
     const g = guest.offsetOf(orig, size);
     const t = tlbAddr - pool.start;
     if (dir === DMA_TO_DEVICE) {
-      pool.data.set(guest.bytes.subarray(g, g + size), t);
+      copyBytes(pool.dataRegion, t, guest.region, g, size);
       this.stats[STAT_BYTES_TO_DEVICE]! += size;
     } else {
-      guest.bytes.set(pool.data.subarray(t, t + size), g);
+      copyBytes(guest.region, g, pool.dataRegion, t, size);
       this.stats[STAT_BYTES_FROM_DEVICE]! += size;
       if (hook !== null && pool.kind === POOL_KIND_TRANSIENT) hook(P_TRANSIENT_COPIED, transientRecordOf(pool));
     }

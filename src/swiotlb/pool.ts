@@ -2,6 +2,7 @@
 // pool's SharedArrayBuffers (layout.ts). Creating a pool initialises it (swiotlb_init_io_tlb_pool);
 // attaching rebuilds the views in another thread without touching the contents.
 import { assert } from '../errors.js';
+import { CopyRegion } from '../memory/copy.js';
 import { INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, ioTlbOffset, isPowerOfTwo } from './constants.js';
 import {
   AREA_INTS, AREA_POOL_READY, AREA_USED, AREA_USED_HIWATER, type PoolKind, areasBytes, dataBytes, slotAllocSizeOffset,
@@ -52,6 +53,8 @@ export class IoTlbPool {
   readonly origAddr: Float64Array;
   /** The bounce buffers: shared (decrypted) memory that devices may read and write. */
   readonly data: Uint8Array;
+  /** `data` as the bounce copy names it (memory/copy.ts). */
+  readonly dataRegion: CopyRegion;
 
   constructor(desc: IoTlbPoolDesc, shared: IoTlbPoolShared) {
     assert(desc.nslabs > 0 && desc.nareas > 0, 'a pool has slots and areas');
@@ -81,6 +84,7 @@ export class IoTlbPool {
     this.allocSize = new Uint32Array(shared.slots, so + slotAllocSizeOffset(n), n);
     this.origAddr = new Float64Array(shared.slots, so + slotOrigAddrOffset(n), n);
     this.data = dof === undefined ? new Uint8Array(shared.data) : new Uint8Array(shared.data, dof, dataBytes(n));
+    this.dataRegion = new CopyRegion(this.data);
   }
 
   /** Allocate and initialise a pool (swiotlb_init_io_tlb_pool). */

@@ -1,5 +1,6 @@
 // The configuration's layers (.env.example, ./.env, the environment, the flags), and every knob of
 // .env.example read and validated by the tool that owns it.
+import { bounceCopySetting } from '../../src/memory/copy.js';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,6 +95,7 @@ describe('configuration layers', () => {
     COCO_STRESS_MAX_VCPUS: [() => parseStressOptions([]), '1000'], COCO_STRESS_SCALE: [() => parseStressOptions([]), '0'],
     COCO_STRESS_WATCHDOG: [() => parseStressOptions([]), '1ms'], COCO_STRESS_PARK_TIMEOUT: [() => parseStressOptions([]), '1ms'],
     COCO_STRESS_MUTANT_BUDGET: [() => parseStressOptions([]), '0'], COCO_BENCH_SECONDS: [benchSeconds, '30d'], COCO_DEBUG: [debugEnabled, 'maybe'],
+    COCO_BOUNCE_COPY: [bounceCopySetting, 'fast'],
     COCO_POLICY: [vm, 'bogus'], COCO_SWIOTLB_DYNAMIC: [vm, 'maybe'], COCO_RESTRICTED_POOL: [vm, 'wlan0=1M'], COCO_TIME_SCALE: [vm, '0'],
     COCO_BUDDYINFO: [vm, '/nonexistent-coco/buddyinfo'], COCO_FRAGMENTATION: [vm, 'bogus'], COCO_DECRYPT_LATENCY: [vm, 'slow'],
     COCO_DECRYPTED_ARENA: [vm, '1'], COCO_CHURN: [vm, 'lots'], COCO_HYBRID_TIMEOUT: [vm, 'soon'], COCO_GROW_LIMIT: [vm, 'big'], COCO_CMA: [vm, '5M'],
