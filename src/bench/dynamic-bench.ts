@@ -30,8 +30,8 @@ function setup(nslabs: number, memory: boolean) {
   return { mem, dev: new DmaDevice('nvme0') };
 }
 
-/** Map+unmap pairs per second of `step` for `seconds`. */
-function rate(seconds: number, step: () => void): number {
+/** Map+unmap pairs per second of `step` for `seconds`, after a warm-up of 2000. */
+export function rate(seconds: number, step: () => void): number {
   for (let i = 0; i < 2000; i++) step(); // warm-up
   const t0 = nowMs();
   let n = 0;
@@ -42,8 +42,26 @@ function rate(seconds: number, step: () => void): number {
   return (n * 1000) / (nowMs() - t0);
 }
 
-/** 4 KiB map+unmap pairs/s with `npools` full 1 MiB dynamic pools in front of the default pool. */
-export function dynamicPoolsRate(npools: number, seconds: number): number {
+/** One 4 KiB map+unmap pair of an allocator (returns the bounce address it used), with its allocator and device. */
+export interface BenchPair {
+  mem: IoTlbMem;
+  dev: DmaDevice;
+  pair(): number;
+}
+
+function pairOf(mem: IoTlbMem, dev: DmaDevice): BenchPair {
+  return {
+    mem, dev,
+    pair() {
+      const a = mem.tblMapSingle(dev, ORIG, SIZE, 0, DMA_TO_DEVICE, 0);
+      mem.tblUnmapSingle(dev, a, SIZE, DMA_TO_DEVICE, 0);
+      return a;
+    },
+  };
+}
+
+/** The dynamic build's 4 KiB pair with `npools` full 1 MiB dynamic pools in front of the default pool. */
+export function dynamicPoolsPair(npools: number): BenchPair {
   const { mem, dev } = setup(512, false);
   const dyn = mem.dyn!;
   for (let p = 0; p < npools; p++) if (!dyn.dynAlloc().ok) throw new Error('bench: a dynamic pool could not be made');
@@ -51,10 +69,12 @@ export function dynamicPoolsRate(npools: number, seconds: number): number {
   for (let k = 0; k < npools * (512 / IO_TLB_SEGSIZE); k++) {
     if (mem.tblMapSingle(dev, ORIG, IO_TLB_SEGSIZE * IO_TLB_SIZE, 0, DMA_TO_DEVICE, 0) === DMA_MAPPING_ERROR) throw new Error('bench: filling the dynamic pools failed');
   }
-  return rate(seconds, () => {
-    const a = mem.tblMapSingle(dev, ORIG, SIZE, 0, DMA_TO_DEVICE, 0);
-    mem.tblUnmapSingle(dev, a, SIZE, DMA_TO_DEVICE, 0);
-  });
+  return pairOf(mem, dev);
+}
+
+/** 4 KiB map+unmap pairs/s with `npools` full 1 MiB dynamic pools in front of the default pool. */
+export function dynamicPoolsRate(npools: number, seconds: number): number {
+  return rate(seconds, dynamicPoolsPair(npools).pair);
 }
 
 /** 4 KiB map+unmap pairs/s through a transient pool (a full default pool), and the same pairs on a pool with room. */
@@ -74,13 +94,13 @@ export function transientRates(seconds: number): { transient: number; normal: nu
   return { transient, normal };
 }
 
+/** The same 4 KiB pair on a 512-slot, one-area pool without CONFIG_SWIOTLB_DYNAMIC (no dynamic state). */
+export function staticPair(): BenchPair {
+  const guest = new GuestMemory(new SharedArrayBuffer(MiB), ORIG);
+  return pairOf(IoTlbMem.create({ nslabs: 512, nareas: 1, start: POOL_START, forceBounce: true }, { guest }), new DmaDevice('nvme0'));
+}
+
 /** 4 KiB map+unmap pairs/s on the same 512-slot, one-area pool without CONFIG_SWIOTLB_DYNAMIC (no dynamic state): the rows above against a static build. */
 export function staticRate(seconds: number): number {
-  const guest = new GuestMemory(new SharedArrayBuffer(MiB), ORIG);
-  const mem = IoTlbMem.create({ nslabs: 512, nareas: 1, start: POOL_START, forceBounce: true }, { guest });
-  const dev = new DmaDevice('nvme0');
-  return rate(seconds, () => {
-    const a = mem.tblMapSingle(dev, ORIG, SIZE, 0, DMA_TO_DEVICE, 0);
-    mem.tblUnmapSingle(dev, a, SIZE, DMA_TO_DEVICE, 0);
-  });
+  return rate(seconds, staticPair().pair);
 }

@@ -1,7 +1,11 @@
 // What an experiment is (issue 15): a claim from the seed threads, quoted with its author and file,
 // the setup that tests it, the figures measured (every VM run through src/sweep/run.ts, the one run
 // driver), and a verdict computed from those figures by a rule stated in words. The rule is a pure
-// function of the figures (judge), so a test can feed it synthetic figures and see it fail.
+// function of the figures (judge), so a test can feed it synthetic figures and see it fail. A verdict
+// should turn only on figures the emulator decides (counts, sizes, a seeded workload's outcome), not
+// on a speed or a race the host decides, so that the quick and the full form reach it on any host;
+// measured speeds are shown beside the counts, saying they do not decide (a rule that still uses one
+// says so in its words).
 //
 // Adding an experiment: one module under src/experiment/ exporting an Experiment, and one line in
 // registry.ts.
@@ -70,12 +74,6 @@ export interface Experiment<F> {
   /** The two forms in words: what the full form runs and what the quick one cuts. */
   forms: { full: string; quick: string };
   repeats: { full: number; quick: number };
-  /**
-   * Set when the verdict turns on a race the host decides (why, in a sentence): the quick form's
-   * verdict may then differ from the recorded one from run to run, which is the finding itself; the
-   * test suite checks its rule and its figures, not that it matches EXPERIMENTS.md.
-   */
-  timingDependent?: string;
   /** Measure: the figures that decide, JSON-serialisable. */
   run(ctx: ExperimentContext): Promise<F>;
   /** The verdict from the figures alone. */

@@ -2,10 +2,11 @@
 //
 // A point is one line in the core: `if (hook !== null) hook(P_X, arg)`. In every normal run `hook`
 // is null and the line is a load and a compare that the branch predictor always gets right (npm run
-// bench measures it against a build with the lines compiled out). Only the stress harness's worker
+// bench measures it against a build with the lines compiled out). The stress harness's worker
 // threads (src/stress/worker.ts) install a hook, which may record who holds which lock, insert
 // spins, yields or short parks (chaos mode) or run the threads one at a time under a seeded
-// scheduler (pct mode).
+// scheduler (pct mode). Two experiments count with one, on their own thread and only while they
+// count (src/experiment/tesarik-dynamic-cost.ts, lan-areas.ts: area-lock acquisitions).
 //
 // Rules for a hook: it runs on the thread that reached the point, possibly with an area lock held;
 // it must not call back into the allocator, and it may only block in bounded waits.
@@ -20,7 +21,7 @@ export type InstrumentHook = (point: number, arg: number, words?: Int32Array) =>
 /** The installed hook; null except in the stress harness's workers. */
 export let hook: InstrumentHook | null = null;
 
-/** Install (or with null remove) this thread's hook. Only the stress harness calls this. */
+/** Install (or with null remove) this thread's hook: the stress harness, and the experiments that count lock acquisitions. */
 export function setInstrumentHook(h: InstrumentHook | null): void {
   hook = h;
 }
