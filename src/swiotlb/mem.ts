@@ -737,7 +737,12 @@ export class IoTlbMem {
     const newUsed = Atomics.add(header, MEM_TOTAL_USED, nslots) + nslots;
     if (slop !== null) Atomics.add(slop, this.allocBegun + THR_ALLOC_DONE_DELTA, nslots);
     this.usedAfterAlloc = newUsed;
-    let old = Atomics.load(header, MEM_USED_HIWATER);
+    // The first guess at used_hiwater is a plain read, as the kernel's atomic_long_read is (relaxed):
+    // every write of the word is atomic and an Int32 element read never tears, so it returns a value
+    // the word held; a stale one only costs a compare-exchange that fails and returns the current
+    // value. Between resets (the only store that lowers it) the word only grows, so a stale guess is
+    // never above it. Atomics.load here is a call into V8's builtin, as dear as the add above.
+    let old = header[MEM_USED_HIWATER]!;
     if (hook !== null) hook(P_HIWATER_UPDATE, newUsed);
     if (mutant === M_HIWATER_NO_CAS) return raiseHiwaterWithoutCas(header, newUsed, old);
     while (newUsed > old) {
