@@ -3,7 +3,8 @@
 //   the VM sustained, over the core's 4 KiB bounce rate at the same thread count (coreBounceRate, the
 //   `npm run bench` rows) measured in the same run, next to it, RATIO_REPS times alternated (core,
 //   VM, core, VM ...), so that the host's load hits both alike; median and spread. Target >= 25%.
-//   Also what the device threads cost: their loop passes per command (one clock read each).
+//   Also what the device threads cost: their loop passes per command (one clock read each), and the
+//   process's CPU per pair, with what it allows with every core of the host busy.
 // - boot: 32 vCPUs with a 1 GiB pool, from the start of boot until every vCPU waits at the start
 //   barrier (the report's run.boot_ms); median of BOOT_RUNS runs. Target < 1.5 s.
 // - a 10 s run on 32 vCPUs: the process's wall time, start to exit. Target < 12 s.
@@ -15,6 +16,7 @@
 // Not part of `npm test`: these are timings.
 import { quote } from '../src/util/quote.js';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { BENCH_WINDOW, coreBounceRate } from '../src/bench/core-bench.js';
 import { runVmJson as vm } from '../src/bench/vm-run.js';
@@ -78,10 +80,13 @@ runMain(async () => {
         // An older build's report may lack the cost fields: NaN, printed as '-'.
         const r = report.run as Partial<RunReport['run']> & RunReport['run'];
         reps.push({
-          build: b.name, core_pairs_per_s: Math.round(core), vm_pairs_per_s: pairs, ratio: pairs / core,
+          build: b.name, core_pairs_per_s: Math.round(core), vm_pairs_per_s: pairs, ratio: pairs / core, cpu_us_per_pair: NaN,
           device_passes_per_command: (r.device_passes ?? NaN) / Math.max(1, r.device_commands),
           cpu_ms_per_run_s: ((r.cpu_ms ?? NaN) - (r.cpu_boot_ms ?? NaN)) / (r.run_ms / 1000),
         });
+        // The process's CPU (every thread: vCPUs, devices, main) per pair sustained.
+        const last = reps[reps.length - 1]!;
+        last.cpu_us_per_pair = (last.cpu_ms_per_run_s * 1000) / pairs;
       }
     }
     for (const b of builds) {
@@ -96,7 +101,7 @@ runMain(async () => {
   for (const r of ratioRows) {
     const tag = builds.length > 1 ? ` [${r.build}]` : '';
     for (const x of r.reps) {
-      console.log(`  ${String(r.vcpus).padStart(3)} vCPUs${tag}  vm ${fmt(x.vm_pairs_per_s).padStart(9)} pairs/s  core ${fmt(x.core_pairs_per_s).padStart(10)}  ratio ${(x.ratio * 100).toFixed(1).padStart(5)}%  device passes/command ${num(x.device_passes_per_command, 2)}  CPU ${num(x.cpu_ms_per_run_s, 0)} ms per run s`);
+      console.log(`  ${String(r.vcpus).padStart(3)} vCPUs${tag}  vm ${fmt(x.vm_pairs_per_s).padStart(9)} pairs/s  core ${fmt(x.core_pairs_per_s).padStart(10)}  ratio ${(x.ratio * 100).toFixed(1).padStart(5)}%  device passes/command ${num(x.device_passes_per_command, 2)}  CPU ${num(x.cpu_ms_per_run_s, 0)} ms per run s, ${num(x.cpu_us_per_pair, 1)} us per pair`);
     }
     const rs = r.reps.map((x) => x.ratio);
     console.log(`  ${String(r.vcpus).padStart(3)} vCPUs${tag}  vm/core median ${(r.ratio_median * 100).toFixed(1)}% (${(Math.min(...rs) * 100).toFixed(1)}-${(Math.max(...rs) * 100).toFixed(1)}%)${r.build === 'this' ? met(r.ratio_median >= RATIO_TARGET) : ''}`);
@@ -113,6 +118,15 @@ runMain(async () => {
     for (const v of RATIO_VCPUS) {
       const cores = ratioRows.filter((r) => r.vcpus === v && r.build === 'this').flatMap((r) => r.reps.map((x) => x.core_pairs_per_s));
       console.log(`  ${String(v).padStart(3)} vCPUs  ceiling/core median ${((ceiling / median(cores)) * 100).toFixed(1)}%: the most the ratio can read with this device model`);
+    }
+    // What the VM's own CPU cost allows on this host: every core busy at the measured CPU per pair.
+    const ncores = availableParallelism();
+    for (const r of ratioRows) {
+      const us = median(r.reps.map((x) => x.cpu_us_per_pair));
+      const cores = r.reps.map((x) => x.core_pairs_per_s);
+      const most = (ncores * 1e6) / us;
+      const tag = builds.length > 1 ? ` [${r.build}]` : '';
+      console.log(`  ${String(r.vcpus).padStart(3)} vCPUs${tag}  CPU per pair median ${num(us, 1)} us: on ${ncores} cores at most ${fmt(most)} pairs/s, ${num((most / median(cores)) * 100, 1)}% of the core (all cores busy, measured cost)`);
     }
   }
   const ratioTargets = Object.fromEntries(ratioRows.filter((r) => r.build === 'this').map((r) => [ratioTarget(r), r.ratio_median >= RATIO_TARGET]));
