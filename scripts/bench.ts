@@ -187,11 +187,13 @@ interface TraceFigures {
 async function traceFileRows(seconds: number): Promise<TraceFigures> {
   let traceArms: Arms;
   let traced: { events: number; lost: number };
+  let waits = 0;
   const traceDir = mkdtempSync(join(tmpdir(), 'coco-bench-trace-'));
   try {
     const file = new DmaTraceFile(join(traceDir, 'bench.trace'), 8, nowMs());
     file.start();
     traceArms = (await measure('trace file', 'bounce', 8, 8, seconds * ARM_WINDOW_FACTOR, { trace: file })).arms!;
+    waits = file.fullWaits();
     traced = file.close();
     if (traced.events === 0) throw new Error('bench: the trace arm wrote no trace line');
   } finally {
@@ -206,7 +208,7 @@ async function traceFileRows(seconds: number): Promise<TraceFigures> {
   return {
     rows: [
       row('4K bounce, 8 threads, --trace-file off', traceArms.aPerS),
-      row(`4K bounce, 8 threads, --trace-file on (${perPair.toFixed(2)} lines, 2 records, ${pairBytes} B a pair; ${traced.events} lines written, ${traced.lost} lost)`, traceArms.bPerS),
+      row(`4K bounce, 8 threads, --trace-file on (${perPair.toFixed(2)} lines, 2 records, ${pairBytes} B a pair; ${traced.events} lines written, ${traced.lost} lost, ${waits} waits for a full ring)`, traceArms.bPerS),
       row('4K bounce, 8 threads, no tracer (floor: clock)', clock.aPerS),
       row('4K bounce, 8 threads, a tracer that only reads the clock, 2 reads a pair', clock.bPerS),
       row('4K bounce, 8 threads, no tracer (floor: call)', call.aPerS),

@@ -36,7 +36,7 @@
 // bus has no offset and no encryption bit).
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { InputError, InvariantError, assert } from '../errors.js';
-import { RING_DATA_OFFSET, RingReader, RingWriter, createRingBuffer } from '../log/ring.js';
+import { RING_DATA_OFFSET, RingReader, RingWriter, createRingBuffer, ringStats } from '../log/ring.js';
 import { quote } from '../util/quote.js';
 import { nowMs } from '../util/clock.js';
 import { DMA_ATTR_NAMES, DMA_DIR_NAMES as DIR, DMA_TRACE_MAX_ENTRIES } from './tracefs.js';
@@ -563,6 +563,11 @@ export class DmaTraceFile {
 
   channel(cpu: number): DmaTraceChannel {
     return { ring: this.readers[cpu]!.sab, cpu, clockBaseMs: this.clockBaseMs };
+  }
+
+  /** Times a vCPU found its ring full and waited for the drain (back-pressure; a wait past TRACE_FULL_WAIT_MS lost its record). */
+  fullWaits(): number {
+    return this.readers.reduce((n, r) => n + ringStats(r.sab).fullWaits, 0);
   }
 
   start(): void {
