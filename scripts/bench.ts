@@ -86,7 +86,7 @@ interface Variant {
 /** Run one configuration: start its threads, let each warm up, open the window for `seconds`, count pairs (per arm for a two-arm comparison). */
 async function measure(name: string, mode: CoreBenchMode, threads: number, nareas: number, seconds: number, v: Variant = {}): Promise<Row & { arms?: Arms }> {
   const logging = v.logging;
-  const twoArms = logging !== undefined || v.throttleArm === true || v.trace !== undefined || v.traceFloor !== undefined;
+  const twoArms = logging !== undefined || v.throttleArm === true || v.trace !== undefined || v.traceFloor !== undefined || mode === 'copy-vs-memmove';
   const nslabs = Math.max(nareas * 128, 4096);
   const create = (throttle: boolean) => IoTlbMem.create({ nslabs, nareas, start: POOL_START, forceBounce: true, throttle: { enabled: throttle } });
   const mem = create(false);
@@ -157,6 +157,18 @@ async function nativeComparison(seconds: number): Promise<{ lines: string[]; row
       rows.push({ name: `${mode === 'alloc' ? 'alloc only' : 'copy only'}, 1 thread, native C (median of ${NATIVE_REPS})`, threads: 1, nareas: 1, mode, pairs_per_s: Math.round(med(pairs[mode].map((p) => p.c))), slowest_over_fastest: 1, failures: 0 });
     }
     rows.push({ name: `copy only, 1 thread, TypedArray.set path (median of ${NATIVE_REPS})`, threads: 1, nareas: 1, mode: 'copy-set', pairs_per_s: Math.round(med(pairs.copy.map((p) => p.set!))), slowest_over_fastest: 1, failures: 0 });
+    // The same comparison inside one thread, immune to the host's drift between windows: copyBytes
+    // against the addon's memmove of the same bytes, alternated every ARM_PHASE_MS (core-bench.ts).
+    if (copyPath.kind === 'memcpy') {
+      const arms = (await measure('copy vs memmove', 'copy-vs-memmove', 1, 1, seconds * ARM_WINDOW_FACTOR)).arms!;
+      lines.push(`  4 KiB copy, one thread, alternated every ${ARM_PHASE_MS} ms: copyBytes ${fmt(arms.aPerS)}, the addon's memmove of the same bytes in a loop ${fmt(arms.bPerS)}`);
+      ratios['copy_over_memmove_one_thread'] = arms.aPerS / arms.bPerS;
+      targets['copy_over_memmove_one_thread'] = ratios['copy_over_memmove_one_thread'] >= 0.5;
+      rows.push({ name: 'copy only, 1 thread, copyBytes (alternated with the memmove loop)', threads: 1, nareas: 1, mode: 'copy', pairs_per_s: Math.round(arms.aPerS), slowest_over_fastest: 1, failures: 0 });
+      rows.push({ name: 'copy only, 1 thread, memmove loop in the addon (alternated)', threads: 1, nareas: 1, mode: 'copy-vs-memmove', pairs_per_s: Math.round(arms.bPerS), slowest_over_fastest: 1, failures: 0 });
+    } else {
+      lines.push(`  4 KiB copy, one thread, against the addon's memmove: not measured (${copyPath.what})`);
+    }
   } finally {
     native.close();
   }

@@ -7,7 +7,7 @@ import { DmaDevice } from '../dma/device.js';
 import { type DmaTracepoints, dmaMapSingle, dmaUnmapSingle, setDmaTracer } from '../dma/direct.js';
 import { type DmaTraceChannel, DmaTracer } from '../trace/writer.js';
 import { GUEST_BASE, GuestMemory } from '../memory/guest.js';
-import { copyBytes, copyBytesSet } from '../memory/copy.js';
+import { copyBytes, copyBytesSet, memmoveLoop } from '../memory/copy.js';
 import { DMA_MAPPING_ERROR, DMA_TO_DEVICE, IO_TLB_SIZE, POOL_START } from '../swiotlb/constants.js';
 import { IoTlbMem, type IoTlbMemShared, type SwiotlbEvent } from '../swiotlb/mem.js';
 import type { LogChannel } from '../log/logger.js';
@@ -19,9 +19,15 @@ import { runWorkers } from '../util/threads.js';
 /**
  * bounce: dma_map_single + dma_unmap_single of 4 KiB TO_DEVICE; alloc: slot search and release only;
  * copy: the one 4 KiB copy, through the bounce's own copy (memory/copy.ts copyBytes, the path the VM
- * runs); copy-set: the same copy through the TypedArray.set path, whichever path this thread runs.
+ * runs); copy-set: the same copy through the TypedArray.set path, whichever path this thread runs;
+ * copy-vs-memmove: two arms in one thread, MEMMOVE_BATCH copyBytes calls (A) against the addon's
+ * memmove of the same bytes MEMMOVE_BATCH times in one call (B, memory/copy.ts memmoveLoop: no
+ * JavaScript between copies); both arms look at the control block once per batch.
  */
-export type CoreBenchMode = 'bounce' | 'alloc' | 'copy' | 'copy-set';
+export type CoreBenchMode = 'bounce' | 'alloc' | 'copy' | 'copy-set' | 'copy-vs-memmove';
+
+/** Copies per pass of the copy-vs-memmove mode's native arm: ~10 us, well inside an arm's phase. */
+export const MEMMOVE_BATCH = 256;
 
 export interface CoreBenchThreadConfig {
   mode: CoreBenchMode;
@@ -101,7 +107,7 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   const guest = new GuestMemory(cfg.guest, cfg.guestBase);
   const logging = cfg.failEvery !== undefined;
   const tracer: (DmaTracepoints & { close?(): void }) | null = cfg.trace !== undefined ? new DmaTracer(cfg.trace) : cfg.traceFloor !== undefined ? floorTracer(cfg.traceFloor) : null;
-  const twoArms = logging || tracer !== null || cfg.sharedB !== undefined;
+  const twoArms = logging || tracer !== null || cfg.sharedB !== undefined || cfg.mode === 'copy-vs-memmove';
   const vlogOn = new VcpuLog(await attachWorkerLogger(cfg.log, { vcpu: cfg.cpu }));
   const vlogOff = new VcpuLog(await attachWorkerLogger(null));
   let armB = false;
@@ -151,6 +157,9 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   const src = guest.region;
   const data = poolA.dataRegion;
   const copyWith = cfg.mode === 'copy-set' ? copyBytesSet : copyBytes;
+  if (cfg.mode === 'copy-vs-memmove' && !memmoveLoop(data, copyAt, src, goff, size, 1)) {
+    throw new Error('bench: copy-vs-memmove needs the bounce copy addon, which this thread did not load');
+  }
   const copy = (): boolean => {
     copyWith(data, copyAt, src, goff, size);
     return true;
@@ -173,7 +182,18 @@ export async function runCoreBenchThread(cfg: CoreBenchThreadConfig): Promise<Co
   let pairs = 0;
   let pairsArmB = 0;
   let failures = 0;
-  if (!twoArms) {
+  if (cfg.mode === 'copy-vs-memmove') {
+    while (Atomics.load(control, CONTROL_STATE) === STATE_RUN) {
+      if (Atomics.load(control, CONTROL_ARM_B) === 1) {
+        memmoveLoop(data, copyAt, src, goff, size, MEMMOVE_BATCH);
+        pairs += MEMMOVE_BATCH;
+        pairsArmB += MEMMOVE_BATCH;
+      } else {
+        for (let i = 0; i < MEMMOVE_BATCH; i++) copyBytes(data, copyAt, src, goff, size);
+        pairs += MEMMOVE_BATCH;
+      }
+    }
+  } else if (!twoArms) {
     while (Atomics.load(control, CONTROL_STATE) === STATE_RUN) {
       if (!step()) failures++;
       pairs++;

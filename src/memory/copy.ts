@@ -20,6 +20,8 @@ interface BounceCopyAddon {
   register(bytes: Uint8Array, sab: SharedArrayBuffer): number;
   /** Copies as the argument block says (ARG_*). */
   copy(): void;
+  /** The same copy `times` times in one call. */
+  memmove_loop(times: number): void;
 }
 
 // The addon's argument block (bounce-copy.c): copy() takes its operands from it, as reading call
@@ -125,15 +127,19 @@ export function copyBytesSet(dst: CopyRegion, dstOff: number, src: CopyRegion, s
   dst.bytes.set(src.bytes.subarray(srcOff, srcOff + len), dstOff);
 }
 
+function setArgs(dst: CopyRegion, dstOff: number, src: CopyRegion, srcOff: number, len: number): void {
+  args[ARG_DST_ID] = dst.id;
+  args[ARG_DST_OFF] = dst.base + dstOff;
+  args[ARG_SRC_ID] = src.id;
+  args[ARG_SRC_OFF] = src.base + srcOff;
+  args[ARG_LEN] = len;
+}
+
 function copyBytesMemcpy(dst: CopyRegion, dstOff: number, src: CopyRegion, srcOff: number, len: number): void {
   if (!inRange(dst, dstOff, src, srcOff, len)) throw outOfRange(dst, dstOff, src, srcOff, len);
   if ((dst.id | src.id) < 0) dst.bytes.set(src.bytes.subarray(srcOff, srcOff + len), dstOff);
   else {
-    args[ARG_DST_ID] = dst.id;
-    args[ARG_DST_OFF] = dst.base + dstOff;
-    args[ARG_SRC_ID] = src.id;
-    args[ARG_SRC_OFF] = src.base + srcOff;
-    args[ARG_LEN] = len;
+    setArgs(dst, dstOff, src, srcOff, len);
     addon!.copy();
   }
 }
@@ -144,3 +150,15 @@ function copyBytesMemcpy(dst: CopyRegion, dstOff: number, src: CopyRegion, srcOf
  */
 export const copyBytes: (dst: CopyRegion, dstOff: number, src: CopyRegion, srcOff: number, len: number) => void =
   addon === null ? copyBytesSet : copyBytesMemcpy;
+
+/**
+ * The bench's native reference: the memmove copyBytes would make, `times` times inside one call to
+ * the addon (no JavaScript between copies). False, and nothing copied, without the addon.
+ */
+export function memmoveLoop(dst: CopyRegion, dstOff: number, src: CopyRegion, srcOff: number, len: number, times: number): boolean {
+  if (addon === null || (dst.id | src.id) < 0) return false;
+  if (!inRange(dst, dstOff, src, srcOff, len)) throw outOfRange(dst, dstOff, src, srcOff, len);
+  setArgs(dst, dstOff, src, srcOff, len);
+  addon.memmove_loop(times);
+  return true;
+}

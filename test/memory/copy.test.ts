@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { BOUNCE_COPY_ADDON, CopyRegion, copyBytes, copyBytesSet, copyPath } from '../../src/memory/copy.js';
+import { BOUNCE_COPY_ADDON, CopyRegion, copyBytes, copyBytesSet, copyPath, memmoveLoop } from '../../src/memory/copy.js';
 import { projectRoot } from '../../src/util/worker-file.js';
 import { vmProcess } from '../helpers/vm-process.js';
 import type { RunReport } from '../../src/vm/report.js';
@@ -57,6 +57,17 @@ describe('copyBytes', () => {
     expect(() => copy(dst, -1, src, 0, 16)).toThrow(RangeError);
     expect(() => copy(dst, 0, src, 0, -1)).toThrow(RangeError);
     expect(Buffer.from(dst.bytes).equals(Buffer.from(before))).toBe(true);
+  });
+
+  it('memmoveLoop (the bench\'s native reference) makes the same copy, or says it cannot without the addon', () => {
+    const dst = region(8192, 4096, 1);
+    const src = region(8192, 64, 2);
+    const want = Uint8Array.from(dst.bytes);
+    want.set(src.bytes.subarray(100, 100 + 4096), 7);
+    const ran = memmoveLoop(dst, 7, src, 100, 4096, 3);
+    expect(ran).toBe(copyPath.kind === 'memcpy');
+    if (ran) expect(Buffer.from(dst.bytes).equals(Buffer.from(want))).toBe(true);
+    if (ran) expect(() => memmoveLoop(dst, 4097, src, 0, 4096, 1)).toThrow(RangeError);
   });
 
   it('copies within one buffer as memmove does, overlap included', () => {

@@ -9,6 +9,7 @@
  *   set_args(block)               block: Float64Array(5) over a SharedArrayBuffer, the operands of copy()
  *   register(bytes, sab) -> id    bytes: a Uint8Array over the whole SharedArrayBuffer sab
  *   copy()                        block = [dstId, dstOff, srcId, srcOff, len]
+ *   memmove_loop(times)           the same copy `times` times (the bench's native reference)
  *
  * Invariants (per thread: each worker thread loads the addon into its own napi_env and has its own
  * registry):
@@ -151,26 +152,69 @@ static napi_value do_register(napi_env env, napi_callback_info info) {
  * memmove itself, while five stores into a Float64Array cost the caller a few ns. Doubles, so that
  * offsets past 2 GiB are exact.
  */
-static napi_value do_copy(napi_env env, napi_callback_info info) {
+/* The operands in the argument block, checked: the bytes to copy to and from, or a RangeError thrown and NULL. */
+static const region_t *operands(napi_env env, napi_callback_info info, uint8_t **to, const uint8_t **from, size_t *n) {
   registry_t *reg = thread_reg;
   if (reg == NULL || reg->env != env) napi_get_cb_info(env, info, NULL, NULL, NULL, (void **)&reg);
   const double *a = reg->args;
-  if (a == NULL) return throw_range(env, "bounce_copy.copy: no argument block (set_args)");
+  if (a == NULL) {
+    throw_range(env, "bounce_copy.copy: no argument block (set_args)");
+    return NULL;
+  }
   int64_t v[5];
   for (int i = 0; i < 5; i++) {
-    /* in range of int64 and whole: anything else (NaN, a fraction, a negative) is rejected below */
+    /* in range of int64 and whole: anything else (NaN, a fraction, a negative) is rejected here */
     if (!(a[i] >= 0 && a[i] < 9007199254740992.0) || (double)(int64_t)a[i] != a[i]) {
-      return throw_range(env, "bounce_copy.copy: an operand is not a whole number from 0 to 2^53");
+      throw_range(env, "bounce_copy.copy: an operand is not a whole number from 0 to 2^53");
+      return NULL;
     }
     v[i] = (int64_t)a[i];
   }
   const int64_t dst = v[ARG_DST_ID], doff = v[ARG_DST_OFF], src = v[ARG_SRC_ID], soff = v[ARG_SRC_OFF], len = v[ARG_LEN];
   if (dst >= reg->n || src >= reg->n || reg->regions[dst].data == NULL || reg->regions[src].data == NULL) {
-    return throw_range(env, "bounce_copy.copy: not a registered region");
+    throw_range(env, "bounce_copy.copy: not a registered region");
+    return NULL;
   }
   const region_t *d = &reg->regions[dst], *s = &reg->regions[src];
-  if (doff > d->len - len || soff > s->len - len) return throw_range(env, "bounce_copy.copy: range outside its region");
-  memmove(d->data + doff, s->data + soff, (size_t)len);
+  if (doff > d->len - len || soff > s->len - len) {
+    throw_range(env, "bounce_copy.copy: range outside its region");
+    return NULL;
+  }
+  *to = d->data + doff;
+  *from = s->data + soff;
+  *n = (size_t)len;
+  return d;
+}
+
+static napi_value do_copy(napi_env env, napi_callback_info info) {
+  uint8_t *to;
+  const uint8_t *from;
+  size_t n;
+  if (operands(env, info, &to, &from, &n) != NULL) memmove(to, from, n);
+  return NULL;
+}
+
+/*
+ * memmove_loop(times): the copy the argument block names, `times` times in one call: the native
+ * reference of `npm run bench` (the same memmove on the same bytes without the call from
+ * JavaScript), alternated with copyBytes in one thread.
+ */
+static napi_value do_memmove_loop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int64_t times;
+  if (argc != 1 || napi_get_value_int64(env, argv[0], &times) != napi_ok || times < 0) {
+    return throw_range(env, "bounce_copy.memmove_loop(times): a count from 0 expected");
+  }
+  uint8_t *to;
+  const uint8_t *from;
+  size_t n;
+  if (operands(env, info, &to, &from, &n) == NULL) return NULL;
+  for (int64_t i = 0; i < times; i++) {
+    memmove(to, from, n);
+    __asm__ volatile("" : : "r"(to) : "memory"); /* every copy happens */
+  }
   return NULL;
 }
 
@@ -221,5 +265,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "copy", fn);
   napi_create_function(env, "set_args", NAPI_AUTO_LENGTH, do_set_args, reg, &fn);
   napi_set_named_property(env, exports, "set_args", fn);
+  napi_create_function(env, "memmove_loop", NAPI_AUTO_LENGTH, do_memmove_loop, reg, &fn);
+  napi_set_named_property(env, exports, "memmove_loop", fn);
   return exports;
 }
