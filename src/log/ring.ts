@@ -27,7 +27,9 @@
 // producer re-reads tail only when the room it last saw is too small: tail only grows, so a stale
 // tail under-states the room and never lets a record overwrite bytes the consumer has not taken.
 // A batch not yet published is in the ring but invisible to the consumer until then; it is never
-// dropped.
+// dropped. COMMITTED says where it ends: a producer whose thread ended without closing the ring (a
+// vCPU that failed, or was terminated) leaves whole records there, which the consumer adopts
+// (adoptBatch) once that thread is gone.
 //
 // Time order. A record's time is taken before it is published, so a drain can miss a record stamped
 // before lines it does take. The producer says when it is between the two: STAMPING holds the
@@ -50,6 +52,7 @@ const PRODUCER = 7; // 1 once a RingWriter has claimed the ring (there may be on
 const BASE_HI = 8; // floor(wallMs()) when the ring was created, split in two int32s (high, then low 2^24)
 const BASE_LO = 9;
 const STAMPING = 10; // 1 + floor(wallMs()) - base at which the producer began the record it writes; 0 = none
+const COMMITTED = 11; // head plus the batch committed and not yet published (plain stores by the producer: for adoptBatch)
 const HEADER_INTS = 16; // 64 bytes: the header fills one cache line
 const HEADER_BYTES = HEADER_INTS * 4;
 /** Where the data area begins in a ring's SharedArrayBuffer (a multiple of 8: records of whole Float64 words stay aligned). */
@@ -172,6 +175,7 @@ export class RingWriter {
     if (pos + worst <= this.capacity && worst <= this.capacity - ((head - Atomics.load(this.hdr, TAIL)) | 0)) {
       const n = this.view.write(s, pos, 'utf8');
       Atomics.store(this.hdr, HEAD, (head + n) | 0);
+      this.hdr[COMMITTED] = (head + n) | 0;
       Atomics.store(this.hdr, LINES, ++this.lines);
       return true;
     }
@@ -201,6 +205,7 @@ export class RingWriter {
   /** The `n` bytes written at reserve()'s position are one record; published with its batch. */
   commit(n: number): void {
     this.batchBytes += n;
+    this.hdr[COMMITTED] = (this.hdr[HEAD]! + this.batchBytes) | 0;
     if (++this.batchRecords >= this.publishEvery) this.flush();
   }
 
@@ -232,6 +237,7 @@ export class RingWriter {
     if (pos + n <= this.capacity && n <= this.capacity - ((head - Atomics.load(this.hdr, TAIL)) | 0)) {
       this.data.set(bytes.subarray(0, n), pos);
       Atomics.store(this.hdr, HEAD, (head + n) | 0);
+      this.hdr[COMMITTED] = (head + n) | 0;
       Atomics.store(this.hdr, LINES, ++this.lines);
       return true;
     }
@@ -252,6 +258,7 @@ export class RingWriter {
       this.data.set(bytes.subarray(off, off + first), pos);
       if (first < n) this.data.set(bytes.subarray(off + first, off + n), 0);
       Atomics.store(this.hdr, HEAD, (head + n) | 0);
+      this.hdr[COMMITTED] = (head + n) | 0;
       off += n;
     }
     Atomics.store(this.hdr, LINES, ++this.lines);
@@ -367,6 +374,22 @@ export class RingReader {
     if (first < n) sink(this.data.subarray(0, n - first));
     Atomics.store(this.hdr, TAIL, head);
     Atomics.notify(this.hdr, TAIL);
+    return n;
+  }
+
+  /**
+   * Publish, on the producer's behalf, the records it committed and never published: only once its
+   * thread has ended without closing the ring (a closed ring published everything). Returns the bytes
+   * adopted (whole records: commit() moves COMMITTED only past a finished record).
+   */
+  adoptBatch(): number {
+    if (this.closed()) return 0;
+    const head = Atomics.load(this.hdr, HEAD);
+    const committed = this.hdr[COMMITTED]!;
+    const n = (committed - head) | 0;
+    if (n <= 0) return 0;
+    assert(n <= this.capacity - ((head - this.hdr[TAIL]!) | 0), `log ring corrupt: a batch of ${n} bytes past head in ${this.capacity}`);
+    Atomics.store(this.hdr, HEAD, committed);
     return n;
   }
 

@@ -594,9 +594,13 @@ export class DmaTraceFile {
     }
   }
 
-  /** After every vCPU closed its tracer: drain the rest, format the spools merged in time order, fill in the header's counts. */
+  /**
+   * After every vCPU's thread is done: drain the rest (with the last batch of a vCPU that ended
+   * without closing its tracer), format the spools merged in time order, fill in the header's counts.
+   */
   close(): { file: string; events: number; lost: number } {
     if (this.timer !== null) clearInterval(this.timer);
+    for (const r of this.readers) r.adoptBatch();
     this.drain();
     this.closed = true;
     try {

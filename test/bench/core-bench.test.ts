@@ -10,7 +10,7 @@ import { POOL_START } from '../../src/swiotlb/constants.js';
 import { IoTlbMem } from '../../src/swiotlb/mem.js';
 
 describe('core bench, trace floor arms', () => {
-  it.each<TraceFloor>(['clock', 'call'])('a %s tracer on arm B: both arms run, and the warm-up counts its arm-B pairs', async (floor) => {
+  it.each<TraceFloor>(['clock', 'call'])('a %s tracer on arm B: the window runs, and the warm-up counts its arm-B pairs', async (floor) => {
     const mem = IoTlbMem.create({ nslabs: 4096, nareas: 1, start: POOL_START, forceBounce: true });
     const cfg: CoreBenchThreadConfig = {
       mode: 'bounce', shared: mem.shared(), guest: new SharedArrayBuffer(3 * 4096), guestBase: GUEST_BASE, cpu: 0,

@@ -104,6 +104,33 @@ describe('log ring', () => {
     expect(ringStats(sab)).toMatchObject({ lines: 6 + free / 8, dropped: 0 });
   });
 
+  it('adoptBatch publishes what a producer that never closed committed, and nothing once it closed', () => {
+    const sab = createRingBuffer(4096);
+    const w = new RingWriter(sab, 0, 4);
+    const r = new RingReader(sab);
+    const data = new Uint8Array(sab, 64);
+    for (let v = 1; v <= 3; v++) {
+      const pos = w.reserve(8);
+      data.fill(v, pos, pos + 8);
+      w.commit(8);
+    }
+    w.reserve(8); // reserved, never committed: not a record
+    expect(r.drain()).toBeUndefined();
+    expect(r.adoptBatch()).toBe(24);
+    expect([...r.drain()!]).toEqual([1, 2, 3].flatMap((v) => Array<number>(8).fill(v)));
+    expect(r.adoptBatch()).toBe(0);
+    // A producer that closed published its batch itself (the adopting reader above stands for a
+    // producer that is gone: this one is a second ring).
+    const sab2 = createRingBuffer(4096);
+    const w2 = new RingWriter(sab2, 0, 4);
+    const r2 = new RingReader(sab2);
+    w2.reserve(8);
+    w2.commit(8);
+    w2.close();
+    expect(r2.adoptBatch()).toBe(0);
+    expect(r2.drain()!.length).toBe(8);
+  });
+
   it('drainTo hands the bytes as views of the ring, in two pieces where they wrap', () => {
     const sab = createRingBuffer(4096);
     const w = new RingWriter(sab, 0);

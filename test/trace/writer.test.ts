@@ -173,6 +173,21 @@ describe('DmaTracer records', () => {
     expect([...secs].sort((x, y) => x - y)).toEqual(secs);
   });
 
+  it('a vCPU that ends without closing its tracer keeps every record it wrote (its last batch, not yet published)', async () => {
+    const { DmaTraceFile, DmaTracer, TRACE_PUBLISH_EVERY } = await import('../../src/trace/writer.js');
+    const { nowMs } = await import('../../src/util/clock.js');
+    const file = join(dir.path, 'unclosed.trace');
+    const f = new DmaTraceFile(file, 1, nowMs());
+    const t = new DmaTracer(f.channel(0));
+    const n = TRACE_PUBLISH_EVERY + 5; // one batch published, 5 records left in the ring unpublished
+    for (let i = 0; i < n; i++) t.unmapPhys('nvme0', 0x1000 * i, 4096, 1, 0);
+    f.drain();
+    // No t.close(): the thread failed; close() adopts what it committed.
+    const r = f.close();
+    expect(r).toMatchObject({ events: n, lost: 0 });
+    expect(lines(file)).toHaveLength(n);
+  });
+
   it('a dropped map and its bounce are two lost events', async () => {
     const { DmaTraceFile, DmaTracer, MAP_PHYS_RECORD_BYTES, TRACE_RING_BYTES } = await import('../../src/trace/writer.js');
     const { nowMs } = await import('../../src/util/clock.js');
