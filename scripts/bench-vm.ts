@@ -12,7 +12,10 @@
 //   8, 32, 64 and 128 vCPUs with a 64 MiB and a 1 GiB pool.
 // `--against DIR` (a built checkout of another version, e.g. main before a change): its `vm` runs
 // the same ratio rows, alternated with this one's in the same run (before and after).
-// `--only ratio` or `--only scaling` measures one part.
+// - idle: what a device costs with nothing to do. jobs/randrw-4k.fio keeps nvme0 busy and sends eth0
+//   no command at all: each device thread's own CPU (the report's run.device_threads, the host's
+//   per-thread figure) per second of its life, IDLE_REPS times alternated with --against's build.
+// `--only ratio`, `--only idle` or `--only scaling` measures one part.
 // Not part of `npm test`: these are timings.
 import { quote } from '../src/util/quote.js';
 import { join } from 'node:path';
@@ -36,6 +39,9 @@ const RATIO_VCPUS = [4, 32];
 const RATIO_REPS = 3;
 const RATIO_RUNTIME = '3s';
 const RATIO_TARGET = 0.25;
+const IDLE_VCPUS = 4;
+const IDLE_REPS = 3;
+const IDLE_RUNTIME = '3s';
 const SCALE_VCPUS = [8, 32, 64, 128];
 const SCALE_POOLS = ['64M', '1G'];
 const SCALE_RUNTIME = '1s';
@@ -53,10 +59,10 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 runMain(async () => {
   const flags = parseFlags(process.argv.slice(2), [
     { name: 'against', kind: 'string', form: 'DIR', default: 'none', help: 'a built checkout whose vm runs the ratio rows too, alternated (before/after)' },
-    { name: 'only', kind: 'string', form: 'ratio|scaling', default: 'every row', help: 'ratio (the VM-over-core rows) or scaling (the scaling rows)' },
+    { name: 'only', kind: 'string', form: 'ratio|idle|scaling', default: 'every row', help: 'ratio (the VM-over-core rows), idle (an idle device\'s CPU) or scaling (the scaling rows)' },
   ], 'bench:vm', 'The VM\'s timings and its cost over the core: boot, a 10 s run\'s wall time, map+unmap pairs/s, scaling; the core window is COCO_BENCH_SECONDS.');
   const only = flags.get('only');
-  if (only !== undefined && only !== 'ratio' && only !== 'scaling') throw new InputError('EBADFLAG', `--only: ${quote(only)} is not valid; expected ratio or scaling`);
+  if (only !== undefined && only !== 'ratio' && only !== 'idle' && only !== 'scaling') throw new InputError('EBADFLAG', `--only: ${quote(only)} is not valid; expected ratio, idle or scaling`);
   const builds: { name: string; script: string | undefined }[] = [{ name: 'this', script: undefined }];
   const against = flags.get('against');
   if (against !== undefined) {
@@ -65,6 +71,13 @@ runMain(async () => {
     builds.push({ name: 'against', script });
   }
   const seconds = parseDurationInRange(configValue('COCO_BENCH_SECONDS'), envOrigin('COCO_BENCH_SECONDS'), BENCH_WINDOW) / 1000;
+
+  // An idle device's cost, alternated.
+  if (only === 'idle') {
+    const idle = await idleRows(builds);
+    console.log(JSON.stringify({ bench: 'vm', idle }));
+    return 0;
+  }
 
   // The VM against its core, alternated.
   const ratioRows = [];
@@ -135,6 +148,8 @@ runMain(async () => {
     return 0;
   }
 
+  const idle = only === 'scaling' ? [] : await idleRows(builds);
+
   const boots: number[] = [];
   for (let i = 0; i < (only === 'scaling' ? 0 : BOOT_RUNS); i++) {
     progress(`boot, 32 vCPUs, 1 GiB (${i + 1}/${BOOT_RUNS})`);
@@ -171,6 +186,7 @@ runMain(async () => {
   }
   const rows = {
     vm_over_core: ratioRows,
+    idle,
     boot_ms_median: bootMs,
     boot_ms_all: boots,
     run_10s_wall_ms: Math.round(ten.wallMs),
@@ -191,3 +207,36 @@ runMain(async () => {
   console.log(JSON.stringify({ bench: 'vm', ...rows, targets }));
   return 0;
 });
+
+interface IdleRow {
+  build: string; device: string; commands: number; cpu_ms: number; life_ms: number; cpu_ms_per_s: number; cpu_us_per_command: number;
+}
+
+/** Each device thread's CPU per second of its life in a run where nvme0 is busy and eth0 gets no command (printed). */
+async function idleRows(builds: readonly { name: string; script: string | undefined }[]): Promise<IdleRow[]> {
+  const rows: IdleRow[] = [];
+  for (let i = 0; i < IDLE_REPS; i++) {
+    for (const b of builds) {
+      progress(`idle device: vm (${b.name}), jobs/randrw-4k.fio, ${IDLE_VCPUS} vCPUs (${i + 1}/${IDLE_REPS})`);
+      const { report } = await vm(['--vcpus', String(IDLE_VCPUS), '--job', RATIO_JOB, '--runtime', IDLE_RUNTIME], b.script);
+      // An older build's report lacks the per-thread figures: NaN, printed as '-'.
+      const threads = (report.run as Partial<RunReport['run']>).device_threads ?? [{ name: 'eth0', commands: NaN, passes: NaN, cpu_ms: NaN, life_ms: NaN }];
+      for (const d of threads) {
+        const cpu = d.cpu_ms ?? NaN;
+        rows.push({ build: b.name, device: d.name, commands: d.commands, cpu_ms: cpu, life_ms: d.life_ms, cpu_ms_per_s: cpu / (d.life_ms / 1000), cpu_us_per_command: (cpu * 1000) / d.commands });
+      }
+    }
+  }
+  const num = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+  console.log(`idle device: jobs/randrw-4k.fio (${IDLE_RUNTIME}, ${IDLE_VCPUS} vCPUs) keeps nvme0 busy and sends eth0 no command; each device thread's own CPU (Linux per-thread run time), alternated ${IDLE_REPS}x:`);
+  for (const r of rows) {
+    const tag = builds.length > 1 ? ` [${r.build}]` : '';
+    const per = r.commands > 0 ? `, ${num(r.cpu_us_per_command, 2)} us per command` : '';
+    console.log(`  ${r.device.padEnd(6)}${tag}  ${fmt(r.commands).padStart(9)} commands  CPU ${num(r.cpu_ms, 1).padStart(7)} ms in ${num(r.life_ms / 1000, 2)} s: ${num(r.cpu_ms_per_s, 2).padStart(7)} ms per s${per}`);
+  }
+  for (const b of builds) {
+    const idle = rows.filter((r) => r.build === b.name && r.commands === 0).map((r) => r.cpu_ms_per_s);
+    if (idle.length > 0) console.log(`  idle device (no command)${builds.length > 1 ? ` [${b.name}]` : ''}: median ${num(median(idle), 2)} ms CPU per s (${num(Math.min(...idle), 2)}-${num(Math.max(...idle), 2)})`);
+  }
+  return rows;
+}

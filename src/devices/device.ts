@@ -16,7 +16,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { assert } from '../errors.js';
 import { exposeOnPort } from '../util/comlink.js';
-import { setTimeScale, wallMs } from '../util/clock.js';
+import { setTimeScale, threadCpuMs, wallMs } from '../util/clock.js';
 import type { DeviceControlApi } from '../vm/control.js';
 import { BounceWindow, type BounceWindowShared } from '../swiotlb/dynamic.js';
 import { BackingStore } from './store.js';
@@ -51,6 +51,12 @@ export interface DeviceConfig {
 
 export interface DeviceResult {
   commands: number;
+  /** Passes of the device loop (DEV_PASSES). */
+  passes: number;
+  /** This thread's own CPU time from its start to its end (threadCpuMs), null where the host has no per-thread figure. */
+  cpuMs: number | null;
+  /** Wall time from its start to its end. */
+  lifeMs: number;
 }
 
 /** Longest park (wall ms) before re-checking the stop flag. */
@@ -59,6 +65,8 @@ const MAX_PARK_MS = 20;
 const YIELD_EVERY_MS = 10;
 
 export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
+  const born = wallMs();
+  const cpu0 = threadCpuMs();
   const k = cfg.timeScale ?? 1;
   setTimeScale(k);
   const window = new BounceWindow(cfg.bounce);
@@ -212,7 +220,8 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
     if (doorbell) Atomics.store(control, DEV_PARKED, 0);
   }
   cfg.controlPort?.close();
-  return { commands };
+  const cpu1 = threadCpuMs();
+  return { commands, passes, cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, lifeMs: wallMs() - born };
 
   function insertPending(at: number, q: number, cid: number): void {
     assert(npending < cap, 'pending commands fit the queues');

@@ -6,6 +6,8 @@
 // K before it reads the clock (setTimeScale), so times stamped on one thread compare with another's.
 // Host-side watchdogs, yields and boot timings read wallMs(); everything the run reports (latency,
 // runtime, IOPS, samples) is in nowMs().
+import { readFileSync } from 'node:fs';
+
 let scale = 1;
 // performance.timeOrigin is fixed for a thread's life, and reading it is a getter call (30-50 ns,
 // a third of performance.now()'s cost): read once, at load.
@@ -30,4 +32,18 @@ export function nowMs(): number {
 /** Wall time, for what the host does (yields, parks, watchdogs, boot). */
 export function wallMs(): number {
   return ORIGIN + performance.now();
+}
+
+/**
+ * The calling thread's own CPU time in ms (user + system), from Linux's per-thread scheduler
+ * statistics (/proc/thread-self/schedstat: the run time in ns, exact, not sampled in ticks); null
+ * where the host has none. process.cpuUsage() is the whole process's, whichever thread asks.
+ */
+export function threadCpuMs(): number | null {
+  try {
+    const ns = Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ', 1)[0]);
+    return Number.isFinite(ns) ? ns / 1e6 : null;
+  } catch {
+    return null;
+  }
 }

@@ -126,11 +126,15 @@ export interface RunReport {
   /**
    * run_ms is emulated time (--time-scale K: wall / K), as every time and rate above; boot_ms, wall_ms,
    * cpu_ms (the process's CPU, all threads, boot to end) and cpu_boot_ms (of it, boot) are the host's.
-   * device_passes: the device loops' passes (one clock read each).
+   * device_passes: the device loops' passes (one clock read each). device_threads: each device
+   * thread's commands, passes, its own CPU time (cpu_ms, the host's per-thread figure; null where the
+   * host has none) and its life (life_ms, wall time from its start to its end), so that what a device
+   * costs per second, busy or idle, is read from one run.
    */
   run: {
     vcpus: number; boot_ms: number; wall_ms: number; run_ms: number; interrupted: boolean; device_commands: number;
     device_passes: number; time_scale: number; cpu_ms: number; cpu_boot_ms: number; max_rss_bytes: number;
+    device_threads: { name: string; commands: number; passes: number; cpu_ms: number | null; life_ms: number }[];
     /** ok; interrupted (Ctrl-C); failed (a thread crashed or the run stalled: `reason` says which). */
     status: RunStatus;
     /** The run did not finish: the counters are those reached when it stopped. */
@@ -476,7 +480,9 @@ export function buildReport(r: VmRunResult, vcpus: number, failure?: string): Ru
     run: {
       vcpus, boot_ms: Math.round(r.bootMs), wall_ms: Math.round(r.wallMs), run_ms: Math.round(r.runMs), interrupted: r.interrupted,
       device_commands: r.deviceCommands, device_passes: r.devicePasses, time_scale: r.timeScale, cpu_ms: Math.round(r.cpuMs), cpu_boot_ms: Math.round(r.cpuBootMs),
-      max_rss_bytes: r.maxRssBytes, status: failure !== undefined ? 'failed' : r.interrupted ? 'interrupted' : 'ok',
+      max_rss_bytes: r.maxRssBytes,
+      device_threads: r.deviceThreads.map((d) => ({ name: d.name, commands: d.commands, passes: d.passes, cpu_ms: d.cpuMs === null ? null : Math.round(d.cpuMs * 10) / 10, life_ms: Math.round(d.lifeMs) })),
+      status: failure !== undefined ? 'failed' : r.interrupted ? 'interrupted' : 'ok',
       partial: failure !== undefined || r.interrupted, ...(failure !== undefined ? { reason: failure } : {}),
     },
     guest_memory: {

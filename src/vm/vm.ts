@@ -280,6 +280,8 @@ export interface VmRunResult {
   deviceCommands: number;
   /** Passes of the device loops (each one clock read): the devices' host cost, per command served. */
   devicePasses: number;
+  /** Each device thread's own figures (empty when a device did not report: it failed or did not stop). */
+  deviceThreads: (DeviceResult & { name: string })[];
   /** --time-scale K: runMs and every reported time are emulated (wall / K); bootMs and wallMs are wall time. */
   timeScale: number;
   /** The process's CPU time (every thread, user + system) from the start of boot to the end, of it in boot, and its peak RSS. */
@@ -626,6 +628,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
       ? devResults.reduce((s, r) => s + (r?.commands ?? 0), 0)
       : Atomics.load(nvmeCtl, DEV_COMMANDS) + Atomics.load(nicCtl, DEV_COMMANDS),
     devicePasses, timeScale: k,
+    deviceThreads: (devResults ?? []).flatMap((d, i) => (d === null ? [] : [{ name: deviceConfigs[i]!.name, ...d }])),
     cpuMs: cpuMillis(process.cpuUsage(cpu0)), cpuBootMs: cpuMillis(cpuBoot),
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     tuned: tuneSteps.map((s) => s.name),
