@@ -209,7 +209,7 @@ runMain(async () => {
 });
 
 interface IdleRow {
-  build: string; device: string; commands: number; cpu_ms: number; life_ms: number; cpu_ms_per_s: number; cpu_us_per_command: number;
+  build: string; device: string; commands: number; passes: number; cpu_ms: number; life_ms: number; cpu_ms_per_s: number; cpu_us_per_command: number;
 }
 
 /** Each device thread's CPU per second of its life in a run where nvme0 is busy and eth0 gets no command (printed). */
@@ -223,7 +223,7 @@ async function idleRows(builds: readonly { name: string; script: string | undefi
       const threads = (report.run as Partial<RunReport['run']>).device_threads ?? [{ name: 'eth0', commands: NaN, passes: NaN, cpu_ms: NaN, life_ms: NaN }];
       for (const d of threads) {
         const cpu = d.cpu_ms ?? NaN;
-        rows.push({ build: b.name, device: d.name, commands: d.commands, cpu_ms: cpu, life_ms: d.life_ms, cpu_ms_per_s: cpu / (d.life_ms / 1000), cpu_us_per_command: (cpu * 1000) / d.commands });
+        rows.push({ build: b.name, device: d.name, commands: d.commands, passes: d.passes, cpu_ms: cpu, life_ms: d.life_ms, cpu_ms_per_s: cpu / (d.life_ms / 1000), cpu_us_per_command: (cpu * 1000) / d.commands });
       }
     }
   }
@@ -232,7 +232,7 @@ async function idleRows(builds: readonly { name: string; script: string | undefi
   for (const r of rows) {
     const tag = builds.length > 1 ? ` [${r.build}]` : '';
     const per = r.commands > 0 ? `, ${num(r.cpu_us_per_command, 2)} us per command` : '';
-    console.log(`  ${r.device.padEnd(6)}${tag}  ${fmt(r.commands).padStart(9)} commands  CPU ${num(r.cpu_ms, 1).padStart(7)} ms in ${num(r.life_ms / 1000, 2)} s: ${num(r.cpu_ms_per_s, 2).padStart(7)} ms per s${per}`);
+    console.log(`  ${r.device.padEnd(6)}${tag}  ${fmt(r.commands).padStart(9)} commands ${fmt(r.passes).padStart(7)} passes  CPU ${num(r.cpu_ms, 1).padStart(7)} ms in ${num(r.life_ms / 1000, 2)} s: ${num(r.cpu_ms_per_s, 2).padStart(7)} ms per s${per}`);
   }
   for (const b of builds) {
     const idle = rows.filter((r) => r.build === b.name && r.commands === 0).map((r) => r.cpu_ms_per_s);

@@ -8,11 +8,21 @@
 // times are the run's clock (src/util/clock.ts: emulated time, --time-scale). Completions are
 // batched: all commands due by now are posted, then each affected vCPU gets one interrupt.
 //
-// The thread never spins: it reads the clock once per pass, posts what is due, and sleeps
-// (Atomics.wait on its doorbell word) until the next completion is due. It asks for a doorbell
-// (DEV_PARKED) only when a command submitted now could complete before the next one it holds, so a
-// busy device is not woken by every submission, and an idle one sleeps until one arrives: its CPU
-// use is proportional to the commands it serves (DEV_PASSES counts its passes).
+// The thread never spins and never polls: it reads the clock once per pass, posts what is due, and
+// sleeps (Atomics.wait on its doorbell word) until the next completion is due, or, holding nothing,
+// until it is rung. It asks for a vCPU's doorbell (DEV_PARKED) only when a command submitted now
+// could complete before the next one it holds, so a busy device is not woken by every submission,
+// and an idle one sleeps until one arrives: its CPU use is proportional to the commands it serves
+// (DEV_PASSES counts its passes; an idle device makes none).
+//
+// No lost wake-up. A producer publishes its work, then bumps DEV_DOORBELL, then notifies: a vCPU
+// publishes SQ_TAIL and notifies if DEV_PARKED (ringDoorbell); the control plane counts its request
+// in DEV_CTL_REQUESTS after posting it, and the stop sets DEV_STOP, and both always notify
+// (wakeDevice). The device reads DEV_DOORBELL at the start of a pass, before it looks at the stop
+// flag, the control requests and the queues, sets DEV_PARKED before it waits, and waits only while
+// the word still holds what it read: a bump after that read makes the wait return at once, and a
+// notify after the wait began ends it. A wait without DEV_PARKED re-reads the word, then re-checks
+// the stop flag and the control requests (the producers that always notify) before it sleeps.
 import type { MessagePort } from 'node:worker_threads';
 import { assert } from '../errors.js';
 import { exposeOnPort } from '../util/comlink.js';
@@ -23,7 +33,7 @@ import { BackingStore } from './store.js';
 import { fillBytes } from '../util/bytes.js';
 import {
   CMD_F64, CMD_INTS, CMD_LEN, CMD_NENTS, CMD_OPCODE, CMD_SG_LEN, CMD_STATUS, CMDF_OFFSET, CMDF_SG_ADDR,
-  CMDF_SUBMIT_MS, DEV_COMMANDS, DEV_DOORBELL, DEV_PARKED, DEV_PASSES, DEV_STOP, OP_READ, OP_TRIM, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
+  CMDF_SUBMIT_MS, DEV_COMMANDS, DEV_CTL_REQUESTS, DEV_DOORBELL, DEV_PARKED, DEV_PASSES, DEV_STOP, OP_READ, OP_TRIM, OP_WRITE, QP_CQ_IRQ, QP_CQ_TAIL, QP_SQ_HEAD, QP_SQ_TAIL,
   QP_VCPU_PARKED, QueuePair, STATUS_ERROR, STATUS_OK,
 } from './queue.js';
 
@@ -58,11 +68,6 @@ export interface DeviceResult {
   /** Wall time from its start to its end. */
   lifeMs: number;
 }
-
-/** Longest park (wall ms) before re-checking the stop flag. */
-const MAX_PARK_MS = 20;
-/** How often (wall ms) the device loop yields to its event loop, where control-plane calls are answered. */
-const YIELD_EVERY_MS = 10;
 
 export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
   const born = wallMs();
@@ -121,14 +126,28 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
     return STATUS_OK;
   };
 
+  // Control-plane calls answered (each counts once, as the control plane counts each call in
+  // DEV_CTL_REQUESTS before posting it): while fewer than counted, the loop yields to its event
+  // loop every pass. Checked: never more than counted (a call that was not counted could be left
+  // unanswered while the device sleeps).
+  let served = 0;
+  const serve = (): void => {
+    served++;
+    assert(served <= Atomics.load(control, DEV_CTL_REQUESTS), 'every control-plane call is counted in DEV_CTL_REQUESTS before it is posted (callDevice)');
+  };
+  const tunable = (name: string): number => {
+    if (name === 'latency_us') return latencyMs * 1000;
+    if (name === 'bandwidth_bytes_per_s') return bwPerMs * 1000;
+    throw new Error(`${cfg.name}: no tunable ${name}`);
+  };
   const api: DeviceControlApi = {
     get: (name) => {
-      if (name === 'latency_us') return latencyMs * 1000;
-      if (name === 'bandwidth_bytes_per_s') return bwPerMs * 1000;
-      throw new Error(`${cfg.name}: no tunable ${name}`);
+      serve();
+      return tunable(name);
     },
     set: (name, value) => {
-      const old = api.get(name);
+      serve();
+      const old = tunable(name);
       assert(Number.isFinite(value) && value >= 0, 'device tunables are validated by the control plane');
       if (name === 'latency_us') latencyMs = value / 1000;
       else bwPerMs = Math.max(1, value) / 1000;
@@ -137,19 +156,20 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
   };
   if (cfg.controlPort !== undefined) exposeOnPort(api, cfg.controlPort);
   const faultAt = cfg.faultAtMs === undefined ? Infinity : wallMs() + cfg.faultAtMs;
-  let lastYield = wallMs();
+  const controlPending = (): boolean => Atomics.load(control, DEV_STOP) !== 0 || served !== Atomics.load(control, DEV_CTL_REQUESTS);
 
-  while (Atomics.load(control, DEV_STOP) === 0) {
+  for (;;) {
+    // Read before every check below (the no-lost-wake-up rule, at the top of this file).
     const seq = Atomics.load(control, DEV_DOORBELL);
+    if (Atomics.load(control, DEV_STOP) !== 0) break;
+    // A control-plane call is answered in the event loop's turn after its message is queued; the
+    // count is re-read every pass until every counted call is answered.
+    if (served !== Atomics.load(control, DEV_CTL_REQUESTS)) await new Promise<void>((resolve) => setImmediate(resolve));
     // The clock, once per pass: wall for the host's own timers, wall / K for the model.
     const wall = wallMs();
     const now = wall / k;
     passes++;
-    if (wall - lastYield >= YIELD_EVERY_MS) {
-      if (wall >= faultAt) throw new Error(`${cfg.name}: injected fault (--inject-fault) after ${cfg.faultAtMs} ms`);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      lastYield = wallMs();
-    }
+    if (wall >= faultAt) throw new Error(`${cfg.name}: injected fault (--inject-fault) after ${cfg.faultAtMs} ms`);
     // Take new submissions, then put them through the channel in submission order.
     let nin = 0;
     for (let q = 0; q < qps.length; q++) {
@@ -206,17 +226,21 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
       Atomics.store(control, DEV_COMMANDS, commands);
       continue; // the copies took time: read the clock again before sleeping
     }
-    // Nothing due: sleep until the next completion. A command submitted from now on arrives no
-    // earlier than now and is served after what the channel holds, so it completes no earlier than
-    // max(now, busyUntil) + latency; only if that can precede the next completion does a submission
-    // need to wake this thread.
+    // Nothing due: sleep until the next completion (holding none: until rung), or the injected
+    // fault. A command submitted from now on arrives no earlier than now and is served after what
+    // the channel holds, so it completes no earlier than max(now, busyUntil) + latency; only if
+    // that can precede the next completion does a submission need to wake this thread.
     const next = npending > 0 ? dueAt[head]! : Infinity;
-    const wait = (next - now) * k;
+    const wait = Math.min((next - now) * k, faultAt - wall);
     if (wait <= 0) continue;
     const doorbell = Math.max(now, busyUntil) + latencyMs < next;
+    // Without a doorbell only the stop and the control plane notify: wait on the word's current
+    // value, read before they are checked again. (A call still unanswered after this pass's yield
+    // is checked here too: the loop yields again rather than sleep on it.)
+    const word = doorbell ? seq : Atomics.load(control, DEV_DOORBELL);
+    if (controlPending()) continue;
     if (doorbell) Atomics.store(control, DEV_PARKED, 1);
-    // Without a doorbell nobody notifies (but the stop request): wait on the word's current value.
-    Atomics.wait(control, DEV_DOORBELL, doorbell ? seq : Atomics.load(control, DEV_DOORBELL), Math.min(wait, MAX_PARK_MS));
+    Atomics.wait(control, DEV_DOORBELL, word, wait);
     if (doorbell) Atomics.store(control, DEV_PARKED, 0);
   }
   cfg.controlPort?.close();
@@ -246,4 +270,24 @@ export async function runDevice(cfg: DeviceConfig): Promise<DeviceResult> {
 export function ringDoorbell(control: Int32Array): void {
   Atomics.add(control, DEV_DOORBELL, 1);
   if (Atomics.load(control, DEV_PARKED) !== 0) Atomics.notify(control, DEV_DOORBELL);
+}
+
+/** Wake a device whatever it waits for, after publishing a control request or the stop (rare: always notifies). */
+export function wakeDevice(control: Int32Array): void {
+  Atomics.add(control, DEV_DOORBELL, 1);
+  Atomics.notify(control, DEV_DOORBELL);
+}
+
+/** A control-plane call to a device: counted (DEV_CTL_REQUESTS), posted by `post`, then the device is woken to answer it. */
+export function callDevice<T>(control: Int32Array, post: () => Promise<T>): Promise<T> {
+  Atomics.add(control, DEV_CTL_REQUESTS, 1);
+  const answer = post();
+  wakeDevice(control);
+  return answer;
+}
+
+/** Ask a device thread to stop: it returns its DeviceResult once its loop sees the flag. */
+export function stopDevice(control: Int32Array): void {
+  Atomics.store(control, DEV_STOP, 1);
+  wakeDevice(control);
 }

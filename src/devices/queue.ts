@@ -49,11 +49,15 @@ export const STATUS_OK = 0;
 export const STATUS_ERROR = 1;
 
 // Device control block (Int32): the device's doorbell, its parked flag, the stop request.
+// Every producer of work for the device bumps DEV_DOORBELL after publishing it (device.ts states the
+// no-lost-wake-up rule): the vCPUs after submitting, the control plane after posting a request
+// (counted in DEV_CTL_REQUESTS), the main thread after setting DEV_STOP.
 export const DEV_DOORBELL = 0;
 export const DEV_PARKED = 1;
 export const DEV_STOP = 2;
 export const DEV_COMMANDS = 3; // commands completed, for the progress display
 export const DEV_PASSES = 4; // passes of the device loop (each reads the clock once): what it costs the host
+export const DEV_CTL_REQUESTS = 5; // control-plane calls posted to the device's port (the main thread counts them)
 export const DEV_CONTROL_INTS = 16;
 
 /** Views over one queue pair's SharedArrayBuffer. */

@@ -1,6 +1,7 @@
 // The VM's control plane: comlink between the main thread and the worker threads. Each vCPU and each
 // device serves a small API on its own MessagePort, answered whenever that thread yields to its event
-// loop (a vCPU every ~10 ms; never from inside the data path). The main thread reads and writes
+// loop (a vCPU every ~10 ms; never from inside the data path). A device thread sleeps until it is
+// rung, so each call to it is counted and rings it (callDevice, devices/device.ts). The main thread reads and writes
 // tunables through it while the VM runs. (Live counters are not gathered here: the sampler reads them
 // from shared memory at one instant, since a round over the ports mixes answers of different ages.)
 //
@@ -15,6 +16,8 @@ import { IoTlbMem } from '../swiotlb/mem.js';
 import { IO_TLB_SEGSIZE, POOL_START } from '../swiotlb/constants.js';
 import { type Remote, releaseRemote, wrapPort } from '../util/comlink.js';
 import { DEFAULT_FAILED_MAP_BACKOFF_US } from './vcpu.js';
+import { callDevice } from '../devices/device.js';
+import { DEV_CONTROL_INTS } from '../devices/queue.js';
 import { THROTTLE_TUNABLES, throttleSysctlPath } from '../swiotlb/throttle.js';
 import { type DurationBounds, MAX_TIMER_MS, durationBoundsText, parseDurationInRange, parseIntInRange } from '../util/units.js';
 import { LATENCY_BOUNDS_TEXT, BANDWIDTH_BOUNDS_TEXT, parseNvmeBandwidth, parseNvmeLatencyUs, parseThreshold, thresholdSlots } from './options.js';
@@ -108,7 +111,8 @@ export class ControlPlane {
     this.ports.push(port);
   }
 
-  addDevice(name: string, port: MessagePort): void {
+  /** A device's control port, and its control block (devices/queue.ts), whose doorbell each call rings. */
+  addDevice(name: string, port: MessagePort, control: Int32Array): void {
     const remote = wrapPort<DeviceControlApi>(port);
     this.ports.push(port);
     this.devices.set(name, remote);
@@ -119,9 +123,9 @@ export class ControlPlane {
     for (const k of DEVICE_TUNABLES) {
       this.register({
         name: `${name}.${k}`, path: `/sys/class/emul/${name}/${k}`, ...units[k],
-        get: () => remote.get(k) as Promise<number>,
+        get: () => callDevice(control, () => remote.get(k) as Promise<number>),
         set: async (v) => {
-          await remote.set(k, v);
+          await callDevice(control, () => remote.set(k, v) as Promise<number>);
         },
       });
     }
@@ -200,7 +204,7 @@ export function tunablesHelp(): string {
   const cp = new ControlPlane(mem, { emit: () => {} } as unknown as RunLogger);
   for (const name of ['nvme0', 'eth0']) {
     const ch = new MessageChannel();
-    cp.addDevice(name, ch.port1);
+    cp.addDevice(name, ch.port1, new Int32Array(DEV_CONTROL_INTS));
     ch.port2.close();
   }
   const rows = cp.list();

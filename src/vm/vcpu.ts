@@ -450,9 +450,9 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   // Doorbells: a pass rings each device once for what it submitted, except that before a storage map
   // that may sleep (MAY_BLOCK) the doorbells are rung for what is already queued, as nvme_queue_rq
   // rings per request (fio's default iodepth_batch_submit=1): a command the device was not told about
-  // is served only when the device next wakes on its own (up to 20 ms in the model), and a throttle
-  // wait behind it measured that, not the throttle. Invariant, checked in the throttle wait: nothing
-  // this thread queued is unrung while it sleeps there.
+  // is served only when the device next wakes for another reason (an idle device sleeps until it is
+  // rung: never), and a throttle wait behind it would measure that, not the throttle. Invariant,
+  // checked in the throttle wait: nothing this thread queued is unrung while it sleeps there.
   const unrung = { storage: false, net: false };
   const ringPending = (): void => {
     if (unrung.storage) ringDoorbell(dbs.storage);

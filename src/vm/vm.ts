@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunLogger } from '../log/index.js';
 import { Piscina } from 'piscina';
 import { InputError } from '../errors.js';
-import type { DeviceConfig, DeviceResult } from '../devices/device.js';
-import { DEV_COMMANDS, DEV_CONTROL_INTS, DEV_DOORBELL, DEV_PASSES, DEV_STOP, QueuePair } from '../devices/queue.js';
+import { type DeviceConfig, type DeviceResult, stopDevice } from '../devices/device.js';
+import { DEV_COMMANDS, DEV_CONTROL_INTS, DEV_PASSES, QueuePair } from '../devices/queue.js';
 import { DmaDevice } from '../dma/device.js';
 import { LatencyHistogram } from '../report/histogram.js';
 import { IO_TLB_SEGSIZE, IO_TLB_SIZE, PAGE_SIZE, alignUp, roundupPowOfTwo } from '../swiotlb/constants.js';
@@ -395,11 +395,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
     stopRequested();
   };
   const stopDevices = () => {
-    for (const c of [nvmeControl, nicControl]) {
-      const ctl = new Int32Array(c);
-      Atomics.store(ctl, DEV_STOP, 1);
-      Atomics.notify(ctl, DEV_DOORBELL);
-    }
+    for (const c of [nvmeControl, nicControl]) stopDevice(new Int32Array(c));
   };
   const fail = (thread: string, e: unknown, who: { vcpu?: number; device?: string }) => {
     const err = e instanceof Error ? e : new Error(String(e));
@@ -413,7 +409,7 @@ export async function runVm(opts: VmOptions, jobs: readonly FioJob[], hooks: VmH
 
   // Every tunable exists once the devices are registered: check the scheduled changes before any
   // thread starts, so that a bad --tune is a one-line input error, not a failed run.
-  deviceConfigs.forEach((cfg, i) => control.addDevice(cfg.name, deviceChannels[i]!.port1));
+  deviceConfigs.forEach((cfg, i) => control.addDevice(cfg.name, deviceChannels[i]!.port1, new Int32Array(cfg.control)));
   let tuneSteps: { atMs: number; name: string; value: number }[];
   try {
     tuneSteps = opts.tune.map((step) => ({ atMs: step.atMs, ...control.parseAssignment(step.text, '--tune') }));

@@ -11,6 +11,7 @@ import { loadConfig, reloadConfig } from '../../src/config.js';
 import { createRunLogger } from '../../src/log/logger.js';
 import { parseVmOptions } from '../../src/vm/options.js';
 import { ControlPlane } from '../../src/vm/control.js';
+import { DEV_CONTROL_INTS } from '../../src/devices/queue.js';
 import { bootSwiotlb } from '../../src/vm/vm.js';
 import { IoTlbMem } from '../../src/swiotlb/mem.js';
 import { POOL_START } from '../../src/swiotlb/constants.js';
@@ -151,13 +152,13 @@ describe('tunables: the flags\' forms, and EINVAL for an empty value', () => {
   });
   it.each(['io_tlb_used_hiwater=', 'high_throttle=', 'nvme0.latency_us= ', 'failed_map_backoff_us='])('refuses %j (an empty write is EINVAL, not 0)', (text) => {
     const cp = plane();
-    cp.addDevice('nvme0', new MessageChannel().port1);
+    cp.addDevice('nvme0', new MessageChannel().port1, new Int32Array(DEV_CONTROL_INTS));
     expect(() => cp.parseAssignment(text, '--tune')).toThrow(/has no value \(EINVAL\); expected/);
     cp.close();
   });
   it('refuses nvme0.bandwidth_bytes_per_s=0 with the flag\'s range', () => {
     const cp = plane();
-    cp.addDevice('nvme0', new MessageChannel().port1);
+    cp.addDevice('nvme0', new MessageChannel().port1, new Int32Array(DEV_CONTROL_INTS));
     expect(() => cp.parseAssignment('nvme0.bandwidth_bytes_per_s=0', '--tune')).toThrow('expected 1MiB/s to 1TiB/s (1M to 1T)');
     cp.close();
   });

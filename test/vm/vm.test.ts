@@ -271,6 +271,12 @@ describe('npm run vm', () => {
     expect(r.stderr.trim()).toBe('vm: error: nvme0 failed: nvme0: injected fault (--inject-fault) after 300 ms');
   });
 
+  it('injects a fault into an idle device too (eth0 gets no command from a storage job: it sleeps until the fault is due)', async () => {
+    const r = await vm(['--vcpus', '2', '--runtime', '20s', '--mem', '4G', '--job', join(projectRoot(), 'jobs', 'randrw-4k.fio'), '--inject-fault', 'eth0@300ms']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe('vm: error: eth0 failed: eth0: injected fault (--inject-fault) after 300 ms');
+  });
+
   it('reports a stall instead of hanging when no I/O completes', async () => {
     const r = await vm(['--vcpus', '2', '--runtime', '20s', '--mem', '4G', '--nvme-latency', '4s', '--stall-timeout', '1s']);
     expect(r.code).toBe(1);
