@@ -122,7 +122,8 @@ export function judgeLoad(f: MurphyHybridFigures, load: Load): { a: boolean; b: 
   const c = ranAsThrottle(h) ? true : null;
   const fmt = (x: number) => (Number.isFinite(x) ? String(Math.round(x)) : 'n/a (runs not ok)');
   const mib = (x: number) => (Number.isFinite(x) ? `${(x / 2 ** 20).toFixed(1)} MiB` : 'n/a');
-  const med = (x: Spread | null) => (x === null ? '-' : String(x.median));
+  // The median, and the largest run's count where it differs: ranAsThrottle reads every run.
+  const med = (x: Spread | null) => (x === null ? '-' : x.max > x.median ? `${x.median} (max ${x.max})` : String(x.median));
   const ph = h.clat_p99?.median;
   const pt = t.clat_p99?.median;
   const p99 = `storage p99 hybrid ${ph === undefined ? '-' : `${Math.round(ph)} us`} against throttle ${pt === undefined ? '-' : `${Math.round(pt)} us`}, not deciding`;
