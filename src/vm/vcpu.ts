@@ -132,7 +132,6 @@ export interface VcpuResult {
 
 /** Wall ms between yields to the event loop (control-plane calls, log batches). */
 const YIELD_EVERY_MS = 10;
-const POLL_SPINS = 50;
 /** Longest park, wall ms. */
 const MAX_PARK_MS = 5;
 /** NVMe's dma_set_min_align_mask(NVME_CTRL_PAGE_SIZE - 1): the planner sizes requests with it too. */
@@ -587,11 +586,17 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   let lastYield = wallMs();
   // fio's genesis for a v2 log's waits: the start of the run.
   const genesis = wallMs() / k;
+  const irqSeen = { storage: 0, net: 0, poll: 0 };
   while (active > 0) {
     const wall = wallMs();
     const now = wall / k;
     const stop = Atomics.load(run, RUN_STOP) !== 0;
     if (wall >= faultAt) throw new Error(`vcpu${task.cpu}: injected fault (--inject-fault) after ${task.faultAtMs} ms`);
+    // The interrupt words, read before the queues are: a completion posted after this read wakes
+    // the idle wait below (its word no longer holds what was read), one posted before it is reaped.
+    irqSeen.storage = Atomics.load(qps.storage.header, QP_CQ_IRQ);
+    irqSeen.net = Atomics.load(qps.net.header, QP_CQ_IRQ);
+    irqSeen.poll = qps.poll === null ? 0 : Atomics.load(qps.poll.header, QP_CQ_IRQ);
     let progressed = reap('storage', now) + reap('net', now) + poll(now);
     let nextWake = now + MAX_PARK_MS / k;
     for (const r of runs) {
@@ -719,26 +724,20 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   }
 
   /**
-   * Wait for an interrupt: poll briefly, then park on the CQ_IRQ words (storage first). With polled
-   * I/O in flight it parks on the poll queue's word, which stands in for spinning on it (polling.ts).
+   * Wait for an interrupt: park on one CQ_IRQ word (storage first), expecting the value read at the
+   * start of the pass, before its queues were reaped: a completion posted since then makes the wait
+   * return at once, or (QP_VCPU_PARKED) notifies it. With polled I/O in flight it parks on the poll
+   * queue's word, which stands in for spinning on it (polling.ts). No spin first: a 50-load spin
+   * (2-3 us) caught a completion in 4 of 7,166 idle waits of a 4-vCPU jobs/randrw-4k.fio run.
    */
   function idle(until: number): void {
-    const s = qps.storage.header;
-    const n = qps.net.header;
-    const p = qps.poll?.header ?? s;
-    const seqS = Atomics.load(s, QP_CQ_IRQ);
-    const seqN = Atomics.load(n, QP_CQ_IRQ);
-    const seqP = Atomics.load(p, QP_CQ_IRQ);
-    for (let i = 0; i < POLL_SPINS; i++) {
-      if (Atomics.load(s, QP_CQ_IRQ) !== seqS || Atomics.load(n, QP_CQ_IRQ) !== seqN || Atomics.load(p, QP_CQ_IRQ) !== seqP) return;
-    }
     const wait = Math.min((until - nowMs()) * timeScale(), MAX_PARK_MS);
     if (wait <= 0) return;
-    const usePoll = polledRuns.some((r) => r.inflight > 0);
+    const usePoll = qps.poll !== null && polledRuns.some((r) => r.inflight > 0);
     const useNet = !usePoll && activeStorage === 0;
-    const h = usePoll ? p : useNet ? n : s;
+    const h = usePoll ? qps.poll!.header : useNet ? qps.net.header : qps.storage.header;
     Atomics.store(h, QP_VCPU_PARKED, 1);
-    Atomics.wait(h, QP_CQ_IRQ, usePoll ? seqP : useNet ? seqN : seqS, wait);
+    Atomics.wait(h, QP_CQ_IRQ, usePoll ? irqSeen.poll : useNet ? irqSeen.net : irqSeen.storage, wait);
     Atomics.store(h, QP_VCPU_PARKED, 0);
   }
 }
