@@ -521,12 +521,17 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     const qp = queue(key);
     let head = qp.header[QP_CQ_HEAD]!;
     const tail = Atomics.load(qp.header, QP_CQ_TAIL);
+    if (head === tail) return 0;
+    // The completion time is read after the tail: every entry below was posted before it. The
+    // pass's `now` (read before the queues) can precede a completion the device posted since, and
+    // a latency taken from it would read shorter than the device's own (below --nvme-latency).
+    const at = nowMs();
     let n = 0;
     while (head !== tail) {
       const cid = qp.cq[head % qp.depth]!;
       head++;
       const r = owner[key][cid]!;
-      complete(r, r.reqs[cid - r.cidBase]!, cid, qp, now);
+      complete(r, r.reqs[cid - r.cidBase]!, cid, qp, at);
       if (field >= 0) r.stats[field]!++;
       n++;
     }
