@@ -517,13 +517,13 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   };
 
   /** Run the completion handler of every entry posted on a queue; `field` counts them per instance (or -1). */
-  const reap = (key: QueueKey, now: number, field = -1): number => {
+  const reap = (key: QueueKey, field = -1): number => {
     const qp = queue(key);
     let head = qp.header[QP_CQ_HEAD]!;
     const tail = Atomics.load(qp.header, QP_CQ_TAIL);
     if (head === tail) return 0;
     // The completion time is read after the tail: every entry below was posted before it. The
-    // pass's `now` (read before the queues) can precede a completion the device posted since, and
+    // pass's clock (read before the queues) can precede a completion the device posted since, and
     // a latency taken from it would read shorter than the device's own (below --nvme-latency).
     const at = nowMs();
     let n = 0;
@@ -544,7 +544,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
    * polls once, then whatever its poll queue holds is completed here, in this thread. Only the main
    * loop calls it: a thread parked in the throttle wait does not poll.
    */
-  const poll = (now: number): number => {
+  const poll = (): number => {
     if (qps.poll === null) return 0;
     let polling = false;
     for (const r of polledRuns) {
@@ -552,7 +552,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
       r.stats[I_POLLS]!++;
       polling = true;
     }
-    return polling ? reap('poll', now, I_POLL_REAPED) : 0;
+    return polling ? reap('poll', I_POLL_REAPED) : 0;
   };
 
   // While a storage map sleeps on throttle_sem, interrupt-driven completions are still taken (the
@@ -561,9 +561,8 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
   // the task that sleeps here (Robin Murphy's stall, polling.ts).
   mem.throttle.whileWaiting = () => {
     assert(!unrung.storage && !unrung.net, `vcpu${task.cpu}: commands queued without a doorbell while the vCPU sleeps in the throttle wait`);
-    const now = nowMs();
-    reap('storage', now, I_REAPED_IN_WAIT);
-    reap('net', now, I_REAPED_IN_WAIT);
+    reap('storage', I_REAPED_IN_WAIT);
+    reap('net', I_REAPED_IN_WAIT);
   };
 
   const groupStarted = (g: number): boolean => {
@@ -602,7 +601,7 @@ export async function runVcpu(task: VcpuTask): Promise<VcpuResult> {
     irqSeen.storage = Atomics.load(qps.storage.header, QP_CQ_IRQ);
     irqSeen.net = Atomics.load(qps.net.header, QP_CQ_IRQ);
     irqSeen.poll = qps.poll === null ? 0 : Atomics.load(qps.poll.header, QP_CQ_IRQ);
-    let progressed = reap('storage', now) + reap('net', now) + poll(now);
+    let progressed = reap('storage') + reap('net') + poll();
     let nextWake = now + MAX_PARK_MS / k;
     for (const r of runs) {
       if (r.finished) continue;
